@@ -1,0 +1,147 @@
+//! Creates, on moto (or any AWS endpoint), the resources `template.yaml` declares:
+//! the table, the OAuth state-signing key, and the three queues with their DLQs.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::adapters::dynamo::create_table;
+use shared::aws::AwsClients;
+use shared::config::vars;
+
+/// Names of one provisioned environment.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub table: String,
+    pub secret_prefix: String,
+    pub signing_key_id: String,
+    pub call_events_queue: String,
+    pub comment_events_queue: String,
+    pub sync_jobs_queue: String,
+    /// Queue URL → its dead-letter queue URL.
+    pub dead_letter_queues: HashMap<String, String>,
+}
+
+impl Resources {
+    /// The environment variables the functions read, pointing at these resources.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (vars::TABLE_NAME, self.table.clone()),
+            (vars::SECRET_PREFIX, self.secret_prefix.clone()),
+            (vars::STATE_SIGNING_SECRET_ID, self.signing_key_id.clone()),
+            (vars::CALL_EVENTS_QUEUE_URL, self.call_events_queue.clone()),
+            (
+                vars::COMMENT_EVENTS_QUEUE_URL,
+                self.comment_events_queue.clone(),
+            ),
+            (vars::SYNC_JOBS_QUEUE_URL, self.sync_jobs_queue.clone()),
+        ]
+    }
+}
+
+/// Provisions a complete environment whose names all start with `prefix`.
+/// `max_receive_count` is the redrive threshold of every queue (template: 5).
+pub async fn provision(
+    clients: &AwsClients,
+    prefix: &str,
+    max_receive_count: u32,
+) -> Result<Resources, String> {
+    let table = format!("{prefix}-table");
+    create_table(&clients.dynamodb, &table)
+        .await
+        .map_err(|e| format!("table: {e}"))?;
+
+    let signing_key_id = format!("{prefix}/oauth-state-key");
+    let key: String = {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(64)
+            .map(char::from)
+            .collect()
+    };
+    clients
+        .secrets
+        .create_secret()
+        .name(&signing_key_id)
+        .secret_string(key)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "signing key: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+
+    let mut dead_letter_queues = HashMap::new();
+    let mut urls = Vec::new();
+    for name in ["call-events", "comment-events", "sync-jobs"] {
+        let dlq = create_queue(clients, &format!("{prefix}-{name}-dlq"), HashMap::new()).await?;
+        let dlq_arn = queue_arn(clients, &dlq).await?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receive_count.to_string(),
+        })
+        .to_string();
+        let url = create_queue(
+            clients,
+            &format!("{prefix}-{name}"),
+            HashMap::from([(QueueAttributeName::RedrivePolicy, redrive)]),
+        )
+        .await?;
+        dead_letter_queues.insert(url.clone(), dlq);
+        urls.push(url);
+    }
+    let [call_events_queue, comment_events_queue, sync_jobs_queue]: [String; 3] =
+        urls.try_into().map_err(|_| "three queues".to_string())?;
+    Ok(Resources {
+        table,
+        secret_prefix: format!("{prefix}/salesforce/tenants/"),
+        signing_key_id,
+        call_events_queue,
+        comment_events_queue,
+        sync_jobs_queue,
+        dead_letter_queues,
+    })
+}
+
+async fn create_queue(
+    clients: &AwsClients,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, String> {
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "queue {name}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .queue_url
+        .ok_or_else(|| format!("queue {name}: no URL returned"))
+}
+
+async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, String> {
+    clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "queue {url}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| format!("queue {url}: no ARN"))
+}

@@ -1,0 +1,206 @@
+//! A local implementation of the AWS Lambda Runtime API (2018-06-01), so that the
+//! real function binaries run here exactly as in Lambda: the `lambda_runtime`
+//! crate inside each binary polls `/runtime/invocation/next` and posts the
+//! response or error back.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How an invocation ended.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The handler returned an error (the Lambda "function error").
+    #[error("function error: {0}")]
+    Function(Value),
+    /// The function failed during init (configuration, …).
+    #[error("init error: {0}")]
+    Init(Value),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("the function process is gone")]
+    Gone,
+}
+
+enum Outcome {
+    Response(Value),
+    Error(Value),
+}
+
+struct Pending {
+    id: String,
+    payload: Value,
+    deadline_ms: u64,
+    reply: oneshot::Sender<Outcome>,
+}
+
+struct Shared {
+    function_arn: String,
+    queue: Mutex<mpsc::Receiver<Pending>>,
+    inflight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    init_error: Mutex<Option<Value>>,
+}
+
+/// One function's Runtime API endpoint.
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    sender: mpsc::Sender<Pending>,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    server: JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    pub async fn start(function: &str) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel(64);
+        let shared = Arc::new(Shared {
+            function_arn: format!("arn:aws:lambda:eu-west-1:000000000000:function:{function}"),
+            queue: Mutex::new(receiver),
+            inflight: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            sender,
+            shared,
+            next_id: AtomicU64::new(1),
+            server,
+        })
+    }
+
+    /// The value of `AWS_LAMBDA_RUNTIME_API` for the function process.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Invokes the function with `payload` and waits for its answer.
+    pub async fn invoke(&self, payload: Value, timeout: Duration) -> Result<Value, InvokeError> {
+        if let Some(err) = self.shared.init_error.lock().await.clone() {
+            return Err(InvokeError::Init(err));
+        }
+        let (reply, answer) = oneshot::channel();
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let deadline_ms = SystemTime::now()
+            .checked_add(timeout)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(u64::MAX);
+        let pending = Pending {
+            id: format!("local-{n:08}-{:08x}", rand::random::<u32>()),
+            payload,
+            deadline_ms,
+            reply,
+        };
+        self.sender
+            .send(pending)
+            .await
+            .map_err(|_| InvokeError::Gone)?;
+        match tokio::time::timeout(timeout, answer).await {
+            Err(_) => Err(InvokeError::Timeout(timeout)),
+            Ok(Err(_)) => match self.shared.init_error.lock().await.clone() {
+                Some(err) => Err(InvokeError::Init(err)),
+                None => Err(InvokeError::Gone),
+            },
+            Ok(Ok(Outcome::Response(v))) => Ok(v),
+            Ok(Ok(Outcome::Error(v))) => Err(InvokeError::Function(v)),
+        }
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    let pending = {
+        let mut queue = shared.queue.lock().await;
+        queue.recv().await
+    };
+    let Some(p) = pending else {
+        return StatusCode::GONE.into_response();
+    };
+    shared.inflight.lock().await.insert(p.id.clone(), p.reply);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    set("lambda-runtime-aws-request-id", p.id.clone());
+    set("lambda-runtime-deadline-ms", p.deadline_ms.to_string());
+    set(
+        "lambda-runtime-invoked-function-arn",
+        shared.function_arn.clone(),
+    );
+    set(
+        "lambda-runtime-trace-id",
+        format!("Root=1-00000000-{}", p.id),
+    );
+    (StatusCode::OK, headers, Json(p.payload)).into_response()
+}
+
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    finish(&shared, &id, Outcome::Response(parse(&body))).await
+}
+
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    finish(&shared, &id, Outcome::Error(parse(&body))).await
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    *shared.init_error.lock().await = Some(parse(&body));
+    // Fail whatever is in flight: the process is about to exit.
+    shared.inflight.lock().await.clear();
+    StatusCode::ACCEPTED
+}
+
+async fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    match shared.inflight.lock().await.remove(id) {
+        Some(reply) => {
+            let _ = reply.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+fn parse(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}

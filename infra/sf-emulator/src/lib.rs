@@ -1,0 +1,1 @@
+//! Salesforce org emulator (see issue 3).

@@ -1,0 +1,969 @@
+//! The single-table DynamoDB adapter.
+//!
+//! Key design (every key starts with its family and the tenant id):
+//!
+//! | family            | pk                          | sk                        | gsi1pk / gsi1sk            |
+//! |-------------------|-----------------------------|---------------------------|----------------------------|
+//! | connection        | `T#<tenant>`                | `CONNECTION`              | `STATUS#<status>` / `T#<tenant>` |
+//! | audit entry       | `T#<tenant>`                | `AUDIT#<millis>#<rand>`   |                            |
+//! | user mapping      | `T#<tenant>`                | `USERMAP#<modjoUserId>`   |                            |
+//! | sync cursor       | `T#<tenant>`                | `CURSOR#<object>`         |                            |
+//! | lease             | `T#<tenant>`                | `LEASE#<name>`            |                            |
+//! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
+//! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
+//! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
+//! | email timeline    | `E#<tenant>#<recordId>`     | `<occurredAt>#<activityId>` |                          |
+//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting |
+//! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
+//!
+//! Records, index values and calls each get their own partition key, so a tenant's
+//! million-record backfill spreads over a million partitions instead of one.
+//! `ttl` (epoch seconds) expires OAuth states and leases.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{backoff, map_sdk_error};
+use crate::domain::{
+    AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
+    IndexKey, Lease, MappingSource, PendingAuthorization, StoredComment, SyncCursor, TenantId,
+    TimelineEntry, UserMapping,
+};
+use crate::ports::{
+    CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore, Page,
+    RecordChange, RecordStore, StoreError, StoreResult, UserMappingStore,
+};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+pub const TTL: &str = "ttl";
+
+/// BatchWriteItem takes at most 25 requests; BatchGetItem at most 100 keys.
+const WRITE_BATCH: usize = 25;
+const GET_BATCH: usize = 100;
+/// Batches in flight at once when applying a large set of changes.
+const WRITE_CONCURRENCY: usize = 8;
+/// Attempts to flush unprocessed items before giving up (as Unavailable).
+const MAX_BATCH_ATTEMPTS: u32 = 10;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Key construction, in one place.
+mod keys {
+    use super::*;
+
+    pub fn tenant(t: &TenantId) -> String {
+        format!("T#{t}")
+    }
+    pub const CONNECTION: &str = "CONNECTION";
+    pub fn status(s: ConnectionStatus) -> String {
+        format!("STATUS#{}", s.as_str())
+    }
+    pub fn audit(at: DateTime<Utc>) -> String {
+        let suffix: u32 = rand::random();
+        format!("AUDIT#{:013}#{suffix:08x}", at.timestamp_millis())
+    }
+    pub fn user_mapping(modjo_user_id: &str) -> String {
+        format!("USERMAP#{modjo_user_id}")
+    }
+    pub fn cursor(object: &str) -> String {
+        format!("CURSOR#{object}")
+    }
+    pub fn lease(name: &str) -> String {
+        format!("LEASE#{name}")
+    }
+    pub fn oauth(nonce: &str) -> String {
+        format!("OAUTH#{nonce}")
+    }
+    pub fn record(t: &TenantId, id: &str) -> String {
+        format!("R#{t}#{id}")
+    }
+    pub const RECORD: &str = "RECORD";
+    pub fn index(t: &TenantId, key: &IndexKey) -> String {
+        format!("I#{t}#{}#{}", key.kind.as_str(), key.value)
+    }
+    pub fn timeline(t: &TenantId, record_id: &str) -> String {
+        format!("E#{t}#{record_id}")
+    }
+    pub fn timeline_sort(at: DateTime<Utc>, activity_id: &str) -> String {
+        format!(
+            "{}#{activity_id}",
+            at.to_rfc3339_opts(SecondsFormat::Millis, true)
+        )
+    }
+    pub fn call(t: &TenantId, call_id: &str) -> String {
+        format!("C#{t}#{call_id}")
+    }
+    pub const OUTCOME: &str = "OUTCOME";
+    pub fn comment(comment_id: &str) -> String {
+        format!("COMMENT#{comment_id}")
+    }
+    pub fn waiting(t: &TenantId) -> String {
+        format!("WAITING#{t}")
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_item<T: Serialize>(value: &T) -> StoreResult<Item> {
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Rejected(format!("cannot encode item: {e}")))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> StoreResult<T> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Corrupt(format!("cannot decode item: {e}")))
+}
+
+fn keyed<T: Serialize>(value: &T, pk: String, sk: impl Into<String>) -> StoreResult<Item> {
+    let mut item = to_item(value)?;
+    item.insert(PK.into(), s(pk));
+    item.insert(SK.into(), s(sk));
+    Ok(item)
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
+}
+
+/// DynamoDB adapter for every storage port. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    page_size: i32,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            page_size: 500,
+        }
+    }
+
+    /// Items per page of the paged listings (tenants by status, waiting calls).
+    pub fn with_page_size(mut self, page_size: u16) -> Self {
+        self.page_size = i32::from(page_size.max(1));
+        self
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Writes `item` if the stored `version` equals `expected` (0: the item must not exist).
+    async fn put_versioned(&self, mut item: Item, expected: u64) -> StoreResult<u64> {
+        let next = expected + 1;
+        item.insert("version".into(), n(next as i64));
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(expected as i64))
+        };
+        put.send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (versioned)", e))?;
+        Ok(next)
+    }
+
+    /// All items of one partition (optionally with a sort key prefix), following pages.
+    async fn query_partition(&self, pk: String, sk_prefix: Option<&str>) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(prefix) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.map_err(|e| map_sdk_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// One page of the GSI under `gsi_pk`.
+    async fn query_gsi_page(
+        &self,
+        gsi_pk: String,
+        page_token: Option<String>,
+    ) -> StoreResult<(Vec<Item>, Option<String>)> {
+        let start = page_token.map(|t| decode_page_token(&t)).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :g")
+            .expression_attribute_values(":g", s(gsi_pk))
+            .set_exclusive_start_key(start)
+            .limit(self.page_size)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("Query (gsi1)", e))?;
+        let next = match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
+            _ => None,
+        };
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// Writes every request with BatchWriteItem, 25 at a time, several batches in
+    /// flight, retrying unprocessed items with back-off. Requests for the same key
+    /// collapse to the last one (DynamoDB refuses duplicates within a batch).
+    async fn batch_write(&self, requests: Vec<(Item, WriteRequest)>) -> StoreResult<()> {
+        let mut seen = HashSet::new();
+        let mut unique: Vec<WriteRequest> = Vec::with_capacity(requests.len());
+        for (key, request) in requests.into_iter().rev() {
+            if seen.insert(key_signature(&key)) {
+                unique.push(request);
+            }
+        }
+        unique.reverse();
+        let chunks: Vec<Vec<WriteRequest>> = unique
+            .chunks(WRITE_BATCH)
+            .map(<[WriteRequest]>::to_vec)
+            .collect();
+        futures::stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn write_chunk(&self, mut pending: Vec<WriteRequest>) -> StoreResult<()> {
+        for attempt in 0..MAX_BATCH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("BatchWriteItem", e))?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "BatchWriteItem: {} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
+            pending.len()
+        )))
+    }
+
+    /// Reads items by key with BatchGetItem, 100 at a time, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut seen = HashSet::new();
+        let unique: Vec<Item> = keys
+            .into_iter()
+            .filter(|k| seen.insert(key_signature(k)))
+            .collect();
+        let mut found = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(GET_BATCH) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Rejected(format!("BatchGetItem: {e}")))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                if attempt >= MAX_BATCH_ATTEMPTS {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem: keys still unprocessed after retries".into(),
+                    ));
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("BatchGetItem", e))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn key_signature(key: &Item) -> (String, String) {
+    let part = |name: &str| match key.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    };
+    (part(PK), part(SK))
+}
+
+fn put_request(item: Item) -> StoreResult<(Item, WriteRequest)> {
+    let k = key_of(&item);
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("PutRequest: {e}")))?;
+    Ok((k, WriteRequest::builder().put_request(put).build()))
+}
+
+fn delete_request(key: Item) -> StoreResult<(Item, WriteRequest)> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key.clone()))
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("DeleteRequest: {e}")))?;
+    Ok((key, WriteRequest::builder().delete_request(delete).build()))
+}
+
+fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(k, _)| k.as_str() == PK || k.as_str() == SK)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn encode_page_token(key: &Item) -> StoreResult<String> {
+    let plain: HashMap<&str, &str> = key
+        .iter()
+        .map(|(k, v)| match v {
+            AttributeValue::S(s) => Ok((k.as_str(), s.as_str())),
+            _ => Err(StoreError::Rejected(format!(
+                "non-string key attribute {k}"
+            ))),
+        })
+        .collect::<StoreResult<_>>()?;
+    let json = serde_json::to_vec(&plain).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
+}
+
+fn decode_page_token(token: &str) -> StoreResult<Item> {
+    let bad = || StoreError::Rejected("invalid page token".into());
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let allowed = [PK, SK, GSI1_PK, GSI1_SK];
+    if plain.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad());
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+fn is_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict(_))
+}
+
+impl ConnectionStore for DynamoStore {
+    async fn get_connection(&self, tenant: &TenantId) -> StoreResult<Option<Connection>> {
+        self.get(key(keys::tenant(tenant), keys::CONNECTION))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn save_connection(&self, connection: &Connection) -> StoreResult<Connection> {
+        let t = &connection.tenant_id;
+        let mut item = keyed(connection, keys::tenant(t), keys::CONNECTION)?;
+        item.insert(GSI1_PK.into(), s(keys::status(connection.status)));
+        item.insert(GSI1_SK.into(), s(keys::tenant(t)));
+        let version = self.put_versioned(item, connection.version).await?;
+        Ok(Connection {
+            version,
+            ..connection.clone()
+        })
+    }
+
+    async fn tenants_with_status(
+        &self,
+        status: ConnectionStatus,
+        page_token: Option<String>,
+    ) -> StoreResult<Page<TenantId>> {
+        let (items, next) = self
+            .query_gsi_page(keys::status(status), page_token)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| from_item::<Connection>(item).map(|c| c.tenant_id))
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn append_audit(&self, tenant: &TenantId, entry: &AuditEntry) -> StoreResult<()> {
+        let item = keyed(entry, keys::tenant(tenant), keys::audit(entry.at))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (audit)", e))?;
+        Ok(())
+    }
+
+    async fn audit_trail(&self, tenant: &TenantId) -> StoreResult<Vec<AuditEntry>> {
+        self.query_partition(keys::tenant(tenant), Some("AUDIT#"))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+impl UserMappingStore for DynamoStore {
+    async fn put_mapping(&self, tenant: &TenantId, mapping: &UserMapping) -> StoreResult<bool> {
+        let item = keyed(
+            mapping,
+            keys::tenant(tenant),
+            keys::user_mapping(&mapping.modjo_user_id),
+        )?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        if mapping.source == MappingSource::Auto {
+            put = put
+                .condition_expression("attribute_not_exists(pk) OR #source <> :manual")
+                .expression_attribute_names("#source", "source")
+                .expression_attribute_values(":manual", s("manual"));
+        }
+        match put
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (user mapping)", e))
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_mapping(
+        &self,
+        tenant: &TenantId,
+        modjo_user_id: &str,
+    ) -> StoreResult<Option<UserMapping>> {
+        self.get(key(keys::tenant(tenant), keys::user_mapping(modjo_user_id)))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list_mappings(&self, tenant: &TenantId) -> StoreResult<Vec<UserMapping>> {
+        self.query_partition(keys::tenant(tenant), Some("USERMAP#"))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn delete_mapping(&self, tenant: &TenantId, modjo_user_id: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::tenant(tenant),
+                keys::user_mapping(modjo_user_id),
+            )))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("DeleteItem (user mapping)", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+impl CursorStore for DynamoStore {
+    async fn get_cursor(&self, tenant: &TenantId, object: &str) -> StoreResult<Option<SyncCursor>> {
+        self.get(key(keys::tenant(tenant), keys::cursor(object)))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn put_cursor(&self, tenant: &TenantId, cursor: &SyncCursor) -> StoreResult<()> {
+        let item = keyed(cursor, keys::tenant(tenant), keys::cursor(&cursor.object))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (cursor)", e))?;
+        Ok(())
+    }
+}
+
+impl LeaseStore for DynamoStore {
+    async fn acquire_lease(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Lease>> {
+        let ttl = chrono::Duration::from_std(ttl)
+            .map_err(|_| StoreError::Rejected("lease duration out of range".into()))?;
+        let lease = Lease {
+            name: name.to_string(),
+            holder: holder.to_string(),
+            expires_at: now + ttl,
+        };
+        let mut item = keyed(&lease, keys::tenant(tenant), keys::lease(name))?;
+        item.insert("expiresAtMs".into(), n(lease.expires_at.timestamp_millis()));
+        // Expired leases are cleaned up by DynamoDB a day later.
+        item.insert(TTL.into(), n(lease.expires_at.timestamp() + 86_400));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR holder = :holder OR expiresAtMs < :now",
+            )
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (lease)", e));
+        match result {
+            Ok(_) => Ok(Some(lease)),
+            Err(e) if is_conflict(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release_lease(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+    ) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::tenant(tenant), keys::lease(name))))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("DeleteItem (lease)", e));
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl RecordStore for DynamoStore {
+    async fn get_records(&self, tenant: &TenantId, ids: &[String]) -> StoreResult<Vec<CrmRecord>> {
+        let keys = ids
+            .iter()
+            .map(|id| key(keys::record(tenant, id), keys::RECORD))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn apply_record_changes(
+        &self,
+        tenant: &TenantId,
+        changes: &[RecordChange],
+    ) -> StoreResult<()> {
+        let mut requests = Vec::new();
+        for change in changes {
+            match change {
+                RecordChange::Upsert {
+                    record,
+                    index,
+                    previous_keys,
+                } => {
+                    let current: HashSet<&IndexKey> = record.index_keys.iter().collect();
+                    if index.len() != current.len()
+                        || index.iter().any(|e| !current.contains(&e.key))
+                    {
+                        return Err(StoreError::Rejected(format!(
+                            "index entries of {} do not match its index keys",
+                            record.id
+                        )));
+                    }
+                    for stale in previous_keys.iter().filter(|k| !current.contains(k)) {
+                        requests.push(delete_request(key(keys::index(tenant, stale), &record.id))?);
+                    }
+                    requests.push(put_request(keyed(
+                        record,
+                        keys::record(tenant, &record.id),
+                        keys::RECORD,
+                    )?)?);
+                    for entry in index {
+                        requests.push(put_request(keyed(
+                            entry,
+                            keys::index(tenant, &entry.key),
+                            &record.id,
+                        )?)?);
+                    }
+                }
+                RecordChange::Delete { id, previous_keys } => {
+                    requests.push(delete_request(key(keys::record(tenant, id), keys::RECORD))?);
+                    for k in previous_keys {
+                        requests.push(delete_request(key(keys::index(tenant, k), id))?);
+                    }
+                }
+            }
+        }
+        self.batch_write(requests).await
+    }
+
+    async fn query_index(&self, tenant: &TenantId, key: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
+        self.query_partition(keys::index(tenant, key), None)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn put_timeline_entries(
+        &self,
+        tenant: &TenantId,
+        entries: &[TimelineEntry],
+    ) -> StoreResult<()> {
+        let requests = entries
+            .iter()
+            .map(|e| {
+                put_request(keyed(
+                    e,
+                    keys::timeline(tenant, &e.record_id),
+                    keys::timeline_sort(e.occurred_at, &e.activity_id),
+                )?)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn timeline(
+        &self,
+        tenant: &TenantId,
+        record_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::timeline(tenant, record_id)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("Query (timeline)", e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+impl CallStore for DynamoStore {
+    async fn get_outcome(
+        &self,
+        tenant: &TenantId,
+        call_id: &str,
+    ) -> StoreResult<Option<CallOutcome>> {
+        self.get(key(keys::call(tenant, call_id), keys::OUTCOME))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn save_outcome(
+        &self,
+        tenant: &TenantId,
+        outcome: &CallOutcome,
+    ) -> StoreResult<CallOutcome> {
+        let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
+        if outcome.state == CallState::Waiting {
+            item.insert(GSI1_PK.into(), s(keys::waiting(tenant)));
+            item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
+        }
+        let version = self.put_versioned(item, outcome.version).await?;
+        Ok(CallOutcome {
+            version,
+            ..outcome.clone()
+        })
+    }
+
+    async fn waiting_calls(
+        &self,
+        tenant: &TenantId,
+        page_token: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let (items, next) = self
+            .query_gsi_page(keys::waiting(tenant), page_token)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
+    }
+}
+
+impl CommentStore for DynamoStore {
+    async fn upsert_comment(
+        &self,
+        tenant: &TenantId,
+        comment: &StoredComment,
+    ) -> StoreResult<bool> {
+        let mut item = keyed(
+            comment,
+            keys::call(tenant, &comment.call_id),
+            keys::comment(&comment.comment_id),
+        )?;
+        item.insert(
+            "updatedAtMs".into(),
+            n(comment.updated_at.timestamp_millis()),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR updatedAtMs < :u")
+            .expression_attribute_values(":u", n(comment.updated_at.timestamp_millis()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (comment)", e));
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn comments_for_call(
+        &self,
+        tenant: &TenantId,
+        call_id: &str,
+    ) -> StoreResult<Vec<StoredComment>> {
+        self.query_partition(keys::call(tenant, call_id), Some("COMMENT#"))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+impl OAuthStateStore for DynamoStore {
+    async fn put_pending(
+        &self,
+        tenant: &TenantId,
+        pending: &PendingAuthorization,
+    ) -> StoreResult<()> {
+        let mut item = keyed(pending, keys::tenant(tenant), keys::oauth(&pending.nonce))?;
+        item.insert(TTL.into(), n(pending.expires_at.timestamp()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem (oauth state)", e))?;
+        Ok(())
+    }
+
+    async fn take_pending(
+        &self,
+        tenant: &TenantId,
+        nonce: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingAuthorization>> {
+        // Delete-and-return is atomic: of two concurrent callbacks, exactly one gets it.
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::tenant(tenant), keys::oauth(nonce))))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("DeleteItem (oauth state)", e));
+        let item = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) if is_conflict(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let pending: PendingAuthorization = from_item(item)?;
+        // TTL deletion is lazy (up to days): expiry is checked here, not left to it.
+        Ok((pending.expires_at > now).then_some(pending))
+    }
+}
+
+/// Creates the table as `template.yaml` declares it (pk/sk, gsi1, TTL on `ttl`,
+/// on-demand). Used by tests and the local stack against moto.
+pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))
+    };
+    let key_elem = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key_elem(GSI1_PK, KeyType::Hash)?)
+        .key_schema(key_elem(GSI1_SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK)?)
+        .attribute_definitions(attr(SK)?)
+        .attribute_definitions(attr(GSI1_PK)?)
+        .attribute_definitions(attr(GSI1_SK)?)
+        .key_schema(key_elem(PK, KeyType::Hash)?)
+        .key_schema(key_elem(SK, KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error("CreateTable", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| map_sdk_error("UpdateTimeToLive", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_tampering() {
+        let k: Item = HashMap::from([
+            (PK.to_string(), s("C#acme#call_1")),
+            (SK.to_string(), s("OUTCOME")),
+            (GSI1_PK.to_string(), s("WAITING#acme")),
+            (GSI1_SK.to_string(), s("call_1")),
+        ]);
+        let token = encode_page_token(&k).unwrap();
+        assert_eq!(decode_page_token(&token).unwrap(), k);
+        assert!(decode_page_token("not base64!").is_err());
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"other":"x"}"#);
+        assert!(decode_page_token(&forged).is_err());
+    }
+
+    #[test]
+    fn keys_carry_the_tenant() {
+        let t = TenantId::parse("acme").unwrap();
+        let phone = IndexKey {
+            kind: crate::domain::IndexKind::Phone,
+            value: "+33612345678".into(),
+        };
+        assert_eq!(keys::index(&t, &phone), "I#acme#PHONE#+33612345678");
+        assert_eq!(keys::record(&t, "003A"), "R#acme#003A");
+        assert_eq!(keys::call(&t, "call_1"), "C#acme#call_1");
+        assert!(keys::audit(Utc::now()).starts_with("AUDIT#"));
+    }
+}

@@ -1,0 +1,84 @@
+//! SQS adapter: sends JSON jobs to one queue, batched.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use super::{backoff, map_sdk_error};
+use crate::ports::{JobQueue, StoreError, StoreResult};
+
+/// SendMessageBatch takes at most 10 entries.
+const SEND_BATCH: usize = 10;
+const MAX_ATTEMPTS: u32 = 5;
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl JobQueue for SqsQueue {
+    async fn send_all(&self, bodies: &[String]) -> StoreResult<()> {
+        for chunk in bodies.chunks(SEND_BATCH) {
+            // Entry ids are positions in the chunk, so failures map back to bodies.
+            let mut pending: Vec<usize> = (0..chunk.len()).collect();
+            for attempt in 0..MAX_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let entries = pending
+                    .iter()
+                    .map(|&i| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(&chunk[i])
+                            .build()
+                            .map_err(|e| StoreError::Rejected(format!("SendMessageBatch: {e}")))
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("SendMessageBatch", e))?;
+                if let Some(bad) = out.failed.iter().find(|f| f.sender_fault) {
+                    return Err(StoreError::Rejected(format!(
+                        "SendMessageBatch refused a message: {} {}",
+                        bad.code,
+                        bad.message.as_deref().unwrap_or("")
+                    )));
+                }
+                pending = out
+                    .failed
+                    .iter()
+                    .filter_map(|f| f.id.parse().ok())
+                    .collect();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "SendMessageBatch: {} messages not accepted after {MAX_ATTEMPTS} attempts",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! Typed configuration, read once from the environment at cold start.
+//!
+//! This module is the one place that knows environment variable names. Every
+//! function loads [`Config`] (what all of them share) plus the sections it needs
+//! ([`OAuthConfig`], queue URLs), so that a missing or malformed value stops the
+//! Lambda at init with an error naming the variable, not at the first event.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use url::Url;
+
+/// A configuration problem. The message always names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where configuration values come from: the process environment in Lambda,
+/// a map in tests and in the local stack.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+impl Source for HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).map(|v| v.to_string())
+    }
+}
+
+/// Variable names, in one list so that the template, the local stack and the
+/// tests can refer to them without retyping strings.
+pub mod vars {
+    pub const STAGE: &str = "STAGE";
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    pub const SECRET_PREFIX: &str = "SECRET_PREFIX";
+    pub const STATE_SIGNING_SECRET_ID: &str = "STATE_SIGNING_SECRET_ID";
+    pub const CALL_EVENTS_QUEUE_URL: &str = "CALL_EVENTS_QUEUE_URL";
+    pub const COMMENT_EVENTS_QUEUE_URL: &str = "COMMENT_EVENTS_QUEUE_URL";
+    pub const SYNC_JOBS_QUEUE_URL: &str = "SYNC_JOBS_QUEUE_URL";
+    pub const SALESFORCE_API_VERSION: &str = "SALESFORCE_API_VERSION";
+    pub const SALESFORCE_CLIENT_NAME: &str = "SALESFORCE_CLIENT_NAME";
+    pub const SALESFORCE_EXTRA_ALLOWED_ORIGINS: &str = "SALESFORCE_EXTRA_ALLOWED_ORIGINS";
+    pub const OAUTH_CALLBACK_URL: &str = "OAUTH_CALLBACK_URL";
+    pub const MODJO_RETURN_URL: &str = "MODJO_RETURN_URL";
+    pub const OAUTH_STATE_TTL_SECONDS: &str = "OAUTH_STATE_TTL_SECONDS";
+    pub const SYNC_PAUSE_AT_PERCENT: &str = "SYNC_PAUSE_AT_PERCENT";
+    pub const CALL_LOGGING_DEFER_AT_PERCENT: &str = "CALL_LOGGING_DEFER_AT_PERCENT";
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+}
+
+/// Salesforce REST API version used for every request (one constant).
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+/// Settings every function shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Deployment stage (`dev`, `staging`, `prod`, `local`): a label for logs and metrics.
+    pub stage: String,
+    /// The single DynamoDB table.
+    pub table_name: String,
+    /// Prefix of per-tenant secret names in Secrets Manager, e.g. `modjo/prod/salesforce/`.
+    pub secret_prefix: String,
+    pub salesforce: SalesforceConfig,
+    pub budget: BudgetThresholds,
+    pub metrics_namespace: String,
+}
+
+/// How the product talks to Salesforce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesforceConfig {
+    /// `62.0`: REST paths use `v62.0`.
+    pub api_version: String,
+    /// Sent as `Sforce-Call-Options: client=<name>` on writes, so CDC echoes can be recognised.
+    pub client_name: String,
+    /// Origins (`scheme://host:port`) allowed besides Salesforce's own domains.
+    /// Only tests and the local stack set this (to reach the emulator); production never does.
+    pub extra_allowed_origins: Vec<Url>,
+}
+
+/// API budget thresholds, in percent of the org's daily allocation (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetThresholds {
+    /// The sync pauses at or above this usage.
+    pub sync_pause_at_percent: u8,
+    /// Call logging waits at or above this usage.
+    pub call_logging_defer_at_percent: u8,
+}
+
+impl Default for BudgetThresholds {
+    fn default() -> Self {
+        Self {
+            sync_pause_at_percent: 80,
+            call_logging_defer_at_percent: 95,
+        }
+    }
+}
+
+/// The OAuth connect flow's settings (integration-api and oauth-callback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    /// The `redirect_uri` registered in the customer's connected app:
+    /// `https://app.modjo.ai/integrations/salesforce/callback` in production.
+    pub callback_url: Url,
+    /// The Modjo page the browser is sent back to after the callback (with a result flag).
+    pub return_url: Url,
+    /// Secrets Manager id of the key that signs OAuth `state` tokens.
+    pub state_signing_secret_id: String,
+    /// How long a `state` (and its PKCE verifier) stays valid.
+    pub state_ttl: Duration,
+}
+
+impl Config {
+    /// Reads the shared settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(env: &dyn Source) -> Result<Self, ConfigError> {
+        let extra_allowed_origins = match non_empty(env, vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_origin(vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS, s))
+                .collect::<Result<_, _>>()?,
+        };
+        let api_version = non_empty(env, vars::SALESFORCE_API_VERSION)
+            .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
+        if !is_api_version(&api_version) {
+            return Err(ConfigError::Invalid {
+                name: vars::SALESFORCE_API_VERSION,
+                reason: format!("expected a version like 62.0, got {api_version:?}"),
+            });
+        }
+        let budget = BudgetThresholds {
+            sync_pause_at_percent: percent(env, vars::SYNC_PAUSE_AT_PERCENT, 80)?,
+            call_logging_defer_at_percent: percent(env, vars::CALL_LOGGING_DEFER_AT_PERCENT, 95)?,
+        };
+        Ok(Self {
+            stage: non_empty(env, vars::STAGE).unwrap_or_else(|| "dev".to_string()),
+            table_name: required(env, vars::TABLE_NAME)?,
+            secret_prefix: secret_prefix(env)?,
+            salesforce: SalesforceConfig {
+                api_version,
+                client_name: non_empty(env, vars::SALESFORCE_CLIENT_NAME)
+                    .unwrap_or_else(|| "modjo".to_string()),
+                extra_allowed_origins,
+            },
+            budget,
+            metrics_namespace: non_empty(env, vars::METRICS_NAMESPACE)
+                .unwrap_or_else(|| "Modjo/Salesforce".to_string()),
+        })
+    }
+}
+
+impl OAuthConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(env: &dyn Source) -> Result<Self, ConfigError> {
+        let ttl_seconds = match non_empty(env, vars::OAUTH_STATE_TTL_SECONDS) {
+            None => 600,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (30..=3600).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: vars::OAUTH_STATE_TTL_SECONDS,
+                        reason: format!("expected seconds between 30 and 3600, got {v:?}"),
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            callback_url: absolute_url(env, vars::OAUTH_CALLBACK_URL)?,
+            return_url: absolute_url(env, vars::MODJO_RETURN_URL)?,
+            state_signing_secret_id: required(env, vars::STATE_SIGNING_SECRET_ID)?,
+            state_ttl: Duration::from_secs(ttl_seconds),
+        })
+    }
+}
+
+/// Reads a required SQS queue URL, e.g. [`vars::SYNC_JOBS_QUEUE_URL`].
+pub fn queue_url(env: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
+    Ok(absolute_url(env, name)?.to_string())
+}
+
+/// Reads a required queue URL from the process environment.
+pub fn queue_url_from_env(name: &'static str) -> Result<String, ConfigError> {
+    queue_url(&ProcessEnv, name)
+}
+
+fn non_empty(env: &dyn Source, name: &str) -> Option<String> {
+    env.get(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn required(env: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
+    non_empty(env, name).ok_or(ConfigError::Missing(name))
+}
+
+fn secret_prefix(env: &dyn Source) -> Result<String, ConfigError> {
+    let prefix = required(env, vars::SECRET_PREFIX)?;
+    // Secrets Manager names allow ASCII letters, digits and /_+=.@-
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
+    {
+        return Err(ConfigError::Invalid {
+            name: vars::SECRET_PREFIX,
+            reason: format!("character {bad:?} is not allowed in a secret name"),
+        });
+    }
+    Ok(prefix)
+}
+
+fn absolute_url(env: &dyn Source, name: &'static str) -> Result<Url, ConfigError> {
+    let raw = required(env, name)?;
+    let url = Url::parse(&raw).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("not an absolute URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "expected an http(s) URL with a host".to_string(),
+        });
+    }
+    Ok(url)
+}
+
+fn parse_origin(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("{raw:?} is not an origin ({e})"),
+    })?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() || !bare {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("{raw:?} must be a bare origin such as http://127.0.0.1:8443"),
+        });
+    }
+    Ok(url)
+}
+
+fn percent(env: &dyn Source, name: &'static str, default: u8) -> Result<u8, ConfigError> {
+    match non_empty(env, name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u8>() {
+            Ok(n) if (1..=100).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("expected a percentage between 1 and 100, got {v:?}"),
+            }),
+        },
+    }
+}
+
+fn is_api_version(v: &str) -> bool {
+    match v.split_once('.') {
+        Some((major, minor)) => {
+            !major.is_empty()
+                && major.len() <= 3
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor == "0"
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("TABLE_NAME", "modjo-sf"),
+        ("SECRET_PREFIX", "modjo/dev/sf/"),
+    ];
+
+    #[test]
+    fn loads_defaults() {
+        let c = Config::from_source(&env(BASE)).unwrap();
+        assert_eq!(c.table_name, "modjo-sf");
+        assert_eq!(c.secret_prefix, "modjo/dev/sf/");
+        assert_eq!(c.salesforce.api_version, "62.0");
+        assert_eq!(c.salesforce.client_name, "modjo");
+        assert!(c.salesforce.extra_allowed_origins.is_empty());
+        assert_eq!(c.budget, BudgetThresholds::default());
+        assert_eq!(c.stage, "dev");
+    }
+
+    #[test]
+    fn missing_value_is_named() {
+        let err = Config::from_source(&env(&[("SECRET_PREFIX", "x/")])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("TABLE_NAME"));
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable TABLE_NAME"
+        );
+        // Blank counts as missing.
+        let err = Config::from_source(&env(&[("TABLE_NAME", "  "), ("SECRET_PREFIX", "x/")]))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::Missing("TABLE_NAME"));
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let cases: &[(&str, &str)] = &[
+            ("SYNC_PAUSE_AT_PERCENT", "180"),
+            ("CALL_LOGGING_DEFER_AT_PERCENT", "ninety"),
+            ("SALESFORCE_API_VERSION", "v62"),
+            (
+                "SALESFORCE_EXTRA_ALLOWED_ORIGINS",
+                "http://127.0.0.1:1/path",
+            ),
+            ("SALESFORCE_EXTRA_ALLOWED_ORIGINS", "ftp://x"),
+            ("SECRET_PREFIX", "bad prefix"),
+        ];
+        for (name, value) in cases {
+            let mut e = env(BASE);
+            e.insert(name, value);
+            match Config::from_source(&e) {
+                Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(&n, name),
+                other => panic!("{name}={value}: expected Invalid, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn extra_origins_parse() {
+        let mut e = env(BASE);
+        e.insert(
+            "SALESFORCE_EXTRA_ALLOWED_ORIGINS",
+            "http://127.0.0.1:8443, https://emulator.local",
+        );
+        let c = Config::from_source(&e).unwrap();
+        let origins: Vec<_> = c
+            .salesforce
+            .extra_allowed_origins
+            .iter()
+            .map(|u| u.origin().ascii_serialization())
+            .collect();
+        assert_eq!(origins, ["http://127.0.0.1:8443", "https://emulator.local"]);
+    }
+
+    #[test]
+    fn oauth_config() {
+        let e = env(&[
+            (
+                "OAUTH_CALLBACK_URL",
+                "https://app.modjo.ai/integrations/salesforce/callback",
+            ),
+            (
+                "MODJO_RETURN_URL",
+                "https://app.modjo.ai/settings/integrations",
+            ),
+            ("STATE_SIGNING_SECRET_ID", "modjo/dev/oauth-state-key"),
+        ]);
+        let c = OAuthConfig::from_source(&e).unwrap();
+        assert_eq!(c.state_ttl, Duration::from_secs(600));
+        assert_eq!(c.callback_url.path(), "/integrations/salesforce/callback");
+
+        let mut bad = e.clone();
+        bad.insert("MODJO_RETURN_URL", "/relative");
+        assert!(matches!(
+            OAuthConfig::from_source(&bad),
+            Err(ConfigError::Invalid {
+                name: "MODJO_RETURN_URL",
+                ..
+            })
+        ));
+        let mut bad = e.clone();
+        bad.insert("OAUTH_STATE_TTL_SECONDS", "5");
+        assert!(matches!(
+            OAuthConfig::from_source(&bad),
+            Err(ConfigError::Invalid {
+                name: "OAUTH_STATE_TTL_SECONDS",
+                ..
+            })
+        ));
+        let mut missing = e;
+        missing.remove("STATE_SIGNING_SECRET_ID");
+        assert_eq!(
+            OAuthConfig::from_source(&missing),
+            Err(ConfigError::Missing("STATE_SIGNING_SECRET_ID"))
+        );
+    }
+
+    #[test]
+    fn queue_urls() {
+        let e = env(&[(
+            "SYNC_JOBS_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123/sync-jobs",
+        )]);
+        assert!(queue_url(&e, vars::SYNC_JOBS_QUEUE_URL).is_ok());
+        assert_eq!(
+            queue_url(&e, vars::CALL_EVENTS_QUEUE_URL),
+            Err(ConfigError::Missing("CALL_EVENTS_QUEUE_URL"))
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! A tenant's connection to its Salesforce org (non-secret part; the credentials
+//! live in Secrets Manager, see [`crate::ports::SecretStore`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::TenantId;
+
+/// Where a tenant stands with Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Settings saved, OAuth not completed yet.
+    Pending,
+    /// A working refresh token is stored; syncs and call logging run.
+    Connected,
+    /// Salesforce answered `invalid_grant`: the admin must reconnect. Work waits.
+    NeedsReauth,
+    /// The admin disconnected: token revoked, secret deleted.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Pending => "pending",
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::NeedsReauth => "needs_reauth",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// The last API usage read from a `Sforce-Limit-Info` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+    pub observed_at: DateTime<Utc>,
+}
+
+impl ApiUsage {
+    pub fn percent(&self) -> f64 {
+        if self.max == 0 {
+            100.0
+        } else {
+            self.used as f64 * 100.0 / self.max as f64
+        }
+    }
+}
+
+/// One tenant's connection record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    pub tenant_id: TenantId,
+    pub status: ConnectionStatus,
+    /// Why the status is what it is, in words an admin understands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Normalised API host, e.g. `https://acme.my.salesforce.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// The Salesforce user who authorised the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sf_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sf_username: Option<String>,
+    /// Region for numbers written without a country code (ISO 3166 alpha-2, e.g. `FR`).
+    #[serde(default = "default_phone_region")]
+    pub phone_region: String,
+    /// Salesforce user that owns activities when the call's host is not mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_owner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_usage: Option<ApiUsage>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version, incremented by every write.
+    #[serde(default)]
+    pub version: u64,
+}
+
+fn default_phone_region() -> String {
+    "FR".to_string()
+}
+
+impl Connection {
+    pub fn new(tenant_id: TenantId, now: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id,
+            status: ConnectionStatus::Pending,
+            status_reason: None,
+            instance_url: None,
+            org_id: None,
+            sf_user_id: None,
+            sf_username: None,
+            phone_region: default_phone_region(),
+            default_owner_id: None,
+            connected_at: None,
+            last_sync_at: None,
+            api_usage: None,
+            updated_at: now,
+            version: 0,
+        }
+    }
+}
+
+/// An entry of a tenant's audit trail (connect, disconnect, settings change, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// Who did it: a Modjo user id, or `system`.
+    pub actor: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

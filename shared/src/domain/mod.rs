@@ -1,0 +1,19 @@
+//! Domain types. Pure data, no I/O.
+
+mod calls;
+mod comments;
+mod connection;
+mod oauth;
+mod records;
+mod sync;
+mod tenant;
+mod users;
+
+pub use calls::{CallOutcome, CallState};
+pub use comments::StoredComment;
+pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
+pub use oauth::PendingAuthorization;
+pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind, TimelineEntry};
+pub use sync::{Lease, SyncCursor};
+pub use tenant::{InvalidTenantId, TenantId, validate_external_id};
+pub use users::{MappingSource, UserMapping};

@@ -1,0 +1,76 @@
+//! CRM records imported from Salesforce, and the index entries that let a call be
+//! matched without asking Salesforce.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// An imported Salesforce record: its type, id, the fields we read, and its
+/// `SystemModstamp`. The index keys derived from it are stored with it, so that a
+/// later change can remove exactly the entries that no longer apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmRecord {
+    pub object: String,
+    pub id: String,
+    pub system_modstamp: DateTime<Utc>,
+    pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub index_keys: Vec<IndexKey>,
+}
+
+/// What an index maps from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IndexKind {
+    /// E.164 phone number → Contact / Lead / Account.
+    Phone,
+    /// Lower-case email → Contact / Lead / User.
+    Email,
+    /// Email or website domain → Account.
+    Domain,
+    /// Contact id → Opportunity (through OpportunityContactRole).
+    ContactOpportunity,
+}
+
+impl IndexKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexKind::Phone => "PHONE",
+            IndexKind::Email => "EMAIL",
+            IndexKind::Domain => "DOMAIN",
+            IndexKind::ContactOpportunity => "CONTACTOPP",
+        }
+    }
+}
+
+/// One index key, e.g. `(Phone, "+33612345678")`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IndexKey {
+    pub kind: IndexKind,
+    pub value: String,
+}
+
+/// An index entry: the key points at this record. `data` carries the few fields
+/// matching needs (e.g. `IsPrimary` of a contact role) so a lookup needs no second read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    pub key: IndexKey,
+    pub object: String,
+    pub record_id: String,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+/// An email activity on a CRM record's timeline (EmailMessage or Task of subtype Email).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// The Contact / Lead / Account / Opportunity the email is linked to.
+    pub record_id: String,
+    pub activity_id: String,
+    pub object: String,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}

@@ -1,0 +1,12 @@
+//! The library shared by the Modjo ⇄ Salesforce Lambda functions: configuration,
+//! telemetry, the error taxonomy, domain types, ports and their AWS adapters.
+
+pub mod adapters;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod telemetry;
+
+mod secret_serde;

@@ -1,0 +1,376 @@
+//! Ports: the small traits through which domain logic reaches the outside world.
+//! One adapter implements each (DynamoDB, Secrets Manager, SQS); tests run the
+//! same adapters against moto.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    AuditEntry, CallOutcome, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, Lease,
+    PendingAuthorization, StoredComment, SyncCursor, TenantId, TimelineEntry, UserMapping,
+};
+use crate::error::{Classify, ErrorClass};
+
+/// The error of every storage adapter (DynamoDB, Secrets Manager, SQS).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: someone else changed the item first.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Throttling, timeouts, 5xx, connection failures.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request is wrong and will stay wrong (validation, missing table, item too large).
+    #[error("storage rejected the request: {0}")]
+    Rejected(String),
+    /// A stored item or secret could not be decoded.
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Conflict(_) | StoreError::Unavailable(_) => ErrorClass::Retryable,
+            StoreError::Rejected(_) | StoreError::Corrupt(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A page of results and the token to ask for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Tenant connections and their audit trail.
+pub trait ConnectionStore: Send + Sync {
+    fn get_connection(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Option<Connection>>> + Send;
+
+    /// Writes `connection` if the stored version still equals `connection.version`
+    /// (0: must not exist yet). Returns it with the new version; [`StoreError::Conflict`]
+    /// when another writer got there first.
+    fn save_connection(
+        &self,
+        connection: &Connection,
+    ) -> impl Future<Output = StoreResult<Connection>> + Send;
+
+    /// One page of the tenants in `status`, from the status index.
+    fn tenants_with_status(
+        &self,
+        status: ConnectionStatus,
+        page_token: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<TenantId>>> + Send;
+
+    fn append_audit(
+        &self,
+        tenant: &TenantId,
+        entry: &AuditEntry,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The audit trail, oldest first.
+    fn audit_trail(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Vec<AuditEntry>>> + Send;
+}
+
+/// Modjo user → Salesforce user.
+pub trait UserMappingStore: Send + Sync {
+    /// Stores the mapping. An automatic mapping never replaces a manual one:
+    /// returns `false` (and writes nothing) in that case.
+    fn put_mapping(
+        &self,
+        tenant: &TenantId,
+        mapping: &UserMapping,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    fn get_mapping(
+        &self,
+        tenant: &TenantId,
+        modjo_user_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<UserMapping>>> + Send;
+
+    fn list_mappings(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Vec<UserMapping>>> + Send;
+
+    /// Returns whether a mapping existed.
+    fn delete_mapping(
+        &self,
+        tenant: &TenantId,
+        modjo_user_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Incremental sync positions.
+pub trait CursorStore: Send + Sync {
+    fn get_cursor(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+    ) -> impl Future<Output = StoreResult<Option<SyncCursor>>> + Send;
+
+    fn put_cursor(
+        &self,
+        tenant: &TenantId,
+        cursor: &SyncCursor,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Named, expiring, exclusive leases per tenant.
+pub trait LeaseStore: Send + Sync {
+    /// Takes the lease for `holder` until `now + ttl` if it is free, expired, or
+    /// already held by `holder` (which extends it). `None` when another holder has it.
+    fn acquire_lease(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<Lease>>> + Send;
+
+    /// Releases the lease if `holder` still holds it; returns whether it did.
+    fn release_lease(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// A change to the imported CRM records, with the index entries that follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordChange {
+    /// Store `record` and `index` (whose keys must equal `record.index_keys`); delete
+    /// the entries of `previous_keys` that the record no longer has.
+    Upsert {
+        record: CrmRecord,
+        index: Vec<IndexEntry>,
+        previous_keys: Vec<IndexKey>,
+    },
+    /// Remove the record and the index entries that pointed at it.
+    Delete {
+        id: String,
+        previous_keys: Vec<IndexKey>,
+    },
+}
+
+/// Imported records, their indexes, and email timelines.
+pub trait RecordStore: Send + Sync {
+    /// Reads records by Salesforce id (batched); missing ids are skipped.
+    fn get_records(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<CrmRecord>>> + Send;
+
+    /// Applies the changes with batched writes. All-or-error: on error, some writes may
+    /// have landed, and applying the same changes again is harmless (idempotent).
+    fn apply_record_changes(
+        &self,
+        tenant: &TenantId,
+        changes: &[RecordChange],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every entry under one index key.
+    fn query_index(
+        &self,
+        tenant: &TenantId,
+        key: &IndexKey,
+    ) -> impl Future<Output = StoreResult<Vec<IndexEntry>>> + Send;
+
+    fn put_timeline_entries(
+        &self,
+        tenant: &TenantId,
+        entries: &[TimelineEntry],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The most recent `limit` entries of a record's email timeline, newest first.
+    fn timeline(
+        &self,
+        tenant: &TenantId,
+        record_id: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<TimelineEntry>>> + Send;
+}
+
+/// Per-call outcomes.
+pub trait CallStore: Send + Sync {
+    fn get_outcome(
+        &self,
+        tenant: &TenantId,
+        call_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CallOutcome>>> + Send;
+
+    /// Optimistic write, as [`ConnectionStore::save_connection`].
+    fn save_outcome(
+        &self,
+        tenant: &TenantId,
+        outcome: &CallOutcome,
+    ) -> impl Future<Output = StoreResult<CallOutcome>> + Send;
+
+    /// One page of the tenant's calls in state `waiting`, from the index.
+    fn waiting_calls(
+        &self,
+        tenant: &TenantId,
+        page_token: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+}
+
+/// Comments per call.
+pub trait CommentStore: Send + Sync {
+    /// Stores the comment (or its tombstone) unless a version with the same or a newer
+    /// `updatedAt` is already stored. Returns whether it was stored.
+    fn upsert_comment(
+        &self,
+        tenant: &TenantId,
+        comment: &StoredComment,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Every stored comment of the call, tombstones included.
+    fn comments_for_call(
+        &self,
+        tenant: &TenantId,
+        call_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<StoredComment>>> + Send;
+}
+
+/// Single-use OAuth state.
+pub trait OAuthStateStore: Send + Sync {
+    /// Stores a pending authorisation; it expires at `pending.expires_at`.
+    fn put_pending(
+        &self,
+        tenant: &TenantId,
+        pending: &PendingAuthorization,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes and returns the pending authorisation. `None` when it never existed,
+    /// was already consumed, or has expired at `now`: a state works exactly once.
+    fn take_pending(
+        &self,
+        tenant: &TenantId,
+        nonce: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<PendingAuthorization>>> + Send;
+}
+
+/// A tenant's Salesforce credentials, as kept in Secrets Manager.
+/// `Debug` never prints a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantCredentials {
+    pub consumer_key: String,
+    #[serde(serialize_with = "crate::secret_serde::serialize")]
+    pub consumer_secret: SecretString,
+    /// Normalised API origin, e.g. `https://acme.my.salesforce.com`.
+    pub instance_url: String,
+    /// Where OAuth happens (`https://login.salesforce.com`, `https://test.salesforce.com`,
+    /// or the My Domain host).
+    pub login_url: String,
+    #[serde(
+        default,
+        serialize_with = "crate::secret_serde::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_token: Option<SecretString>,
+    #[serde(
+        default,
+        serialize_with = "crate::secret_serde::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_token: Option<SecretString>,
+}
+
+/// Secrets: per-tenant credentials and the OAuth state-signing key.
+pub trait SecretStore: Send + Sync {
+    fn get_credentials(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Option<TenantCredentials>>> + Send;
+
+    /// Creates or replaces the tenant's credentials.
+    fn put_credentials(
+        &self,
+        tenant: &TenantId,
+        credentials: &TenantCredentials,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deletes the tenant's credentials at once (no recovery window), so that a
+    /// reconnect can create them again. Deleting absent credentials is not an error.
+    fn delete_credentials(&self, tenant: &TenantId)
+    -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The key that signs OAuth `state` tokens (at least 32 bytes).
+    fn signing_key(
+        &self,
+        secret_id: &str,
+    ) -> impl Future<Output = StoreResult<SecretString>> + Send;
+}
+
+/// A queue of JSON jobs (sync jobs, continuations).
+pub trait JobQueue: Send + Sync {
+    /// Sends every body, batched; fails if any could not be sent after retries.
+    fn send_all(&self, bodies: &[String]) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_debug_and_errors_never_show_secrets() {
+        let creds = TenantCredentials {
+            consumer_key: "3MVG9-consumer-key".into(),
+            consumer_secret: SecretString::from("consumer-secret-value"),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            login_url: "https://login.salesforce.com".into(),
+            refresh_token: Some(SecretString::from("5Aep861-refresh")),
+            access_token: Some(SecretString::from("00D!access")),
+        };
+        let printed = format!("{creds:?}");
+        for secret in ["consumer-secret-value", "5Aep861-refresh", "00D!access"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("3MVG9-consumer-key"));
+
+        // Serialising for Secrets Manager is deliberate and complete.
+        let json = serde_json::to_value(&creds).unwrap();
+        assert_eq!(json["consumerSecret"], "consumer-secret-value");
+        assert_eq!(json["refreshToken"], "5Aep861-refresh");
+        let back: TenantCredentials = serde_json::from_value(json).unwrap();
+        assert_eq!(back.consumer_key, creds.consumer_key);
+    }
+
+    #[test]
+    fn store_errors_are_classified() {
+        assert_eq!(
+            StoreError::Conflict("x".into()).class(),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            StoreError::Unavailable("x".into()).class(),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            StoreError::Rejected("x".into()).class(),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            StoreError::Corrupt("x".into()).class(),
+            ErrorClass::Permanent
+        );
+    }
+}
