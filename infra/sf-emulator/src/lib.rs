@@ -1,1 +1,375 @@
-//! Salesforce org emulator (see issue 3).
+//! Salesforce org emulator (issue 3).
+//!
+//! An axum server holding one or more orgs in memory, speaking Salesforce's
+//! OAuth web-server flow and REST API (query, sObjects, collections, composite,
+//! SOSL, updated/deleted, limits), with fault injection and a control API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sf_emulator::{AppSpec, Emulator, Options, OrgSpec, UserSpec};
+//! let emu = Emulator::start(Options::default()).await?;
+//! let org = emu.create_org(OrgSpec { key: Some("acme".into()), ..Default::default() })?;
+//! emu.create_user("acme", UserSpec {
+//!     username: "admin@acme.test".into(), email: "admin@acme.test".into(),
+//!     last_name: "Admin".into(), ..Default::default() })?;
+//! let app = emu.create_app("acme", AppSpec {
+//!     callback_url: "http://127.0.0.1:9/cb".into(),
+//!     auto_approve_user: Some("admin@acme.test".into()), ..Default::default() })?;
+//! println!("{} {} {}", emu.base_url(), org.org_id, app.consumer_key);
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod composite;
+pub mod control;
+pub mod http;
+pub mod ids;
+pub mod json;
+pub mod oauth;
+pub mod org;
+pub mod rest;
+pub mod schema;
+pub mod soql;
+pub mod sosl;
+pub mod store;
+pub mod time;
+pub mod world;
+
+pub use org::{ChangeEntry, ChangeType, ConnectedApp, FailureKind};
+pub use world::{
+    AppSpec, ControlError, Counters, Fault, OrgInfo, OrgSpec, SeedFile, SeedOrg, SeedRecord,
+    UserInfo, UserSpec,
+};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The API version used in URLs the emulator builds for itself.
+pub const API_VERSION: &str = "62.0";
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// Port (0: an ephemeral port).
+    pub port: u16,
+    /// Base URL announced as instance URL (default `http://<bound address>`).
+    pub public_url: Option<String>,
+    /// Seed applied at start and by reset.
+    pub seed: Option<SeedFile>,
+    /// Daily API allocation of orgs that do not set one.
+    pub default_api_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            public_url: None,
+            seed: None,
+            default_api_limit: 15_000,
+        }
+    }
+}
+
+/// Errors starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The port could not be bound.
+    #[error("cannot bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The seed was refused.
+    #[error("seed refused: {0}")]
+    Seed(#[from] ControlError),
+}
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Emulator {
+    base_url: String,
+    addr: SocketAddr,
+    shared: Arc<http::Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds, applies the seed and serves in a tokio task.
+    pub async fn start(options: Options) -> Result<Emulator, StartError> {
+        let bind = SocketAddr::new(options.host, options.port);
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| StartError::Bind(bind, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(bind, e))?;
+        let base_url = options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_string();
+        let mut world = world::World::new(base_url.clone(), options.default_api_limit);
+        if let Some(seed) = options.seed {
+            world.apply_seed(&seed)?;
+            world.initial_seed = Some(seed);
+        }
+        let shared = Arc::new(http::Shared {
+            world: Mutex::new(world),
+        });
+        let app = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "emulator server stopped with an error");
+            }
+        });
+        Ok(Emulator {
+            base_url,
+            addr,
+            shared,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Base URL, also the instance URL of every org (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits (briefly) for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut world::World) -> T) -> T {
+        let mut w = self.shared.lock();
+        f(&mut w)
+    }
+
+    fn org(&self, w: &world::World, org: &str) -> Result<usize, ControlError> {
+        w.org_index(org)
+    }
+
+    /// Creates an org.
+    pub fn create_org(&self, spec: OrgSpec) -> Result<OrgInfo, ControlError> {
+        self.with(|w| w.create_org(&spec))
+    }
+
+    /// Creates a connected app in an org (org id or key).
+    pub fn create_app(&self, org: &str, spec: AppSpec) -> Result<ConnectedApp, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.create_app(i, &spec)
+        })
+    }
+
+    /// Changes an app's callback URL, rotation and auto-approve flags.
+    pub fn update_app(
+        &self,
+        consumer_key: &str,
+        spec: AppSpec,
+    ) -> Result<ConnectedApp, ControlError> {
+        self.with(|w| w.update_app(consumer_key, &spec))
+    }
+
+    /// Creates a user.
+    pub fn create_user(&self, org: &str, spec: UserSpec) -> Result<UserInfo, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.create_user(i, &spec)
+        })
+    }
+
+    /// Activates or deactivates a user (id or username).
+    pub fn set_user_active(&self, org: &str, user: &str, active: bool) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.set_user_active(i, user, active)
+        })
+    }
+
+    /// Seeds records (`"@name"` references, `"$now-3d"` relative times); returns ids.
+    pub fn seed(&self, org: &str, records: &[SeedRecord]) -> Result<Vec<String>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.seed_records(i, records)
+        })
+    }
+
+    /// The id a seed reference resolved to.
+    pub fn seed_ref(&self, org: &str, name: &str) -> Result<String, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.orgs[i]
+                .seed_refs
+                .get(name)
+                .cloned()
+                .ok_or_else(|| ControlError::UnknownRef(name.to_string()))
+        })
+    }
+
+    /// Applies a whole seed file (creates orgs).
+    pub fn load_seed(&self, seed: &SeedFile) -> Result<Vec<OrgInfo>, ControlError> {
+        self.with(|w| w.apply_seed(seed))
+    }
+
+    /// Every record of a type, as JSON with all fields.
+    pub fn records(
+        &self,
+        org: &str,
+        object: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<serde_json::Value>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.records(i, object, include_deleted)
+        })
+    }
+
+    /// One record by id (deleted or not).
+    pub fn record(&self, org: &str, id: &str) -> Result<serde_json::Value, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.record(i, id)
+        })
+    }
+
+    /// Runs SOQL in-process (not counted): the matching records as JSON rows.
+    pub fn query(
+        &self,
+        org: &str,
+        soql_text: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<serde_json::Value>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            let parsed = soql::parse_checked(soql_text)
+                .map_err(|e| ControlError::BadInput(format!("{}: {}", e.code, e.message)))?;
+            let plan = soql::compile(soql_text, &parsed)
+                .map_err(|e| ControlError::BadInput(format!("{}: {}", e.code, e.message)))?;
+            let o = &w.orgs[i];
+            let view = o.view();
+            Ok(soql::execute(&plan, &view, include_deleted)
+                .into_iter()
+                .map(|r| soql::plan::render(&plan, &view, API_VERSION, r).to_value())
+                .collect())
+        })
+    }
+
+    /// API usage and per-endpoint counts.
+    pub fn counters(&self, org: &str) -> Result<Counters, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.counters(i)
+        })
+    }
+
+    /// Zeroes usage and counts.
+    pub fn reset_counters(&self, org: &str) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.reset_counters(i)
+        })
+    }
+
+    /// Injects a fault.
+    pub fn inject(&self, org: &str, fault: Fault) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.inject(i, &fault)
+        })
+    }
+
+    /// The change log (what Change Data Capture will publish).
+    pub fn changes(&self, org: &str) -> Result<Vec<ChangeEntry>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.changes(i)
+        })
+    }
+
+    /// Tokens for a user without the browser flow (same shape as the token endpoint).
+    pub fn mint_tokens(
+        &self,
+        org: &str,
+        consumer_key: &str,
+        username: &str,
+    ) -> Result<serde_json::Value, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.mint_tokens(i, consumer_key, username)
+        })
+    }
+
+    /// Emulated time (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.with(|w| w.now())
+    }
+
+    /// Sets the emulated time.
+    pub fn set_time_ms(&self, ms: i64) {
+        self.with(|w| w.clock.set(ms));
+    }
+
+    /// Moves the emulated time.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.with(|w| w.clock.advance(ms));
+    }
+
+    /// Freezes (true) or releases (false) the clock.
+    pub fn freeze_clock(&self, frozen: bool) {
+        self.with(|w| {
+            if frozen {
+                w.clock.freeze();
+            } else {
+                w.clock.unfreeze();
+            }
+        });
+    }
+
+    /// Forgets everything and re-applies the start seed.
+    pub fn reset(&self) -> Result<Vec<OrgInfo>, ControlError> {
+        self.with(|w| w.reset())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! `POST composite`: up to 25 subrequests in one API call, with `@{ref.field}`
+//! references to earlier results and optional all-or-none.
+
+use crate::http::Resp;
+use crate::json::Json;
+use crate::rest::{ApiCtx, MAX_COMPOSITE, dispatch, kind};
+use crate::world::World;
+use http::Method;
+use std::collections::HashMap;
+
+const MAX_QUERY_OR_COLLECTION: usize = 5;
+
+fn halted(message: &str) -> Json {
+    Json::Arr(vec![
+        Json::obj()
+            .with("errorCode", "PROCESSING_HALTED")
+            .with("message", message),
+    ])
+}
+
+const ROLLED_BACK: &str =
+    "The transaction was rolled back since another operation in the same transaction failed.";
+
+/// Follows `a.b[0].c` in a JSON value.
+fn lookup<'a>(mut v: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    for seg in path {
+        let (name, rest) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (*seg, ""),
+        };
+        if !name.is_empty() {
+            v = v.get(name)?;
+        }
+        let mut idx_text = rest;
+        while let Some(stripped) = idx_text.strip_prefix('[') {
+            let close = stripped.find(']')?;
+            let n: usize = stripped[..close].parse().ok()?;
+            v = match v {
+                Json::Arr(a) => a.get(n)?,
+                _ => return None,
+            };
+            idx_text = &stripped[close + 1..];
+        }
+    }
+    Some(v)
+}
+
+/// Replaces `@{ref.path}` in a string. A string that is exactly one reference
+/// takes the referenced JSON value.
+fn resolve_text(s: &str, results: &HashMap<String, Json>) -> Result<Json, String> {
+    if !s.contains("@{") {
+        return Ok(Json::Str(s.to_string()));
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    let mut whole: Option<Json> = None;
+    while let Some(start) = rest.find("@{") {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let expr = &rest[start + 2..start + end];
+        let mut parts = expr.split('.');
+        let reference = parts.next().unwrap_or("");
+        let path: Vec<&str> = parts.collect();
+        let value = results
+            .get(reference)
+            .and_then(|body| lookup(body, &path))
+            .ok_or_else(|| {
+                format!(
+                    "Invalid reference specified. No value for {expr} found in {reference}. Provided referenceId ('{reference}') does not exist or its associated subrequest had an error."
+                )
+            })?;
+        if start == 0 && start + end + 1 == rest.len() && out.is_empty() {
+            whole = Some(value.clone());
+        }
+        out.push_str(&rest[..start]);
+        match value {
+            Json::Str(t) => out.push_str(t),
+            Json::Null => out.push_str("null"),
+            other => out.push_str(&other.to_string_compact()),
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    match whole {
+        Some(v) if rest.is_empty() => Ok(v),
+        _ => Ok(Json::Str(out)),
+    }
+}
+
+fn resolve_json(
+    v: &serde_json::Value,
+    results: &HashMap<String, Json>,
+) -> Result<serde_json::Value, String> {
+    Ok(match v {
+        serde_json::Value::String(s) => resolve_text(s, results)?.to_value(),
+        serde_json::Value::Array(a) => serde_json::Value::Array(
+            a.iter()
+                .map(|x| resolve_json(x, results))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), resolve_json(x, results)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+struct Sub {
+    method: Method,
+    url: String,
+    reference: String,
+    body: Option<serde_json::Value>,
+}
+
+fn parse_subrequests(body: Option<&serde_json::Value>) -> Result<(bool, Vec<Sub>), Resp> {
+    let Some(b) = body.and_then(|b| b.as_object()) else {
+        return Err(Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object",
+        ));
+    };
+    let all_or_none = b
+        .get("allOrNone")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let Some(list) = b.get("compositeRequest").and_then(|v| v.as_array()) else {
+        return Err(Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "compositeRequest: a JSON array of subrequests is required",
+        ));
+    };
+    if list.is_empty() {
+        return Err(Resp::error(
+            400,
+            "INVALID_API_INPUT",
+            "compositeRequest must not be empty",
+        ));
+    }
+    if list.len() > MAX_COMPOSITE {
+        return Err(Resp::error(
+            400,
+            "LIMIT_EXCEEDED",
+            &format!(
+                "Exceeded max limit of subrequests: a composite request can have at most {MAX_COMPOSITE} subrequests"
+            ),
+        ));
+    }
+    let mut subs = Vec::new();
+    let mut refs: Vec<String> = Vec::new();
+    for item in list {
+        let get = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let (Some(method), Some(url), Some(reference)) =
+            (get("method"), get("url"), get("referenceId"))
+        else {
+            return Err(Resp::error(
+                400,
+                "INVALID_API_INPUT",
+                "Each subrequest needs method, url and referenceId",
+            ));
+        };
+        let valid_ref = reference
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && reference
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_ref {
+            return Err(Resp::error(
+                400,
+                "INVALID_API_INPUT",
+                &format!(
+                    "Invalid referenceId '{reference}': it must start with a letter and use letters, digits and underscores"
+                ),
+            ));
+        }
+        if refs.contains(&reference) {
+            return Err(Resp::error(
+                400,
+                "INVALID_API_INPUT",
+                &format!("Duplicate referenceId provided in the request: {reference}"),
+            ));
+        }
+        refs.push(reference.clone());
+        let method = match method.to_ascii_uppercase().as_str() {
+            "GET" => Method::GET,
+            "POST" => Method::POST,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            "PUT" => Method::PUT,
+            other => {
+                return Err(Resp::error(
+                    400,
+                    "INVALID_API_INPUT",
+                    &format!("Unsupported method in subrequest: {other}"),
+                ));
+            }
+        };
+        subs.push(Sub {
+            method,
+            url,
+            reference,
+            body: item.get("body").cloned(),
+        });
+    }
+    Ok((all_or_none, subs))
+}
+
+/// (version, path segments, query parameters).
+type SplitUrl = (String, Vec<String>, Vec<(String, String)>);
+
+fn split_url(url: &str) -> Option<SplitUrl> {
+    let rest = url.strip_prefix("/services/data/")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (ver, tail) = path.split_once('/').unwrap_or((path, ""));
+    let version = ver.strip_prefix('v')?.to_string();
+    let segs: Vec<String> = tail
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let params = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    Some((version, segs, params))
+}
+
+/// POST composite.
+pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Value>) -> Resp {
+    let (all_or_none, subs) = match parse_subrequests(body) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let heavy = subs
+        .iter()
+        .filter(|s| {
+            split_url(&s.url).is_some_and(|(_, segs, _)| {
+                matches!(
+                    kind(&s.method, &segs),
+                    "query"
+                        | "queryAll"
+                        | "queryMore"
+                        | "collectionsCreate"
+                        | "collectionsUpdate"
+                        | "collectionsRetrieve"
+                )
+            })
+        })
+        .count();
+    if heavy > MAX_QUERY_OR_COLLECTION {
+        return Resp::error(
+            400,
+            "LIMIT_EXCEEDED",
+            "A composite request can contain at most 5 query or sObject Collections subrequests",
+        );
+    }
+    let sp = world.orgs[ctx.org].savepoint();
+    let mut results: HashMap<String, Json> = HashMap::new();
+    let mut out: Vec<Json> = Vec::new();
+    let mut failed_at: Option<usize> = None;
+    for (i, sub) in subs.iter().enumerate() {
+        let resolved = resolve_text(&sub.url, &results).map(|u| match u {
+            Json::Str(s) => s,
+            other => other.to_string_compact(),
+        });
+        let resolved_body = match &sub.body {
+            Some(b) => resolve_json(b, &results).map(Some),
+            None => Ok(None),
+        };
+        let resp = match (resolved, resolved_body) {
+            (Err(msg), _) | (_, Err(msg)) => Resp::json(400, halted(&msg)),
+            (Ok(url), Ok(b)) => match split_url(&url) {
+                None => Resp::error(
+                    400,
+                    "INVALID_API_INPUT",
+                    &format!("Invalid subrequest url: {url}"),
+                ),
+                Some((version, segs, params)) => {
+                    let k = kind(&sub.method, &segs);
+                    if matches!(k, "composite" | "search" | "other" | "limits") {
+                        Resp::error(
+                            400,
+                            "INVALID_API_INPUT",
+                            &format!(
+                                "This resource is not supported in a composite subrequest: {url}"
+                            ),
+                        )
+                    } else {
+                        let mut sub_ctx = ctx.clone();
+                        sub_ctx.version = version;
+                        dispatch(world, &sub_ctx, &sub.method, &segs, &params, b.as_ref())
+                    }
+                }
+            },
+        };
+        let body = match &resp.body {
+            crate::http::Body_::Json(j) => j.clone(),
+            _ => Json::Null,
+        };
+        let mut headers = Json::obj();
+        if resp.status == 201
+            && let Some(id) = body.get("id").and_then(Json::as_str)
+            && let Some((version, segs, _)) = split_url(&sub.url)
+            && segs.len() >= 2
+        {
+            headers.push(
+                "Location",
+                format!("/services/data/v{version}/sobjects/{}/{id}", segs[1]),
+            );
+        }
+        let ok = resp.status < 400;
+        out.push(
+            Json::obj()
+                .with("body", body.clone())
+                .with("httpHeaders", headers)
+                .with("httpStatusCode", i64::from(resp.status))
+                .with("referenceId", sub.reference.as_str()),
+        );
+        if ok {
+            results.insert(sub.reference.clone(), body);
+        } else if all_or_none {
+            failed_at = Some(i);
+            break;
+        }
+    }
+    let o = &mut world.orgs[ctx.org];
+    if let Some(fail) = failed_at {
+        o.rollback(sp);
+        let mut fixed = Vec::new();
+        for (i, sub) in subs.iter().enumerate() {
+            if i == fail {
+                fixed.push(out[i].clone());
+                continue;
+            }
+            fixed.push(
+                Json::obj()
+                    .with("body", halted(ROLLED_BACK))
+                    .with("httpHeaders", Json::obj())
+                    .with("httpStatusCode", 400i64)
+                    .with("referenceId", sub.reference.as_str()),
+            );
+        }
+        out = fixed;
+    } else {
+        o.release(sp);
+    }
+    Resp::json(200, Json::obj().with("compositeResponse", Json::Arr(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let mut results = HashMap::new();
+        results.insert(
+            "acc".to_string(),
+            Json::obj()
+                .with("id", "001xx")
+                .with("records", Json::Arr(vec![Json::obj().with("Id", "003yy")])),
+        );
+        assert_eq!(
+            resolve_text("/services/data/v62.0/sobjects/Account/@{acc.id}", &results).unwrap(),
+            Json::Str("/services/data/v62.0/sobjects/Account/001xx".into())
+        );
+        assert_eq!(
+            resolve_text("@{acc.records[0].Id}", &results).unwrap(),
+            Json::Str("003yy".into())
+        );
+        assert!(resolve_text("@{nope.id}", &results).is_err());
+        assert!(resolve_text("@{acc.missing}", &results).is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! HTTP plumbing: one axum handler that routes by path, and the response type.
+
+use crate::json::Json;
+use crate::world::World;
+use crate::{control, oauth, rest};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct Shared {
+    /// The world, behind one lock (never held across an await).
+    pub world: Mutex<World>,
+}
+
+impl Shared {
+    /// Locks the world (a poisoned lock is recovered: the state stays usable).
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        match self.world.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// Body of a response.
+#[derive(Debug, Clone)]
+pub enum Body_ {
+    /// JSON.
+    Json(Json),
+    /// HTML page.
+    Html(String),
+    /// Plain text.
+    Text(String),
+    /// Nothing.
+    Empty,
+}
+
+/// A response under construction.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Body_,
+}
+
+impl Resp {
+    /// JSON response.
+    pub fn json(status: u16, body: Json) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: Body_::Json(body),
+        }
+    }
+    /// Empty response.
+    pub fn empty(status: u16) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: Body_::Empty,
+        }
+    }
+    /// HTML response.
+    pub fn html(status: u16, page: String) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: Body_::Html(page),
+        }
+    }
+    /// Plain text response.
+    pub fn text(status: u16, text: &str) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: Body_::Text(text.to_string()),
+        }
+    }
+    /// 302 redirect.
+    pub fn redirect(location: &str) -> Resp {
+        Resp::empty(302).header("Location", location)
+    }
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Resp {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+    /// `[{"message","errorCode"}]` with a status.
+    pub fn error(status: u16, code: &str, message: &str) -> Resp {
+        Resp::json(
+            status,
+            Json::Arr(vec![
+                Json::obj().with("message", message).with("errorCode", code),
+            ]),
+        )
+    }
+    /// OAuth error `{"error","error_description"}`.
+    pub fn oauth_error(status: u16, error: &str, description: &str) -> Resp {
+        Resp::json(
+            status,
+            Json::obj()
+                .with("error", error)
+                .with("error_description", description),
+        )
+    }
+    /// 404 NOT_FOUND as Salesforce words it.
+    pub fn not_found() -> Resp {
+        Resp::error(404, "NOT_FOUND", "The requested resource does not exist")
+    }
+
+    fn into_response(self) -> Response {
+        let (content_type, body) = match self.body {
+            Body_::Json(j) => ("application/json;charset=UTF-8", j.to_string_compact()),
+            Body_::Html(h) => ("text/html;charset=UTF-8", h),
+            Body_::Text(t) => ("text/plain;charset=UTF-8", t),
+            Body_::Empty => ("", String::new()),
+        };
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let h = resp.headers_mut();
+        if !content_type.is_empty() {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
+        }
+        for (k, v) in self.headers {
+            if let (Ok(name), Ok(value)) = (
+                http::header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                h.append(name, value);
+            }
+        }
+        resp
+    }
+}
+
+/// A request as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// Method.
+    pub method: Method,
+    /// Path (percent-decoding is left to the handlers).
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+impl Req {
+    /// Decoded query parameters.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+    /// One query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.query_params()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+    /// Decoded form body.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The single axum handler.
+pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Resp::error(413, "REQUEST_TOO_LARGE", "The request body is too large")
+                .into_response();
+        }
+    };
+    let req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body,
+    };
+    route(&shared, req).await.into_response()
+}
+
+async fn route(shared: &Arc<Shared>, req: Req) -> Resp {
+    let path = req.path.clone();
+    if path.starts_with("/__emulator") {
+        return control::handle(shared, &req);
+    }
+    match path.as_str() {
+        "/services/oauth2/authorize" => return oauth::authorize(shared, &req),
+        "/services/oauth2/token" => return oauth::token(shared, &req).await,
+        "/services/oauth2/revoke" => return oauth::revoke(shared, &req),
+        "/services/data" | "/services/data/" => return versions(shared, &req),
+        _ => {}
+    }
+    if path.starts_with("/id/") {
+        return oauth::identity(shared, &req);
+    }
+    if let Some(rest_path) = path.strip_prefix("/services/data/") {
+        return rest::handle(shared, &req, rest_path).await;
+    }
+    if path == "/" {
+        return Resp::html(
+            200,
+            "<!doctype html><title>Salesforce emulator</title><p>Salesforce org emulator. See <code>/__emulator/orgs</code>.</p>".into(),
+        );
+    }
+    Resp::not_found()
+}
+
+/// Lowest and highest REST versions served.
+pub const MIN_VERSION: u32 = 31;
+/// Highest version.
+pub const MAX_VERSION: u32 = 66;
+
+fn versions(_shared: &Arc<Shared>, req: &Req) -> Resp {
+    if req.method != Method::GET {
+        return Resp::error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method 'POST' not allowed. Allowed are GET",
+        );
+    }
+    let list = (MIN_VERSION..=MAX_VERSION)
+        .map(|v| {
+            Json::obj()
+                .with("label", format!("Emulated {v}"))
+                .with("url", format!("/services/data/v{v}.0"))
+                .with("version", format!("{v}.0"))
+        })
+        .collect();
+    Resp::json(200, Json::Arr(list))
+}

@@ -1,0 +1,1160 @@
+//! REST API under `/services/data/vXX.X/`: authentication, API usage, faults, and
+//! the resources (query, sObjects, collections, composite, search, updated,
+//! deleted, limits, describe).
+
+use crate::http::{MAX_VERSION, MIN_VERSION, Req, Resp, Shared};
+use crate::json::Json;
+use crate::oauth::{bearer, session};
+use crate::org::{
+    FailureKind, LOCATOR_IDLE_MS, Locator, Mutation, RecError, WriteCtx, parse_fields,
+};
+use crate::schema::{ObjectDef, Schema};
+use crate::soql::{self, plan::DataView};
+use crate::store::RecordId;
+use crate::time::{Millis, fmt_datetime, parse_datetime, to_minute};
+use crate::world::World;
+use http::Method;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default and bounds of the query page size.
+pub const DEFAULT_BATCH: usize = 2000;
+const MIN_BATCH: usize = 200;
+/// Records per sObject Collections request.
+pub const MAX_COLLECTION: usize = 200;
+/// Subrequests per composite request.
+pub const MAX_COMPOSITE: usize = 25;
+const UPDATED_WINDOW_MS: Millis = 30 * 86_400_000;
+const DELETED_KEPT_MS: Millis = 15 * 86_400_000;
+const MAX_REPLICATION_IDS: usize = 600_000;
+
+/// Who is calling, for one request.
+#[derive(Debug, Clone)]
+pub struct ApiCtx {
+    /// Org index.
+    pub org: usize,
+    /// User.
+    pub user: RecordId,
+    /// Access token.
+    pub token: String,
+    /// API version (`62.0`).
+    pub version: String,
+    /// `client=` of Sforce-Call-Options.
+    pub client: Option<String>,
+    /// Page size requested by Sforce-Query-Options.
+    pub batch: Option<usize>,
+}
+
+fn parse_version(seg: &str) -> Option<String> {
+    let v = seg.strip_prefix('v')?;
+    let (major, minor) = v.split_once('.')?;
+    let m: u32 = major.parse().ok()?;
+    if minor != "0" || !(MIN_VERSION..=MAX_VERSION).contains(&m) {
+        return None;
+    }
+    Some(format!("{m}.0"))
+}
+
+fn batch_size(req_header: Option<&str>) -> Option<usize> {
+    let h = req_header?;
+    h.split(',').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("batchSize") {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .map(|n| n.clamp(MIN_BATCH, DEFAULT_BATCH))
+        } else {
+            None
+        }
+    })
+}
+
+fn call_client(h: Option<&str>) -> Option<String> {
+    h?.split(',').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("client")
+            .then(|| v.trim().to_string())
+    })
+}
+
+fn segments(path: &str) -> Vec<String> {
+    let mut segs: Vec<String> = path.split('/').map(percent_decode).collect();
+    while segs.last().is_some_and(String::is_empty) {
+        segs.pop();
+    }
+    segs
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The endpoint kind used by the per-kind counters.
+pub fn kind(method: &Method, segs: &[String]) -> &'static str {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match (method.as_str(), s.as_slice()) {
+        ("GET", ["query"]) => "query",
+        ("GET", ["queryAll"]) => "queryAll",
+        ("GET", ["query" | "queryAll", _]) => "queryMore",
+        ("GET", ["search"]) => "search",
+        ("GET", ["limits"]) => "limits",
+        ("GET", ["sobjects", _, "updated"]) => "updated",
+        ("GET", ["sobjects", _, "deleted"]) => "deleted",
+        ("GET", ["sobjects"] | ["sobjects", _] | ["sobjects", _, "describe"]) => "describe",
+        ("POST", ["sobjects", _]) => "sobjectCreate",
+        ("GET", ["sobjects", _, _]) => "sobjectRead",
+        ("PATCH", ["sobjects", _, _]) => "sobjectUpdate",
+        ("DELETE", ["sobjects", _, _]) => "sobjectDelete",
+        ("POST", ["composite", "sobjects"]) => "collectionsCreate",
+        ("PATCH", ["composite", "sobjects"]) => "collectionsUpdate",
+        ("GET" | "POST", ["composite", "sobjects", _]) => "collectionsRetrieve",
+        ("POST", ["composite"]) => "composite",
+        _ => "other",
+    }
+}
+
+fn invalid_session(msg: &str) -> Resp {
+    Resp::error(401, "INVALID_SESSION_ID", msg)
+}
+
+/// Entry point for `/services/data/<rest>`.
+pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
+    let (ver_seg, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(version) = parse_version(ver_seg) else {
+        return Resp::not_found();
+    };
+    let token = bearer(req);
+    // Authenticate and read the latency without holding the lock while sleeping.
+    let (org, latency) = {
+        let mut world = shared.lock();
+        let Some(sess) = token.as_deref().and_then(|t| session(&mut world, t)) else {
+            return invalid_session("Session expired or invalid");
+        };
+        if !sess.scopes.iter().any(|s| s == "api" || s == "full") {
+            return invalid_session("This session is not valid for use with the REST API");
+        }
+        (sess.org, world.orgs[sess.org].faults.latency_ms)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let mut world = shared.lock();
+    let Some(sess) = token.as_deref().and_then(|t| session(&mut world, t)) else {
+        return invalid_session("Session expired or invalid");
+    };
+    let ctx = ApiCtx {
+        org,
+        user: sess.user,
+        token: token.unwrap_or_default(),
+        version,
+        client: call_client(req.header("sforce-call-options")),
+        batch: batch_size(req.header("sforce-query-options")),
+    };
+    let segs = segments(tail);
+    let o = &mut world.orgs[org];
+    if o.api_used >= o.api_limit {
+        let header = o.limit_header();
+        return Resp::error(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )
+        .header("Sforce-Limit-Info", &header);
+    }
+    let k = kind(&req.method, &segs);
+    o.count(k);
+    let header = o.limit_header();
+    if o.faults.fail_next > 0
+        && let Some(fk) = o.faults.fail_kind
+    {
+        o.faults.fail_next -= 1;
+        let collection_write = matches!(k, "collectionsCreate" | "collectionsUpdate");
+        let resp = match fk {
+            FailureKind::ServerUnavailable => Resp::error(
+                503,
+                "SERVER_UNAVAILABLE",
+                "Server is temporarily unavailable. Please try again later.",
+            ),
+            FailureKind::RequestLimitExceeded => Resp::error(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentPerOrgLongTxn Limit exceeded.",
+            ),
+            FailureKind::UnableToLockRow if collection_write => {
+                lock_failure_for_collection(&req.body)
+            }
+            FailureKind::UnableToLockRow => Resp::error(
+                400,
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record",
+            ),
+        };
+        return resp.header("Sforce-Limit-Info", &header);
+    }
+    let body = if req.body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&req.body) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return Resp::error(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    &format!("Unexpected character in the request body: {e}"),
+                )
+                .header("Sforce-Limit-Info", &header);
+            }
+        }
+    };
+    let params = req.query_params();
+    let resp = dispatch(&mut world, &ctx, &req.method, &segs, &params, body.as_ref());
+    resp.header("Sforce-Limit-Info", &header)
+}
+
+fn lock_failure_for_collection(body: &[u8]) -> Resp {
+    let n = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("records").and_then(|r| r.as_array()).map(Vec::len))
+        .unwrap_or(1);
+    let err = RecError::new(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record or 1 records",
+        vec![],
+    );
+    let rows = (0..n)
+        .map(|_| {
+            Json::obj()
+                .with("success", false)
+                .with("errors", Json::Arr(vec![err.to_status_json()]))
+        })
+        .collect();
+    Resp::json(200, Json::Arr(rows))
+}
+
+fn method_not_allowed(method: &Method, allowed: &str) -> Resp {
+    Resp::error(
+        405,
+        "METHOD_NOT_ALLOWED",
+        &format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+    )
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Routes one (sub)request. Counting and faults happen before.
+pub fn dispatch(
+    world: &mut World,
+    ctx: &ApiCtx,
+    method: &Method,
+    segs: &[String],
+    params: &[(String, String)],
+    body: Option<&serde_json::Value>,
+) -> Resp {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            let v = &ctx.version;
+            let mut j = Json::obj();
+            for r in [
+                "sobjects",
+                "query",
+                "queryAll",
+                "search",
+                "limits",
+                "composite",
+            ] {
+                j.push(r, format!("/services/data/v{v}/{r}"));
+            }
+            Resp::json(200, j)
+        }
+        ["query" | "queryAll"] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            query(world, ctx, param(params, "q"), s[0] == "queryAll")
+        }
+        ["query" | "queryAll", loc] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            query_more(world, ctx, loc)
+        }
+        ["search"] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            crate::sosl::search(world, ctx, param(params, "q"))
+        }
+        ["limits"] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            limits(world, ctx)
+        }
+        ["sobjects"] => {
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            global_describe(ctx)
+        }
+        ["sobjects", t] => {
+            let Some(obj) = Schema::get().object(t) else {
+                return Resp::not_found();
+            };
+            match *method {
+                Method::POST => create(world, ctx, obj, body),
+                Method::GET => Resp::json(
+                    200,
+                    Json::obj()
+                        .with("objectDescribe", describe_summary(obj, &ctx.version))
+                        .with("recentItems", Json::Arr(vec![])),
+                ),
+                _ => method_not_allowed(method, "GET, POST"),
+            }
+        }
+        ["sobjects", t, "describe"] => {
+            let Some(obj) = Schema::get().object(t) else {
+                return Resp::not_found();
+            };
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            Resp::json(200, describe(obj, &ctx.version))
+        }
+        ["sobjects", t, which @ ("updated" | "deleted")] => {
+            let Some(obj) = Schema::get().object(t) else {
+                return Resp::not_found();
+            };
+            if *method != Method::GET {
+                return method_not_allowed(method, "GET");
+            }
+            replication(world, ctx, obj, *which == "deleted", params)
+        }
+        ["sobjects", t, id] => {
+            let Some(obj) = Schema::get().object(t) else {
+                return Resp::not_found();
+            };
+            match *method {
+                Method::GET => read(world, ctx, obj, id, param(params, "fields")),
+                Method::PATCH => update(world, ctx, obj, id, body),
+                Method::DELETE => delete(world, ctx, obj, id),
+                _ => method_not_allowed(method, "GET, PATCH, DELETE"),
+            }
+        }
+        ["composite", "sobjects"] => match *method {
+            Method::POST => collection_write(world, ctx, body, true),
+            Method::PATCH => collection_write(world, ctx, body, false),
+            _ => method_not_allowed(method, "POST, PATCH"),
+        },
+        ["composite", "sobjects", t] => {
+            let Some(obj) = Schema::get().object(t) else {
+                return Resp::not_found();
+            };
+            match *method {
+                Method::GET => {
+                    let ids: Vec<String> = param(params, "ids")
+                        .map(|v| v.split(',').map(|x| x.trim().to_string()).collect())
+                        .unwrap_or_default();
+                    let fields: Vec<String> = param(params, "fields")
+                        .map(|v| v.split(',').map(|x| x.trim().to_string()).collect())
+                        .unwrap_or_default();
+                    collection_retrieve(world, ctx, obj, &ids, &fields)
+                }
+                Method::POST => {
+                    let list = |k: &str| -> Vec<String> {
+                        body.and_then(|b| b.get(k))
+                            .and_then(|v| v.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    collection_retrieve(world, ctx, obj, &list("ids"), &list("fields"))
+                }
+                _ => method_not_allowed(method, "GET, POST"),
+            }
+        }
+        ["composite"] => {
+            if *method != Method::POST {
+                return method_not_allowed(method, "POST");
+            }
+            crate::composite::composite(world, ctx, body)
+        }
+        _ => Resp::not_found(),
+    }
+}
+
+fn soql_error(e: &soql::SoqlError) -> Resp {
+    Resp::error(400, e.code, &e.message)
+}
+
+fn page_json(
+    world: &World,
+    ctx: &ApiCtx,
+    plan: &soql::Plan,
+    ids: &[RecordId],
+    total: usize,
+    next: Option<String>,
+) -> Json {
+    let o = &world.orgs[ctx.org];
+    let view = DataView {
+        tables: &o.tables,
+        pod: &o.pod,
+    };
+    let records = ids
+        .iter()
+        .map(|r| soql::plan::render(plan, &view, &ctx.version, *r))
+        .collect();
+    let mut j = Json::obj()
+        .with("totalSize", total)
+        .with("done", next.is_none());
+    if let Some(n) = next {
+        j.push("nextRecordsUrl", n);
+    }
+    j.with("records", Json::Arr(records))
+}
+
+/// GET query / queryAll.
+pub fn query(world: &mut World, ctx: &ApiCtx, q: Option<&str>, all: bool) -> Resp {
+    let Some(q) = q else {
+        return Resp::error(400, "MALFORMED_QUERY", "A query string has to be specified");
+    };
+    let parsed = match soql::parse_checked(q) {
+        Ok(p) => p,
+        Err(e) => return soql_error(&e),
+    };
+    let plan = match soql::compile(q, &parsed) {
+        Ok(p) => p,
+        Err(e) => return soql_error(&e),
+    };
+    let now = world.now();
+    let o = &mut world.orgs[ctx.org];
+    let ids = soql::execute(&plan, &o.view(), all);
+    let total = ids.len();
+    let batch = ctx.batch.unwrap_or(DEFAULT_BATCH);
+    let first: Vec<RecordId> = ids.iter().take(batch).copied().collect();
+    let plan = Arc::new(plan);
+    let next = if total > batch {
+        let loc = o.open_locator(Locator {
+            plan: plan.clone(),
+            ids: Arc::new(ids),
+            token: ctx.token.clone(),
+            user: ctx.user,
+            opened: now,
+            last_used: now,
+            batch,
+            all,
+        });
+        Some(format!(
+            "/services/data/v{}/{}/{loc}-{batch}",
+            ctx.version,
+            if all { "queryAll" } else { "query" }
+        ))
+    } else {
+        None
+    };
+    Resp::json(200, page_json(world, ctx, &plan, &first, total, next))
+}
+
+fn invalid_locator() -> Resp {
+    Resp::error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+}
+
+/// GET query/<locator>-<offset>.
+pub fn query_more(world: &mut World, ctx: &ApiCtx, loc_text: &str) -> Resp {
+    let Some((loc_id, offset)) = loc_text.rsplit_once('-') else {
+        return invalid_locator();
+    };
+    let Ok(offset) = offset.parse::<usize>() else {
+        return invalid_locator();
+    };
+    let now = world.now();
+    let o = &mut world.orgs[ctx.org];
+    let Some(loc) = o.locators.get(loc_id).cloned() else {
+        return invalid_locator();
+    };
+    if now - loc.last_used > LOCATOR_IDLE_MS {
+        o.locators.remove(loc_id);
+        return invalid_locator();
+    }
+    // A cursor belongs to the session that opened it.
+    if loc.token != ctx.token || offset > loc.ids.len() {
+        return invalid_locator();
+    }
+    let batch = ctx.batch.unwrap_or(loc.batch);
+    let end = (offset + batch).min(loc.ids.len());
+    let page: Vec<RecordId> = loc.ids[offset..end].to_vec();
+    let total = loc.ids.len();
+    let next = if end >= total {
+        o.locators.remove(loc_id);
+        None
+    } else {
+        if let Some(l) = o.locators.get_mut(loc_id) {
+            l.last_used = now;
+        }
+        Some(format!(
+            "/services/data/v{}/{}/{loc_id}-{end}",
+            ctx.version,
+            if loc.all { "queryAll" } else { "query" }
+        ))
+    };
+    Resp::json(200, page_json(world, ctx, &loc.plan, &page, total, next))
+}
+
+fn write_ctx(world: &World, ctx: &ApiCtx) -> WriteCtx {
+    WriteCtx {
+        user: ctx.user,
+        client: ctx.client.clone(),
+        now: world.now(),
+        seed: false,
+    }
+}
+
+fn not_writable(obj: &ObjectDef) -> RecError {
+    RecError::new(
+        "INSUFFICIENT_ACCESS_OR_READONLY",
+        format!(
+            "insufficient access rights on object {}: the emulator manages {} records through its control API",
+            obj.name, obj.name
+        ),
+        vec![],
+    )
+}
+
+fn create(
+    world: &mut World,
+    ctx: &ApiCtx,
+    obj: &ObjectDef,
+    body: Option<&serde_json::Value>,
+) -> Resp {
+    let Some(map) = body.and_then(|b| b.as_object()) else {
+        return Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object with the record's fields",
+        );
+    };
+    if !obj.api_writable {
+        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+    }
+    if map.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
+        return Resp::json(
+            400,
+            Json::Arr(vec![
+                RecError::new(
+                    "INVALID_FIELD",
+                    "cannot specify Id in an insert call",
+                    vec!["Id".into()],
+                )
+                .to_error_json(),
+            ]),
+        );
+    }
+    let fields = match parse_fields(obj, map) {
+        Ok(f) => f,
+        Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+    };
+    let wctx = write_ctx(world, ctx);
+    let o = &mut world.orgs[ctx.org];
+    match o.mutate(
+        Mutation::Create {
+            obj: obj.index,
+            fields,
+        },
+        &wctx,
+    ) {
+        Ok(id) => Resp::json(
+            201,
+            Json::obj()
+                .with("id", o.id18(id))
+                .with("success", true)
+                .with("errors", Json::Arr(vec![])),
+        ),
+        Err(e) => Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+    }
+}
+
+/// Resolves an id in a path for an object; Err is the 404 to answer.
+fn path_record(world: &World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Result<RecordId, Resp> {
+    let o = &world.orgs[ctx.org];
+    match o.parse_id(id) {
+        Some(r) if r.obj() == obj.index => Ok(r),
+        _ => Err(Resp::not_found()),
+    }
+}
+
+fn entity_deleted() -> Resp {
+    Resp::json(
+        404,
+        Json::Arr(vec![
+            RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]).to_error_json(),
+        ]),
+    )
+}
+
+fn read(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str, fields: Option<&str>) -> Resp {
+    let r = match path_record(world, ctx, obj, id) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let o = &world.orgs[ctx.org];
+    if !o.is_live(r) {
+        return entity_deleted();
+    }
+    let selected = match fields {
+        None => None,
+        Some(list) => {
+            let mut v = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match obj.by_name.get(&name.to_ascii_lowercase()) {
+                    Some(i) => v.push(*i),
+                    None => {
+                        return Resp::error(
+                            400,
+                            "INVALID_FIELD",
+                            &format!(
+                                "No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                                obj.name
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(v)
+        }
+    };
+    Resp::json(200, o.record_json(r, selected.as_deref(), &ctx.version))
+}
+
+fn update(
+    world: &mut World,
+    ctx: &ApiCtx,
+    obj: &ObjectDef,
+    id: &str,
+    body: Option<&serde_json::Value>,
+) -> Resp {
+    let r = match path_record(world, ctx, obj, id) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(map) = body.and_then(|b| b.as_object()) else {
+        return Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object with the fields to update",
+        );
+    };
+    if !obj.api_writable {
+        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+    }
+    let fields = match parse_fields(obj, map) {
+        Ok(f) => f,
+        Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+    };
+    let wctx = write_ctx(world, ctx);
+    match world.orgs[ctx.org].mutate(Mutation::Update { id: r, fields }, &wctx) {
+        Ok(_) => Resp::empty(204),
+        Err(e) if e.code == "ENTITY_IS_DELETED" => entity_deleted(),
+        Err(e) => Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+    }
+}
+
+fn delete(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Resp {
+    let r = match path_record(world, ctx, obj, id) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !obj.api_writable {
+        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+    }
+    let wctx = write_ctx(world, ctx);
+    let o = &mut world.orgs[ctx.org];
+    let sp = o.savepoint();
+    match o.mutate(Mutation::Delete { id: r }, &wctx) {
+        Ok(_) => {
+            o.release(sp);
+            Resp::empty(204)
+        }
+        Err(e) => {
+            o.rollback(sp);
+            if e.code == "ENTITY_IS_DELETED" {
+                entity_deleted()
+            } else {
+                Resp::json(400, Json::Arr(vec![e.to_error_json()]))
+            }
+        }
+    }
+}
+
+fn rolled_back() -> RecError {
+    RecError::new(
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "Record rolled back because not all records were valid and the request was using AllOrNone header",
+        vec![],
+    )
+}
+
+/// A collection record after deserialisation: object, id, field values.
+type ParsedRecord<'a> = (
+    &'a ObjectDef,
+    Option<String>,
+    Vec<(usize, crate::store::Value)>,
+);
+
+/// POST (create) or PATCH (update) composite/sobjects.
+pub fn collection_write(
+    world: &mut World,
+    ctx: &ApiCtx,
+    body: Option<&serde_json::Value>,
+    create: bool,
+) -> Resp {
+    let schema = Schema::get();
+    let Some(b) = body.and_then(|b| b.as_object()) else {
+        return Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object",
+        );
+    };
+    let all_or_none = match b.get("allOrNone") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(x)) => *x,
+        Some(_) => {
+            return Resp::error(
+                400,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize instance of boolean from VALUE_STRING (allOrNone)",
+            );
+        }
+    };
+    let Some(records) = b.get("records").and_then(|r| r.as_array()) else {
+        return Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "records: a JSON array of sObjects is required",
+        );
+    };
+    if records.len() > MAX_COLLECTION {
+        return Resp::error(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    // Deserialise everything first: type and field errors fail the whole request.
+    let mut parsed: Vec<ParsedRecord> = Vec::new();
+    for rec in records {
+        let Some(map) = rec.as_object() else {
+            return Resp::error(
+                400,
+                "JSON_PARSER_ERROR",
+                "each record must be a JSON object",
+            );
+        };
+        let Some(t) = map
+            .get("attributes")
+            .and_then(|a| a.get("type"))
+            .and_then(|t| t.as_str())
+        else {
+            return Resp::error(
+                400,
+                "INVALID_TYPE",
+                "Must send a concrete entity type (attributes.type) for every record.",
+            );
+        };
+        let Some(obj) = schema.object(t) else {
+            return Resp::error(
+                400,
+                "INVALID_TYPE",
+                &format!("sObject type '{t}' is not supported."),
+            );
+        };
+        let mut m = map.clone();
+        let id = m
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        if let Some((k, _)) = &id {
+            m.remove(k);
+        }
+        let fields = match parse_fields(obj, &m) {
+            Ok(f) => f,
+            Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+        };
+        let id_text = id.map(|(_, v)| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        parsed.push((obj, id_text, fields));
+    }
+    let wctx = write_ctx(world, ctx);
+    let o = &mut world.orgs[ctx.org];
+    let sp = o.savepoint();
+    let mut results: Vec<Result<RecordId, RecError>> = Vec::new();
+    for (obj, id_text, fields) in parsed {
+        let res = if !obj.api_writable {
+            Err(not_writable(obj))
+        } else if create {
+            match id_text {
+                Some(_) => Err(RecError::new(
+                    "INVALID_FIELD",
+                    "cannot specify Id in an insert call",
+                    vec!["Id".into()],
+                )),
+                None => o.mutate(
+                    Mutation::Create {
+                        obj: obj.index,
+                        fields,
+                    },
+                    &wctx,
+                ),
+            }
+        } else {
+            match id_text {
+                None => Err(RecError::new(
+                    "MISSING_ARGUMENT",
+                    "Id not specified in an update call",
+                    vec![],
+                )),
+                Some(text) => match crate::ids::normalize15(&text) {
+                    None => Err(RecError::new(
+                        "MALFORMED_ID",
+                        format!("Record ID: id value of incorrect type: {text}"),
+                        vec!["Id".into()],
+                    )),
+                    Some(_) => match o.parse_id(&text) {
+                        Some(r) if r.obj() == obj.index => {
+                            o.mutate(Mutation::Update { id: r, fields }, &wctx)
+                        }
+                        _ => Err(RecError::new(
+                            "INVALID_CROSS_REFERENCE_KEY",
+                            "invalid cross reference id",
+                            vec![],
+                        )),
+                    },
+                },
+            }
+        };
+        results.push(res);
+    }
+    let failed = results.iter().any(Result::is_err);
+    if all_or_none && failed {
+        o.rollback(sp);
+        results = results
+            .into_iter()
+            .map(|r| match r {
+                Ok(_) => Err(rolled_back()),
+                Err(e) => Err(e),
+            })
+            .collect();
+    } else {
+        o.release(sp);
+    }
+    let rows = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(id) => Json::obj()
+                .with("id", o.id18(id))
+                .with("success", true)
+                .with("errors", Json::Arr(vec![])),
+            Err(e) => Json::obj()
+                .with("success", false)
+                .with("errors", Json::Arr(vec![e.to_status_json()])),
+        })
+        .collect();
+    Resp::json(200, Json::Arr(rows))
+}
+
+fn collection_retrieve(
+    world: &mut World,
+    ctx: &ApiCtx,
+    obj: &ObjectDef,
+    ids: &[String],
+    fields: &[String],
+) -> Resp {
+    if fields.is_empty() {
+        return Resp::error(
+            400,
+            "MISSING_ARGUMENT",
+            "Missing required parameter: fields",
+        );
+    }
+    if ids.is_empty() {
+        return Resp::error(400, "MISSING_ARGUMENT", "Missing required parameter: ids");
+    }
+    if ids.len() > 2000 {
+        return Resp::error(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot retrieve more than 2000 records in this call",
+        );
+    }
+    let mut cols = Vec::new();
+    for name in fields {
+        match obj.by_name.get(&name.to_ascii_lowercase()) {
+            Some(i) => cols.push(*i),
+            None => {
+                return Resp::error(
+                    400,
+                    "INVALID_FIELD",
+                    &format!("No such column '{name}' on entity '{}'.", obj.name),
+                );
+            }
+        }
+    }
+    let o = &world.orgs[ctx.org];
+    let rows = ids
+        .iter()
+        .map(|id| match o.parse_id(id) {
+            Some(r) if r.obj() == obj.index && o.is_live(r) => {
+                o.record_json(r, Some(&cols), &ctx.version)
+            }
+            _ => Json::Null,
+        })
+        .collect();
+    Resp::json(200, Json::Arr(rows))
+}
+
+fn limits(world: &World, ctx: &ApiCtx) -> Resp {
+    let o = &world.orgs[ctx.org];
+    let rows: usize = o.tables.iter().map(|t| t.len()).sum();
+    let storage_used = (rows * 2 / 1024) as u64;
+    let pair = |max: u64, rem: u64| Json::obj().with("Max", max).with("Remaining", rem);
+    let body = Json::obj()
+        .with("ConcurrentAsyncGetReportInstances", pair(200, 200))
+        .with(
+            "DailyApiRequests",
+            pair(o.api_limit, o.api_limit.saturating_sub(o.api_used)),
+        )
+        .with("DailyAsyncApexExecutions", pair(250_000, 250_000))
+        .with("DailyBulkApiBatches", pair(15_000, 15_000))
+        .with("DailyBulkV2QueryJobs", pair(10_000, 10_000))
+        .with("DailyStreamingApiEvents", pair(1_000_000, 1_000_000))
+        .with(
+            "DataStorageMB",
+            pair(1024, 1024u64.saturating_sub(storage_used)),
+        )
+        .with("HourlyPublishedPlatformEvents", pair(250_000, 250_000))
+        .with("MonthlyPlatformEventsUsageEntitlement", pair(0, 0));
+    Resp::json(200, body)
+}
+
+fn replication_error(msg: &str) -> Resp {
+    Resp::error(400, "INVALID_REPLICATION_DATE", msg)
+}
+
+fn replication(
+    world: &World,
+    ctx: &ApiCtx,
+    obj: &ObjectDef,
+    deleted: bool,
+    params: &[(String, String)],
+) -> Resp {
+    if !obj.replicable {
+        return Resp::error(
+            400,
+            "INVALID_TYPE",
+            &format!("sObject type {} is not replicable", obj.name),
+        );
+    }
+    let now = world.now();
+    let get = |k: &str| -> Result<Millis, Resp> {
+        let Some(v) = param(params, k) else {
+            return Err(Resp::error(
+                400,
+                "MISSING_ARGUMENT",
+                &format!("Missing required parameter: {k}"),
+            ));
+        };
+        parse_datetime(v).map(to_minute).ok_or_else(|| {
+            replication_error(&format!(
+                "{k}: '{v}' is not a valid dateTime (use e.g. 2026-01-31T12:00:00Z or +00:00)"
+            ))
+        })
+    };
+    let start = match get("start") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let end = match get("end") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if start >= end {
+        return replication_error("start date must chronologically precede the end date");
+    }
+    if start < to_minute(now) - UPDATED_WINDOW_MS {
+        return replication_error("startDate cannot be more than 30 days ago");
+    }
+    let latest = end.min(to_minute(now));
+    let o = &world.orgs[ctx.org];
+    let t = &o.tables[obj.index];
+    if !deleted {
+        let Some(col) = obj.col("SystemModstamp") else {
+            return replication_error("object has no SystemModstamp");
+        };
+        let mut ids = Vec::new();
+        for row in 0..t.len() {
+            if t.is_deleted(row) {
+                continue;
+            }
+            if let crate::store::ValueRef::DateTime(ts) = t.get(col, row)
+                && ts >= start
+                && ts < latest
+            {
+                ids.push(Json::Str(o.id18(RecordId::new(obj.index, row as u64 + 1))));
+            }
+        }
+        if ids.len() > MAX_REPLICATION_IDS {
+            return Resp::error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "More than 600,000 ids: choose start and end dates that are closer together",
+            );
+        }
+        return Resp::json(
+            200,
+            Json::obj()
+                .with("ids", Json::Arr(ids))
+                .with("latestDateCovered", fmt_datetime(latest)),
+        );
+    }
+    let earliest = to_minute(o.created_at.max(now - DELETED_KEPT_MS));
+    let mut rows: Vec<(usize, Millis)> = t
+        .deleted_at
+        .iter()
+        .filter(|(_, at)| **at >= start && **at < latest && **at >= now - DELETED_KEPT_MS)
+        .map(|(r, at)| (*r, *at))
+        .collect();
+    rows.sort();
+    let list = rows
+        .into_iter()
+        .map(|(row, at)| {
+            Json::obj()
+                .with("deletedDate", fmt_datetime(at))
+                .with("id", o.id18(RecordId::new(obj.index, row as u64 + 1)))
+        })
+        .collect();
+    Resp::json(
+        200,
+        Json::obj()
+            .with("deletedRecords", Json::Arr(list))
+            .with("earliestDateAvailable", fmt_datetime(earliest))
+            .with("latestDateCovered", fmt_datetime(latest)),
+    )
+}
+
+fn describe_summary(obj: &ObjectDef, version: &str) -> Json {
+    Json::obj()
+        .with("name", obj.name)
+        .with("label", obj.name)
+        .with("keyPrefix", obj.key_prefix)
+        .with("createable", obj.api_writable)
+        .with("updateable", obj.api_writable)
+        .with("deletable", obj.api_writable && obj.has_is_deleted)
+        .with("queryable", true)
+        .with("replicateable", obj.replicable)
+        .with("searchable", obj.searchable)
+        .with(
+            "urls",
+            Json::obj()
+                .with(
+                    "sobject",
+                    format!("/services/data/v{version}/sobjects/{}", obj.name),
+                )
+                .with(
+                    "describe",
+                    format!("/services/data/v{version}/sobjects/{}/describe", obj.name),
+                )
+                .with(
+                    "rowTemplate",
+                    format!("/services/data/v{version}/sobjects/{}/{{ID}}", obj.name),
+                ),
+        )
+}
+
+fn global_describe(ctx: &ApiCtx) -> Resp {
+    let list = Schema::get()
+        .objects
+        .iter()
+        .map(|o| describe_summary(o, &ctx.version))
+        .collect();
+    Resp::json(
+        200,
+        Json::obj()
+            .with("encoding", "UTF-8")
+            .with("maxBatchSize", 200i64)
+            .with("sobjects", Json::Arr(list)),
+    )
+}
+
+fn describe(obj: &ObjectDef, version: &str) -> Json {
+    let fields = obj
+        .fields
+        .iter()
+        .map(|f| {
+            let picklist = f
+                .restricted
+                .map(|vals| {
+                    vals.iter()
+                        .map(|v| {
+                            Json::obj()
+                                .with("active", true)
+                                .with("label", *v)
+                                .with("value", *v)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Json::obj()
+                .with("name", f.name)
+                .with("label", f.label)
+                .with("type", f.ftype.describe_name())
+                .with("length", i64::from(f.length))
+                .with("createable", f.createable)
+                .with("updateable", f.updateable)
+                .with("nillable", f.nillable)
+                .with("calculated", f.computed.is_some())
+                .with(
+                    "referenceTo",
+                    Json::Arr(f.refs.iter().map(|r| Json::from(*r)).collect()),
+                )
+                .with("relationshipName", f.rel_name)
+                .with("polymorphicForeignKey", f.polymorphic)
+                .with("restrictedPicklist", f.restricted.is_some())
+                .with("picklistValues", Json::Arr(picklist))
+        })
+        .collect();
+    let mut d = describe_summary(obj, version);
+    d.push("fields", Json::Arr(fields));
+    d
+}
