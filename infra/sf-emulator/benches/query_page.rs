@@ -1,6 +1,7 @@
 //! Benchmark (harness = false): time to answer a 2,000-record query page from an
 //! org of 100,000 contacts (first page and follow-up pages, over HTTP), and the
-//! process RSS with 1,000,000 records loaded.
+//! process RSS with 1,000,000 records loaded (measured in a fresh child process,
+//! with the change log on and off).
 //!
 //! `CARGO_TARGET_DIR=/work/target-emu cargo bench -p sf-emulator`
 
@@ -38,10 +39,11 @@ fn record(object: &str, fields: Value) -> SeedRecord {
     }
 }
 
-fn setup_org(emu: &Emulator, key: &str) -> String {
+fn setup_org(emu: &Emulator, key: &str, change_log: bool) -> String {
     emu.create_org(OrgSpec {
         key: Some(key.into()),
         api_daily_limit: Some(100_000_000),
+        change_log: Some(change_log),
         ..Default::default()
     })
     .expect("org");
@@ -73,12 +75,13 @@ fn setup_org(emu: &Emulator, key: &str) -> String {
         .to_string()
 }
 
-fn load_contacts(emu: &Emulator, key: &str, n: usize) -> Vec<String> {
+/// Loads `n` contacts (and `n / 10` accounts); returns the ids of the first `keep`.
+fn load_contacts(emu: &Emulator, key: &str, n: usize, keep: usize) -> Vec<String> {
     let accounts: Vec<SeedRecord> = (0..n / 10)
         .map(|i| record("Account", json!({"Name": format!("Account {i}"), "Website": format!("https://a{i}.example.com")})))
         .collect();
     let account_ids = emu.seed(key, &accounts).expect("accounts");
-    let mut ids = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(keep);
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
         let recs: Vec<SeedRecord> = chunk
             .iter()
@@ -96,7 +99,9 @@ fn load_contacts(emu: &Emulator, key: &str, n: usize) -> Vec<String> {
                 )
             })
             .collect();
-        ids.extend(emu.seed(key, &recs).expect("contacts"));
+        let created = emu.seed(key, &recs).expect("contacts");
+        let room = keep.saturating_sub(ids.len());
+        ids.extend(created.into_iter().take(room));
     }
     ids
 }
@@ -114,14 +119,23 @@ async fn get(http: &reqwest::Client, url: &str, token: &str, q: Option<&str>) ->
     (elapsed, serde_json::from_slice(&body).expect("json"))
 }
 
+/// Env var that makes the process load 1,000,000 records and report memory
+/// (value `on` or `off`: the change log).
+const MILLION: &str = "SF_EMU_BENCH_MILLION";
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(mode) = std::env::var(MILLION) {
+        million(mode == "on").await;
+        return;
+    }
     let emu = Emulator::start(Options::default()).await.expect("start");
     let base = emu.base_url().to_string();
     let http = reqwest::Client::new();
-    let token = setup_org(&emu, "bench");
+    let token = setup_org(&emu, "bench", true);
     let t = Instant::now();
-    load_contacts(&emu, "bench", CONTACTS);
+    load_contacts(&emu, "bench", CONTACTS, 0);
+    emu.shrink_to_fit("bench").expect("shrink");
     println!(
         "loaded {CONTACTS} contacts (+{} accounts) in {:.1} s",
         CONTACTS / 10,
@@ -181,15 +195,32 @@ async fn main() {
         println!("  {name:<62} median {median:7.2} ms   p95 {p95:7.2} ms   max {max:7.2} ms");
     }
 
-    // Memory with 1,000,000 records.
-    emu.reset().expect("reset");
-    drop(page);
+    emu.shutdown().await;
+
+    // Memory with 1,000,000 records, each in a fresh process (RSS only grows).
+    let exe = std::env::current_exe().expect("current exe");
+    for mode in ["on", "off"] {
+        let out = std::process::Command::new(&exe)
+            .env(MILLION, mode)
+            .output()
+            .expect("child");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+async fn million(change_log: bool) {
+    let emu = Emulator::start(Options::default()).await.expect("start");
     let before = rss_mb();
-    let _token = setup_org(&emu, "million");
+    let _token = setup_org(&emu, "million", change_log);
     let t = Instant::now();
     // 72,000 accounts + 720,000 contacts + 208,000 call tasks = 1,000,000 records.
-    let contacts = load_contacts(&emu, "million", 720_000);
-    for chunk in contacts[..208_000].chunks(10_000) {
+    let contacts = load_contacts(&emu, "million", 720_000, 208_000);
+    for chunk in contacts.chunks(10_000) {
         let tasks: Vec<SeedRecord> = chunk
             .iter()
             .enumerate()
@@ -212,12 +243,20 @@ async fn main() {
     }
     drop(contacts);
     let total = 72_000 + 720_000 + 208_000;
+    emu.shrink_to_fit("million").expect("shrink");
     let after = rss_mb();
+    let fp = emu.footprint("million").expect("footprint");
+    let mb = |b: usize| b as f64 / (1024.0 * 1024.0);
     println!(
-        "\n{total} records loaded in {:.1} s (change log on): process RSS {after:.0} MB (before loading: {before:.0} MB, delta {:.0} MB, {:.0} bytes/record)",
+        "\n{total} records loaded in {:.1} s (change log {}): process RSS {after:.0} MB (before loading: {before:.0} MB, delta {:.0} MB, {:.0} bytes/record); heap: columns {:.0} MB ({:.0} bytes/record), change log {:.0} MB ({} entries)",
         t.elapsed().as_secs_f64(),
+        if change_log { "on" } else { "off" },
         after - before,
-        (after - before) * 1024.0 * 1024.0 / total as f64
+        (after - before) * 1024.0 * 1024.0 / total as f64,
+        mb(fp.records_bytes),
+        fp.records_bytes as f64 / fp.records as f64,
+        mb(fp.change_log_bytes),
+        fp.change_log_entries,
     );
     emu.shutdown().await;
 }

@@ -37,8 +37,8 @@ pub mod world;
 
 pub use org::{ChangeEntry, ChangeType, ConnectedApp, FailureKind};
 pub use world::{
-    AppSpec, ControlError, Counters, Fault, OrgInfo, OrgSpec, SeedFile, SeedOrg, SeedRecord,
-    UserInfo, UserSpec,
+    AppSpec, ControlError, Counters, Fault, Footprint, OrgInfo, OrgSpec, SeedFile, SeedOrg,
+    SeedRecord, UserInfo, UserSpec,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -314,6 +314,24 @@ impl Emulator {
         self.with(|w| {
             let i = self.org(w, org)?;
             w.changes(i)
+        })
+    }
+
+    /// Releases the spare capacity of an org's columns and change log: call it
+    /// after a bulk load made of many [`Emulator::seed`] calls (seed files are
+    /// shrunk once loaded).
+    pub fn shrink_to_fit(&self, org: &str) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.shrink_to_fit(i)
+        })
+    }
+
+    /// Heap bytes held by an org's records and change log (benchmarks).
+    pub fn footprint(&self, org: &str) -> Result<Footprint, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.footprint(i)
         })
     }
 

@@ -92,18 +92,21 @@ pub struct ChangeEntry {
     pub commit_user: String,
 }
 
-/// Compact form of a change log entry (a million entries must stay small).
+/// Compact form of a change log entry (a million entries must stay small:
+/// 48 bytes, no allocation). Its sequence number is its position + 1 (the log
+/// only grows, and a rollback truncates it with the sequence).
 #[derive(Debug, Clone)]
 struct Change {
-    seq: u64,
-    obj: usize,
-    ids: Box<[RecordId]>,
-    change_type: ChangeType,
-    changed: Box<[u16]>,
-    nulled: Box<[u16]>,
-    client: Option<Arc<str>>,
-    commit: Millis,
+    id: RecordId,
     user: RecordId,
+    commit: Millis,
+    /// Field positions set or changed (bit i = `fields[i]`).
+    changed: u64,
+    /// Field positions set to null.
+    nulled: u64,
+    /// Index + 1 in `Org::clients` (0: none).
+    client: u32,
+    change_type: ChangeType,
 }
 
 /// Who writes, when, and how.
@@ -238,7 +241,6 @@ pub struct Savepoint {
     lens: Vec<usize>,
     undo: usize,
     changes: usize,
-    change_seq: u64,
 }
 
 /// One org.
@@ -271,7 +273,8 @@ pub struct Org {
     locator_seq: u64,
     /// Change log (compact; see [`Org::change_entries`]).
     changes: Vec<Change>,
-    change_seq: u64,
+    /// `client=` names seen in the change log.
+    clients: Vec<Arc<str>>,
     /// Record changes in the log.
     pub change_log_enabled: bool,
     /// Session idle timeout (ms).
@@ -396,7 +399,7 @@ impl Org {
             locators: HashMap::new(),
             locator_seq: 0,
             changes: Vec::new(),
-            change_seq: 0,
+            clients: Vec::new(),
             change_log_enabled: true,
             session_timeout_ms: 2 * 3600 * 1000,
             search_lag_ms: 0,
@@ -476,7 +479,6 @@ impl Org {
             lens: self.tables.iter().map(Table::len).collect(),
             undo: self.undo.len(),
             changes: self.changes.len(),
-            change_seq: self.change_seq,
         }
     }
 
@@ -510,7 +512,6 @@ impl Org {
             t.truncate(*len);
         }
         self.changes.truncate(sp.changes);
-        self.change_seq = sp.change_seq;
         self.tx_depth = self.tx_depth.saturating_sub(1);
         if self.tx_depth == 0 {
             self.undo.clear();
@@ -553,37 +554,39 @@ impl Org {
 
     fn log_change(
         &mut self,
-        obj: &'static str,
-        ids: Vec<RecordId>,
+        id: RecordId,
         change_type: ChangeType,
-        changed: Vec<&'static str>,
-        nulled: Vec<&'static str>,
+        changed: &[usize],
+        nulled: &[usize],
         ctx: &WriteCtx,
     ) {
         if !self.change_log_enabled {
             return;
         }
-        let Some(def) = Schema::get().object(obj) else {
-            return;
+        let bits = |fields: &[usize]| -> u64 {
+            fields.iter().fold(0, |acc, fi| {
+                debug_assert!(*fi < 64, "an object has at most 64 fields");
+                acc | 1u64.checked_shl(*fi as u32).unwrap_or(0)
+            })
         };
-        let index = |names: Vec<&'static str>| -> Box<[u16]> {
-            names
-                .iter()
-                .filter_map(|n| def.fields.iter().position(|f| f.name == *n))
-                .filter_map(|i| u16::try_from(i).ok())
-                .collect()
+        let client = match ctx.client.as_deref() {
+            None => 0,
+            Some(name) => match self.clients.iter().position(|c| &**c == name) {
+                Some(i) => i + 1,
+                None => {
+                    self.clients.push(Arc::from(name));
+                    self.clients.len()
+                }
+            },
         };
-        self.change_seq += 1;
         self.changes.push(Change {
-            seq: self.change_seq,
-            obj: def.index,
-            ids: ids.into_boxed_slice(),
-            change_type,
-            changed: index(changed),
-            nulled: index(nulled),
-            client: ctx.client.as_deref().map(Arc::from),
-            commit: ctx.now,
+            id,
             user: ctx.user,
+            commit: ctx.now,
+            changed: bits(changed),
+            nulled: bits(nulled),
+            client: u32::try_from(client).unwrap_or(0),
+            change_type,
         });
     }
 
@@ -592,23 +595,56 @@ impl Org {
         let schema = Schema::get();
         self.changes
             .iter()
-            .map(|c| {
-                let def = schema.at(c.obj);
-                let names =
-                    |v: &[u16]| v.iter().map(|i| def.fields[usize::from(*i)].name).collect();
+            .enumerate()
+            .map(|(i, c)| {
+                let def = schema.at(c.id.obj());
+                let names = |bits: u64| {
+                    def.fields
+                        .iter()
+                        .enumerate()
+                        .filter(|(fi, _)| *fi < 64 && bits & (1 << fi) != 0)
+                        .map(|(_, f)| f.name)
+                        .collect()
+                };
                 ChangeEntry {
-                    sequence: c.seq,
+                    sequence: i as u64 + 1,
                     entity_name: def.name,
-                    record_ids: c.ids.iter().map(|r| self.id18(*r)).collect(),
+                    record_ids: vec![self.id18(c.id)],
                     change_type: c.change_type,
-                    changed_fields: names(&c.changed),
-                    nulled_fields: names(&c.nulled),
-                    client: c.client.as_deref().map(str::to_string),
+                    changed_fields: names(c.changed),
+                    nulled_fields: names(c.nulled),
+                    client: (c.client as usize)
+                        .checked_sub(1)
+                        .and_then(|i| self.clients.get(i))
+                        .map(|s| s.to_string()),
                     commit_timestamp: c.commit,
                     commit_user: self.id18(c.user),
                 }
             })
             .collect()
+    }
+
+    /// Number of change log entries.
+    pub fn change_log_len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Releases spare capacity of the records and the change log (after a
+    /// bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        for t in &mut self.tables {
+            t.shrink_to_fit();
+        }
+        self.changes.shrink_to_fit();
+    }
+
+    /// Heap bytes held by the records and by the change log (capacity
+    /// included).
+    pub fn footprint(&self) -> (usize, usize) {
+        (
+            self.tables.iter().map(Table::heap_bytes).sum(),
+            self.changes.capacity() * std::mem::size_of::<Change>(),
+        )
     }
 
     /// Resolves and checks a reference value.
@@ -952,22 +988,15 @@ impl Org {
         let id = self.tables[obj_index].push_row();
         let row = id.row();
         let mut changed = Vec::new();
-        for (f, v) in obj.fields.iter().zip(vals) {
+        for (fi, (f, v)) in obj.fields.iter().zip(vals).enumerate() {
             if let Some(c) = f.column {
                 if !v.is_null() && f.name != "IsDeleted" {
-                    changed.push(f.name);
+                    changed.push(fi);
                 }
                 self.tables[obj_index].set(c, row, v);
             }
         }
-        self.log_change(
-            obj.name,
-            vec![id],
-            ChangeType::Create,
-            changed,
-            Vec::new(),
-            ctx,
-        );
+        self.log_change(id, ChangeType::Create, &changed, &[], ctx);
         Ok(id)
     }
 
@@ -1025,14 +1054,14 @@ impl Org {
             let requested = fields.iter().any(|(x, _)| *x == fi);
             if vals[fi] != before[fi] || requested {
                 if vals[fi].is_null() {
-                    nulled.push(f.name);
+                    nulled.push(fi);
                 } else {
-                    changed.push(f.name);
+                    changed.push(fi);
                 }
                 self.set_cell(id.obj(), c, id.row(), vals[fi].clone());
             }
         }
-        self.log_change(obj.name, vec![id], ChangeType::Update, changed, nulled, ctx);
+        self.log_change(id, ChangeType::Update, &changed, &nulled, ctx);
         Ok(())
     }
 
@@ -1073,14 +1102,7 @@ impl Org {
             }
         }
         self.set_deleted(id.obj(), row, Some(now));
-        self.log_change(
-            obj.name,
-            vec![id],
-            ChangeType::Delete,
-            Vec::new(),
-            Vec::new(),
-            ctx,
-        );
+        self.log_change(id, ChangeType::Delete, &[], &[], ctx);
         // Cascade to children.
         for (child, field) in obj.cascade {
             let Some(cobj) = schema.object(child) else {
@@ -1122,14 +1144,7 @@ impl Org {
             }
         }
         self.set_deleted(id.obj(), id.row(), None);
-        self.log_change(
-            obj.name,
-            vec![id],
-            ChangeType::Undelete,
-            Vec::new(),
-            Vec::new(),
-            ctx,
-        );
+        self.log_change(id, ChangeType::Undelete, &[], &[], ctx);
         Ok(())
     }
 

@@ -201,6 +201,19 @@ pub struct Counters {
     pub by_kind: BTreeMap<String, u64>,
 }
 
+/// Memory held by an org (heap bytes, spare capacity included).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Footprint {
+    /// Records (users included, deleted ones too).
+    pub records: usize,
+    /// Bytes of the record columns.
+    pub records_bytes: usize,
+    /// Change log entries.
+    pub change_log_entries: usize,
+    /// Bytes of the change log.
+    pub change_log_bytes: usize,
+}
+
 /// A fault to inject.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "fault", rename_all = "snake_case")]
@@ -711,7 +724,7 @@ impl World {
                         _ => None,
                     })
                 })
-                .unwrap_or(now);
+                .map_or(to_second(now), to_second);
             let mut fields = fields;
             if obj.field("SystemModstamp").is_some()
                 && !fields
@@ -762,6 +775,7 @@ impl World {
                 self.create_app(org, a)?;
             }
             self.seed_records(org, &so.records)?;
+            self.orgs[org].shrink_to_fit();
             infos.push(info);
         }
         Ok(infos)
@@ -842,6 +856,31 @@ impl World {
             .get(org)
             .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?
             .change_entries())
+    }
+
+    /// Releases the spare capacity of an org's columns and change log (after a
+    /// bulk load made of many seed calls).
+    pub fn shrink_to_fit(&mut self, org: usize) -> Result<(), ControlError> {
+        self.orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?
+            .shrink_to_fit();
+        Ok(())
+    }
+
+    /// Heap bytes held by an org's records and change log.
+    pub fn footprint(&self, org: usize) -> Result<Footprint, ControlError> {
+        let o = self
+            .orgs
+            .get(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        let (records_bytes, change_log_bytes) = o.footprint();
+        Ok(Footprint {
+            records: o.tables.iter().map(|t| t.len()).sum(),
+            records_bytes,
+            change_log_entries: o.change_log_len(),
+            change_log_bytes,
+        })
     }
 
     /// Injects a fault.

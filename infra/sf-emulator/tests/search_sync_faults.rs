@@ -117,6 +117,136 @@ async fn sosl_phone_search_matches_digits_strictly() {
     );
 }
 
+fn ids(body: &Value) -> Vec<String> {
+    let mut v: Vec<String> = body["searchRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn sosl_search_terms_with_logical_operators() {
+    let env = env().await;
+    env.seed(vec![
+        (
+            "Contact",
+            "fr_local",
+            json!({"FirstName": "Jean", "LastName": "Martin", "MobilePhone": "06 12 34 56 78"}),
+        ),
+        (
+            "Lead",
+            "fr_intl",
+            json!({"FirstName": "Jean", "LastName": "Dupont", "Company": "Acme", "Phone": "+33 6 12 34 56 78"}),
+        ),
+        (
+            "Contact",
+            "us",
+            json!({"FirstName": "Bob", "LastName": "Jones", "Phone": "(415) 555-0132"}),
+        ),
+        (
+            "Contact",
+            "other",
+            json!({"FirstName": "Sally", "LastName": "Smith", "Phone": "07 00 00 00 00"}),
+        ),
+    ]);
+    let at = env.token().await;
+    let r = |n: &str| env.emu.seed_ref("acme", n).unwrap();
+    let sorted = |names: &[&str]| {
+        let mut v: Vec<String> = names.iter().map(|n| r(n)).collect();
+        v.sort();
+        v
+    };
+    let returning = "RETURNING Contact(Id, LastName), Lead(Id, LastName)";
+    // OR across phone variants: each operand compared by digits, strictly.
+    let (s, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{0612345678 OR 33612345678}} IN PHONE FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(ids(&body), sorted(&["fr_local", "fr_intl"]));
+    // Escaped reserved characters inside OR operands; keywords in any case.
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!(
+            "FIND {{\\+33612345678 or \\(415\\)555\\-0132 Or 0999999999}} IN PHONE FIELDS {returning}"
+        ),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_intl", "us"]));
+    // A phone written with spaces inside an OR needs parentheses (or quotes).
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!(
+            "FIND {{(06 12 34 56 78) OR \"\\+33 6 12 34 56 78\"}} IN PHONE FIELDS {returning}"
+        ),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_local", "fr_intl"]));
+    // AND.
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{jean AND martin}} IN NAME FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_local"]));
+    // AND NOT.
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{jean AND NOT martin}} IN NAME FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_intl"]));
+    // Parentheses.
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{(bob AND jones) OR (sally AND smith)}} IN NAME FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["us", "other"]));
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{jean AND NOT (martin OR smith)}} IN ALL FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_intl"]));
+    // A phrase: the words in sequence.
+    let (_, body) = search(
+        &env,
+        &at,
+        &format!("FIND {{\"jean dupont\" OR \"jones bob\"}} IN NAME FIELDS {returning}"),
+    )
+    .await;
+    assert_eq!(ids(&body), sorted(&["fr_intl"]));
+    // Malformed operator sequences and unescaped reserved characters are refused.
+    for bad in [
+        "FIND {a OR}",
+        "FIND {0612345678 OR}",
+        "FIND {OR 0612345678}",
+        "FIND {0612345678 OR OR 33612345678}",
+        "FIND {jean AND NOT}",
+        "FIND {NOT jean}",
+        "FIND {jean OR martin AND smith}",
+        "FIND {(jean OR martin}",
+        "FIND {0612345678 OR +33612345678}",
+        "FIND {0612345678 OR x}",
+    ] {
+        let (s, body) = search(&env, &at, &format!("{bad} IN PHONE FIELDS {returning}")).await;
+        assert_eq!((s, error_code(&body)), (400, "MALFORMED_SEARCH"), "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn search_index_lag_hides_new_records() {
     let env = env().await;

@@ -515,3 +515,82 @@ async fn change_log_records_client_and_fields() {
     assert_eq!(opp["IsClosed"], true);
     assert_eq!(opp["IsWon"], true);
 }
+
+#[tokio::test]
+async fn change_log_sequence_survives_rollback_and_can_be_disabled() {
+    let env = env().await;
+    let at = env.token().await;
+    let (s, _) = create(&env, &at, "Task", json!({"Subject": "one"})).await;
+    assert_eq!(s, 201);
+    // All or none: the rolled-back create leaves no entry and no gap.
+    let body = json!({"allOrNone": true, "records": [
+        {"attributes": {"type": "Task"}, "Subject": "rolled back"},
+        {"attributes": {"type": "Task"}, "CallType": "Bad"}
+    ]});
+    let r = env
+        .send(&at, Method::POST, &format!("{V}/composite/sobjects"), body)
+        .await;
+    assert_eq!(r.status(), 200);
+    let (s, two) = create(&env, &at, "Task", json!({"Subject": "two"})).await;
+    assert_eq!(s, 201);
+    let log = env.emu.changes("acme").unwrap();
+    let seqs: Vec<u64> = log.iter().map(|c| c.sequence).collect();
+    assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>());
+    let last = log.last().unwrap();
+    assert_eq!(
+        last.record_ids,
+        vec![two["id"].as_str().unwrap().to_string()]
+    );
+    assert_eq!(last.entity_name, "Task");
+    assert!(last.changed_fields.contains(&"Subject"));
+    assert!(!last.changed_fields.contains(&"IsDeleted"));
+    assert_eq!(
+        env.emu.footprint("acme").unwrap().change_log_entries,
+        log.len()
+    );
+
+    // An org without change log (bulk benchmarks).
+    env.emu
+        .create_org(sf_emulator::OrgSpec {
+            key: Some("bulk".into()),
+            change_log: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+    env.emu
+        .create_user(
+            "bulk",
+            sf_emulator::UserSpec {
+                username: "u@bulk.test".into(),
+                email: "u@bulk.test".into(),
+                last_name: "U".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let recs: Vec<sf_emulator::SeedRecord> = (0..50)
+        .map(|i| sf_emulator::SeedRecord {
+            object: "Contact".into(),
+            reference: None,
+            fields: json!({"LastName": format!("L{i}"), "Title": "Head of Sales"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        })
+        .collect();
+    env.emu.seed("bulk", &recs).unwrap();
+    assert!(env.emu.changes("bulk").unwrap().is_empty());
+    let grown = env.emu.footprint("bulk").unwrap();
+    env.emu.shrink_to_fit("bulk").unwrap();
+    let fp = env.emu.footprint("bulk").unwrap();
+    assert!(fp.records_bytes <= grown.records_bytes);
+    assert_eq!(
+        (fp.records, fp.change_log_entries, fp.change_log_bytes),
+        (51, 0, 0)
+    );
+    assert!(fp.records_bytes > 0);
+    let rows = env.emu.records("bulk", "Contact", false).unwrap();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[49]["LastName"], "L49");
+    assert_eq!(rows[49]["Title"], "Head of Sales");
+}
