@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod salesforce;
 pub mod telemetry;
 
 mod secret_serde;

@@ -4,6 +4,7 @@
 //!   process and hands each test its own table, secret prefix and queues.
 
 pub mod moto;
+pub mod sf;
 
 pub use local_stack::repo_root;
 

@@ -369,7 +369,10 @@ async fn records_and_index_entries_follow_changes() {
         .await
         .unwrap();
     assert_eq!(
-        store.get_records(&t, std::slice::from_ref(&v1.id)).await.unwrap(),
+        store
+            .get_records(&t, std::slice::from_ref(&v1.id))
+            .await
+            .unwrap(),
         vec![v1.clone()]
     );
     let hits = store.query_index(&t, &phone("+33612345678")).await.unwrap();

@@ -3,6 +3,7 @@
 mod calls;
 mod comments;
 mod connection;
+pub mod normalize;
 mod oauth;
 mod records;
 mod sync;

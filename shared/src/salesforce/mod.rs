@@ -1,0 +1,19 @@
+//! Everything that talks to Salesforce: one client, one SOQL builder and escaper,
+//! one SOSL escaper, one error type, host validation and the API budget.
+
+pub mod client;
+pub mod error;
+pub mod instance;
+pub mod keyset;
+pub mod limits;
+pub mod oauth;
+pub mod soql;
+pub mod sosl;
+
+pub use client::{
+    ApiCounters, ApiKind, NewRecord, QueryPage, RecordResult, RecordUpdate, SalesforceClient,
+    Session, SubRequest, SubResponse, Usage,
+};
+pub use error::{ApiError, SalesforceError};
+pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};
+pub use keyset::{KeysetQuery, Position};

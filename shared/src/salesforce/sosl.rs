@@ -1,0 +1,141 @@
+//! The one SOSL builder and escaper (phone lookups).
+
+use std::fmt::Write;
+
+/// Characters SOSL reserves inside `FIND {…}`; each is escaped with a backslash.
+const RESERVED: &[char] = &[
+    '?', '&', '|', '!', '{', '}', '[', ']', '(', ')', '^', '~', '*', ':', '\\', '"', '\'', '+', '-',
+];
+
+/// Escapes the reserved characters of one search term. Words such as `OR` stay
+/// operators: free text must be searched as a quoted phrase, and phone numbers are
+/// reduced to their digits by [`PhoneSearch`].
+pub fn escape_term(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 4);
+    for c in term.chars() {
+        if c.is_control() {
+            continue;
+        }
+        if RESERVED.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `FIND {a OR b} IN PHONE FIELDS RETURNING Contact(…), Lead(…)`: one request for
+/// every variant of every number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneSearch {
+    terms: Vec<String>,
+    returning: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+/// Fewer digits than this cannot identify a phone number.
+const MIN_DIGITS: usize = 4;
+
+impl PhoneSearch {
+    /// `numbers` are matched as alternatives (OR), each reduced to its digits:
+    /// nothing else of the input reaches the query. Numbers with fewer than four
+    /// digits are dropped.
+    pub fn new(numbers: impl IntoIterator<Item = String>) -> Self {
+        let mut unique: Vec<String> = Vec::new();
+        for n in numbers {
+            let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() >= MIN_DIGITS && digits.len() <= 20 && !unique.contains(&digits) {
+                unique.push(digits);
+            }
+        }
+        Self {
+            terms: unique,
+            returning: Vec::new(),
+        }
+    }
+
+    pub fn returning(mut self, object: &'static str, fields: &[&'static str]) -> Self {
+        self.returning.push((object, fields.to_vec()));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    pub fn render(&self) -> Option<String> {
+        if self.terms.is_empty() || self.returning.is_empty() {
+            return None;
+        }
+        let alternatives: Vec<String> = self.terms.iter().map(|t| escape_term(t)).collect();
+        let mut out = format!(
+            "FIND {{{}}} IN PHONE FIELDS RETURNING ",
+            alternatives.join(" OR ")
+        );
+        for (i, (object, fields)) in self.returning.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{object}({})", fields.join(", "));
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn escapes_reserved_characters() {
+        assert_eq!(escape_term("+33 6 12"), r"\+33 6 12");
+        assert_eq!(escape_term(r"a\b"), r"a\\b");
+        assert_eq!(escape_term("x} OR {y"), r"x\} OR \{y");
+        assert_eq!(escape_term("(415) 555-0132"), r"\(415\) 555\-0132");
+        assert_eq!(escape_term("a\nb"), "ab");
+    }
+
+    #[test]
+    fn renders_one_search_for_all_variants() {
+        let q = PhoneSearch::new([
+            "0612345678".to_string(),
+            "+33 6 12 34 56 78".into(),
+            "06.12.34.56.78".into(),
+            "123".into(),
+            "x OR y".into(),
+        ])
+        .returning("Contact", &["Id", "Phone"])
+        .returning("Lead", &["Id", "IsConverted"])
+        .render()
+        .unwrap();
+        assert_eq!(
+            q,
+            "FIND {0612345678 OR 33612345678} IN PHONE FIELDS RETURNING Contact(Id, Phone), Lead(Id, IsConverted)"
+        );
+        assert!(
+            PhoneSearch::new(Vec::<String>::new())
+                .returning("Contact", &["Id"])
+                .render()
+                .is_none()
+        );
+    }
+
+    proptest! {
+        /// After escaping, no reserved character appears unescaped, so a term cannot
+        /// close the braces or add operators.
+        #[test]
+        fn escaped_terms_have_no_bare_reserved_characters(s in any::<String>()) {
+            let e = escape_term(&s);
+            let mut chars = e.chars();
+            while let Some(c) = chars.next() {
+                prop_assert!(!c.is_control());
+                if c == '\\' {
+                    let next = chars.next();
+                    prop_assert!(next.is_some_and(|n| RESERVED.contains(&n)), "dangling escape in {:?}", e);
+                } else {
+                    prop_assert!(!RESERVED.contains(&c), "bare {:?} in {:?}", c, e);
+                }
+            }
+        }
+    }
+}

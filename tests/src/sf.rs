@@ -1,0 +1,177 @@
+//! A Salesforce org on the emulator, and a tenant connected to it on moto.
+
+use chrono::Utc;
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use sf_emulator::{
+    AppSpec, ConnectedApp, Emulator, Options, OrgSpec, SeedRecord, UserInfo, UserSpec,
+};
+use shared::config::SalesforceConfig;
+use shared::domain::{Connection, ConnectionStatus, TenantId};
+use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
+use shared::salesforce::SalesforceClient;
+use url::Url;
+
+use crate::moto::AwsEnv;
+use crate::unique;
+
+pub const ORG: &str = "acme";
+
+/// The emulator with one org, an admin user and a connected app.
+pub struct SfWorld {
+    pub emu: Emulator,
+    pub org_id: String,
+    pub admin: UserInfo,
+    pub app: ConnectedApp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WorldOptions {
+    pub rotate_refresh_tokens: bool,
+    pub api_daily_limit: Option<u64>,
+    pub callback_url: Option<String>,
+}
+
+impl SfWorld {
+    pub async fn start(options: WorldOptions) -> Self {
+        let emu = Emulator::start(Options::default())
+            .await
+            .expect("emulator starts");
+        let org = emu
+            .create_org(OrgSpec {
+                key: Some(ORG.into()),
+                name: Some("Acme Corp".into()),
+                api_daily_limit: options.api_daily_limit.or(Some(100_000)),
+                ..Default::default()
+            })
+            .expect("org");
+        let admin = emu
+            .create_user(
+                ORG,
+                UserSpec {
+                    reference: Some("admin".into()),
+                    username: "admin@acme.test".into(),
+                    email: "admin@acme.test".into(),
+                    first_name: Some("Ada".into()),
+                    last_name: "Admin".into(),
+                    password: Some("password".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("admin user");
+        let app = emu
+            .create_app(
+                ORG,
+                AppSpec {
+                    name: Some("Modjo".into()),
+                    callback_url: options.callback_url.unwrap_or_else(|| {
+                        "https://app.modjo.test/integrations/salesforce/callback".into()
+                    }),
+                    rotate_refresh_tokens: options.rotate_refresh_tokens,
+                    ..Default::default()
+                },
+            )
+            .expect("connected app");
+        Self {
+            emu,
+            org_id: org.org_id,
+            admin,
+            app,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.emu.base_url()
+    }
+
+    /// Salesforce settings that allow exactly this emulator's origin.
+    pub fn config(&self) -> SalesforceConfig {
+        SalesforceConfig {
+            api_version: "62.0".into(),
+            client_name: "modjo".into(),
+            extra_allowed_origins: vec![Url::parse(self.base_url()).expect("emulator URL")],
+        }
+    }
+
+    pub fn client(&self) -> SalesforceClient {
+        SalesforceClient::new(&self.config()).expect("client")
+    }
+
+    /// Seeds records: `(object, fields)` pairs.
+    pub fn seed(&self, records: Vec<(&str, Value)>) -> Vec<String> {
+        let records: Vec<SeedRecord> = records
+            .into_iter()
+            .map(|(object, fields)| SeedRecord {
+                object: object.into(),
+                reference: None,
+                fields: fields.as_object().cloned().unwrap_or_default(),
+            })
+            .collect();
+        self.emu.seed(ORG, &records).expect("seed")
+    }
+
+    /// A refresh token for the admin, as the OAuth flow would have produced.
+    pub fn mint_refresh_token(&self) -> (String, Option<String>) {
+        let tokens = self
+            .emu
+            .mint_tokens(ORG, &self.app.consumer_key, &self.admin.username)
+            .expect("mint tokens");
+        let refresh = tokens["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_string();
+        let access = tokens["access_token"].as_str().map(str::to_string);
+        (refresh, access)
+    }
+
+    /// Stores credentials and a `connected` connection for a new tenant, as a
+    /// finished OAuth flow does. No access token is stored: the first request refreshes.
+    pub async fn connect_tenant(&self, aws: &AwsEnv) -> TenantId {
+        let tenant = TenantId::parse(&unique("acme")).expect("tenant id");
+        let (refresh, _) = self.mint_refresh_token();
+        aws.secrets()
+            .put_credentials(&tenant, &self.credentials(Some(refresh)))
+            .await
+            .expect("store credentials");
+        let mut connection = Connection::new(tenant.clone(), Utc::now());
+        connection.status = ConnectionStatus::Connected;
+        connection.instance_url = Some(self.base_url().to_string());
+        connection.org_id = Some(self.org_id.clone());
+        aws.store()
+            .save_connection(&connection)
+            .await
+            .expect("save connection");
+        tenant
+    }
+
+    pub fn credentials(&self, refresh_token: Option<String>) -> TenantCredentials {
+        TenantCredentials {
+            consumer_key: self.app.consumer_key.clone(),
+            consumer_secret: SecretString::from(self.app.consumer_secret.clone()),
+            instance_url: self.base_url().to_string(),
+            login_url: self.base_url().to_string(),
+            refresh_token: refresh_token.map(SecretString::from),
+            access_token: None,
+        }
+    }
+
+    /// Exact API calls the emulator counted, by kind.
+    pub fn calls(&self, kind: &str) -> u64 {
+        self.emu
+            .counters(ORG)
+            .expect("counters")
+            .by_kind
+            .get(kind)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        self.emu.counters(ORG).expect("counters").api_used
+    }
+}
+
+/// `{"k": v}` as a field map.
+pub fn fields(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
