@@ -2,8 +2,11 @@
 //! telemetry, the error taxonomy, domain types, ports and their AWS adapters.
 
 pub mod adapters;
+pub mod api;
+pub mod app;
 pub mod aws;
 pub mod config;
+pub mod connect;
 pub mod domain;
 pub mod error;
 pub mod ports;

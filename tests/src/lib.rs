@@ -5,6 +5,7 @@
 
 pub mod moto;
 pub mod sf;
+pub mod stack;
 
 pub use local_stack::repo_root;
 

@@ -1,0 +1,127 @@
+//! What a function runs on: configuration plus the adapters behind the ports.
+//! `main.rs` builds one at cold start; tests build one on moto and the emulator.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::secrets::SecretsManagerStore;
+use crate::adapters::sqs::SqsQueue;
+use crate::aws::AwsClients;
+use crate::config::{self, Config, ConfigError, OAuthConfig};
+use crate::ports::{
+    CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore,
+    RecordStore, SecretStore, StoreError, UserMappingStore,
+};
+use crate::salesforce::{SalesforceClient, SalesforceError, Session};
+
+/// Every storage port at once (the DynamoDB adapter implements them all).
+pub trait Store:
+    ConnectionStore
+    + UserMappingStore
+    + CursorStore
+    + LeaseStore
+    + RecordStore
+    + CallStore
+    + CommentStore
+    + OAuthStateStore
+    + Clone
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: ConnectionStore
+        + UserMappingStore
+        + CursorStore
+        + LeaseStore
+        + RecordStore
+        + CallStore
+        + CommentStore
+        + OAuthStateStore
+        + Clone
+        + 'static
+{
+}
+
+/// A function's dependencies (queues are wired separately, by the functions that
+/// send to them).
+pub struct App<S, K> {
+    pub config: Config,
+    pub store: S,
+    pub secrets: K,
+    pub salesforce: SalesforceClient,
+    /// Present in the functions that run the OAuth flow.
+    pub oauth: Option<OAuthConfig>,
+    signing_key: OnceCell<SecretString>,
+}
+
+/// The production wiring.
+pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
+
+impl<S: Store, K: SecretStore> App<S, K> {
+    pub fn new(
+        config: Config,
+        store: S,
+        secrets: K,
+        oauth: Option<OAuthConfig>,
+    ) -> Result<Self, SalesforceError> {
+        let salesforce = SalesforceClient::new(&config.salesforce)?;
+        Ok(Self {
+            config,
+            store,
+            secrets,
+            salesforce,
+            oauth,
+            signing_key: OnceCell::new(),
+        })
+    }
+
+    /// A Salesforce session for `tenant` that must end within `budget`.
+    pub fn session(&self, tenant: &crate::domain::TenantId, budget: Duration) -> Session<'_, K, S> {
+        self.salesforce
+            .session(tenant, &self.secrets, &self.store, Instant::now() + budget)
+    }
+
+    /// The OAuth state-signing key, read once per container.
+    pub async fn signing_key(&self) -> Result<&SecretString, StoreError> {
+        let id = self
+            .oauth
+            .as_ref()
+            .map(|o| o.state_signing_secret_id.clone())
+            .ok_or_else(|| {
+                StoreError::Rejected("this function has no OAuth configuration".into())
+            })?;
+        self.signing_key
+            .get_or_try_init(|| async { self.secrets.signing_key(&id).await })
+            .await
+    }
+}
+
+/// The production wiring from the environment: the shared settings, the OAuth
+/// settings when `with_oauth`, and AWS clients honouring `AWS_ENDPOINT_URL`.
+pub async fn from_env(
+    with_oauth: bool,
+) -> Result<(AwsApp, AwsClients), Box<dyn std::error::Error + Send + Sync>> {
+    let config = Config::from_env()?;
+    let oauth = if with_oauth {
+        Some(OAuthConfig::from_env()?)
+    } else {
+        None
+    };
+    let aws = AwsClients::from_env().await;
+    let store = DynamoStore::new(aws.dynamodb.clone(), &config.table_name);
+    let secrets = SecretsManagerStore::new(aws.secrets.clone(), &config.secret_prefix);
+    Ok((App::new(config, store, secrets, oauth)?, aws))
+}
+
+/// A queue named by a required environment variable.
+pub fn queue_from_env(aws: &AwsClients, name: &'static str) -> Result<SqsQueue, ConfigError> {
+    Ok(SqsQueue::new(
+        aws.sqs.clone(),
+        config::queue_url_from_env(name)?,
+    ))
+}

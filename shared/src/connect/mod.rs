@@ -1,0 +1,960 @@
+//! Connecting a tenant's org (DESIGN §4): settings, the OAuth connect and
+//! callback, status, Salesforce users and the user mapping, disconnect, and the
+//! reconnect hook that replays parked calls.
+
+pub mod state;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::app::{App, Store};
+use crate::domain::normalize;
+use crate::domain::{
+    AuditEntry, Connection, ConnectionStatus, MappingSource, PendingAuthorization, TenantId,
+    UserMapping,
+};
+use crate::error::{Classify, ErrorClass};
+use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials};
+use crate::salesforce::soql::{Cond, Order, Select};
+use crate::salesforce::{InstanceUrlError, SalesforceError};
+use state::{StateClaims, StateError};
+
+/// Time allowed for Salesforce calls made while serving an admin request.
+const API_BUDGET: Duration = Duration::from_secs(20);
+
+/// Who is asking: from verified JWT claims, never from the path or the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub tenant: TenantId,
+    pub user_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConnectError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ConnectError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<InstanceUrlError> for ConnectError {
+    fn from(e: InstanceUrlError) -> Self {
+        ConnectError::invalid("instanceUrl", e.to_string())
+    }
+}
+
+impl Classify for ConnectError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ConnectError::Invalid { .. }
+            | ConnectError::Conflict(_)
+            | ConnectError::NotFound(_) => ErrorClass::Permanent,
+            ConnectError::Salesforce(e) => e.class(),
+            ConnectError::Store(e) => e.class(),
+        }
+    }
+}
+
+/// The body of `PUT settings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsInput {
+    pub consumer_key: String,
+    /// Optional on update: keeps the stored secret when absent.
+    #[serde(default)]
+    pub consumer_secret: Option<SecretString>,
+    pub instance_url: String,
+    /// `https://login.salesforce.com`, `https://test.salesforce.com` or a My Domain host.
+    #[serde(default)]
+    pub login_url: Option<String>,
+    /// A sandbox without an explicit login URL logs in at test.salesforce.com.
+    #[serde(default)]
+    pub sandbox: bool,
+    #[serde(default)]
+    pub phone_region: Option<String>,
+    #[serde(default)]
+    pub default_owner_id: Option<String>,
+}
+
+/// Settings as shown back: never the secret.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    pub consumer_key: String,
+    pub consumer_secret_set: bool,
+    pub instance_url: String,
+    pub login_url: String,
+    pub phone_region: String,
+    pub default_owner_id: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub org_id: Option<String>,
+    pub instance_url: Option<String>,
+    pub salesforce_user: Option<SalesforceUserRef>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub api_usage: Option<ApiUsageView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SalesforceUserRef {
+    pub id: String,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiUsageView {
+    pub used: u64,
+    pub max: u64,
+    pub percent: f64,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// An active, standard Salesforce user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SalesforceUser {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+    #[serde(rename = "Email", default)]
+    pub email: Option<String>,
+    #[serde(rename = "Username", default)]
+    pub username: Option<String>,
+}
+
+/// A Modjo user to match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModjoUser {
+    pub id: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoMatchReport {
+    pub matched: Vec<MatchedUser>,
+    /// A manual mapping exists: left as it is.
+    pub kept_manual: Vec<MatchedUser>,
+    pub unmatched: Vec<String>,
+    pub ambiguous: Vec<AmbiguousUser>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchedUser {
+    pub modjo_user_id: String,
+    pub sf_user_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AmbiguousUser {
+    pub modjo_user_id: String,
+    pub candidates: Vec<String>,
+}
+
+/// Query parameters Salesforce sends to the callback.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// How the callback ended, as the flag on the redirect back to Modjo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackResult {
+    Connected,
+    Denied,
+    InvalidState,
+    StateExpiredOrUsed,
+    NotConfigured,
+    TokenExchangeFailed,
+    InvalidClient,
+    InvalidSignature,
+    IdentityFailed,
+    DifferentOrg,
+    Unavailable,
+}
+
+impl CallbackResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackResult::Connected => "connected",
+            CallbackResult::Denied => "access_denied",
+            CallbackResult::InvalidState => "invalid_state",
+            CallbackResult::StateExpiredOrUsed => "state_expired_or_used",
+            CallbackResult::NotConfigured => "not_configured",
+            CallbackResult::TokenExchangeFailed => "token_exchange_failed",
+            CallbackResult::InvalidClient => "invalid_client",
+            CallbackResult::InvalidSignature => "invalid_signature",
+            CallbackResult::IdentityFailed => "identity_failed",
+            CallbackResult::DifferentOrg => "different_org",
+            CallbackResult::Unavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+fn audit(actor: &str, action: &str, detail: Option<String>) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        detail,
+    }
+}
+
+fn valid_sf_id(id: &str, prefix: &str) -> bool {
+    (id.len() == 15 || id.len() == 18)
+        && id.starts_with(prefix)
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl<S: Store, K: SecretStore> App<S, K> {
+    fn callback_url(&self) -> Result<&Url, ConnectError> {
+        self.oauth.as_ref().map(|o| &o.callback_url).ok_or_else(|| {
+            ConnectError::Conflict("this function has no OAuth configuration".into())
+        })
+    }
+
+    async fn connection_or_new(&self, tenant: &TenantId) -> Result<Connection, ConnectError> {
+        Ok(self
+            .store
+            .get_connection(tenant)
+            .await?
+            .unwrap_or_else(|| Connection::new(tenant.clone(), Utc::now())))
+    }
+
+    async fn credentials(&self, tenant: &TenantId) -> Result<TenantCredentials, ConnectError> {
+        self.secrets
+            .get_credentials(tenant)
+            .await?
+            .ok_or_else(|| ConnectError::Conflict("save the Salesforce settings first".into()))
+    }
+
+    /// `PUT settings`: validated, normalised, stored in Secrets Manager.
+    pub async fn save_settings(
+        &self,
+        actor: &Actor,
+        input: SettingsInput,
+    ) -> Result<SettingsView, ConnectError> {
+        let hosts = self.salesforce.hosts();
+        let consumer_key = input.consumer_key.trim().to_string();
+        if consumer_key.is_empty()
+            || consumer_key.len() > 256
+            || consumer_key.chars().any(char::is_whitespace)
+        {
+            return Err(ConnectError::invalid(
+                "consumerKey",
+                "a consumer key is 1-256 characters without spaces",
+            ));
+        }
+        let instance = hosts.origin(&input.instance_url)?;
+        let login = match (&input.login_url, input.sandbox) {
+            (Some(login), _) if !login.trim().is_empty() => hosts
+                .origin(login)
+                .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?,
+            (_, true) => hosts
+                .origin("https://test.salesforce.com")
+                .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?,
+            // My Domain serves the OAuth endpoints of its org.
+            _ => instance.clone(),
+        };
+        let phone_region = match input.phone_region.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) if r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()) => {
+                Some(r.to_ascii_uppercase())
+            }
+            Some(_) => {
+                return Err(ConnectError::invalid(
+                    "phoneRegion",
+                    "expected an ISO 3166 country code such as FR",
+                ));
+            }
+        };
+        if let Some(owner) = &input.default_owner_id {
+            if !valid_sf_id(owner, "005") {
+                return Err(ConnectError::invalid(
+                    "defaultOwnerId",
+                    "expected a Salesforce user id (005…)",
+                ));
+            }
+        }
+
+        let previous = self.secrets.get_credentials(&actor.tenant).await?;
+        let consumer_secret = match (&input.consumer_secret, &previous) {
+            (Some(s), _) if !s.expose_secret().trim().is_empty() => {
+                SecretString::from(s.expose_secret().trim())
+            }
+            (_, Some(p)) if p.consumer_key == consumer_key => p.consumer_secret.clone(),
+            _ => {
+                return Err(ConnectError::invalid(
+                    "consumerSecret",
+                    "the consumer secret is required",
+                ));
+            }
+        };
+        // Tokens survive a secret rotation of the same app; another app, org or login
+        // host invalidates them.
+        let same_app = previous.as_ref().is_some_and(|p| {
+            p.consumer_key == consumer_key
+                && p.instance_url == instance.as_str()
+                && p.login_url == login.as_str()
+        });
+        let (refresh_token, access_token) = match (&previous, same_app) {
+            (Some(p), true) => (p.refresh_token.clone(), p.access_token.clone()),
+            _ => (None, None),
+        };
+        let had_tokens = previous.as_ref().is_some_and(|p| p.refresh_token.is_some());
+        let credentials = TenantCredentials {
+            consumer_key,
+            consumer_secret,
+            instance_url: instance.as_str().to_string(),
+            login_url: login.as_str().to_string(),
+            refresh_token,
+            access_token,
+        };
+        self.secrets
+            .put_credentials(&actor.tenant, &credentials)
+            .await?;
+        self.salesforce.forget(&actor.tenant);
+
+        let mut connection = self.connection_or_new(&actor.tenant).await?;
+        if let Some(region) = phone_region {
+            connection.phone_region = region;
+        }
+        if input.default_owner_id.is_some() {
+            connection.default_owner_id = input.default_owner_id.clone();
+        }
+        connection.instance_url = Some(credentials.instance_url.clone());
+        if had_tokens && !same_app {
+            connection.status = ConnectionStatus::Pending;
+            connection.status_reason = Some("Salesforce settings changed: connect again".into());
+        }
+        connection.updated_at = Utc::now();
+        let connection = self.store.save_connection(&connection).await?;
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(
+                    &actor.user_id,
+                    "settings_saved",
+                    Some(credentials.instance_url.clone()),
+                ),
+            )
+            .await?;
+        Ok(self.settings_view(&credentials, &connection))
+    }
+
+    fn settings_view(&self, c: &TenantCredentials, connection: &Connection) -> SettingsView {
+        SettingsView {
+            consumer_key: c.consumer_key.clone(),
+            consumer_secret_set: !c.consumer_secret.expose_secret().is_empty(),
+            instance_url: c.instance_url.clone(),
+            login_url: c.login_url.clone(),
+            phone_region: connection.phone_region.clone(),
+            default_owner_id: connection.default_owner_id.clone(),
+            callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
+        }
+    }
+
+    /// `GET settings`.
+    pub async fn settings(&self, tenant: &TenantId) -> Result<SettingsView, ConnectError> {
+        let credentials = self
+            .secrets
+            .get_credentials(tenant)
+            .await?
+            .ok_or_else(|| ConnectError::NotFound("no Salesforce settings saved yet".into()))?;
+        let connection = self.connection_or_new(tenant).await?;
+        Ok(self.settings_view(&credentials, &connection))
+    }
+
+    /// `POST connect`: the URL to send the admin's browser to. Refuses while a
+    /// stored authorisation still works (Salesforce keeps 5 per user and app).
+    pub async fn start_connect(&self, actor: &Actor, force: bool) -> Result<Url, ConnectError> {
+        let oauth = self.oauth.as_ref().ok_or_else(|| {
+            ConnectError::Conflict("this function has no OAuth configuration".into())
+        })?;
+        let credentials = self.credentials(&actor.tenant).await?;
+        let connection = self.store.get_connection(&actor.tenant).await?;
+        if !force
+            && connection
+                .as_ref()
+                .is_some_and(|c| c.status == ConnectionStatus::Connected)
+        {
+            return Err(ConnectError::Conflict(
+                "already connected: the stored authorisation works; disconnect first or force a new authorisation".into(),
+            ));
+        }
+        let nonce = random_token(32);
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(oauth.state_ttl)
+                .unwrap_or_else(|_| chrono::Duration::minutes(10));
+        let claims = StateClaims {
+            tenant: actor.tenant.clone(),
+            user_id: actor.user_id.clone(),
+            nonce: nonce.clone(),
+            expires_at: expires_at.timestamp(),
+        };
+        let token = state::sign(self.signing_key().await?, &claims);
+        let app = self
+            .salesforce
+            .oauth_app(&credentials, &oauth.callback_url)?;
+        let (url, verifier) = app.authorize_url(&token);
+        self.store
+            .put_pending(
+                &actor.tenant,
+                &PendingAuthorization {
+                    nonce,
+                    user_id: actor.user_id.clone(),
+                    pkce_verifier: SecretString::from(verifier.secret().clone()),
+                    expires_at,
+                },
+            )
+            .await?;
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(&actor.user_id, "connect_started", None),
+            )
+            .await?;
+        Ok(url)
+    }
+
+    /// The OAuth callback: every check of DESIGN §4. Returns the flag for the
+    /// redirect back to Modjo, and the tenant when the state named one.
+    pub async fn complete_callback<Q: JobQueue>(
+        &self,
+        params: &CallbackParams,
+        call_queue: &Q,
+    ) -> (CallbackResult, Option<TenantId>) {
+        let key = match self.signing_key().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the state-signing key");
+                return (CallbackResult::Unavailable, None);
+            }
+        };
+        let claims = match params
+            .state
+            .as_deref()
+            .map(|s| state::verify(key, s, Utc::now()))
+        {
+            Some(Ok(c)) => c,
+            Some(Err(StateError::Expired)) => return (CallbackResult::StateExpiredOrUsed, None),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "callback with a forged or malformed state");
+                return (CallbackResult::InvalidState, None);
+            }
+            None => return (CallbackResult::InvalidState, None),
+        };
+        let tenant = claims.tenant.clone();
+        let result = self.finish_callback(&claims, params, call_queue).await;
+        let flag = match result {
+            Ok(flag) => flag,
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, error = %e, "OAuth callback failed");
+                if e.class() == ErrorClass::Retryable {
+                    CallbackResult::Unavailable
+                } else {
+                    CallbackResult::TokenExchangeFailed
+                }
+            }
+        };
+        let detail = Some(flag.as_str().to_string());
+        if let Err(e) = self
+            .store
+            .append_audit(&tenant, &audit(&claims.user_id, "oauth_callback", detail))
+            .await
+        {
+            tracing::warn!(tenant_id = %tenant, error = %e, "audit entry not written");
+        }
+        (flag, Some(tenant))
+    }
+
+    async fn finish_callback<Q: JobQueue>(
+        &self,
+        claims: &StateClaims,
+        params: &CallbackParams,
+        call_queue: &Q,
+    ) -> Result<CallbackResult, ConnectError> {
+        let tenant = &claims.tenant;
+        // Single use: consumed before anything else, whatever happens next.
+        let Some(pending) = self
+            .store
+            .take_pending(tenant, &claims.nonce, Utc::now())
+            .await?
+        else {
+            return Ok(CallbackResult::StateExpiredOrUsed);
+        };
+        if pending.user_id != claims.user_id {
+            return Ok(CallbackResult::InvalidState);
+        }
+        if let Some(error) = &params.error {
+            tracing::info!(tenant_id = %tenant, error, description = params.error_description.as_deref().unwrap_or(""), "authorisation not granted");
+            return Ok(if error == "access_denied" {
+                CallbackResult::Denied
+            } else {
+                CallbackResult::TokenExchangeFailed
+            });
+        }
+        let Some(code) = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 1024)
+        else {
+            return Ok(CallbackResult::TokenExchangeFailed);
+        };
+        let Some(mut credentials) = self.secrets.get_credentials(tenant).await? else {
+            return Ok(CallbackResult::NotConfigured);
+        };
+        let app = self
+            .salesforce
+            .oauth_app(&credentials, self.callback_url()?)?;
+        let grant = match app
+            .exchange_code(self.salesforce.http(), code, &pending.pkce_verifier)
+            .await
+        {
+            Ok(g) => g,
+            Err(SalesforceError::BadSignature) => return Ok(CallbackResult::InvalidSignature),
+            Err(SalesforceError::OAuth {
+                error, description, ..
+            }) => {
+                tracing::warn!(tenant_id = %tenant, error, description, "code exchange refused");
+                return Ok(if error.starts_with("invalid_client") {
+                    CallbackResult::InvalidClient
+                } else {
+                    CallbackResult::TokenExchangeFailed
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let previous = self.connection_or_new(tenant).await?;
+        if previous.status != ConnectionStatus::Disconnected
+            && previous
+                .org_id
+                .as_deref()
+                .is_some_and(|org| !same_id(org, &grant.org_id))
+        {
+            // Revoke what we were just given: it belongs to another org.
+            let _ = app
+                .revoke(
+                    self.salesforce.http(),
+                    &grant
+                        .refresh_token
+                        .clone()
+                        .unwrap_or(grant.access_token.clone()),
+                )
+                .await;
+            return Ok(CallbackResult::DifferentOrg);
+        }
+        let Some(refresh_token) = grant.refresh_token.clone() else {
+            tracing::warn!(tenant_id = %tenant, "no refresh token granted: the app lacks the refresh_token scope");
+            return Ok(CallbackResult::TokenExchangeFailed);
+        };
+        // A previous, still valid authorisation is revoked so the org's 5-token cap is
+        // not eaten by reconnects.
+        if let Some(old) = credentials.refresh_token.take() {
+            if old.expose_secret() != refresh_token.expose_secret() {
+                if let Err(e) = app.revoke(self.salesforce.http(), &old).await {
+                    tracing::info!(tenant_id = %tenant, error = %e, "previous refresh token not revoked (probably already dead)");
+                }
+            }
+        }
+        credentials.refresh_token = Some(refresh_token);
+        credentials.access_token = Some(grant.access_token.clone());
+        credentials.instance_url = grant.instance.as_str().to_string();
+        self.secrets.put_credentials(tenant, &credentials).await?;
+        self.salesforce.forget(tenant);
+
+        let identity = match self
+            .session(tenant, API_BUDGET)
+            .identity(grant.identity_url.as_str())
+            .await
+        {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(tenant_id = %tenant, error = %e, "identity read failed");
+                return Ok(CallbackResult::IdentityFailed);
+            }
+        };
+        let was_waiting = previous.status == ConnectionStatus::NeedsReauth;
+        let now = Utc::now();
+        let connection = Connection {
+            status: ConnectionStatus::Connected,
+            status_reason: None,
+            instance_url: Some(credentials.instance_url.clone()),
+            org_id: Some(identity.organization_id.clone()),
+            sf_user_id: Some(identity.user_id.clone()),
+            sf_username: Some(identity.username.clone()),
+            connected_at: Some(now),
+            updated_at: now,
+            ..previous
+        };
+        self.save_with_retry(connection).await?;
+        if was_waiting {
+            let replayed = self.replay_parked_calls(tenant, call_queue).await?;
+            tracing::info!(tenant_id = %tenant, replayed, "reconnected: parked calls replayed");
+        }
+        Ok(CallbackResult::Connected)
+    }
+
+    /// Saves the connection, re-reading and re-applying on a concurrent change.
+    async fn save_with_retry(&self, connection: Connection) -> Result<Connection, ConnectError> {
+        let mut wanted = connection;
+        for _ in 0..5 {
+            match self.store.save_connection(&wanted).await {
+                Ok(saved) => return Ok(saved),
+                Err(StoreError::Conflict(_)) => {
+                    let version = self
+                        .store
+                        .get_connection(&wanted.tenant_id)
+                        .await?
+                        .map(|c| c.version)
+                        .unwrap_or(0);
+                    wanted.version = version;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict("connection kept changing".into()).into())
+    }
+
+    /// The reconnect hook: every call parked while the tenant needed to reconnect is
+    /// sent again to the call-events queue (the call logger is idempotent).
+    pub async fn replay_parked_calls<Q: JobQueue>(
+        &self,
+        tenant: &TenantId,
+        call_queue: &Q,
+    ) -> Result<usize, StoreError> {
+        let mut replayed = 0;
+        let mut token = None;
+        loop {
+            let page = self.store.waiting_calls(tenant, token).await?;
+            let bodies: Vec<String> = page
+                .items
+                .iter()
+                .filter_map(|o| o.message.clone())
+                .collect();
+            call_queue.send_all(&bodies).await?;
+            replayed += bodies.len();
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(replayed),
+            }
+        }
+    }
+
+    /// `GET status`.
+    pub async fn status(&self, tenant: &TenantId) -> Result<StatusView, ConnectError> {
+        let connection = self.store.get_connection(tenant).await?.ok_or_else(|| {
+            ConnectError::NotFound("this workspace has no Salesforce connection".into())
+        })?;
+        Ok(StatusView {
+            status: connection.status,
+            status_reason: connection.status_reason,
+            org_id: connection.org_id,
+            instance_url: connection.instance_url,
+            salesforce_user: connection.sf_user_id.map(|id| SalesforceUserRef {
+                id,
+                username: connection.sf_username,
+            }),
+            connected_at: connection.connected_at,
+            last_sync_at: connection.last_sync_at,
+            api_usage: connection.api_usage.map(|u| ApiUsageView {
+                used: u.used,
+                max: u.max,
+                percent: (u.percent() * 10.0).round() / 10.0,
+                observed_at: u.observed_at,
+            }),
+        })
+    }
+
+    async fn require_connected(&self, tenant: &TenantId) -> Result<Connection, ConnectError> {
+        match self.store.get_connection(tenant).await? {
+            Some(c) if c.status == ConnectionStatus::Connected => Ok(c),
+            Some(c) => Err(ConnectError::Conflict(format!(
+                "Salesforce is not connected (status {})",
+                c.status.as_str()
+            ))),
+            None => Err(ConnectError::NotFound(
+                "this workspace has no Salesforce connection".into(),
+            )),
+        }
+    }
+
+    /// `GET users`: the org's active standard users (one API call).
+    pub async fn salesforce_users(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<SalesforceUser>, ConnectError> {
+        self.require_connected(tenant).await?;
+        let soql = Select::new("User", &["Id", "Name", "Email", "Username"])
+            .filter(Cond::and([
+                Cond::eq("IsActive", true),
+                Cond::eq("UserType", "Standard"),
+            ]))
+            .order_by("Name", Order::Asc)
+            .render()
+            .map_err(SalesforceError::from)?;
+        Ok(self
+            .session(tenant, API_BUDGET)
+            .query_all_pages(&soql, false)
+            .await?)
+    }
+
+    /// `POST users/auto-match`: case-insensitive email; ambiguous or unmatched
+    /// users are reported, never guessed; a manual mapping is kept.
+    pub async fn auto_match(
+        &self,
+        actor: &Actor,
+        users: Vec<ModjoUser>,
+    ) -> Result<AutoMatchReport, ConnectError> {
+        if users.len() > 5_000 {
+            return Err(ConnectError::invalid(
+                "users",
+                "at most 5000 users per request",
+            ));
+        }
+        let sf_users = self.salesforce_users(&actor.tenant).await?;
+        let mut by_email: HashMap<String, Vec<String>> = HashMap::new();
+        for u in &sf_users {
+            if let Some(email) = u.email.as_deref().and_then(normalize::email) {
+                by_email.entry(email).or_default().push(u.id.clone());
+            }
+        }
+        let mut report = AutoMatchReport::default();
+        for user in users {
+            if !crate::domain::validate_external_id(&user.id) {
+                return Err(ConnectError::invalid(
+                    "users",
+                    format!("invalid Modjo user id {:?}", user.id),
+                ));
+            }
+            let candidates = normalize::email(&user.email)
+                .and_then(|e| by_email.get(&e))
+                .cloned()
+                .unwrap_or_default();
+            match candidates.as_slice() {
+                [] => report.unmatched.push(user.id),
+                [one] => {
+                    let mapping = UserMapping {
+                        modjo_user_id: user.id.clone(),
+                        sf_user_id: one.clone(),
+                        source: MappingSource::Auto,
+                        updated_at: Utc::now(),
+                    };
+                    if self.store.put_mapping(&actor.tenant, &mapping).await? {
+                        report.matched.push(MatchedUser {
+                            modjo_user_id: user.id,
+                            sf_user_id: one.clone(),
+                        });
+                    } else {
+                        let manual = self.store.get_mapping(&actor.tenant, &user.id).await?;
+                        report.kept_manual.push(MatchedUser {
+                            modjo_user_id: user.id,
+                            sf_user_id: manual.map(|m| m.sf_user_id).unwrap_or_default(),
+                        });
+                    }
+                }
+                many => report.ambiguous.push(AmbiguousUser {
+                    modjo_user_id: user.id,
+                    candidates: many.to_vec(),
+                }),
+            }
+        }
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(
+                    &actor.user_id,
+                    "users_auto_matched",
+                    Some(format!(
+                        "{} matched, {} unmatched, {} ambiguous",
+                        report.matched.len(),
+                        report.unmatched.len(),
+                        report.ambiguous.len()
+                    )),
+                ),
+            )
+            .await?;
+        Ok(report)
+    }
+
+    /// `PUT mappings/<modjoUserId>`: a manual mapping to an active standard user.
+    pub async fn set_mapping(
+        &self,
+        actor: &Actor,
+        modjo_user_id: &str,
+        sf_user_id: &str,
+    ) -> Result<UserMapping, ConnectError> {
+        if !crate::domain::validate_external_id(modjo_user_id) {
+            return Err(ConnectError::invalid(
+                "modjoUserId",
+                "invalid Modjo user id",
+            ));
+        }
+        if !valid_sf_id(sf_user_id, "005") {
+            return Err(ConnectError::invalid(
+                "sfUserId",
+                "expected a Salesforce user id (005…)",
+            ));
+        }
+        self.require_connected(&actor.tenant).await?;
+        let soql = Select::new("User", &["Id"])
+            .filter(Cond::and([
+                Cond::eq("Id", sf_user_id),
+                Cond::eq("IsActive", true),
+                Cond::eq("UserType", "Standard"),
+            ]))
+            .render()
+            .map_err(SalesforceError::from)?;
+        let found: Vec<Map<String, Value>> = self
+            .session(&actor.tenant, API_BUDGET)
+            .query_all_pages(&soql, false)
+            .await?;
+        let Some(id) = found
+            .first()
+            .and_then(|r| r.get("Id"))
+            .and_then(Value::as_str)
+        else {
+            return Err(ConnectError::invalid(
+                "sfUserId",
+                "no active standard Salesforce user has this id",
+            ));
+        };
+        let mapping = UserMapping {
+            modjo_user_id: modjo_user_id.to_string(),
+            sf_user_id: id.to_string(),
+            source: MappingSource::Manual,
+            updated_at: Utc::now(),
+        };
+        self.store.put_mapping(&actor.tenant, &mapping).await?;
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(
+                    &actor.user_id,
+                    "mapping_set",
+                    Some(format!("{modjo_user_id} → {id}")),
+                ),
+            )
+            .await?;
+        Ok(mapping)
+    }
+
+    /// `DELETE mappings/<modjoUserId>`.
+    pub async fn delete_mapping(
+        &self,
+        actor: &Actor,
+        modjo_user_id: &str,
+    ) -> Result<(), ConnectError> {
+        if !self
+            .store
+            .delete_mapping(&actor.tenant, modjo_user_id)
+            .await?
+        {
+            return Err(ConnectError::NotFound("no mapping for this user".into()));
+        }
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(
+                    &actor.user_id,
+                    "mapping_deleted",
+                    Some(modjo_user_id.to_string()),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `GET mappings`.
+    pub async fn mappings(&self, tenant: &TenantId) -> Result<Vec<UserMapping>, ConnectError> {
+        Ok(self.store.list_mappings(tenant).await?)
+    }
+
+    /// `DELETE connection`: revoke at Salesforce, delete the secret, mark
+    /// disconnected, keep the audit trail (and the imported data's history).
+    pub async fn disconnect(&self, actor: &Actor) -> Result<(), ConnectError> {
+        let mut connection = self
+            .store
+            .get_connection(&actor.tenant)
+            .await?
+            .ok_or_else(|| {
+                ConnectError::NotFound("this workspace has no Salesforce connection".into())
+            })?;
+        if let Some(credentials) = self.secrets.get_credentials(&actor.tenant).await? {
+            if let Some(refresh) = &credentials.refresh_token {
+                let placeholder = Url::parse("https://invalid.invalid/")
+                    .map_err(|e| SalesforceError::Decode(e.to_string()))?;
+                let app = self
+                    .salesforce
+                    .oauth_app(&credentials, self.callback_url().unwrap_or(&placeholder))?;
+                match app.revoke(self.salesforce.http(), refresh).await {
+                    Ok(()) => {}
+                    // Already revoked or expired: nothing left to revoke.
+                    Err(SalesforceError::OAuth { error, .. })
+                        if error == "invalid_token" || error == "unsupported_token_type" => {}
+                    // Keep the secret so the revoke can be retried; never leave a live token behind.
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.secrets.delete_credentials(&actor.tenant).await?;
+        }
+        self.salesforce.forget(&actor.tenant);
+        connection.status = ConnectionStatus::Disconnected;
+        connection.status_reason = Some("disconnected by an admin".into());
+        connection.updated_at = Utc::now();
+        self.save_with_retry(connection).await?;
+        self.store
+            .append_audit(&actor.tenant, &audit(&actor.user_id, "disconnected", None))
+            .await?;
+        Ok(())
+    }
+}
+
+fn same_id(a: &str, b: &str) -> bool {
+    a.get(..15) == b.get(..15)
+}
+
+fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
