@@ -25,3 +25,41 @@ pub struct Lease {
     pub holder: String,
     pub expires_at: DateTime<Utc>,
 }
+
+/// How the last run of one object's sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Read everything there was to read.
+    UpToDate,
+    /// Stopped before the Lambda deadline; a continuation job carries on.
+    Continuing,
+    /// The org's daily API usage reached the pause threshold.
+    Paused,
+    /// The last run failed; see `last_error`.
+    Failed,
+}
+
+/// Per tenant and object: what the last run did, and running totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    pub object: String,
+    pub state: SyncState,
+    /// For admins: why the state is what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub records_read: u64,
+    pub records_written: u64,
+    pub records_deleted: u64,
+    pub api_calls: u64,
+    pub duration_ms: u64,
+    pub finished_at: DateTime<Utc>,
+    /// Since the tenant connected.
+    #[serde(default)]
+    pub total_records_read: u64,
+    #[serde(default)]
+    pub total_api_calls: u64,
+}

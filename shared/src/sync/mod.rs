@@ -1,0 +1,662 @@
+//! The 15-minute sync (DESIGN §5): a fan-out of one job per connected tenant, and
+//! each tenant's incremental, resumable sync of every object into DynamoDB.
+//!
+//! Correctness rests on three rules:
+//! - a page's records and index entries are written before its position is saved
+//!   as the cursor, so a crash re-reads the page and the idempotent upserts
+//!   converge (nothing lost, nothing duplicated);
+//! - the cursor is `(SystemModstamp, Id)`, so ties on one timestamp, across page
+//!   boundaries too, neither lose nor repeat records;
+//! - one lease per tenant: two jobs of one tenant never run at once.
+
+pub mod handler;
+pub mod objects;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::app::{App, Store, update_connection};
+use crate::domain::{
+    ApiUsage, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, SyncCursor, SyncState, SyncStatus,
+    TenantId,
+};
+use crate::error::{Classify, ErrorClass};
+use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
+use crate::salesforce::keyset::Position;
+use crate::salesforce::limits::{BudgetDecision, Work, decide};
+use crate::salesforce::soql::Cond;
+use crate::salesforce::{KeysetQuery, SalesforceError, Session};
+use objects::SyncObject;
+
+const LEASE: &str = "sync";
+/// A usage reading older than this is not trusted to pause a sync: the daily
+/// allocation is a rolling window, so the next call tells the current figure.
+const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
+
+/// A message of the sync-jobs queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncJob {
+    pub version: u32,
+    pub tenant_id: TenantId,
+    /// `schedule`, or `continuation` when a job carries on where the previous stopped.
+    #[serde(default = "default_reason")]
+    pub reason: String,
+}
+
+fn default_reason() -> String {
+    "schedule".to_string()
+}
+
+impl SyncJob {
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let job: SyncJob =
+            serde_json::from_str(body).map_err(|e| format!("invalid sync job: {e}"))?;
+        if job.version != 1 {
+            return Err(format!("unsupported sync job version {}", job.version));
+        }
+        Ok(job)
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for SyncError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SyncError::Salesforce(e) => e.class(),
+            SyncError::Store(e) => e.class(),
+        }
+    }
+}
+
+/// How a tenant's job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Every object is up to date.
+    Completed,
+    /// Stopped before the deadline; a continuation job was queued.
+    Continued,
+    /// API usage reached the pause threshold.
+    Paused { used_percent: u8 },
+    /// Another job of this tenant holds the lease.
+    AlreadyRunning,
+    /// The tenant is not connected (or no longer).
+    Skipped(String),
+}
+
+/// The fan-out's tally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanOut {
+    pub queued: usize,
+    pub skipped: usize,
+}
+
+/// One job per connected tenant onto the sync-jobs queue; tenants waiting for a
+/// reconnect are skipped with a log line.
+pub async fn fan_out<S: Store, Q: JobQueue>(store: &S, jobs: &Q) -> Result<FanOut, StoreError> {
+    let mut tally = FanOut::default();
+    let mut token = None;
+    loop {
+        let page = store
+            .tenants_with_status(ConnectionStatus::Connected, token)
+            .await?;
+        let bodies: Vec<String> = page
+            .items
+            .iter()
+            .map(|t| {
+                SyncJob {
+                    version: 1,
+                    tenant_id: t.clone(),
+                    reason: default_reason(),
+                }
+                .to_body()
+            })
+            .collect();
+        jobs.send_all(&bodies).await?;
+        tally.queued += bodies.len();
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    let mut token = None;
+    loop {
+        let page = store
+            .tenants_with_status(ConnectionStatus::NeedsReauth, token)
+            .await?;
+        for tenant in &page.items {
+            tracing::info!(tenant_id = %tenant, "sync skipped: the tenant must reconnect Salesforce");
+        }
+        tally.skipped += page.items.len();
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    Ok(tally)
+}
+
+/// What one object's run did.
+#[derive(Debug, Default)]
+struct ObjectRun {
+    read: u64,
+    written: u64,
+    deleted: u64,
+    stop: Option<Stop>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Deadline,
+    Budget { used_percent: u8 },
+}
+
+/// Where each object's changes come from. The SOQL cursor serves every object; a
+/// Change Data Capture feed can take over Opportunity and OpportunityContactRole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Soql,
+}
+
+/// Which source feeds each object.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub objects: Vec<(SyncObject, Source)>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            objects: objects::ALL.iter().map(|o| (*o, Source::Soql)).collect(),
+        }
+    }
+}
+
+/// Runs sync jobs for one function invocation.
+pub struct Syncer<'a, S, K, Q> {
+    pub app: &'a App<S, K>,
+    pub jobs: &'a Q,
+    /// Where calls parked by the call logger are replayed once the tenant is
+    /// connected and under its API budget.
+    pub calls: Option<&'a Q>,
+    pub plan: Plan,
+}
+
+impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+    pub fn new(app: &'a App<S, K>, jobs: &'a Q) -> Self {
+        Self {
+            app,
+            jobs,
+            calls: None,
+            plan: Plan::default(),
+        }
+    }
+
+    pub fn with_call_replay(mut self, calls: &'a Q) -> Self {
+        self.calls = Some(calls);
+        self
+    }
+
+    /// Runs one tenant's job. Stops between pages once `stop_at` has passed (and
+    /// queues a continuation); Salesforce requests never run past `hard_deadline`.
+    pub async fn run(
+        &self,
+        job: &SyncJob,
+        stop_at: Instant,
+        hard_deadline: Instant,
+    ) -> Result<JobOutcome, SyncError> {
+        let tenant = &job.tenant_id;
+        let store = &self.app.store;
+        let Some(connection) = store.get_connection(tenant).await? else {
+            return Ok(JobOutcome::Skipped("unknown tenant".into()));
+        };
+        if connection.status != ConnectionStatus::Connected {
+            tracing::info!(tenant_id = %tenant, status = connection.status.as_str(), "sync skipped: not connected");
+            return Ok(JobOutcome::Skipped(format!(
+                "status {}",
+                connection.status.as_str()
+            )));
+        }
+        let holder = format!("sync-{:016x}", rand::random::<u64>());
+        let ttl = hard_deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(60);
+        if store
+            .acquire_lease(tenant, LEASE, &holder, ttl, Utc::now())
+            .await?
+            .is_none()
+        {
+            tracing::info!(tenant_id = %tenant, "sync skipped: another job of this tenant is running");
+            return Ok(JobOutcome::AlreadyRunning);
+        }
+        let outcome = self
+            .run_holding_lease(
+                job,
+                &connection.phone_region,
+                connection.api_usage,
+                stop_at,
+                hard_deadline,
+            )
+            .await;
+        if let Err(e) = store.release_lease(tenant, LEASE, &holder).await {
+            tracing::warn!(tenant_id = %tenant, error = %e, "sync lease not released; it will expire");
+        }
+        if matches!(outcome, Ok(JobOutcome::Completed | JobOutcome::Continued)) {
+            self.replay_parked_calls(tenant).await?;
+        }
+        outcome
+    }
+
+    /// Calls parked while the tenant was disconnected or over budget go again, now
+    /// that it is connected, if the budget allows call logging.
+    async fn replay_parked_calls(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        let Some(calls) = self.calls else {
+            return Ok(());
+        };
+        let usage = self
+            .app
+            .salesforce
+            .usage(tenant)
+            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS);
+        if let Some(u) = usage {
+            if matches!(
+                decide(&self.app.config.budget, Work::CallLogging, u.used, u.max),
+                BudgetDecision::Wait { .. }
+            ) {
+                return Ok(());
+            }
+        }
+        let replayed = self.app.replay_parked_calls(tenant, calls).await?;
+        if replayed > 0 {
+            tracing::info!(tenant_id = %tenant, replayed, "parked calls replayed");
+        }
+        Ok(())
+    }
+
+    async fn run_holding_lease(
+        &self,
+        job: &SyncJob,
+        phone_region: &str,
+        last_usage: Option<ApiUsage>,
+        stop_at: Instant,
+        hard_deadline: Instant,
+    ) -> Result<JobOutcome, SyncError> {
+        let tenant = &job.tenant_id;
+        let thresholds = self.app.config.budget;
+        // Trust a recent usage reading to avoid spending a call only to learn we must pause.
+        if let Some(u) = last_usage {
+            let fresh = (Utc::now() - u.observed_at)
+                .to_std()
+                .is_ok_and(|age| age < USAGE_FRESHNESS);
+            if let (
+                true,
+                BudgetDecision::Wait {
+                    used_percent,
+                    threshold,
+                },
+            ) = (fresh, decide(&thresholds, Work::Sync, u.used, u.max))
+            {
+                self.record_pause(tenant, used_percent, threshold).await?;
+                return Ok(JobOutcome::Paused { used_percent });
+            }
+        }
+        let session =
+            self.app
+                .salesforce
+                .session(tenant, &self.app.secrets, &self.app.store, hard_deadline);
+        let mut outcome = JobOutcome::Completed;
+        for (object, source) in &self.plan.objects {
+            let started = Instant::now();
+            let calls_before = self.app.salesforce.counters().total();
+            let result = match source {
+                Source::Soql => {
+                    self.sync_object(&session, object, phone_region, stop_at)
+                        .await
+                }
+            };
+            let calls = self.app.salesforce.counters().total() - calls_before;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            match result {
+                Ok(run) => {
+                    let (state, message) = match run.stop {
+                        None => (SyncState::UpToDate, None),
+                        Some(Stop::Deadline) => (
+                            SyncState::Continuing,
+                            Some("continuing in a follow-up job".to_string()),
+                        ),
+                        Some(Stop::Budget { used_percent }) => (
+                            SyncState::Paused,
+                            Some(format!(
+                                "paused: the org has used {used_percent}% of its daily API allocation (sync pauses at {}%)",
+                                thresholds.sync_pause_at_percent
+                            )),
+                        ),
+                    };
+                    self.save_status(
+                        tenant,
+                        object,
+                        state,
+                        message,
+                        None,
+                        &run,
+                        calls,
+                        duration_ms,
+                    )
+                    .await?;
+                    match run.stop {
+                        Some(Stop::Deadline) => {
+                            let continuation = SyncJob {
+                                version: 1,
+                                tenant_id: tenant.clone(),
+                                reason: "continuation".into(),
+                            };
+                            self.jobs.send_all(&[continuation.to_body()]).await?;
+                            outcome = JobOutcome::Continued;
+                            break;
+                        }
+                        Some(Stop::Budget { used_percent }) => {
+                            outcome = JobOutcome::Paused { used_percent };
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    let run = ObjectRun::default();
+                    self.save_status(
+                        tenant,
+                        object,
+                        SyncState::Failed,
+                        None,
+                        Some(e.to_string()),
+                        &run,
+                        calls,
+                        duration_ms,
+                    )
+                    .await?;
+                    match e.class() {
+                        // One object the org will not serve (no access, field missing)
+                        // must not stop the others.
+                        ErrorClass::Permanent => {
+                            tracing::error!(tenant_id = %tenant, object = object.key, error = %e, "object sync failed");
+                        }
+                        ErrorClass::Retryable | ErrorClass::NeedsReauth => return Err(e),
+                    }
+                }
+            }
+        }
+        let usage = self
+            .app
+            .salesforce
+            .usage(tenant)
+            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS);
+        update_connection(&self.app.store, tenant, |c| {
+            if outcome == JobOutcome::Completed {
+                c.last_sync_at = Some(Utc::now());
+            }
+            if let Some(u) = usage {
+                let age = chrono::Duration::from_std(u.observed_at.elapsed()).unwrap_or_default();
+                c.api_usage = Some(ApiUsage {
+                    used: u.used,
+                    max: u.max,
+                    observed_at: Utc::now() - age,
+                });
+            }
+            true
+        })
+        .await?;
+        Ok(outcome)
+    }
+
+    async fn sync_object(
+        &self,
+        session: &Session<'_, K, S>,
+        object: &SyncObject,
+        phone_region: &str,
+        stop_at: Instant,
+    ) -> Result<ObjectRun, SyncError> {
+        let tenant = session.tenant().clone();
+        let store = &self.app.store;
+        let start = store
+            .get_cursor(&tenant, object.key)
+            .await?
+            .map(|c| Position {
+                system_modstamp: c.system_modstamp,
+                id: c.last_id,
+            });
+        let mut query =
+            KeysetQuery::new(object.name, object.fields).include_deleted(object.deletable);
+        if object.key == objects::EMAIL_TASK.key {
+            query = query.filter(Cond::eq("TaskSubtype", "Email"));
+        }
+        let mut run = ObjectRun::default();
+        if let Some(used_percent) = self.over_budget(&tenant) {
+            run.stop = Some(Stop::Budget { used_percent });
+            return Ok(run);
+        }
+        let mut pages = Box::pin(session.keyset_pages(query, start));
+        while let Some(page) = pages.try_next().await? {
+            run.read += page.records.len() as u64;
+            let (written, deleted) = self
+                .apply_page(&tenant, object, &page.records, phone_region)
+                .await?;
+            run.written += written;
+            run.deleted += deleted;
+            // Only now, with the page durably written, does the cursor move.
+            if let Some(position) = &page.position {
+                let cursor = SyncCursor {
+                    object: object.key.to_string(),
+                    system_modstamp: position.system_modstamp,
+                    last_id: position.id.clone(),
+                    updated_at: Utc::now(),
+                };
+                store.put_cursor(&tenant, &cursor).await?;
+            }
+            if page.done {
+                break;
+            }
+            if let Some(used_percent) = self.over_budget(&tenant) {
+                run.stop = Some(Stop::Budget { used_percent });
+                break;
+            }
+            if Instant::now() >= stop_at {
+                run.stop = Some(Stop::Deadline);
+                break;
+            }
+        }
+        Ok(run)
+    }
+
+    /// The live usage, when it is at or above the sync's pause threshold.
+    fn over_budget(&self, tenant: &TenantId) -> Option<u8> {
+        let u = self
+            .app
+            .salesforce
+            .usage(tenant)
+            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS)?;
+        match decide(&self.app.config.budget, Work::Sync, u.used, u.max) {
+            BudgetDecision::Wait { used_percent, .. } => Some(used_percent),
+            BudgetDecision::Proceed => None,
+        }
+    }
+
+    /// Writes one page: upserts with their index entries (stale entries removed),
+    /// deletions with theirs. Idempotent.
+    async fn apply_page(
+        &self,
+        tenant: &TenantId,
+        object: &SyncObject,
+        records: &[Map<String, Value>],
+        phone_region: &str,
+    ) -> Result<(u64, u64), SyncError> {
+        let store = &self.app.store;
+        let ids: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let previous: HashMap<String, Vec<IndexKey>> = store
+            .get_records(tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.index_keys))
+            .collect();
+        // Relations carry their email's summary onto the contact's timeline.
+        let emails: HashMap<String, CrmRecord> =
+            if object.key == objects::EMAIL_MESSAGE_RELATION.key {
+                let email_ids: Vec<String> = records
+                    .iter()
+                    .filter_map(|r| {
+                        r.get("EmailMessageId")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .collect();
+                store
+                    .get_records(tenant, &email_ids)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        let mut changes = Vec::with_capacity(records.len());
+        let (mut written, mut deleted) = (0, 0);
+        for raw in records {
+            let Some(id) = raw.get("Id").and_then(Value::as_str) else {
+                continue;
+            };
+            let previous_keys = previous.get(id).cloned().unwrap_or_default();
+            if raw.get("IsDeleted") == Some(&Value::Bool(true)) {
+                changes.push(RecordChange::Delete {
+                    id: id.to_string(),
+                    previous_keys,
+                });
+                deleted += 1;
+                continue;
+            }
+            let email = raw
+                .get("EmailMessageId")
+                .and_then(Value::as_str)
+                .and_then(|e| emails.get(e));
+            match objects::derive(object, raw, phone_region, email) {
+                Some((record, index)) => {
+                    changes.push(RecordChange::Upsert {
+                        record,
+                        index,
+                        previous_keys,
+                    });
+                    written += 1;
+                }
+                None => {
+                    tracing::warn!(tenant_id = %tenant, object = object.name, id, "record without SystemModstamp skipped")
+                }
+            }
+        }
+        store.apply_record_changes(tenant, &changes).await?;
+        Ok((written, deleted))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn save_status(
+        &self,
+        tenant: &TenantId,
+        object: &SyncObject,
+        state: SyncState,
+        message: Option<String>,
+        last_error: Option<String>,
+        run: &ObjectRun,
+        calls: u64,
+        duration_ms: u64,
+    ) -> Result<(), StoreError> {
+        let previous = self
+            .app
+            .store
+            .sync_statuses(tenant)
+            .await?
+            .into_iter()
+            .find(|s| s.object == object.key);
+        let status = SyncStatus {
+            object: object.key.to_string(),
+            state,
+            message,
+            last_error,
+            records_read: run.read,
+            records_written: run.written,
+            records_deleted: run.deleted,
+            api_calls: calls,
+            duration_ms,
+            finished_at: Utc::now(),
+            total_records_read: previous.as_ref().map_or(0, |p| p.total_records_read) + run.read,
+            total_api_calls: previous.as_ref().map_or(0, |p| p.total_api_calls) + calls,
+        };
+        self.app.store.put_sync_status(tenant, &status).await
+    }
+
+    async fn record_pause(
+        &self,
+        tenant: &TenantId,
+        used_percent: u8,
+        threshold: u8,
+    ) -> Result<(), StoreError> {
+        tracing::info!(tenant_id = %tenant, used_percent, threshold, "sync paused: API budget");
+        let status = SyncStatus {
+            object: "*".into(),
+            state: SyncState::Paused,
+            message: Some(format!(
+                "paused: the org has used {used_percent}% of its daily API allocation (sync pauses at {threshold}%)"
+            )),
+            last_error: None,
+            records_read: 0,
+            records_written: 0,
+            records_deleted: 0,
+            api_calls: 0,
+            duration_ms: 0,
+            finished_at: Utc::now(),
+            total_records_read: 0,
+            total_api_calls: 0,
+        };
+        self.app.store.put_sync_status(tenant, &status).await
+    }
+}
+
+/// A record's email timeline, newest first.
+pub async fn email_timeline<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    record_id: &str,
+    limit: usize,
+) -> Result<Vec<IndexEntry>, StoreError> {
+    let key = IndexKey {
+        kind: crate::domain::IndexKind::Timeline,
+        value: record_id.to_string(),
+    };
+    let mut entries = store.query_index(tenant, &key).await?;
+    entries.sort_by(|a, b| {
+        let at = |e: &IndexEntry| {
+            e.data
+                .get("occurredAt")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        at(b).cmp(&at(a))
+    });
+    entries.truncate(limit);
+    Ok(entries)
+}

@@ -1,0 +1,174 @@
+//! A store that fails on purpose: it wraps the DynamoDB adapter and makes chosen
+//! writes fail as if the Lambda had died at that instant (the write never lands).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shared::adapters::dynamo::DynamoStore;
+use shared::domain::*;
+use shared::ports::*;
+
+/// Crashes on a chosen write: the n-th cursor save (after the page it follows was
+/// written), or the n-th final call-outcome save (after the Salesforce write).
+#[derive(Clone)]
+pub struct FaultyStore {
+    pub inner: DynamoStore,
+    cursor_writes_until_crash: Arc<AtomicUsize>,
+    outcome_writes_until_crash: Arc<AtomicUsize>,
+}
+
+impl FaultyStore {
+    pub fn new(inner: DynamoStore) -> Self {
+        Self {
+            inner,
+            cursor_writes_until_crash: Arc::new(AtomicUsize::new(0)),
+            outcome_writes_until_crash: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The `n`-th cursor write from now fails (1: the next one).
+    pub fn crash_on_cursor_write(&self, n: usize) {
+        self.cursor_writes_until_crash.store(n, Ordering::SeqCst);
+    }
+
+    /// The `n`-th final call-outcome write from now fails.
+    pub fn crash_on_outcome_write(&self, n: usize) {
+        self.outcome_writes_until_crash.store(n, Ordering::SeqCst);
+    }
+
+    /// Counts a write down; true when this one must crash.
+    fn crashes(counter: &AtomicUsize) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1)
+    }
+}
+
+fn crash() -> StoreError {
+    StoreError::Unavailable("injected crash: the process died before this write".into())
+}
+
+impl ConnectionStore for FaultyStore {
+    async fn get_connection(&self, t: &TenantId) -> StoreResult<Option<Connection>> {
+        self.inner.get_connection(t).await
+    }
+    async fn save_connection(&self, c: &Connection) -> StoreResult<Connection> {
+        self.inner.save_connection(c).await
+    }
+    async fn tenants_with_status(
+        &self,
+        s: ConnectionStatus,
+        p: Option<String>,
+    ) -> StoreResult<Page<TenantId>> {
+        self.inner.tenants_with_status(s, p).await
+    }
+    async fn append_audit(&self, t: &TenantId, e: &AuditEntry) -> StoreResult<()> {
+        self.inner.append_audit(t, e).await
+    }
+    async fn audit_trail(&self, t: &TenantId) -> StoreResult<Vec<AuditEntry>> {
+        self.inner.audit_trail(t).await
+    }
+}
+
+impl UserMappingStore for FaultyStore {
+    async fn put_mapping(&self, t: &TenantId, m: &UserMapping) -> StoreResult<bool> {
+        self.inner.put_mapping(t, m).await
+    }
+    async fn get_mapping(&self, t: &TenantId, id: &str) -> StoreResult<Option<UserMapping>> {
+        self.inner.get_mapping(t, id).await
+    }
+    async fn list_mappings(&self, t: &TenantId) -> StoreResult<Vec<UserMapping>> {
+        self.inner.list_mappings(t).await
+    }
+    async fn delete_mapping(&self, t: &TenantId, id: &str) -> StoreResult<bool> {
+        self.inner.delete_mapping(t, id).await
+    }
+}
+
+impl CursorStore for FaultyStore {
+    async fn get_cursor(&self, t: &TenantId, o: &str) -> StoreResult<Option<SyncCursor>> {
+        self.inner.get_cursor(t, o).await
+    }
+    async fn put_cursor(&self, t: &TenantId, c: &SyncCursor) -> StoreResult<()> {
+        if Self::crashes(&self.cursor_writes_until_crash) {
+            return Err(crash());
+        }
+        self.inner.put_cursor(t, c).await
+    }
+    async fn put_sync_status(&self, t: &TenantId, s: &SyncStatus) -> StoreResult<()> {
+        self.inner.put_sync_status(t, s).await
+    }
+    async fn sync_statuses(&self, t: &TenantId) -> StoreResult<Vec<SyncStatus>> {
+        self.inner.sync_statuses(t).await
+    }
+}
+
+impl LeaseStore for FaultyStore {
+    async fn acquire_lease(
+        &self,
+        t: &TenantId,
+        n: &str,
+        h: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Lease>> {
+        self.inner.acquire_lease(t, n, h, ttl, now).await
+    }
+    async fn release_lease(&self, t: &TenantId, n: &str, h: &str) -> StoreResult<bool> {
+        self.inner.release_lease(t, n, h).await
+    }
+}
+
+impl RecordStore for FaultyStore {
+    async fn get_records(&self, t: &TenantId, ids: &[String]) -> StoreResult<Vec<CrmRecord>> {
+        self.inner.get_records(t, ids).await
+    }
+    async fn apply_record_changes(&self, t: &TenantId, c: &[RecordChange]) -> StoreResult<()> {
+        self.inner.apply_record_changes(t, c).await
+    }
+    async fn query_index(&self, t: &TenantId, k: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
+        self.inner.query_index(t, k).await
+    }
+}
+
+impl CallStore for FaultyStore {
+    async fn get_outcome(&self, t: &TenantId, c: &str) -> StoreResult<Option<CallOutcome>> {
+        self.inner.get_outcome(t, c).await
+    }
+    async fn save_outcome(&self, t: &TenantId, o: &CallOutcome) -> StoreResult<CallOutcome> {
+        if o.state != CallState::InProgress && Self::crashes(&self.outcome_writes_until_crash) {
+            return Err(crash());
+        }
+        self.inner.save_outcome(t, o).await
+    }
+    async fn waiting_calls(
+        &self,
+        t: &TenantId,
+        p: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.waiting_calls(t, p).await
+    }
+}
+
+impl CommentStore for FaultyStore {
+    async fn upsert_comment(&self, t: &TenantId, c: &StoredComment) -> StoreResult<bool> {
+        self.inner.upsert_comment(t, c).await
+    }
+    async fn comments_for_call(&self, t: &TenantId, c: &str) -> StoreResult<Vec<StoredComment>> {
+        self.inner.comments_for_call(t, c).await
+    }
+}
+
+impl OAuthStateStore for FaultyStore {
+    async fn put_pending(&self, t: &TenantId, p: &PendingAuthorization) -> StoreResult<()> {
+        self.inner.put_pending(t, p).await
+    }
+    async fn take_pending(
+        &self,
+        t: &TenantId,
+        n: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingAuthorization>> {
+        self.inner.take_pending(t, n, now).await
+    }
+}
