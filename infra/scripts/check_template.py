@@ -63,8 +63,10 @@ JWT_AUTHORIZER = "ModjoJwt"
 EXPECTED = {
     "integration-api": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True},
     "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True},
-    "scheduled-sync": {"send": {"SyncJobsQueue"}, "secret_admin": False, "signing_key": False},
-    "call-logger": {"send": set(), "secret_admin": False, "signing_key": False},
+    # Follow-up jobs, and replays of calls parked while over the API budget.
+    "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue"}, "secret_admin": False, "signing_key": False},
+    # Messages naming no known tenant go straight to the DLQ (never retried).
+    "call-logger": {"send": {"CallEventsDlq"}, "secret_admin": False, "signing_key": False},
     "comment-sync": {"send": set(), "secret_admin": False, "signing_key": False},
 }
 SECRET_ADMIN_ACTIONS = {"secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret"}

@@ -125,3 +125,29 @@ pub fn queue_from_env(aws: &AwsClients, name: &'static str) -> Result<SqsQueue, 
         config::queue_url_from_env(name)?,
     ))
 }
+
+/// Read-modify-write of a tenant's connection under optimistic concurrency:
+/// `change` edits the current value (returning `false` to leave it as it is),
+/// and runs again on the fresh value if another writer got there first.
+/// Returns the stored connection, `None` when the tenant has none.
+pub async fn update_connection<S: ConnectionStore>(
+    store: &S,
+    tenant: &crate::domain::TenantId,
+    mut change: impl FnMut(&mut crate::domain::Connection) -> bool,
+) -> Result<Option<crate::domain::Connection>, StoreError> {
+    for _ in 0..8 {
+        let Some(mut connection) = store.get_connection(tenant).await? else {
+            return Ok(None);
+        };
+        if !change(&mut connection) {
+            return Ok(Some(connection));
+        }
+        connection.updated_at = chrono::Utc::now();
+        match store.save_connection(&connection).await {
+            Ok(saved) => return Ok(Some(saved)),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict("the connection kept changing".into()))
+}

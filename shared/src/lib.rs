@@ -5,12 +5,15 @@ pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod calls;
 pub mod config;
 pub mod connect;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod read;
 pub mod salesforce;
+pub mod sync;
 pub mod telemetry;
 
 mod secret_serde;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AuditEntry, CallOutcome, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, Lease,
-    PendingAuthorization, StoredComment, SyncCursor, TenantId, TimelineEntry, UserMapping,
+    PendingAuthorization, StoredComment, SyncCursor, SyncStatus, TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -127,6 +127,18 @@ pub trait CursorStore: Send + Sync {
         tenant: &TenantId,
         cursor: &SyncCursor,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn put_sync_status(
+        &self,
+        tenant: &TenantId,
+        status: &SyncStatus,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every object's last sync status.
+    fn sync_statuses(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Vec<SyncStatus>>> + Send;
 }
 
 /// Named, expiring, exclusive leases per tenant.
@@ -168,7 +180,7 @@ pub enum RecordChange {
     },
 }
 
-/// Imported records, their indexes, and email timelines.
+/// Imported records and their indexes (email timelines included).
 pub trait RecordStore: Send + Sync {
     /// Reads records by Salesforce id (batched); missing ids are skipped.
     fn get_records(
@@ -191,20 +203,6 @@ pub trait RecordStore: Send + Sync {
         tenant: &TenantId,
         key: &IndexKey,
     ) -> impl Future<Output = StoreResult<Vec<IndexEntry>>> + Send;
-
-    fn put_timeline_entries(
-        &self,
-        tenant: &TenantId,
-        entries: &[TimelineEntry],
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// The most recent `limit` entries of a record's email timeline, newest first.
-    fn timeline(
-        &self,
-        tenant: &TenantId,
-        record_id: &str,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<TimelineEntry>>> + Send;
 }
 
 /// Per-call outcomes.
@@ -320,10 +318,23 @@ pub trait SecretStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<SecretString>> + Send;
 }
 
-/// A queue of JSON jobs (sync jobs, continuations).
+/// A queue of JSON messages (sync jobs, call events, dead letters).
 pub trait JobQueue: Send + Sync {
     /// Sends every body, batched; fails if any could not be sent after retries.
     fn send_all(&self, bodies: &[String]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Sends a message that cannot be processed, body intact (so it can be
+    /// redriven), with the reason as a message attribute.
+    fn dead_letter(&self, body: &str, reason: &str)
+    -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Makes a received message visible again after `delay` (back-off before SQS
+    /// redelivers a failed item).
+    fn retry_after(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 #[cfg(test)]

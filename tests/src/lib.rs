@@ -3,6 +3,7 @@
 //! - [`moto`] starts `moto_server` (from the project's virtualenv) once per test
 //!   process and hands each test its own table, secret prefix and queues.
 
+pub mod faulty;
 pub mod moto;
 pub mod sf;
 pub mod stack;

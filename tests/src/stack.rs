@@ -65,6 +65,17 @@ impl Stack {
 }
 
 pub fn build_app(aws: &AwsEnv, sf: &SfWorld, state_ttl: Duration, callback: &str) -> TestApp {
+    build_app_with(aws, sf, aws.store(), state_ttl, callback)
+}
+
+/// The app on any store (e.g. one that fails on purpose).
+pub fn build_app_with<S: shared::app::Store>(
+    aws: &AwsEnv,
+    sf: &SfWorld,
+    store: S,
+    state_ttl: Duration,
+    callback: &str,
+) -> App<S, SecretsManagerStore> {
     let config = Config {
         stage: "test".into(),
         table_name: aws.resources.table.clone(),
@@ -79,7 +90,40 @@ pub fn build_app(aws: &AwsEnv, sf: &SfWorld, state_ttl: Duration, callback: &str
         state_signing_secret_id: aws.resources.signing_key_id.clone(),
         state_ttl,
     };
-    App::new(config, aws.store(), aws.secrets(), Some(oauth)).expect("app")
+    App::new(config, store, aws.secrets(), Some(oauth)).expect("app")
+}
+
+/// A Lambda invocation of `payload` that must end within `budget`.
+pub fn lambda_event<T>(payload: T, budget: Duration) -> lambda_runtime::LambdaEvent<T> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = format!("req-{}", rand_id());
+    context.deadline = (chrono::Utc::now() + chrono::Duration::from_std(budget).expect("budget"))
+        .timestamp_millis() as u64;
+    context.invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test".into();
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
+/// An SQS batch as Lambda delivers it, one record per body.
+pub fn sqs_event(queue: &str, bodies: &[String]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("msg-{i}-{}", rand_id()),
+                "receiptHandle": format!("rh-{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795860000000",
+                               "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795860000000"},
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:eu-west-1:123456789012:{queue}"),
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }
 
 /// Claims as API Gateway's JWT authorizer places them in the request context.

@@ -956,16 +956,9 @@ async fn reconnect_after_needs_reauth_replays_parked_calls() {
     stack.aws.store().save_connection(&conn).await.unwrap();
     for call in ["call_1", "call_2"] {
         let parked = CallOutcome {
-            call_id: call.into(),
-            state: CallState::Waiting,
-            task_id: None,
-            who_id: None,
-            what_id: None,
-            owner_id: None,
             reason: Some("tenant needs to reconnect".into()),
             message: Some(json!({"version": 1, "tenantId": tenant, "callId": call}).to_string()),
-            updated_at: Utc::now(),
-            version: 0,
+            ..CallOutcome::new(call, CallState::Waiting, Utc::now())
         };
         stack.aws.store().save_outcome(&t, &parked).await.unwrap();
     }

@@ -510,47 +510,14 @@ async fn large_batches_are_chunked_and_read_back() {
 }
 
 #[tokio::test]
-async fn timeline_newest_first() {
-    let env = AwsEnv::new().await;
-    let store = env.store();
-    let t = tenant();
-    let entries: Vec<TimelineEntry> = (0..5)
-        .map(|i| TimelineEntry {
-            record_id: "003000000000001AAA".into(),
-            activity_id: format!("02s00000000000{i}AAA"),
-            object: "EmailMessage".into(),
-            occurred_at: at(i * 3600),
-            fields: json!({"Subject": format!("Mail {i}")})
-                .as_object()
-                .unwrap()
-                .clone(),
-        })
-        .collect();
-    store.put_timeline_entries(&t, &entries).await.unwrap();
-    let latest = store.timeline(&t, "003000000000001AAA", 3).await.unwrap();
-    let subjects: Vec<_> = latest
-        .iter()
-        .map(|e| e.fields["Subject"].as_str().unwrap())
-        .collect();
-    assert_eq!(subjects, ["Mail 4", "Mail 3", "Mail 2"]);
-}
-
-#[tokio::test]
 async fn call_outcomes_versioned_and_waiting_index() {
     let env = AwsEnv::new().await;
     let store = env.store();
     let t = tenant();
     let outcome = |call: &str, state| CallOutcome {
-        call_id: call.into(),
-        state,
-        task_id: None,
-        who_id: None,
-        what_id: None,
-        owner_id: None,
         reason: Some("tenant needs to reconnect".into()),
         message: Some("{\"version\":1}".into()),
-        updated_at: at(0),
-        version: 0,
+        ..CallOutcome::new(call, state, at(0))
     };
     let w1 = store
         .save_outcome(&t, &outcome("call_1", CallState::Waiting))

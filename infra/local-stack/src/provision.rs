@@ -34,6 +34,13 @@ impl Resources {
                 self.comment_events_queue.clone(),
             ),
             (vars::SYNC_JOBS_QUEUE_URL, self.sync_jobs_queue.clone()),
+            (
+                vars::CALL_EVENTS_DLQ_URL,
+                self.dead_letter_queues
+                    .get(&self.call_events_queue)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         ]
     }
 }

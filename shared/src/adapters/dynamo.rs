@@ -8,11 +8,11 @@
 //! | audit entry       | `T#<tenant>`                | `AUDIT#<millis>#<rand>`   |                            |
 //! | user mapping      | `T#<tenant>`                | `USERMAP#<modjoUserId>`   |                            |
 //! | sync cursor       | `T#<tenant>`                | `CURSOR#<object>`         |                            |
+//! | sync status       | `T#<tenant>`                | `SYNCSTATUS#<object>`     |                            |
 //! | lease             | `T#<tenant>`                | `LEASE#<name>`            |                            |
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
 //! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
-//! | email timeline    | `E#<tenant>#<recordId>`     | `<occurredAt>#<activityId>` |                          |
 //! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
 //!
@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,8 +39,8 @@ use serde::de::DeserializeOwned;
 use super::{backoff, map_sdk_error};
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
-    IndexKey, Lease, MappingSource, PendingAuthorization, StoredComment, SyncCursor, TenantId,
-    TimelineEntry, UserMapping,
+    IndexKey, Lease, MappingSource, PendingAuthorization, StoredComment, SyncCursor, SyncStatus,
+    TenantId, UserMapping,
 };
 use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore, Page,
@@ -85,6 +85,9 @@ mod keys {
     pub fn cursor(object: &str) -> String {
         format!("CURSOR#{object}")
     }
+    pub fn sync_status(object: &str) -> String {
+        format!("SYNCSTATUS#{object}")
+    }
     pub fn lease(name: &str) -> String {
         format!("LEASE#{name}")
     }
@@ -97,15 +100,6 @@ mod keys {
     pub const RECORD: &str = "RECORD";
     pub fn index(t: &TenantId, key: &IndexKey) -> String {
         format!("I#{t}#{}#{}", key.kind.as_str(), key.value)
-    }
-    pub fn timeline(t: &TenantId, record_id: &str) -> String {
-        format!("E#{t}#{record_id}")
-    }
-    pub fn timeline_sort(at: DateTime<Utc>, activity_id: &str) -> String {
-        format!(
-            "{}#{activity_id}",
-            at.to_rfc3339_opts(SecondsFormat::Millis, true)
-        )
     }
     pub fn call(t: &TenantId, call_id: &str) -> String {
         format!("C#{t}#{call_id}")
@@ -173,6 +167,18 @@ impl DynamoStore {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    /// An unconditional write.
+    async fn put(&self, item: Item, operation: &str) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(operation, e))?;
+        Ok(())
     }
 
     async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
@@ -552,14 +558,24 @@ impl CursorStore for DynamoStore {
 
     async fn put_cursor(&self, tenant: &TenantId, cursor: &SyncCursor) -> StoreResult<()> {
         let item = keyed(cursor, keys::tenant(tenant), keys::cursor(&cursor.object))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("PutItem (cursor)", e))?;
-        Ok(())
+        self.put(item, "PutItem (cursor)").await
+    }
+
+    async fn put_sync_status(&self, tenant: &TenantId, status: &SyncStatus) -> StoreResult<()> {
+        let item = keyed(
+            status,
+            keys::tenant(tenant),
+            keys::sync_status(&status.object),
+        )?;
+        self.put(item, "PutItem (sync status)").await
+    }
+
+    async fn sync_statuses(&self, tenant: &TenantId) -> StoreResult<Vec<SyncStatus>> {
+        self.query_partition(keys::tenant(tenant), Some("SYNCSTATUS#"))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }
 
@@ -692,48 +708,6 @@ impl RecordStore for DynamoStore {
     async fn query_index(&self, tenant: &TenantId, key: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
         self.query_partition(keys::index(tenant, key), None)
             .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
-    }
-
-    async fn put_timeline_entries(
-        &self,
-        tenant: &TenantId,
-        entries: &[TimelineEntry],
-    ) -> StoreResult<()> {
-        let requests = entries
-            .iter()
-            .map(|e| {
-                put_request(keyed(
-                    e,
-                    keys::timeline(tenant, &e.record_id),
-                    keys::timeline_sort(e.occurred_at, &e.activity_id),
-                )?)
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.batch_write(requests).await
-    }
-
-    async fn timeline(
-        &self,
-        tenant: &TenantId,
-        record_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<TimelineEntry>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::timeline(tenant, record_id)))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("Query (timeline)", e))?;
-        out.items
-            .unwrap_or_default()
             .into_iter()
             .map(from_item)
             .collect()

@@ -1,7 +1,9 @@
 //! SQS adapter: sends JSON jobs to one queue, batched.
 
+use std::time::Duration;
+
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::{backoff, map_sdk_error};
 use crate::ports::{JobQueue, StoreError, StoreResult};
@@ -79,6 +81,39 @@ impl JobQueue for SqsQueue {
                 )));
             }
         }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> StoreResult<()> {
+        let attribute = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value.chars().take(1000).collect::<String>())
+                .build()
+                .map_err(|e| StoreError::Rejected(format!("message attribute: {e}")))
+        };
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("modjo-error", attribute(reason)?)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("SendMessage (dead letter)", e))?;
+        Ok(())
+    }
+
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> StoreResult<()> {
+        // SQS caps visibility at 12 hours.
+        let seconds = delay.as_secs().min(43_200) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("ChangeMessageVisibility", e))?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::{ApiError, actor, json_body, json_response, route_segments};
 use crate::app::{App, Store};
+use crate::connect::ConnectError;
 use crate::connect::{ModjoUser, SettingsInput};
 use crate::ports::SecretStore;
 
@@ -113,6 +114,46 @@ async fn route<S: Store, K: SecretStore>(
             app.disconnect(&a).await?;
             Ok(json_response(200, &json!({ "status": "disconnected" })))
         }
+        ("GET", ["sync"]) => {
+            let a = member(request)?;
+            let view = crate::read::sync_view(&app.store, &a.tenant)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        404,
+                        "not_found",
+                        "this workspace has no Salesforce connection",
+                    )
+                })?;
+            Ok(json_response(200, &view))
+        }
+        ("GET", ["calls", call_id]) => {
+            let a = member(request)?;
+            let view = crate::read::call_view(&app.store, &a.tenant, call_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::new(404, "not_found", "no such call"))?;
+            Ok(json_response(200, &view))
+        }
+        ("GET", ["records", id]) => {
+            let a = member(request)?;
+            let limit = request
+                .query_string_parameters()
+                .first("timelineLimit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(50)
+                .clamp(1, 500);
+            let view = crate::read::record_view(&app.store, &a.tenant, id, limit)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::new(404, "not_found", "no such record"))?;
+            Ok(json_response(200, &view))
+        }
         _ => Err(ApiError::new(404, "not_found", "no such route")),
     }
+}
+
+fn store_error(e: crate::ports::StoreError) -> ApiError {
+    ApiError::from(ConnectError::Store(e))
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::app::{App, Store};
+use crate::app::{App, Store, update_connection};
 use crate::domain::normalize;
 use crate::domain::{
     AuditEntry, Connection, ConnectionStatus, MappingSource, PendingAuthorization, TenantId,
@@ -614,45 +614,27 @@ impl<S: Store, K: SecretStore> App<S, K> {
             }
         };
         let was_waiting = previous.status == ConnectionStatus::NeedsReauth;
+        if previous.version == 0 {
+            self.store.save_connection(&previous).await?;
+        }
         let now = Utc::now();
-        let connection = Connection {
-            status: ConnectionStatus::Connected,
-            status_reason: None,
-            instance_url: Some(credentials.instance_url.clone()),
-            org_id: Some(identity.organization_id.clone()),
-            sf_user_id: Some(identity.user_id.clone()),
-            sf_username: Some(identity.username.clone()),
-            connected_at: Some(now),
-            updated_at: now,
-            ..previous
-        };
-        self.save_with_retry(connection).await?;
-        if was_waiting {
-            let replayed = self.replay_parked_calls(tenant, call_queue).await?;
-            tracing::info!(tenant_id = %tenant, replayed, "reconnected: parked calls replayed");
+        update_connection(&self.store, tenant, |c| {
+            c.status = ConnectionStatus::Connected;
+            c.status_reason = None;
+            c.instance_url = Some(credentials.instance_url.clone());
+            c.org_id = Some(identity.organization_id.clone());
+            c.sf_user_id = Some(identity.user_id.clone());
+            c.sf_username = Some(identity.username.clone());
+            c.connected_at = Some(now);
+            true
+        })
+        .await?;
+        // Calls that waited (for a reconnect, or for the first connect) go again.
+        let replayed = self.replay_parked_calls(tenant, call_queue).await?;
+        if replayed > 0 || was_waiting {
+            tracing::info!(tenant_id = %tenant, replayed, "connected: parked calls replayed");
         }
         Ok(CallbackResult::Connected)
-    }
-
-    /// Saves the connection, re-reading and re-applying on a concurrent change.
-    async fn save_with_retry(&self, connection: Connection) -> Result<Connection, ConnectError> {
-        let mut wanted = connection;
-        for _ in 0..5 {
-            match self.store.save_connection(&wanted).await {
-                Ok(saved) => return Ok(saved),
-                Err(StoreError::Conflict(_)) => {
-                    let version = self
-                        .store
-                        .get_connection(&wanted.tenant_id)
-                        .await?
-                        .map(|c| c.version)
-                        .unwrap_or(0);
-                    wanted.version = version;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(StoreError::Conflict("connection kept changing".into()).into())
     }
 
     /// The reconnect hook: every call parked while the tenant needed to reconnect is
@@ -912,13 +894,11 @@ impl<S: Store, K: SecretStore> App<S, K> {
     /// `DELETE connection`: revoke at Salesforce, delete the secret, mark
     /// disconnected, keep the audit trail (and the imported data's history).
     pub async fn disconnect(&self, actor: &Actor) -> Result<(), ConnectError> {
-        let mut connection = self
-            .store
-            .get_connection(&actor.tenant)
-            .await?
-            .ok_or_else(|| {
-                ConnectError::NotFound("this workspace has no Salesforce connection".into())
-            })?;
+        if self.store.get_connection(&actor.tenant).await?.is_none() {
+            return Err(ConnectError::NotFound(
+                "this workspace has no Salesforce connection".into(),
+            ));
+        }
         if let Some(credentials) = self.secrets.get_credentials(&actor.tenant).await? {
             if let Some(refresh) = &credentials.refresh_token {
                 let placeholder = Url::parse("https://invalid.invalid/")
@@ -938,10 +918,12 @@ impl<S: Store, K: SecretStore> App<S, K> {
             self.secrets.delete_credentials(&actor.tenant).await?;
         }
         self.salesforce.forget(&actor.tenant);
-        connection.status = ConnectionStatus::Disconnected;
-        connection.status_reason = Some("disconnected by an admin".into());
-        connection.updated_at = Utc::now();
-        self.save_with_retry(connection).await?;
+        update_connection(&self.store, &actor.tenant, |c| {
+            c.status = ConnectionStatus::Disconnected;
+            c.status_reason = Some("disconnected by an admin".into());
+            true
+        })
+        .await?;
         self.store
             .append_audit(&actor.tenant, &audit(&actor.user_id, "disconnected", None))
             .await?;

@@ -35,6 +35,13 @@ pub struct CallOutcome {
     pub owner_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The CRM records the call was linked to (Who, What), with their names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<LinkedRecord>,
+    /// While `InProgress`: the claim expires then (a crashed worker's claim can be
+    /// taken over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<DateTime<Utc>>,
     /// The original message, kept for waiting and failed calls so they can be replayed
     /// or inspected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,4 +49,41 @@ pub struct CallOutcome {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
+}
+
+/// A CRM record a call is linked to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedRecord {
+    pub id: String,
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl CallOutcome {
+    pub fn new(call_id: &str, state: CallState, now: DateTime<Utc>) -> Self {
+        Self {
+            call_id: call_id.to_string(),
+            state,
+            task_id: None,
+            who_id: None,
+            what_id: None,
+            owner_id: None,
+            reason: None,
+            linked: Vec::new(),
+            claimed_until: None,
+            message: None,
+            updated_at: now,
+            version: 0,
+        }
+    }
+
+    /// Created, enriched or unmatched: nothing more to do for this call.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.state,
+            CallState::Created | CallState::Enriched | CallState::Unmatched
+        )
+    }
 }

@@ -75,6 +75,9 @@ pub struct Connection {
     /// Salesforce user that owns activities when the call's host is not mapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_owner_id: Option<String>,
+    /// How calls are matched to Who and What.
+    #[serde(default)]
+    pub match_policy: crate::calls::matching::MatchPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,7 @@ impl Connection {
             sf_username: None,
             phone_region: default_phone_region(),
             default_owner_id: None,
+            match_policy: Default::default(),
             connected_at: None,
             last_sync_at: None,
             api_usage: None,

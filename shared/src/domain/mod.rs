@@ -10,11 +10,11 @@ mod sync;
 mod tenant;
 mod users;
 
-pub use calls::{CallOutcome, CallState};
+pub use calls::{CallOutcome, CallState, LinkedRecord};
 pub use comments::StoredComment;
 pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
 pub use oauth::PendingAuthorization;
-pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind, TimelineEntry};
-pub use sync::{Lease, SyncCursor};
+pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
+pub use sync::{Lease, SyncCursor, SyncState, SyncStatus};
 pub use tenant::{InvalidTenantId, TenantId, validate_external_id};
 pub use users::{MappingSource, UserMapping};

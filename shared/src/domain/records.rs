@@ -30,6 +30,9 @@ pub enum IndexKind {
     Domain,
     /// Contact id → Opportunity (through OpportunityContactRole).
     ContactOpportunity,
+    /// Contact / Lead / Account / Opportunity id → an email activity on its timeline
+    /// (EmailMessage, EmailMessageRelation, Task of subtype Email).
+    Timeline,
 }
 
 impl IndexKind {
@@ -39,6 +42,7 @@ impl IndexKind {
             IndexKind::Email => "EMAIL",
             IndexKind::Domain => "DOMAIN",
             IndexKind::ContactOpportunity => "CONTACTOPP",
+            IndexKind::Timeline => "TIMELINE",
         }
     }
 }
@@ -60,17 +64,4 @@ pub struct IndexEntry {
     pub record_id: String,
     #[serde(default)]
     pub data: Map<String, Value>,
-}
-
-/// An email activity on a CRM record's timeline (EmailMessage or Task of subtype Email).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TimelineEntry {
-    /// The Contact / Lead / Account / Opportunity the email is linked to.
-    pub record_id: String,
-    pub activity_id: String,
-    pub object: String,
-    pub occurred_at: DateTime<Utc>,
-    #[serde(default)]
-    pub fields: Map<String, Value>,
 }

@@ -205,6 +205,8 @@ pub struct SubResponse {
 pub struct Usage {
     pub used: u64,
     pub max: u64,
+    /// When the response carrying it arrived.
+    pub observed_at: Instant,
 }
 
 struct CachedToken {
@@ -338,7 +340,14 @@ impl SalesforceClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_limit_info);
         if let (Some((used, max)), Ok(mut usage)) = (parsed, self.inner.usage.lock()) {
-            usage.insert(tenant.clone(), Usage { used, max });
+            usage.insert(
+                tenant.clone(),
+                Usage {
+                    used,
+                    max,
+                    observed_at: Instant::now(),
+                },
+            );
         }
     }
 
@@ -391,13 +400,13 @@ where
     /// `GET …/query` (or `queryAll`, which includes deleted rows), one page at a time,
     /// following `nextRecordsUrl`. Memory holds one page whatever the result size.
     /// For large reads prefer [`Self::keyset_pages`], which survives a dead locator.
-    pub fn query_pages<T>(
-        &'a self,
+    pub fn query_pages<'s, T>(
+        &'s self,
         soql: &str,
         all: bool,
-    ) -> impl Stream<Item = Result<QueryPage<T>, SalesforceError>> + 'a
+    ) -> impl Stream<Item = Result<QueryPage<T>, SalesforceError>> + 's
     where
-        T: DeserializeOwned + Send + 'a,
+        T: DeserializeOwned + Send + 's,
     {
         let first = self.query_path(soql, all);
         let first_kind = if all {
@@ -418,11 +427,11 @@ where
     /// at a time. When Salesforce drops the query locator (it belongs to the session,
     /// so a token refresh kills it; it also expires), the query is issued again from
     /// just after the last record returned: nothing is lost or repeated.
-    pub fn keyset_pages(
-        &'a self,
+    pub fn keyset_pages<'s>(
+        &'s self,
         query: KeysetQuery,
         after: Option<Position>,
-    ) -> impl Stream<Item = Result<KeysetPage, SalesforceError>> + 'a {
+    ) -> impl Stream<Item = Result<KeysetPage, SalesforceError>> + 's {
         struct State {
             query: KeysetQuery,
             last: Option<Position>,
@@ -528,13 +537,9 @@ where
     }
 
     /// Every record of a (small) query, all pages collected.
-    pub async fn query_all_pages<T>(
-        &'a self,
-        soql: &str,
-        all: bool,
-    ) -> Result<Vec<T>, SalesforceError>
+    pub async fn query_all_pages<T>(&self, soql: &str, all: bool) -> Result<Vec<T>, SalesforceError>
     where
-        T: DeserializeOwned + Send + 'a,
+        T: DeserializeOwned + Send,
     {
         use futures::TryStreamExt;
         let pages: Vec<QueryPage<T>> = self.query_pages(soql, all).try_collect().await?;
@@ -613,6 +618,23 @@ where
                 checked_id(id)?
             )),
             body: Some(&body),
+            batch_size: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `DELETE …/sobjects/<object>/<id>`.
+    pub async fn delete(&self, object: &str, id: &str) -> Result<(), SalesforceError> {
+        self.send(Request {
+            kind: ApiKind::Delete,
+            method: Method::DELETE,
+            path: self.client.data_path(&format!(
+                "sobjects/{}/{}",
+                checked_name(object)?,
+                checked_id(id)?
+            )),
+            body: None,
             batch_size: None,
         })
         .await?;
@@ -1012,28 +1034,19 @@ pub async fn mark_needs_reauth<D: ConnectionStore>(
     tenant: &TenantId,
     reason: &str,
 ) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        let Some(mut connection) = store.get_connection(tenant).await? else {
-            return Ok(());
-        };
-        if connection.status != ConnectionStatus::Connected {
-            return Ok(());
+    let updated = crate::app::update_connection(store, tenant, |c| {
+        if c.status != ConnectionStatus::Connected {
+            return false;
         }
-        connection.status = ConnectionStatus::NeedsReauth;
-        connection.status_reason = Some(reason.to_string());
-        connection.updated_at = Utc::now();
-        match store.save_connection(&connection).await {
-            Ok(_) => {
-                tracing::warn!(tenant_id = %tenant, reason, "connection needs re-authorisation");
-                return Ok(());
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
+        c.status = ConnectionStatus::NeedsReauth;
+        c.status_reason = Some(reason.to_string());
+        true
+    })
+    .await?;
+    if updated.is_some() {
+        tracing::warn!(tenant_id = %tenant, reason, "connection needs re-authorisation");
     }
-    Err(StoreError::Conflict(
-        "connection kept changing while marking needs_reauth".into(),
-    ))
+    Ok(())
 }
 
 fn with_type(object: &str, id: Option<&str>, fields: &Map<String, Value>) -> Value {

@@ -1,0 +1,411 @@
+//! The Modjo block inside a Task's Description (DESIGN §6): delimited by markers,
+//! rebuilt from stored state (the call and its comments), so rendering twice gives
+//! the same text whatever order events came in. Everything outside the block
+//! belongs to the user and is kept as it is. Pure: no I/O.
+
+use std::fmt::Write;
+
+use super::event::{CallEvent, Role};
+use crate::domain::StoredComment;
+
+/// Salesforce's limit on Task.Description.
+pub const DESCRIPTION_LIMIT: usize = 32_000;
+pub const BEGIN: &str = "=== Modjo call (kept in sync by Modjo; edit outside this block) ===";
+pub const END: &str = "=== end of Modjo call ===";
+
+/// Length as Salesforce counts it (UTF-16 code units: an emoji counts twice).
+pub fn sf_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Text from Modjo users, made safe for the block: control characters removed
+/// (line breaks kept), and `===` broken so no content can forge a marker.
+pub fn sanitize(text: &str) -> String {
+    let cleaned: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect();
+    cleaned.replace("===", "= = =")
+}
+
+fn one_line(text: &str) -> String {
+    sanitize(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `195` → `03:15`; `3725` → `1:02:05`.
+pub fn timecode(seconds: u32) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+fn duration(seconds: u64) -> String {
+    match (seconds / 3600, seconds / 60 % 60, seconds % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s:02} s"),
+        (h, m, _) => format!("{h} h {m:02} min"),
+    }
+}
+
+fn truncate_to(text: &str, max_units: usize) -> String {
+    if sf_len(text) <= max_units {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.len_utf16();
+        if used + w + 1 > max_units {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// The block for `call` with its live (not deleted) comments, in call order,
+/// within `budget` UTF-16 units. The oldest comments are elided first, replaced by
+/// a pointer to Modjo. `None` when even the minimal block does not fit.
+pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize) -> Option<String> {
+    let url = one_line(&call.url);
+    let mut head = String::new();
+    let _ = writeln!(head, "{BEGIN}");
+    if let Some(title) = call
+        .title
+        .as_deref()
+        .map(one_line)
+        .filter(|t| !t.is_empty())
+    {
+        let _ = writeln!(head, "{}", truncate_to(&title, 255));
+    }
+    let _ = writeln!(head, "{url}");
+    let _ = writeln!(
+        head,
+        "{} · {} · {}",
+        call.direction.label(),
+        duration(call.duration_seconds),
+        call.started_at.format("%d %b %Y %H:%M UTC")
+    );
+    let with: Vec<String> = call
+        .participants
+        .iter()
+        .filter(|p| p.role == Role::External)
+        .filter_map(|p| {
+            let name = p.name.as_deref().map(one_line).filter(|n| !n.is_empty());
+            let contact = p
+                .phone
+                .as_deref()
+                .or(p.email.as_deref())
+                .map(one_line)
+                .filter(|c| !c.is_empty());
+            match (name, contact) {
+                (Some(n), Some(c)) => Some(format!("{n} ({c})")),
+                (Some(n), None) => Some(n),
+                (None, Some(c)) => Some(c),
+                (None, None) => None,
+            }
+        })
+        .take(20)
+        .collect();
+    if !with.is_empty() {
+        let _ = writeln!(head, "With: {}", truncate_to(&with.join(", "), 1000));
+    }
+    let tail = END.to_string();
+    let minimal = sf_len(&head) + sf_len(&tail);
+    if minimal > budget {
+        // Last resort: markers and the link only.
+        let bare = format!("{BEGIN}\n{url}\n{END}");
+        return (sf_len(&bare) <= budget).then_some(bare);
+    }
+    let mut room = budget - minimal;
+
+    let mut live: Vec<&StoredComment> = comments.iter().filter(|c| !c.deleted).collect();
+    live.sort_by(|a, b| {
+        (a.at_second, a.updated_at, &a.comment_id).cmp(&(b.at_second, b.updated_at, &b.comment_id))
+    });
+    let lines: Vec<String> = live
+        .iter()
+        .map(|c| {
+            let author = one_line(&c.author_name);
+            let author = if author.is_empty() {
+                "Someone".to_string()
+            } else {
+                author
+            };
+            format!(
+                "[{}] {}: {}\n",
+                timecode(c.at_second),
+                truncate_to(&author, 100),
+                sanitize(c.text.trim())
+            )
+        })
+        .collect();
+
+    // Comments first (they are what changes), the summary with what is left.
+    let mut body = String::new();
+    if !lines.is_empty() {
+        let header = format!("\nComments ({}):\n", lines.len());
+        let total: usize = sf_len(&header) + lines.iter().map(|l| sf_len(l)).sum::<usize>();
+        if total <= room {
+            body.push_str(&header);
+            lines.iter().for_each(|l| body.push_str(l));
+        } else {
+            // Keep the newest that fit, behind a pointer to the rest.
+            let mut kept: Vec<&String> = Vec::new();
+            let mut used = sf_len(&header);
+            let pointer_len =
+                |elided: usize| sf_len(&format!("{elided} earlier comments in Modjo: {url}\n"));
+            for line in lines.iter().rev() {
+                let elided_if_kept = lines.len() - kept.len() - 1;
+                if used + sf_len(line) + pointer_len(elided_if_kept) > room {
+                    break;
+                }
+                used += sf_len(line);
+                kept.push(line);
+            }
+            let elided = lines.len() - kept.len();
+            let pointer = format!("{elided} earlier comments in Modjo: {url}\n");
+            if sf_len(&header) + sf_len(&pointer) <= room {
+                body.push_str(&header);
+                body.push_str(&pointer);
+                kept.iter().rev().for_each(|l| body.push_str(l));
+            }
+        }
+        room -= sf_len(&body).min(room);
+    }
+    let mut summary_part = String::new();
+    if let Some(summary) = call
+        .summary
+        .as_deref()
+        .map(sanitize)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    {
+        let label = "\nSummary:\n";
+        if room > sf_len(label) + 20 {
+            summary_part = format!(
+                "{label}{}\n",
+                truncate_to(&summary, room - sf_len(label) - 1)
+            );
+        }
+    }
+    Some(format!("{head}{summary_part}{body}{tail}"))
+}
+
+/// The user's own text: the description without any Modjo block.
+pub fn user_text(description: &str) -> String {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in description.split('\n') {
+        match (inside, line.trim_end_matches('\r')) {
+            (false, l) if l == BEGIN => inside = true,
+            (true, l) if l == END => inside = false,
+            (false, _) => out.push(line),
+            (true, _) => {}
+        }
+    }
+    out.join("\n").trim_end().to_string()
+}
+
+/// The description with `call`'s block rebuilt, the user's text untouched.
+/// `None` when the user's own text leaves no room for even the minimal block.
+pub fn merge_description(
+    existing: Option<&str>,
+    call: &CallEvent,
+    comments: &[StoredComment],
+) -> Option<String> {
+    let user = existing.map(user_text).unwrap_or_default();
+    let separator = if user.is_empty() { 0 } else { 2 };
+    let budget = DESCRIPTION_LIMIT.checked_sub(sf_len(&user) + separator)?;
+    let block = render_block(call, comments, budget)?;
+    Some(if user.is_empty() {
+        block
+    } else {
+        format!("{user}\n\n{block}")
+    })
+}
+
+/// The call id named in a description's Modjo block, if it has one (to tell a
+/// dialer's Task already linked to another Modjo call).
+pub fn linked_call_url(description: &str) -> Option<String> {
+    let mut lines = description
+        .split('\n')
+        .skip_while(|l| l.trim_end() != BEGIN)
+        .skip(1);
+    lines
+        .find(|l| l.starts_with("https://"))
+        .map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn call() -> CallEvent {
+        CallEvent::parse(
+            &serde_json::json!({
+                "version": 1, "tenantId": "acme", "callId": "call_8f2c",
+                "url": "https://app.modjo.ai/calls/call_8f2c", "title": "Discovery call — Acme",
+                "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z", "durationSeconds": 754,
+                "participants": [
+                    {"role": "external", "name": "Jane Doe", "phone": "+33 6 12 34 56 78"},
+                    {"role": "external", "email": "cto@acme.com"},
+                    {"role": "internal", "userId": "usr_12", "email": "bob@modjo.ai"}
+                ],
+                "summary": "Pricing and next steps."
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    fn comment(id: &str, at: u32, text: &str) -> StoredComment {
+        StoredComment {
+            call_id: "call_8f2c".into(),
+            comment_id: id.into(),
+            author_name: "Alice Martin".into(),
+            text: text.into(),
+            at_second: at,
+            updated_at: Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap(),
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn renders_link_details_and_comments_in_call_order() {
+        let block = render_block(
+            &call(),
+            &[
+                comment("b", 600, "Second"),
+                comment("a", 195, "Great handling"),
+            ],
+            32_000,
+        )
+        .unwrap();
+        assert_eq!(
+            block,
+            "=== Modjo call (kept in sync by Modjo; edit outside this block) ===\n\
+             Discovery call — Acme\n\
+             https://app.modjo.ai/calls/call_8f2c\n\
+             Outbound call · 12 min 34 s · 28 Nov 2026 10:00 UTC\n\
+             With: Jane Doe (+33 6 12 34 56 78), cto@acme.com\n\
+             \nSummary:\nPricing and next steps.\n\
+             \nComments (2):\n[03:15] Alice Martin: Great handling\n[10:00] Alice Martin: Second\n\
+             === end of Modjo call ==="
+        );
+    }
+
+    #[test]
+    fn deleted_comments_disappear_and_order_does_not_depend_on_arrival() {
+        let mut gone = comment("c", 10, "gone");
+        gone.deleted = true;
+        let a = render_block(
+            &call(),
+            &[comment("a", 5, "x"), gone.clone(), comment("b", 5, "y")],
+            32_000,
+        );
+        let b = render_block(
+            &call(),
+            &[comment("b", 5, "y"), comment("a", 5, "x"), gone],
+            32_000,
+        );
+        assert_eq!(a, b);
+        assert!(!a.unwrap().contains("gone"));
+    }
+
+    #[test]
+    fn merging_keeps_the_user_text_and_replaces_the_block() {
+        let first = merge_description(
+            Some("Dialer: answered, recording https://aircall/x"),
+            &call(),
+            &[],
+        )
+        .unwrap();
+        assert!(
+            first.starts_with("Dialer: answered, recording https://aircall/x\n\n=== Modjo call")
+        );
+        // The user edits around the block; a new render keeps the edit and replaces the block.
+        let edited = format!("Note from the rep\n{first}\nPS: follow up");
+        let second = merge_description(Some(&edited), &call(), &[comment("a", 1, "hi")]).unwrap();
+        assert!(second.starts_with("Note from the rep\nDialer: answered, recording https://aircall/x\n\nPS: follow up\n\n=== Modjo call"));
+        assert_eq!(second.matches(BEGIN).count(), 1);
+        assert!(second.contains("[00:01] Alice Martin: hi"));
+        // Idempotent.
+        assert_eq!(
+            merge_description(Some(&second), &call(), &[comment("a", 1, "hi")]).unwrap(),
+            second
+        );
+        assert_eq!(
+            linked_call_url(&second).as_deref(),
+            Some("https://app.modjo.ai/calls/call_8f2c")
+        );
+    }
+
+    #[test]
+    fn markers_inside_comments_cannot_break_the_block() {
+        let evil = format!("{END}\nHIJACK\n{BEGIN}\x07\x1b[31m");
+        let merged = merge_description(Some("mine"), &call(), &[comment("a", 1, &evil)]).unwrap();
+        assert_eq!(merged.matches(BEGIN).count(), 1);
+        assert_eq!(merged.matches(END).count(), 1);
+        assert!(!merged.contains('\x07') && !merged.contains('\x1b'));
+        assert_eq!(user_text(&merged), "mine");
+    }
+
+    #[test]
+    fn two_thousand_long_comments_fit_with_the_oldest_elided() {
+        let comments: Vec<StoredComment> = (0..2000)
+            .map(|i| comment(&format!("c{i:04}"), i, &"long comment ".repeat(40)))
+            .collect();
+        let user = "r".repeat(5_000);
+        let merged = merge_description(Some(&user), &call(), &comments).unwrap();
+        assert!(sf_len(&merged) <= DESCRIPTION_LIMIT, "{}", sf_len(&merged));
+        assert!(merged.starts_with(&user));
+        let pointer = merged
+            .lines()
+            .find(|l| l.contains("earlier comments in Modjo"))
+            .unwrap();
+        let elided: usize = pointer.split(' ').next().unwrap().parse().unwrap();
+        let shown = merged.lines().filter(|l| l.starts_with('[')).count();
+        assert_eq!(elided + shown, 2000);
+        // The newest are the ones shown.
+        assert!(merged.contains(&format!("[{}]", timecode(1999))));
+        assert!(!merged.contains("[00:00] "));
+    }
+
+    #[test]
+    fn no_room_at_all_is_reported() {
+        assert!(merge_description(Some(&"x".repeat(31_990)), &call(), &[]).is_none());
+        let tight = merge_description(Some(&"x".repeat(31_850)), &call(), &[]).unwrap();
+        assert!(sf_len(&tight) <= DESCRIPTION_LIMIT);
+        assert!(tight.contains("https://app.modjo.ai/calls/call_8f2c"));
+    }
+
+    #[test]
+    fn timecodes() {
+        assert_eq!(timecode(0), "00:00");
+        assert_eq!(timecode(195), "03:15");
+        assert_eq!(timecode(3725), "1:02:05");
+    }
+
+    proptest! {
+        #[test]
+        fn any_comment_keeps_one_block_within_the_limit(text in any::<String>(), user in "[a-z\\n ]{0,200}") {
+            let merged = merge_description(Some(&user), &call(), &[comment("a", 3, &text)]).unwrap();
+            prop_assert!(sf_len(&merged) <= DESCRIPTION_LIMIT);
+            prop_assert_eq!(merged.matches(BEGIN).count(), 1);
+            prop_assert_eq!(merged.matches(END).count(), 1);
+            prop_assert_eq!(user_text(&merged), user.trim_end().to_string());
+        }
+    }
+}

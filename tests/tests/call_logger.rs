@@ -1,0 +1,834 @@
+//! The call logger through its Lambda handler (SQS events), against the emulator
+//! and moto: every call in Salesforce exactly once, on the right records.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use e2e::faulty::FaultyStore;
+use e2e::moto::AwsEnv;
+use e2e::sf::{ORG, WorldOptions, fields};
+use e2e::stack::{Claims, Stack, api_event, body_json, build_app_with, lambda_event, sqs_event};
+use serde_json::{Value, json};
+use sf_emulator::{FailureKind, Fault, SeedRecord, UserSpec};
+use shared::adapters::secrets::SecretsManagerStore;
+use shared::app::{App, Store};
+use shared::calls::CallLogger;
+use shared::calls::handler::handle;
+use shared::domain::{CallState, ConnectionStatus, MappingSource, TenantId, UserMapping};
+use shared::ports::{CallStore, ConnectionStore, UserMappingStore};
+use shared::sync::handler::SyncOptions;
+use shared::sync::{SyncJob, Syncer};
+
+struct World {
+    stack: Stack,
+    tenant: TenantId,
+    rep: String,
+    ids: std::collections::HashMap<String, String>,
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An org with contacts, leads, accounts, opportunities and a dialer's Task,
+/// synced into the index, with the host `usr_12` mapped to a rep.
+async fn world() -> World {
+    let stack = Stack::start(WorldOptions::default()).await;
+    let rep = stack
+        .sf
+        .emu
+        .create_user(
+            ORG,
+            UserSpec {
+                reference: Some("rep".into()),
+                username: "rep@acme.test".into(),
+                email: "rep@acme.test".into(),
+                last_name: "Rep".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .id;
+    let r = |object: &str, reference: &str, f: Value| SeedRecord {
+        object: object.into(),
+        reference: Some(reference.into()),
+        fields: fields(f),
+    };
+    let seeds = vec![
+        r(
+            "Account",
+            "acme",
+            json!({"Name": "Acme", "Website": "https://acme.com", "Phone": "+33 1 42 68 53 00"}),
+        ),
+        r(
+            "Account",
+            "globex",
+            json!({"Name": "Globex", "Website": "globex.fr", "Phone": "+33 1 40 00 00 01"}),
+        ),
+        // Jane: one contact, open opportunities (one where she is primary).
+        r(
+            "Contact",
+            "jane",
+            json!({"FirstName": "Jane", "LastName": "Doe", "Phone": "06 12 34 56 78", "Email": "jane@acme.com", "AccountId": "@acme"}),
+        ),
+        r(
+            "Opportunity",
+            "opp_other",
+            json!({"Name": "Acme other", "StageName": "Prospecting", "CloseDate": "$today+30d", "AccountId": "@acme", "LastModifiedDate": "$now-1h"}),
+        ),
+        r(
+            "Opportunity",
+            "opp_main",
+            json!({"Name": "Acme renewal", "StageName": "Prospecting", "CloseDate": "$today+30d", "AccountId": "@acme", "CreatedDate": "$now-30d", "LastModifiedDate": "$now-5d"}),
+        ),
+        r(
+            "Opportunity",
+            "opp_closed",
+            json!({"Name": "Acme lost", "StageName": "Closed Lost", "CloseDate": "$today-60d", "AccountId": "@acme"}),
+        ),
+        r(
+            "OpportunityContactRole",
+            "role1",
+            json!({"OpportunityId": "@opp_main", "ContactId": "@jane", "IsPrimary": true}),
+        ),
+        r(
+            "OpportunityContactRole",
+            "role2",
+            json!({"OpportunityId": "@opp_other", "ContactId": "@jane", "IsPrimary": false}),
+        ),
+        r(
+            "OpportunityContactRole",
+            "role3",
+            json!({"OpportunityId": "@opp_closed", "ContactId": "@jane", "IsPrimary": true}),
+        ),
+        // Two contacts share a number: the more recently modified wins.
+        r(
+            "Contact",
+            "old",
+            json!({"LastName": "Old", "Phone": "+33 6 55 55 55 55", "AccountId": "@globex", "CreatedDate": "$now-90d", "LastModifiedDate": "$now-60d"}),
+        ),
+        r(
+            "Contact",
+            "recent",
+            json!({"LastName": "Recent", "MobilePhone": "06 55 55 55 55", "AccountId": "@globex", "CreatedDate": "$now-90d", "LastModifiedDate": "$now-2d"}),
+        ),
+        // A lead only.
+        r(
+            "Lead",
+            "lead",
+            json!({"LastName": "Prospect", "Company": "Initech", "Phone": "+33 6 77 77 77 77"}),
+        ),
+        // Bob, whose call the dialer already logged.
+        r(
+            "Contact",
+            "bob",
+            json!({"FirstName": "Bob", "LastName": "Martin", "Phone": "+33 6 88 88 88 88", "AccountId": "@globex"}),
+        ),
+        r(
+            "Task",
+            "dialer",
+            json!({"Subject": "Outbound answered call to +33 6 88 88 88 88", "TaskSubtype": "Call", "CallType": "Outbound",
+            "CallDisposition": "answered +33688888888", "CallDurationInSeconds": 300, "Status": "Completed", "WhoId": "@bob",
+            "OwnerId": "@rep", "Description": "Recording: https://aircall.example/rec/42", "CreatedDate": "$now-1h"}),
+        ),
+    ];
+    stack.sf.emu.seed(ORG, &seeds).unwrap();
+    let mut ids = std::collections::HashMap::new();
+    for name in [
+        "acme",
+        "globex",
+        "jane",
+        "opp_main",
+        "opp_other",
+        "old",
+        "recent",
+        "lead",
+        "bob",
+        "dialer",
+    ] {
+        ids.insert(name.to_string(), stack.sf.emu.seed_ref(ORG, name).unwrap());
+    }
+    let tenant = stack.sf.connect_tenant(&stack.aws).await;
+    sync(&stack, &tenant).await;
+    stack
+        .aws
+        .store()
+        .put_mapping(
+            &tenant,
+            &UserMapping {
+                modjo_user_id: "usr_12".into(),
+                sf_user_id: rep.clone(),
+                source: MappingSource::Manual,
+                updated_at: Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    World {
+        stack,
+        tenant,
+        rep,
+        ids,
+    }
+}
+
+async fn sync(stack: &Stack, tenant: &TenantId) {
+    let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
+    let calls = stack.aws.queue(&stack.aws.resources.call_events_queue);
+    let syncer = Syncer::new(&stack.app, &jobs).with_call_replay(&calls);
+    let body = SyncJob {
+        version: 1,
+        tenant_id: tenant.clone(),
+        reason: "schedule".into(),
+    }
+    .to_body();
+    let answer = shared::sync::handler::handle(
+        &syncer,
+        lambda_event(sqs_event("sync-jobs", &[body]), Duration::from_secs(300)),
+        SyncOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+}
+
+fn call(tenant: &TenantId, id: &str, direction: &str, participants: Value) -> String {
+    json!({
+        "version": 1, "tenantId": tenant, "callId": id,
+        "url": format!("https://app.modjo.ai/calls/{id}"), "title": format!("Call {id}"),
+        "direction": direction, "startedAt": rfc(Utc::now() - chrono::Duration::minutes(62)), "durationSeconds": 754,
+        "hostUserId": "usr_12", "source": {"provider": "aircall", "externalCallId": "1874923"},
+        "participants": participants, "summary": "Pricing and next steps."
+    })
+    .to_string()
+}
+
+fn phone_call(tenant: &TenantId, id: &str, phone: &str) -> String {
+    call(
+        tenant,
+        id,
+        "outbound",
+        json!([
+            {"role": "external", "name": "Someone", "phone": phone},
+            {"role": "internal", "userId": "usr_12", "email": "bob@modjo.ai"}
+        ]),
+    )
+}
+
+async fn log_with<S: Store>(
+    app: &App<S, SecretsManagerStore>,
+    aws: &AwsEnv,
+    bodies: &[String],
+) -> SqsBatchResponse {
+    let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
+    let source = aws.queue(&aws.resources.call_events_queue);
+    let logger = CallLogger::new(app, &dlq);
+    let event: SqsEvent = serde_json::from_value(sqs_event("call-events", bodies)).unwrap();
+    handle(
+        &logger,
+        &source,
+        lambda_event(event, Duration::from_secs(120)),
+    )
+    .await
+}
+
+async fn log(w: &World, bodies: &[String]) -> SqsBatchResponse {
+    log_with(&w.stack.app, &w.stack.aws, bodies).await
+}
+
+fn tasks(w: &World) -> Vec<Value> {
+    w.stack.sf.emu.records(ORG, "Task", false).unwrap()
+}
+
+fn task_by_call_object(w: &World, call_id: &str) -> Vec<Value> {
+    tasks(w)
+        .into_iter()
+        .filter(|t| t["CallObject"] == format!("modjo:{call_id}"))
+        .collect()
+}
+
+async fn outcome(w: &World, call_id: &str) -> shared::domain::CallOutcome {
+    w.stack
+        .aws
+        .store()
+        .get_outcome(&w.tenant, call_id)
+        .await
+        .unwrap()
+        .expect("an outcome")
+}
+
+#[tokio::test]
+async fn a_created_task_has_every_field() {
+    let w = world().await;
+    let response = log(&w, &[phone_call(&w.tenant, "call_created", "+33612345678")]).await;
+    assert!(response.batch_item_failures.is_empty());
+    let created = task_by_call_object(&w, "call_created");
+    assert_eq!(created.len(), 1);
+    let t = &created[0];
+    assert_eq!(t["Subject"], "Call call_created");
+    assert_eq!(t["TaskSubtype"], "Call");
+    assert_eq!(t["CallType"], "Outbound");
+    assert_eq!(t["CallDurationInSeconds"], 754);
+    assert_eq!(t["Status"], "Completed");
+    assert_eq!(
+        t["ActivityDate"],
+        json!(
+            (Utc::now() - chrono::Duration::minutes(62))
+                .format("%Y-%m-%d")
+                .to_string()
+        )
+    );
+    assert_eq!(t["WhoId"], json!(w.ids["jane"]));
+    assert_eq!(
+        t["WhatId"],
+        json!(w.ids["opp_main"]),
+        "the open opportunity where Jane is primary"
+    );
+    assert_eq!(t["OwnerId"], json!(w.rep), "the mapped host");
+    let description = t["Description"].as_str().unwrap();
+    assert!(description.contains("https://app.modjo.ai/calls/call_created"));
+    assert!(description.contains("Outbound call · 12 min 34 s"));
+    assert!(description.contains("Pricing and next steps."));
+
+    let o = outcome(&w, "call_created").await;
+    assert_eq!(o.state, CallState::Created);
+    assert_eq!(o.task_id.as_deref(), t["Id"].as_str());
+    // What the platform reads.
+    let read = stack_read(&w, "call_created").await;
+    assert_eq!(read["state"], "created");
+    assert_eq!(read["taskId"], t["Id"]);
+    let linked: Vec<&str> = read["linked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(linked, ["Contact", "Opportunity"]);
+    assert_eq!(read["linked"][1]["name"], "Acme renewal");
+}
+
+async fn stack_read(w: &World, call_id: &str) -> Value {
+    let r = w
+        .stack
+        .api(api_event(
+            "GET",
+            &format!("/integrations/salesforce/calls/{call_id}"),
+            None,
+            Claims::member(w.tenant.as_str()),
+        ))
+        .await;
+    body_json(&r)
+}
+
+#[tokio::test]
+async fn the_dialers_task_is_enriched_once_and_its_text_kept() {
+    let w = world().await;
+    let before = tasks(&w).len();
+    let body = phone_call(&w.tenant, "call_dialed", "+33 6 88 88 88 88");
+    assert!(
+        log(&w, std::slice::from_ref(&body))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(tasks(&w).len(), before, "no new Task");
+    let dialer = w.stack.sf.emu.record(ORG, &w.ids["dialer"]).unwrap();
+    let description = dialer["Description"].as_str().unwrap();
+    assert!(
+        description.starts_with("Recording: https://aircall.example/rec/42\n\n"),
+        "{description}"
+    );
+    assert_eq!(
+        description
+            .matches("https://app.modjo.ai/calls/call_dialed")
+            .count(),
+        1
+    );
+    assert_eq!(
+        dialer["CallObject"],
+        Value::Null,
+        "the dialer's own fields are left alone"
+    );
+    let o = outcome(&w, "call_dialed").await;
+    assert_eq!(o.state, CallState::Enriched);
+    assert_eq!(o.task_id.as_deref(), Some(w.ids["dialer"].as_str()));
+    // Redelivered later (a duplicate): nothing changes.
+    log(&w, &[body]).await;
+    let again = w.stack.sf.emu.record(ORG, &w.ids["dialer"]).unwrap();
+    assert_eq!(again["Description"], dialer["Description"]);
+    // A second Modjo call in the same window does not take the enriched Task.
+    log(
+        &w,
+        &[phone_call(&w.tenant, "call_dialed_2", "+33 6 88 88 88 88")],
+    )
+    .await;
+    assert_eq!(
+        task_by_call_object(&w, "call_dialed_2").len(),
+        1,
+        "created, not stolen"
+    );
+}
+
+#[tokio::test]
+async fn ambiguity_is_resolved_by_the_policy() {
+    let w = world().await;
+    let bodies = vec![
+        phone_call(&w.tenant, "call_two_contacts", "+33655555555"),
+        phone_call(&w.tenant, "call_lead", "+33677777777"),
+        phone_call(&w.tenant, "call_account", "+33140000001"),
+    ];
+    assert!(log(&w, &bodies).await.batch_item_failures.is_empty());
+    let two = &task_by_call_object(&w, "call_two_contacts")[0];
+    assert_eq!(
+        two["WhoId"],
+        json!(w.ids["recent"]),
+        "the most recently modified contact"
+    );
+    assert_eq!(
+        two["WhatId"],
+        json!(w.ids["globex"]),
+        "no opportunity: the contact's account"
+    );
+    let lead = &task_by_call_object(&w, "call_lead")[0];
+    assert_eq!(lead["WhoId"], json!(w.ids["lead"]));
+    assert_eq!(lead["WhatId"], Value::Null, "a lead has no related record");
+    let account = &task_by_call_object(&w, "call_account")[0];
+    assert_eq!(account["WhoId"], Value::Null);
+    assert_eq!(account["WhatId"], json!(w.ids["globex"]));
+    assert!(
+        outcome(&w, "call_two_contacts")
+            .await
+            .reason
+            .unwrap()
+            .contains("among 2 matches")
+    );
+}
+
+#[tokio::test]
+async fn meetings_match_by_email_and_domain_and_internal_people_are_not_contacts() {
+    let w = world().await;
+    let meeting = |id: &str, emails: &[&str], internal: &str| {
+        let mut participants: Vec<Value> = emails
+            .iter()
+            .map(|e| json!({"role": "external", "email": e}))
+            .collect();
+        participants.push(json!({"role": "internal", "userId": "usr_12", "email": internal}));
+        call(&w.tenant, id, "meeting", json!(participants))
+    };
+    let bodies = vec![
+        meeting("meet_email", &["JANE@acme.com"], "bob@modjo.ai"),
+        meeting("meet_domain", &["someone.new@acme.com"], "bob@modjo.ai"),
+        // Jane's address, but on an internal participant.
+        meeting("meet_internal_only", &[], "jane@acme.com"),
+    ];
+    assert!(log(&w, &bodies).await.batch_item_failures.is_empty());
+    // An external participant's email: Jane (CallType none for a meeting).
+    let t = &task_by_call_object(&w, "meet_email")[0];
+    assert_eq!(t["WhoId"], json!(w.ids["jane"]));
+    assert_eq!(t["CallType"], Value::Null);
+    // Unknown person at acme.com: the account by domain.
+    let t = &task_by_call_object(&w, "meet_domain")[0];
+    assert_eq!(t["WhoId"], Value::Null);
+    assert_eq!(t["WhatId"], json!(w.ids["acme"]));
+    // Jane's email on an internal participant is never matched as a contact.
+    assert!(task_by_call_object(&w, "meet_internal_only").is_empty());
+    assert_eq!(
+        outcome(&w, "meet_internal_only").await.state,
+        CallState::Unmatched
+    );
+}
+
+#[tokio::test]
+async fn three_concurrent_deliveries_give_one_task() {
+    let w = world().await;
+    let body = phone_call(&w.tenant, "call_thrice", "+33612345678");
+    let (a, b, c) = tokio::join!(
+        log(&w, std::slice::from_ref(&body)),
+        log(&w, std::slice::from_ref(&body)),
+        log(&w, std::slice::from_ref(&body))
+    );
+    let retried = [a, b, c]
+        .iter()
+        .map(|r| r.batch_item_failures.len())
+        .sum::<usize>();
+    // Losers are retried later; by then the call is logged.
+    for _ in 0..retried {
+        assert!(
+            log(&w, std::slice::from_ref(&body))
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+    assert_eq!(task_by_call_object(&w, "call_thrice").len(), 1);
+    assert_eq!(outcome(&w, "call_thrice").await.state, CallState::Created);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_salesforce_write_makes_no_duplicate() {
+    let w = world().await;
+    let faulty = FaultyStore::new(w.stack.aws.store());
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        faulty.clone(),
+        Duration::from_secs(600),
+        e2e::stack::CALLBACK_URL,
+    );
+    let body = phone_call(&w.tenant, "call_crash", "+33612345678");
+    faulty.crash_on_outcome_write(1);
+    let first = log_with(&app, &w.stack.aws, std::slice::from_ref(&body)).await;
+    assert_eq!(
+        first.batch_item_failures.len(),
+        1,
+        "the outcome was not saved: SQS redelivers"
+    );
+    assert_eq!(
+        task_by_call_object(&w, "call_crash").len(),
+        1,
+        "the Task exists in Salesforce"
+    );
+    // The redelivery (after the claim expired) finds the Task by CallObject.
+    let mut o = outcome(&w, "call_crash").await;
+    o.claimed_until = Some(Utc::now() - chrono::Duration::seconds(1));
+    w.stack
+        .aws
+        .store()
+        .save_outcome(&w.tenant, &o)
+        .await
+        .unwrap();
+    let second = log_with(&app, &w.stack.aws, &[body]).await;
+    assert!(second.batch_item_failures.is_empty());
+    assert_eq!(
+        task_by_call_object(&w, "call_crash").len(),
+        1,
+        "no duplicate"
+    );
+    let o = outcome(&w, "call_crash").await;
+    assert_eq!(o.state, CallState::Created);
+    assert_eq!(
+        o.task_id.as_deref(),
+        task_by_call_object(&w, "call_crash")[0]["Id"].as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_contact_created_after_the_last_sync_is_found_by_sosl() {
+    let w = world().await;
+    let fresh = w
+        .stack
+        .sf
+        .seed(vec![(
+            "Contact",
+            json!({"LastName": "Fresh", "MobilePhone": "07 81 23 45 67"}),
+        )])
+        .remove(0);
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    assert!(
+        log(&w, &[phone_call(&w.tenant, "call_fresh", "+33781234567")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(
+        task_by_call_object(&w, "call_fresh")[0]["WhoId"],
+        json!(fresh)
+    );
+    assert_eq!(w.stack.sf.calls("search"), 1);
+}
+
+#[tokio::test]
+async fn invalid_messages_are_recorded_and_the_rest_of_the_batch_succeeds() {
+    let w = world().await;
+    let t = w.tenant.as_str();
+    let huge = json!({"version": 1, "tenantId": t, "callId": "call_huge", "url": "https://app.modjo.ai/calls/x",
+        "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z", "durationSeconds": 5, "participants": [],
+        "summary": "x".repeat(1024 * 1024)}).to_string();
+    let hostile = call(
+        &w.tenant,
+        "call_hostile",
+        "outbound",
+        json!([
+            {"role": "external", "name": "x' OR Name != '", "phone": "0612} RETURNING User(Id", "email": "a'b@x.com\\' OR 1=1"},
+            {"role": "external", "phone": "\\\" OR * AND NOT {x}", "email": "%_%@%.com"},
+        ]),
+    );
+    let bodies = vec![
+        "{not json".to_string(),
+        json!({"version": 1, "tenantId": t, "callId": "call_missing"}).to_string(),
+        phone_call(&TenantId::parse("nobody-knows").unwrap(), "call_unknown_tenant", "+33612345678"),
+        json!({"version": 1, "tenantId": t, "callId": "call_absurd", "url": "https://app.modjo.ai/calls/a",
+               "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z", "durationSeconds": -42, "participants": []}).to_string(),
+        huge,
+        hostile,
+        phone_call(&w.tenant, "call_fine", "+33612345678"),
+    ];
+    let response = log(&w, &bodies).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "nothing retried forever: {:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(
+        task_by_call_object(&w, "call_fine").len(),
+        1,
+        "the valid call is logged"
+    );
+    let missing = outcome(&w, "call_missing").await;
+    assert_eq!(missing.state, CallState::Failed);
+    assert!(
+        missing.reason.as_deref().unwrap().contains("missing field"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.message.unwrap().contains("call_missing"),
+        "the message is kept"
+    );
+    let absurd = outcome(&w, "call_absurd").await;
+    assert!(
+        absurd.reason.unwrap().contains("durationSeconds") || absurd.state == CallState::Failed
+    );
+    let huge = outcome(&w, "call_huge").await;
+    assert_eq!(huge.state, CallState::Failed);
+    assert!(huge.reason.unwrap().contains("exceeds"));
+    assert!(huge.message.unwrap().len() < 100 * 1024, "kept, truncated");
+    // Injection strings: valid queries, nothing matched, nothing broken.
+    assert_eq!(
+        outcome(&w, "call_hostile").await.state,
+        CallState::Unmatched
+    );
+    // Messages naming no usable tenant are dead-lettered with the reason.
+    let dlq = &w.stack.aws.resources.dead_letter_queues[&w.stack.aws.resources.call_events_queue];
+    let dead = w.stack.aws.drain(dlq).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|d| d == "{not json"));
+    assert!(dead.iter().any(|d| d.contains("call_unknown_tenant")));
+}
+
+#[tokio::test]
+async fn a_session_expiring_and_a_503_mid_batch_are_survived() {
+    let w = world().await;
+    w.stack.sf.emu.inject(ORG, Fault::ExpireSessions).unwrap();
+    assert!(
+        log(&w, &[phone_call(&w.tenant, "call_expired", "+33612345678")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(task_by_call_object(&w, "call_expired").len(), 1);
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::FailNext {
+                count: 2,
+                kind: FailureKind::ServerUnavailable,
+            },
+        )
+        .unwrap();
+    assert!(
+        log(&w, &[phone_call(&w.tenant, "call_503", "+33612345678")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(task_by_call_object(&w, "call_503").len(), 1);
+    // Beyond the retries: the call is handed back to SQS, with a back-off, not lost.
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::FailNext {
+                count: 50,
+                kind: FailureKind::ServerUnavailable,
+            },
+        )
+        .unwrap();
+    let response = log(&w, &[phone_call(&w.tenant, "call_down", "+33612345678")]).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
+    let again = log(&w, &[phone_call(&w.tenant, "call_down", "+33612345678")]).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(task_by_call_object(&w, "call_down").len(), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_token_parks_the_call_until_the_reconnect_replays_it() {
+    let w = world().await;
+    w.stack
+        .sf
+        .emu
+        .inject(ORG, Fault::RevokeRefreshTokens)
+        .unwrap();
+    let body = phone_call(&w.tenant, "call_parked", "+33612345678");
+    assert!(
+        log(&w, std::slice::from_ref(&body))
+            .await
+            .batch_item_failures
+            .is_empty(),
+        "parked, acknowledged"
+    );
+    assert_eq!(outcome(&w, "call_parked").await.state, CallState::Waiting);
+    let c = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, ConnectionStatus::NeedsReauth);
+    // The next call waits without touching Salesforce.
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    log(
+        &w,
+        &[phone_call(&w.tenant, "call_parked_2", "+33612345678")],
+    )
+    .await;
+    assert_eq!(w.stack.sf.total_calls(), 0);
+
+    // The admin reconnects through the consent page; the callback replays.
+    let connect = w
+        .stack
+        .api(api_event(
+            "POST",
+            "/integrations/salesforce/connect",
+            None,
+            Claims::admin(w.tenant.as_str()),
+        ))
+        .await;
+    let url = body_json(&connect)["authorizeUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = e2e::stack::consent(&url, "admin@acme.test", "password", "Allow")
+        .await
+        .unwrap();
+    let done = w.stack.callback(e2e::stack::callback_event(&back)).await;
+    assert!(
+        e2e::stack::location(&done)
+            .as_str()
+            .contains("salesforce=connected")
+    );
+    let replayed = w
+        .stack
+        .aws
+        .drain(&w.stack.aws.resources.call_events_queue)
+        .await;
+    assert_eq!(replayed.len(), 2);
+    assert!(log(&w, &replayed).await.batch_item_failures.is_empty());
+    assert_eq!(task_by_call_object(&w, "call_parked").len(), 1);
+    assert_eq!(task_by_call_object(&w, "call_parked_2").len(), 1);
+    assert_eq!(outcome(&w, "call_parked").await.state, CallState::Created);
+}
+
+#[tokio::test]
+async fn over_budget_calls_wait_and_the_sync_replays_them() {
+    let w = world().await;
+    // The org's usage climbed to 96 % since the last sync (a job just recorded it).
+    w.stack
+        .sf
+        .emu
+        .inject(ORG, Fault::SetApiUsage { used: 96_000 })
+        .unwrap();
+    let mut c = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    c.api_usage = Some(shared::domain::ApiUsage {
+        used: 96_000,
+        max: 100_000,
+        observed_at: Utc::now(),
+    });
+    w.stack.aws.store().save_connection(&c).await.unwrap();
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    assert!(
+        log(&w, &[phone_call(&w.tenant, "call_budget", "+33612345678")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let o = outcome(&w, "call_budget").await;
+    assert_eq!(o.state, CallState::Waiting);
+    assert!(o.reason.unwrap().contains("96%"));
+    assert_eq!(w.stack.sf.total_calls(), 0, "no API call spent");
+    // Usage drops; the next sync replays the waiting call.
+    w.stack
+        .sf
+        .emu
+        .inject(ORG, Fault::SetApiUsage { used: 10 })
+        .unwrap();
+    let mut c = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    c.api_usage = None;
+    w.stack.aws.store().save_connection(&c).await.unwrap();
+    sync(&w.stack, &w.tenant).await;
+    let replayed = w
+        .stack
+        .aws
+        .drain(&w.stack.aws.resources.call_events_queue)
+        .await;
+    assert_eq!(replayed.len(), 1);
+    let fresh = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        w.stack.aws.store(),
+        Duration::from_secs(600),
+        e2e::stack::CALLBACK_URL,
+    );
+    assert!(
+        log_with(&fresh, &w.stack.aws, &replayed)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(outcome(&w, "call_budget").await.state, CallState::Created);
+}
+
+#[tokio::test]
+async fn a_batch_shares_one_lookup_and_one_write() {
+    let w = world().await;
+    let numbers = [
+        "+33612345678",
+        "+33655555555",
+        "+33677777777",
+        "+33140000001",
+        "+33688888888",
+    ];
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            phone_call(
+                &w.tenant,
+                &format!("call_batch_{i}"),
+                numbers[i % numbers.len()],
+            )
+        })
+        .collect();
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    assert!(log(&w, &bodies).await.batch_item_failures.is_empty());
+    // Lookup query + collections create + collections update (the dialer's Task).
+    assert_eq!(w.stack.sf.calls("query"), 1);
+    assert_eq!(w.stack.sf.calls("collectionsCreate"), 1);
+    assert_eq!(w.stack.sf.calls("collectionsUpdate"), 1);
+    assert_eq!(w.stack.sf.total_calls(), 3, "0.3 API calls per call");
+    for i in 0..10 {
+        let o = outcome(&w, &format!("call_batch_{i}")).await;
+        assert!(
+            matches!(o.state, CallState::Created | CallState::Enriched),
+            "{o:?}"
+        );
+    }
+}
