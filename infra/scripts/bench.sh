@@ -9,9 +9,11 @@ cargo build --release --locked -p sf-emulator
 case "${1:-all}" in
   emulator) cargo bench --locked -p sf-emulator ;;
   sync) cargo bench --locked -p e2e --bench first_sync ;;
+  calls) cargo bench --locked -p e2e --bench call_logging ;;
   all)
     cargo bench --locked -p sf-emulator
     cargo bench --locked -p e2e --bench first_sync
+    cargo bench --locked -p e2e --bench call_logging
     ;;
-  *) echo "usage: $0 [emulator|sync|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [emulator|sync|calls|all]" >&2; exit 2 ;;
 esac

@@ -67,7 +67,7 @@ EXPECTED = {
     "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue"}, "secret_admin": False, "signing_key": False},
     # Messages naming no known tenant go straight to the DLQ (never retried).
     "call-logger": {"send": {"CallEventsDlq"}, "secret_admin": False, "signing_key": False},
-    "comment-sync": {"send": set(), "secret_admin": False, "signing_key": False},
+    "comment-sync": {"send": {"CommentEventsDlq"}, "secret_admin": False, "signing_key": False},
 }
 SECRET_ADMIN_ACTIONS = {"secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret"}
 SQS_CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}

@@ -220,6 +220,13 @@ pub trait CallStore: Send + Sync {
         outcome: &CallOutcome,
     ) -> impl Future<Output = StoreResult<CallOutcome>> + Send;
 
+    /// One page of the tenant's logged calls whose comments are waiting to be shown.
+    fn pending_comment_calls(
+        &self,
+        tenant: &TenantId,
+        page_token: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
     /// One page of the tenant's calls in state `waiting`, from the index.
     fn waiting_calls(
         &self,

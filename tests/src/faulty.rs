@@ -148,6 +148,13 @@ impl CallStore for FaultyStore {
     ) -> StoreResult<Page<CallOutcome>> {
         self.inner.waiting_calls(t, p).await
     }
+    async fn pending_comment_calls(
+        &self,
+        t: &TenantId,
+        p: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.pending_comment_calls(t, p).await
+    }
 }
 
 impl CommentStore for FaultyStore {

@@ -5,6 +5,7 @@
 
 pub mod faulty;
 pub mod moto;
+pub mod scenario;
 pub mod sf;
 pub mod stack;
 

@@ -41,6 +41,13 @@ impl Resources {
                     .cloned()
                     .unwrap_or_default(),
             ),
+            (
+                vars::COMMENT_EVENTS_DLQ_URL,
+                self.dead_letter_queues
+                    .get(&self.comment_events_queue)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         ]
     }
 }

@@ -13,7 +13,7 @@
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
 //! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
-//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting |
+//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
 //!
 //! Records, index values and calls each get their own partition key, so a tenant's
@@ -107,6 +107,9 @@ mod keys {
     pub const OUTCOME: &str = "OUTCOME";
     pub fn comment(comment_id: &str) -> String {
         format!("COMMENT#{comment_id}")
+    }
+    pub fn pending_comments(t: &TenantId) -> String {
+        format!("COMMENTS#{t}")
     }
     pub fn waiting(t: &TenantId) -> String {
         format!("WAITING#{t}")
@@ -732,8 +735,15 @@ impl CallStore for DynamoStore {
         outcome: &CallOutcome,
     ) -> StoreResult<CallOutcome> {
         let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
-        if outcome.state == CallState::Waiting {
-            item.insert(GSI1_PK.into(), s(keys::waiting(tenant)));
+        let listed_under = if outcome.state == CallState::Waiting {
+            Some(keys::waiting(tenant))
+        } else if outcome.comments_pending {
+            Some(keys::pending_comments(tenant))
+        } else {
+            None
+        };
+        if let Some(gsi_pk) = listed_under {
+            item.insert(GSI1_PK.into(), s(gsi_pk));
             item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
         }
         let version = self.put_versioned(item, outcome.version).await?;
@@ -750,6 +760,20 @@ impl CallStore for DynamoStore {
     ) -> StoreResult<Page<CallOutcome>> {
         let (items, next) = self
             .query_gsi_page(keys::waiting(tenant), page_token)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
+    }
+    async fn pending_comment_calls(
+        &self,
+        tenant: &TenantId,
+        page_token: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let (items, next) = self
+            .query_gsi_page(keys::pending_comments(tenant), page_token)
             .await?;
         let items = items
             .into_iter()

@@ -23,6 +23,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, Store};
+pub use crate::batch::{Delivery, Verdict};
 use crate::domain::normalize;
 use crate::domain::{
     CallOutcome, CallState, Connection, ConnectionStatus, IndexEntry, IndexKey, IndexKind,
@@ -48,24 +49,6 @@ const DIALER_BEFORE: i64 = 10 * 60;
 const DIALER_AFTER: i64 = 15 * 60;
 /// A kept message is cut beyond this (DynamoDB items are at most 400 KB).
 const KEPT_MESSAGE_BYTES: usize = 64 * 1024;
-
-/// One SQS record to process.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    pub receive_count: u32,
-}
-
-/// What to answer SQS for one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Acknowledge: logged, recorded as failed, parked, or a duplicate.
-    Done,
-    /// Report as a batch item failure: SQS redelivers it after a back-off.
-    Retry,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {

@@ -38,6 +38,13 @@ pub struct CallOutcome {
     /// The CRM records the call was linked to (Who, What), with their names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked: Vec<LinkedRecord>,
+    /// Comments changed but could not be shown on the Task yet (the tenant must
+    /// reconnect, or the API budget is spent): the sync re-renders them later.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comments_pending: bool,
+    /// The Task was deleted in Salesforce: comments stay in Modjo only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub task_deleted: bool,
     /// While `InProgress`: the claim expires then (a crashed worker's claim can be
     /// taken over).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +79,8 @@ impl CallOutcome {
             owner_id: None,
             reason: None,
             linked: Vec::new(),
+            comments_pending: false,
+            task_deleted: false,
             claimed_until: None,
             message: None,
             updated_at: now,

@@ -285,6 +285,17 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         if replayed > 0 {
             tracing::info!(tenant_id = %tenant, replayed, "parked calls replayed");
         }
+        // Comments that could not be shown while the tenant was disconnected.
+        let session = self.app.salesforce.session(
+            tenant,
+            &self.app.secrets,
+            &self.app.store,
+            tokio::time::Instant::now() + Duration::from_secs(60),
+        );
+        let rendered = crate::comments::render_pending(self.app, &session).await?;
+        if rendered > 0 {
+            tracing::info!(tenant_id = %tenant, rendered, "pending comments rendered");
+        }
         Ok(())
     }
 

@@ -1,0 +1,37 @@
+//! comment-sync's Lambda entry point: an SQS batch in, a partial batch response
+//! out, classified as in the call logger.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+
+use super::CommentSync;
+use crate::app::Store;
+use crate::batch::{deliveries, respond};
+use crate::calls::handler::DEADLINE_MARGIN;
+use crate::ports::{JobQueue, SecretStore};
+use crate::sync::handler::deadline_instant;
+use crate::telemetry::Metrics;
+
+pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+    sync: &CommentSync<'_, S, K, Q>,
+    source_queue: &Q,
+    event: LambdaEvent<SqsEvent>,
+) -> SqsBatchResponse {
+    let deadline = deadline_instant(event.context.deadline)
+        .checked_sub(DEADLINE_MARGIN)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let deliveries = deliveries(event.payload);
+    let calls_before = sync.app.salesforce.counters().total();
+    let verdicts = sync.sync_batch(&deliveries, deadline).await;
+    let response = respond(&deliveries, &verdicts, source_queue).await;
+    let api_calls = sync.app.salesforce.counters().total() - calls_before;
+    let mut metrics = Metrics::new(sync.app.config.metrics_namespace.clone())
+        .dimension("Function", "comment-sync")
+        .dimension("Stage", sync.app.config.stage.clone());
+    metrics
+        .count("CommentsReceived", deliveries.len() as u64)
+        .count("CommentsRetried", response.batch_item_failures.len() as u64)
+        .count("SalesforceApiCalls", api_calls);
+    metrics.emit();
+    response
+}

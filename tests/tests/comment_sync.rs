@@ -1,0 +1,504 @@
+//! Comment propagation through the comment-sync handler, against the emulator
+//! and moto: Modjo comments shown in the call's Salesforce Task, in step with
+//! edits and deletions, whatever the order events arrive in.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{TimeZone, Utc};
+use e2e::scenario::*;
+use e2e::sf::ORG;
+use e2e::stack::{lambda_event, sqs_event};
+use serde_json::json;
+use sf_emulator::{FailureKind, Fault};
+use shared::calls::render::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
+use shared::comments::CommentSync;
+use shared::comments::handler::handle;
+use shared::domain::ConnectionStatus;
+use shared::ports::{CallStore, ConnectionStore};
+
+fn comment(
+    w: &World,
+    call_id: &str,
+    id: &str,
+    action: &str,
+    text: &str,
+    at: u32,
+    updated_minute: u32,
+) -> String {
+    let updated = Utc
+        .with_ymd_and_hms(2026, 11, 28, 11, updated_minute, 0)
+        .unwrap()
+        .to_rfc3339();
+    json!({"version": 1, "tenantId": w.tenant, "callId": call_id, "commentId": id, "action": action,
+           "authorUserId": "usr_40", "authorName": "Alice Martin", "text": text, "atSecond": at,
+           "createdAt": "2026-11-28T11:00:00Z", "updatedAt": updated})
+    .to_string()
+}
+
+async fn comments(w: &World, bodies: &[String]) -> SqsBatchResponse {
+    let aws = &w.stack.aws;
+    let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
+    let source = aws.queue(&aws.resources.comment_events_queue);
+    let sync = CommentSync::new(&w.stack.app, &dlq);
+    let event: SqsEvent = serde_json::from_value(sqs_event("comment-events", bodies)).unwrap();
+    handle(&sync, &source, lambda_event(event, Duration::from_secs(60))).await
+}
+
+/// A logged call to Jane; its Task's id.
+async fn logged_call(w: &World, call_id: &str) -> String {
+    assert!(
+        log(w, &[phone_call(&w.tenant, call_id, "+33612345678")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    task_by_call_object(w, call_id)[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn description(w: &World, task: &str) -> String {
+    w.stack.sf.emu.record(ORG, task).unwrap()["Description"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn shown(description: &str) -> Vec<String> {
+    description
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn add_edit_and_delete_a_comment() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c1").await;
+    assert!(
+        comments(
+            &w,
+            &[comment(
+                &w,
+                "call_c1",
+                "cmt_1",
+                "upsert",
+                "Great handling of the pricing objection",
+                195,
+                2
+            )]
+        )
+        .await
+        .batch_item_failures
+        .is_empty()
+    );
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[03:15] Alice Martin: Great handling of the pricing objection"]
+    );
+
+    comments(
+        &w,
+        &[comment(
+            &w,
+            "call_c1",
+            "cmt_1",
+            "upsert",
+            "Great handling (edited)",
+            195,
+            3,
+        )],
+    )
+    .await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[03:15] Alice Martin: Great handling (edited)"]
+    );
+
+    comments(
+        &w,
+        &[comment(
+            &w,
+            "call_c1",
+            "cmt_2",
+            "upsert",
+            "Earlier moment",
+            30,
+            4,
+        )],
+    )
+    .await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        [
+            "[00:30] Alice Martin: Earlier moment",
+            "[03:15] Alice Martin: Great handling (edited)"
+        ]
+    );
+
+    comments(&w, &[comment(&w, "call_c1", "cmt_1", "delete", "", 195, 5)]).await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:30] Alice Martin: Earlier moment"]
+    );
+    assert!(
+        description(&w, &task).contains("https://app.modjo.ai/calls/call_c1"),
+        "the link stays"
+    );
+}
+
+#[tokio::test]
+async fn out_of_order_and_duplicated_events_converge() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c2").await;
+    let v1 = comment(&w, "call_c2", "cmt_1", "upsert", "first version", 10, 1);
+    let v2 = comment(&w, "call_c2", "cmt_1", "upsert", "second version", 10, 2);
+    let gone = comment(&w, "call_c2", "cmt_1", "delete", "", 10, 3);
+    let other = comment(&w, "call_c2", "cmt_2", "upsert", "stays", 20, 1);
+    // Newest first, duplicates, in one batch and across batches.
+    comments(&w, &[v2.clone(), other.clone(), v1.clone(), v2.clone()]).await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        [
+            "[00:10] Alice Martin: second version",
+            "[00:20] Alice Martin: stays"
+        ]
+    );
+    comments(&w, std::slice::from_ref(&gone)).await;
+    comments(&w, &[v1, v2, other]).await; // late and duplicated: no resurrection
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:20] Alice Martin: stays"]
+    );
+    comments(&w, &[gone]).await;
+    assert_eq!(description(&w, &task).matches(BEGIN).count(), 1);
+}
+
+#[tokio::test]
+async fn a_comment_before_its_call_appears_when_the_call_is_logged() {
+    let w = world().await;
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    let early = comment(
+        &w,
+        "call_c3",
+        "cmt_early",
+        "upsert",
+        "Written while the call was processed",
+        42,
+        1,
+    );
+    assert!(comments(&w, &[early]).await.batch_item_failures.is_empty());
+    assert_eq!(w.stack.sf.total_calls(), 0, "nothing to update yet");
+    let task = logged_call(&w, "call_c3").await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:42] Alice Martin: Written while the call was processed"]
+    );
+}
+
+#[tokio::test]
+async fn the_users_edits_outside_the_block_are_kept() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c4").await;
+    comments(
+        &w,
+        &[comment(&w, "call_c4", "cmt_1", "upsert", "one", 1, 1)],
+    )
+    .await;
+    // The rep writes above and below the block in Salesforce.
+    let session = w.stack.app.session(&w.tenant, Duration::from_secs(30));
+    let edited = format!(
+        "Rep's notes: call back Tuesday\n\n{}\n\nPS: send the deck",
+        description(&w, &task)
+    );
+    session
+        .update(
+            "Task",
+            &task,
+            &e2e::sf::fields(json!({"Description": edited})),
+        )
+        .await
+        .unwrap();
+    comments(
+        &w,
+        &[comment(&w, "call_c4", "cmt_2", "upsert", "two", 2, 2)],
+    )
+    .await;
+    let now = description(&w, &task);
+    assert!(now.starts_with("Rep's notes: call back Tuesday\n"), "{now}");
+    assert!(now.contains("PS: send the deck"));
+    assert_eq!(
+        shown(&now),
+        ["[00:01] Alice Martin: one", "[00:02] Alice Martin: two"]
+    );
+    assert_eq!(now.matches(BEGIN).count(), 1);
+}
+
+#[tokio::test]
+async fn markers_inside_a_comment_cannot_break_the_block() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c5").await;
+    let evil = format!("{END}\nInjected user text\n{BEGIN}\u{7}\u{1b}[2J");
+    comments(
+        &w,
+        &[comment(&w, "call_c5", "cmt_evil", "upsert", &evil, 5, 1)],
+    )
+    .await;
+    comments(
+        &w,
+        &[comment(&w, "call_c5", "cmt_ok", "upsert", "fine", 6, 2)],
+    )
+    .await;
+    let d = description(&w, &task);
+    assert_eq!(d.matches(BEGIN).count(), 1);
+    assert_eq!(d.matches(END).count(), 1);
+    assert!(!d.contains('\u{7}') && !d.contains('\u{1b}'));
+    assert!(
+        shared::calls::render::user_text(&d).is_empty(),
+        "nothing leaked outside the block: {d}"
+    );
+}
+
+#[tokio::test]
+async fn two_thousand_long_comments_respect_the_bound() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c6").await;
+    let text = "A long remark about the negotiation, with details. ".repeat(8);
+    let events: Vec<String> = (0..2000)
+        .map(|i| comment(&w, "call_c6", &format!("cmt_{i:04}"), "upsert", &text, i, 1))
+        .collect();
+    // The first 1,950 arrived earlier (stored as comment-sync stores them); the
+    // last 50 arrive now, through the handler.
+    for body in &events[..1950] {
+        let event = shared::comments::CommentEvent::parse(body).unwrap();
+        let stored = shared::domain::StoredComment {
+            call_id: event.call_id.clone(),
+            comment_id: event.comment_id.clone(),
+            author_name: event.author_name.clone().unwrap_or_default(),
+            text: event.text.clone().unwrap_or_default(),
+            at_second: event.at_second,
+            updated_at: event.updated_at,
+            deleted: false,
+        };
+        shared::ports::CommentStore::upsert_comment(&w.stack.aws.store(), &w.tenant, &stored)
+            .await
+            .unwrap();
+    }
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    assert!(
+        comments(&w, &events[1950..])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let d = description(&w, &task);
+    assert!(sf_len(&d) <= DESCRIPTION_LIMIT, "{}", sf_len(&d));
+    let pointer = d
+        .lines()
+        .find(|l| l.contains("earlier comments in Modjo"))
+        .expect("an elision pointer");
+    let elided: usize = pointer.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(elided + shown(&d).len(), 2000);
+    assert!(pointer.ends_with("https://app.modjo.ai/calls/call_c6"));
+    // The newest are the ones shown.
+    assert!(
+        d.contains("[33:19] Alice Martin"),
+        "comment 1999 (at 33:19) shown"
+    );
+    // One lookup and one update for the batch of 50 comments.
+    assert_eq!(w.stack.sf.calls("query"), 1);
+    assert_eq!(w.stack.sf.calls("collectionsUpdate"), 1);
+}
+
+#[tokio::test]
+async fn a_task_deleted_in_salesforce_is_recorded_not_retried() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c7").await;
+    let session = w.stack.app.session(&w.tenant, Duration::from_secs(30));
+    session.delete("Task", &task).await.unwrap();
+    let r = comments(
+        &w,
+        &[comment(&w, "call_c7", "cmt_1", "upsert", "too late", 1, 1)],
+    )
+    .await;
+    assert!(r.batch_item_failures.is_empty());
+    let o = w
+        .stack
+        .aws
+        .store()
+        .get_outcome(&w.tenant, "call_c7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.task_deleted);
+    assert!(o.reason.unwrap().contains("deleted in Salesforce"));
+    // Later comments cost nothing.
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    comments(
+        &w,
+        &[comment(
+            &w,
+            "call_c7",
+            "cmt_2",
+            "upsert",
+            "still stored",
+            2,
+            2,
+        )],
+    )
+    .await;
+    assert_eq!(w.stack.sf.total_calls(), 0);
+    let stored =
+        shared::ports::CommentStore::comments_for_call(&w.stack.aws.store(), &w.tenant, "call_c7")
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 2, "the comments are kept in Modjo");
+}
+
+#[tokio::test]
+async fn a_token_expiring_and_a_503_mid_batch_are_survived() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c8").await;
+    w.stack.sf.emu.inject(ORG, Fault::ExpireSessions).unwrap();
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::FailNext {
+                count: 1,
+                kind: FailureKind::ServerUnavailable,
+            },
+        )
+        .unwrap();
+    let r = comments(
+        &w,
+        &[
+            comment(&w, "call_c8", "cmt_1", "upsert", "survives", 1, 1),
+            comment(&w, "call_c8", "cmt_2", "upsert", "both", 2, 1),
+        ],
+    )
+    .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(
+        shown(&description(&w, &task)),
+        [
+            "[00:01] Alice Martin: survives",
+            "[00:02] Alice Martin: both"
+        ]
+    );
+    // Salesforce down beyond the retries: handed back to SQS, and the comment is
+    // not lost: the redelivery shows it.
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::FailNext {
+                count: 50,
+                kind: FailureKind::ServerUnavailable,
+            },
+        )
+        .unwrap();
+    let body = comment(&w, "call_c8", "cmt_3", "upsert", "after the outage", 3, 2);
+    assert_eq!(
+        comments(&w, std::slice::from_ref(&body))
+            .await
+            .batch_item_failures
+            .len(),
+        1
+    );
+    w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
+    assert!(comments(&w, &[body]).await.batch_item_failures.is_empty());
+    assert_eq!(shown(&description(&w, &task)).len(), 3);
+}
+
+#[tokio::test]
+async fn comments_wait_for_a_reconnect_and_the_sync_shows_them() {
+    let w = world().await;
+    let task = logged_call(&w, "call_c9").await;
+    let mut c = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    c.status = ConnectionStatus::NeedsReauth;
+    w.stack.aws.store().save_connection(&c).await.unwrap();
+    assert!(
+        comments(
+            &w,
+            &[comment(
+                &w,
+                "call_c9",
+                "cmt_1",
+                "upsert",
+                "while disconnected",
+                1,
+                1
+            )]
+        )
+        .await
+        .batch_item_failures
+        .is_empty()
+    );
+    assert!(shown(&description(&w, &task)).is_empty());
+    assert!(
+        w.stack
+            .aws
+            .store()
+            .get_outcome(&w.tenant, "call_c9")
+            .await
+            .unwrap()
+            .unwrap()
+            .comments_pending
+    );
+    // Reconnected (here: status restored); the next sync renders what waited.
+    let mut c = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    c.status = ConnectionStatus::Connected;
+    w.stack.aws.store().save_connection(&c).await.unwrap();
+    sync(&w.stack, &w.tenant).await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:01] Alice Martin: while disconnected"]
+    );
+    assert!(
+        !w.stack
+            .aws
+            .store()
+            .get_outcome(&w.tenant, "call_c9")
+            .await
+            .unwrap()
+            .unwrap()
+            .comments_pending
+    );
+}
+
+#[tokio::test]
+async fn invalid_comment_events_are_dead_lettered() {
+    let w = world().await;
+    let bad = [
+        "{oops".to_string(),
+        json!({"version": 1, "tenantId": w.tenant, "callId": "x"}).to_string(),
+    ];
+    let good = comment(&w, "call_never_logged", "cmt_1", "upsert", "fine", 1, 1);
+    let r = comments(&w, &[bad[0].clone(), bad[1].clone(), good]).await;
+    assert!(r.batch_item_failures.is_empty());
+    let aws = &w.stack.aws;
+    let dead = aws
+        .drain(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue])
+        .await;
+    assert_eq!(dead.len(), 2);
+}
