@@ -63,6 +63,27 @@ struct ActiveBody {
     active: bool,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CdcBody {
+    enable: Vec<String>,
+    disable: Vec<String>,
+    retention_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct IdsBody {
+    ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct GapBody {
+    change_type: String,
+    #[serde(default)]
+    ids: Vec<String>,
+    object: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct SessionBody {
     consumer_key: String,
@@ -262,6 +283,48 @@ fn org_route(world: &mut World, org: usize, m: &Method, rest: &[&str], req: &Req
                 Err(r) => return r,
             };
             world.inject(org, &f).map(|_| Resp::empty(204))
+        }
+        ("POST", ["undelete"]) => {
+            let b: IdsBody = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            world.undelete(org, &b.ids).map(|_| Resp::empty(204))
+        }
+        ("GET", ["cdc"]) => world.cdc_state(org).map(|v| ok(200, &v)),
+        ("POST", ["cdc"]) => {
+            let b: CdcBody = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let mut res = Ok(());
+            for (names, on) in [(&b.enable, true), (&b.disable, false)] {
+                for n in names {
+                    if res.is_ok() {
+                        res = world.set_cdc(org, n, on);
+                    }
+                }
+            }
+            if let (Ok(()), Some(secs)) = (&res, b.retention_seconds) {
+                res = world.set_cdc_retention(org, secs.saturating_mul(1000));
+            }
+            res.and_then(|_| world.cdc_state(org)).map(|v| ok(200, &v))
+        }
+        ("GET", ["cdc", "events"]) => world.cdc_events(org).map(|v| ok(200, &v)),
+        ("POST", ["cdc", "gaps"]) => {
+            let b: GapBody = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match crate::cdc::EventType::parse(&b.change_type) {
+                None => Err(ControlError::BadInput(format!(
+                    "unknown change_type {}",
+                    b.change_type
+                ))),
+                Some(t) => world
+                    .inject_gap(org, t, &b.ids, b.object.as_deref())
+                    .map(|_| Resp::empty(204)),
+            }
         }
         ("POST", ["sessions"]) => {
             let b: SessionBody = match body(req) {

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Largest request body accepted (bytes).
@@ -17,9 +18,28 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct Shared {
     /// The world, behind one lock (never held across an await).
     pub world: Mutex<World>,
+    /// Bumped after every request and control operation: wakes the Pub/Sub
+    /// subscriptions, which then look for new events.
+    pub bus: tokio::sync::watch::Sender<u64>,
+    /// Interval of the Pub/Sub keepalive responses (ms).
+    pub keepalive_ms: AtomicU64,
 }
 
 impl Shared {
+    /// Shared state around a world.
+    pub fn new(world: World, keepalive_ms: u64) -> Shared {
+        Shared {
+            world: Mutex::new(world),
+            bus: tokio::sync::watch::channel(0).0,
+            keepalive_ms: AtomicU64::new(keepalive_ms),
+        }
+    }
+
+    /// Wakes the subscriptions (something may have changed).
+    pub fn changed(&self) {
+        self.bus.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
     /// Locks the world (a poisoned lock is recovered: the state stays usable).
     pub fn lock(&self) -> MutexGuard<'_, World> {
         match self.world.lock() {
@@ -204,7 +224,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         headers: parts.headers,
         body,
     };
-    route(&shared, req).await.into_response()
+    let resp = route(&shared, req).await;
+    shared.changed();
+    resp.into_response()
 }
 
 async fn route(shared: &Arc<Shared>, req: Req) -> Resp {

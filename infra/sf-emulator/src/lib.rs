@@ -2,7 +2,9 @@
 //!
 //! An axum server holding one or more orgs in memory, speaking Salesforce's
 //! OAuth web-server flow and REST API (query, sObjects, collections, composite,
-//! SOSL, updated/deleted, limits), with fault injection and a control API.
+//! SOSL, updated/deleted, limits), with fault injection and a control API,
+//! and optionally (issue 10) the Pub/Sub API (gRPC `eventbus.v1.PubSub`)
+//! serving Change Data Capture events ([`cdc`], [`pubsub`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cdc;
 pub mod composite;
 pub mod control;
 pub mod http;
@@ -27,6 +30,7 @@ pub mod ids;
 pub mod json;
 pub mod oauth;
 pub mod org;
+pub mod pubsub;
 pub mod rest;
 pub mod schema;
 pub mod soql;
@@ -35,6 +39,7 @@ pub mod store;
 pub mod time;
 pub mod world;
 
+pub use cdc::{EventInfo, EventType};
 pub use org::{ChangeEntry, ChangeType, ConnectedApp, FailureKind};
 pub use world::{
     AppSpec, ControlError, Counters, Fault, Footprint, OrgInfo, OrgSpec, SeedFile, SeedOrg,
@@ -42,7 +47,7 @@ pub use world::{
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -62,6 +67,13 @@ pub struct Options {
     pub seed: Option<SeedFile>,
     /// Daily API allocation of orgs that do not set one.
     pub default_api_limit: u64,
+    /// Also serve the Pub/Sub API (gRPC, plain HTTP/2) on its own port.
+    pub pubsub: bool,
+    /// Port of the Pub/Sub API (0: an ephemeral port), on `host`.
+    pub pubsub_port: u16,
+    /// Interval of the keepalive responses of idle subscriptions (Salesforce:
+    /// within 270 s; tests use e.g. 200 ms).
+    pub pubsub_keepalive: std::time::Duration,
 }
 
 impl Default for Options {
@@ -72,6 +84,9 @@ impl Default for Options {
             public_url: None,
             seed: None,
             default_api_limit: 15_000,
+            pubsub: false,
+            pubsub_port: 0,
+            pubsub_keepalive: pubsub::DEFAULT_KEEPALIVE,
         }
     }
 }
@@ -95,6 +110,9 @@ pub struct Emulator {
     shared: Arc<http::Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    pubsub_addr: Option<SocketAddr>,
+    pubsub_stop: Option<oneshot::Sender<()>>,
+    pubsub_task: Option<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -118,9 +136,22 @@ impl Emulator {
             world.apply_seed(&seed)?;
             world.initial_seed = Some(seed);
         }
-        let shared = Arc::new(http::Shared {
-            world: Mutex::new(world),
-        });
+        let keepalive_ms = u64::try_from(options.pubsub_keepalive.as_millis()).unwrap_or(u64::MAX);
+        let shared = Arc::new(http::Shared::new(world, keepalive_ms));
+        let (pubsub_addr, pubsub_stop, pubsub_task) = if options.pubsub {
+            let bind = SocketAddr::new(options.host, options.pubsub_port);
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| StartError::Bind(bind, e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| StartError::Bind(bind, e))?;
+            let (tx, rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(pubsub::serve(listener, shared.clone(), rx));
+            (Some(addr), Some(tx), Some(task))
+        } else {
+            (None, None, None)
+        };
         let app = axum::Router::new()
             .fallback(http::handle)
             .with_state(shared.clone());
@@ -141,6 +172,116 @@ impl Emulator {
             shared,
             stop: Some(tx),
             task: Some(task),
+            pubsub_addr,
+            pubsub_stop,
+            pubsub_task,
+        })
+    }
+
+    /// Address of the Pub/Sub API server (None unless `Options::pubsub`).
+    pub fn pubsub_addr(&self) -> Option<SocketAddr> {
+        self.pubsub_addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the Pub/Sub API server (plain HTTP/2).
+    pub fn pubsub_url(&self) -> Option<String> {
+        self.pubsub_addr.map(|a| format!("http://{a}"))
+    }
+
+    /// Changes the keepalive interval of idle subscriptions (from their next tick).
+    pub fn set_pubsub_keepalive(&self, every: std::time::Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .keepalive_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Selects (`true`) or deselects an object for Change Data Capture in an
+    /// org (Account, Contact, Lead, Opportunity, OpportunityContactRole).
+    /// Default: none, as in Salesforce where the admin selects entities.
+    pub fn set_cdc(&self, org: &str, object: &str, enabled: bool) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.set_cdc(i, object, enabled)
+        })
+    }
+
+    /// Objects selected for Change Data Capture.
+    pub fn cdc_objects(&self, org: &str) -> Result<Vec<String>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            Ok(w.orgs[i]
+                .cdc
+                .enabled_names()
+                .into_iter()
+                .map(String::from)
+                .collect())
+        })
+    }
+
+    /// Event retention window of an org (default 72 hours, emulated clock).
+    pub fn set_cdc_retention(
+        &self,
+        org: &str,
+        window: std::time::Duration,
+    ) -> Result<(), ControlError> {
+        let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.set_cdc_retention(i, ms)
+        })
+    }
+
+    /// Publishes gap events `GAP_CREATE|GAP_UPDATE|GAP_DELETE|GAP_UNDELETE`
+    /// for records (15/18-character ids; one event per object).
+    pub fn inject_gap(
+        &self,
+        org: &str,
+        change_type: EventType,
+        ids: &[&str],
+    ) -> Result<(), ControlError> {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.inject_gap(i, change_type, &ids, None)
+        })
+    }
+
+    /// Publishes a `GAP_OVERFLOW` event for an object.
+    pub fn inject_gap_overflow(&self, org: &str, object: &str) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.inject_gap(i, EventType::GapOverflow, &[], Some(object))
+        })
+    }
+
+    /// The latest replay id of an org's bus (8 bytes, big-endian), what a
+    /// keepalive of a caught-up subscription to any of its topics carries.
+    pub fn latest_replay_id(&self, org: &str) -> Result<Vec<u8>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            let now = w.now();
+            let o = &mut w.orgs[i];
+            o.cdc.prune(now);
+            Ok(cdc::replay_bytes(o.cdc.tip()))
+        })
+    }
+
+    /// Restores deleted records (one transaction, like Salesforce's undelete
+    /// call: the REST API has none). Emits UNDELETE change events.
+    pub fn undelete(&self, org: &str, ids: &[&str]) -> Result<(), ControlError> {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.undelete(i, &ids)
+        })
+    }
+
+    /// The change events kept on an org's bus (headers), oldest first.
+    pub fn cdc_events(&self, org: &str) -> Result<Vec<EventInfo>, ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.cdc_events(i)
         })
     }
 
@@ -159,6 +300,18 @@ impl Emulator {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        if let Some(tx) = self.pubsub_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.pubsub_task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             if tokio::time::timeout(std::time::Duration::from_secs(2), task)
@@ -171,8 +324,12 @@ impl Emulator {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut world::World) -> T) -> T {
-        let mut w = self.shared.lock();
-        f(&mut w)
+        let out = {
+            let mut w = self.shared.lock();
+            f(&mut w)
+        };
+        self.shared.changed();
+        out
     }
 
     fn org(&self, w: &world::World, org: &str) -> Result<usize, ControlError> {
@@ -383,6 +540,12 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        if let Some(tx) = self.pubsub_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.pubsub_task.take() {
+            task.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

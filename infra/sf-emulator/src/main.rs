@@ -1,5 +1,6 @@
 //! `sf-emulator --port N --seed FILE`: serves the emulator until interrupted.
-//! The first stdout line is `listening on http://HOST:PORT`.
+//! The first stdout line is `listening on http://HOST:PORT`; with
+//! `--pubsub-port N` the second is `pubsub on http://HOST:PORT`.
 
 use clap::Parser;
 use sf_emulator::{Emulator, Options, SeedFile};
@@ -25,6 +26,12 @@ struct Args {
     /// Daily API allocation of orgs that do not set one.
     #[arg(long, default_value_t = 15_000)]
     api_limit: u64,
+    /// Also serve the Pub/Sub API (gRPC, plain HTTP/2) on this port (0: any free port).
+    #[arg(long)]
+    pubsub_port: Option<u16>,
+    /// Keepalive interval of idle Pub/Sub subscriptions, in milliseconds.
+    #[arg(long, default_value_t = 270_000)]
+    pubsub_keepalive_ms: u64,
 }
 
 #[tokio::main]
@@ -62,6 +69,9 @@ async fn main() -> std::process::ExitCode {
         public_url: args.public_url,
         seed,
         default_api_limit: args.api_limit,
+        pubsub: args.pubsub_port.is_some(),
+        pubsub_port: args.pubsub_port.unwrap_or(0),
+        pubsub_keepalive: std::time::Duration::from_millis(args.pubsub_keepalive_ms),
     };
     let emu = match Emulator::start(options).await {
         Ok(e) => e,
@@ -73,6 +83,9 @@ async fn main() -> std::process::ExitCode {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", emu.base_url());
+        if let Some(url) = emu.pubsub_url() {
+            let _ = writeln!(out, "pubsub on {url}");
+        }
         let _ = out.flush();
     }
     wait_for_signal().await;

@@ -107,6 +107,8 @@ struct Change {
     /// Index + 1 in `Org::clients` (0: none).
     client: u32,
     change_type: ChangeType,
+    /// Made through the REST API (not a seed or the control API).
+    api: bool,
 }
 
 /// Who writes, when, and how.
@@ -287,6 +289,8 @@ pub struct Org {
     pub seed_refs: HashMap<String, String>,
     tx_depth: usize,
     undo: Vec<Undo>,
+    /// Change Data Capture: selected objects and the event bus.
+    pub cdc: crate::cdc::Cdc,
 }
 
 fn string_json(v: &serde_json::Value) -> String {
@@ -407,6 +411,7 @@ impl Org {
             seed_refs: HashMap::new(),
             tx_depth: 0,
             undo: Vec::new(),
+            cdc: crate::cdc::Cdc::default(),
         }
     }
 
@@ -487,6 +492,7 @@ impl Org {
         self.tx_depth = self.tx_depth.saturating_sub(1);
         if self.tx_depth == 0 {
             self.undo.clear();
+            self.cdc_flush(None);
         } else {
             let _ = sp;
         }
@@ -515,7 +521,70 @@ impl Org {
         self.tx_depth = self.tx_depth.saturating_sub(1);
         if self.tx_depth == 0 {
             self.undo.clear();
+            self.cdc_flush(None);
         }
+    }
+
+    /// Opens a batch: the writes until [`Org::end_batch`] are one transaction
+    /// for Change Data Capture (a seed call). `now` is the bus time.
+    pub fn begin_batch(&mut self, now: Millis) {
+        self.cdc.batch_depth += 1;
+        if self.cdc.batch_now.is_none() {
+            self.cdc.batch_now = Some(now);
+        }
+    }
+
+    /// Closes a batch (publishes its change events when it is the outermost).
+    pub fn end_batch(&mut self) {
+        self.cdc.batch_depth = self.cdc.batch_depth.saturating_sub(1);
+        if self.cdc.batch_depth == 0 {
+            let now = self.cdc.batch_now.take();
+            self.cdc_flush(now);
+        }
+    }
+
+    /// Turns the change log entries written since the last flush into change
+    /// events (one transaction), unless a transaction or batch is still open.
+    fn cdc_flush(&mut self, now: Option<Millis>) {
+        if self.tx_depth > 0 || self.cdc.batch_depth > 0 {
+            return;
+        }
+        let start = self.cdc.cursor.min(self.changes.len());
+        self.cdc.cursor = self.changes.len();
+        if start == self.changes.len() || !self.cdc.any_enabled() {
+            return;
+        }
+        let pending: Vec<crate::cdc::PendingChange> = self.changes[start..]
+            .iter()
+            .filter(|c| self.cdc.is_enabled(c.id.obj()))
+            .map(|c| crate::cdc::PendingChange {
+                id: c.id,
+                user: c.user,
+                commit: c.commit,
+                changed: c.changed,
+                nulled: c.nulled,
+                client: (c.client as usize)
+                    .checked_sub(1)
+                    .and_then(|i| self.clients.get(i))
+                    .cloned(),
+                api: c.api,
+                change_type: c.change_type,
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let published = now.unwrap_or_else(|| pending.iter().map(|p| p.commit).max().unwrap_or(0));
+        let mut cdc = std::mem::take(&mut self.cdc);
+        crate::cdc::build_transaction(&*self, &mut cdc, &pending, published);
+        self.cdc = cdc;
+    }
+
+    /// Publishes what is pending and moves the flush cursor to the end of
+    /// the log (before CDC is switched on for an object).
+    pub fn cdc_sync(&mut self) {
+        self.cdc_flush(None);
+        self.cdc.cursor = self.changes.len();
     }
 
     fn set_cell(&mut self, obj: usize, col: usize, row: usize, v: Value) {
@@ -544,12 +613,14 @@ impl Org {
     /// The one entry point for record writes: validates, applies, derives fields,
     /// maintains audit fields and records the change log entry.
     pub fn mutate(&mut self, m: Mutation, ctx: &WriteCtx) -> Result<RecordId, RecError> {
-        match m {
+        let res = match m {
             Mutation::Create { obj, fields } => self.create(obj, fields, ctx),
             Mutation::Update { id, fields } => self.update(id, fields, ctx).map(|_| id),
             Mutation::Delete { id } => self.delete(id, ctx).map(|_| id),
             Mutation::Undelete { id } => self.undelete(id, ctx).map(|_| id),
-        }
+        };
+        self.cdc_flush(None);
+        res
     }
 
     fn log_change(
@@ -560,7 +631,7 @@ impl Org {
         nulled: &[usize],
         ctx: &WriteCtx,
     ) {
-        if !self.change_log_enabled {
+        if !self.change_log_enabled && !self.cdc.is_enabled(id.obj()) {
             return;
         }
         let bits = |fields: &[usize]| -> u64 {
@@ -587,6 +658,7 @@ impl Org {
             nulled: bits(nulled),
             client: u32::try_from(client).unwrap_or(0),
             change_type,
+            api: !ctx.seed,
         });
     }
 
@@ -1052,7 +1124,10 @@ impl Org {
         for (fi, f) in obj.fields.iter().enumerate() {
             let Some(c) = f.column else { continue };
             let requested = fields.iter().any(|(x, _)| *x == fi);
-            if vals[fi] != before[fi] || requested {
+            // LastModifiedDate is always part of an update (Salesforce lists it
+            // in changedFields even within the same second).
+            let stamped = matches!(f.name, "LastModifiedDate" | "SystemModstamp");
+            if vals[fi] != before[fi] || requested || stamped {
                 if vals[fi].is_null() {
                     nulled.push(fi);
                 } else {
@@ -1235,4 +1310,25 @@ fn strip_tags(html: &str) -> String {
         }
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl crate::cdc::RecordSource for Org {
+    fn value(&self, id: RecordId, fi: usize) -> ValueRef<'_> {
+        let obj = Schema::get().at(id.obj());
+        match obj.fields.get(fi).and_then(|f| f.column) {
+            Some(c) => self.tables[id.obj()].get(c, id.row()),
+            None => ValueRef::Null,
+        }
+    }
+    fn id18(&self, id: RecordId) -> String {
+        Org::id18(self, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn change_log_entries_stay_48_bytes() {
+        assert_eq!(std::mem::size_of::<super::Change>(), 48);
+    }
 }

@@ -78,6 +78,9 @@ pub struct OrgSpec {
     pub search_index_lag_seconds: Option<i64>,
     /// Keep the change log (default true).
     pub change_log: Option<bool>,
+    /// Objects selected for Change Data Capture (default none), e.g.
+    /// `["Opportunity", "OpportunityContactRole"]`.
+    pub cdc: Vec<String>,
 }
 
 /// What was created.
@@ -452,6 +455,12 @@ impl World {
         if let Some(c) = spec.change_log {
             org.change_log_enabled = c;
         }
+        for name in &spec.cdc {
+            let obj = crate::cdc::cdc_object(name).ok_or_else(|| {
+                ControlError::BadInput(format!("Change Data Capture is not available for {name}"))
+            })?;
+            org.cdc.set_enabled(obj, true);
+        }
         let info = OrgInfo {
             org_id: org.id.clone(),
             key: key.clone(),
@@ -682,7 +691,9 @@ impl World {
             .get_mut(org)
             .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
         let refs = &mut std::mem::take(&mut o.seed_refs);
+        o.begin_batch(now);
         let result = Self::seed_into(o, records, refs, now);
+        o.end_batch();
         o.seed_refs = std::mem::take(refs);
         result
     }
@@ -906,6 +917,169 @@ impl World {
             Fault::Clear => self.orgs[org].faults = Default::default(),
         }
         Ok(())
+    }
+
+    /// Selects (or deselects) an object for Change Data Capture.
+    pub fn set_cdc(&mut self, org: usize, object: &str, enabled: bool) -> Result<(), ControlError> {
+        let obj = crate::cdc::cdc_object(object).ok_or_else(|| {
+            ControlError::BadInput(format!("Change Data Capture is not available for {object}"))
+        })?;
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        o.cdc_sync();
+        o.cdc.set_enabled(obj, enabled);
+        Ok(())
+    }
+
+    /// Sets the event retention window of an org (default 72 hours).
+    pub fn set_cdc_retention(&mut self, org: usize, ms: Millis) -> Result<(), ControlError> {
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        o.cdc.retention_ms = ms;
+        Ok(())
+    }
+
+    /// Publishes gap events: `GAP_CREATE|UPDATE|DELETE|UNDELETE` for record
+    /// ids (one event per object, ids grouped), or `GAP_OVERFLOW` for
+    /// `object` (no record ids). The objects must have CDC enabled.
+    pub fn inject_gap(
+        &mut self,
+        org: usize,
+        change_type: crate::cdc::EventType,
+        ids: &[String],
+        object: Option<&str>,
+    ) -> Result<(), ControlError> {
+        use crate::cdc::EventType;
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        o.cdc_sync();
+        o.cdc.prune(now);
+        let user = o.first_user().map(|u| o.id18(u)).unwrap_or_default();
+        let check = |o: &Org, obj: usize| -> Result<(), ControlError> {
+            if crate::cdc::schema_for_obj(obj).is_none() || !o.cdc.is_enabled(obj) {
+                return Err(ControlError::BadInput(format!(
+                    "Change Data Capture is not enabled for {}",
+                    Schema::get().at(obj).name
+                )));
+            }
+            Ok(())
+        };
+        match change_type {
+            EventType::GapOverflow => {
+                let name = object
+                    .ok_or_else(|| ControlError::BadInput("GAP_OVERFLOW needs an object".into()))?;
+                let obj = Schema::get()
+                    .object(name)
+                    .map(|d| d.index)
+                    .ok_or_else(|| ControlError::UnknownType(name.to_string()))?;
+                check(o, obj)?;
+                o.cdc.publish_gap(change_type, obj, Vec::new(), user, now);
+            }
+            t if t.is_gap_record() => {
+                if ids.is_empty() {
+                    return Err(ControlError::BadInput(
+                        "a gap event needs record ids".into(),
+                    ));
+                }
+                let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
+                for text in ids {
+                    let r = o
+                        .parse_id(text)
+                        .ok_or_else(|| ControlError::UnknownRecord(text.clone()))?;
+                    check(o, r.obj())?;
+                    let id18 = o.id18(r);
+                    match groups.iter_mut().find(|(obj, _)| *obj == r.obj()) {
+                        Some((_, v)) => v.push(id18),
+                        None => groups.push((r.obj(), vec![id18])),
+                    }
+                }
+                for (obj, v) in groups {
+                    o.cdc.publish_gap(change_type, obj, v, user.clone(), now);
+                }
+            }
+            other => {
+                return Err(ControlError::BadInput(format!(
+                    "{} is not a gap event type",
+                    other.symbol()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores deleted records from the recycle bin (one transaction; the
+    /// REST API has no undelete).
+    pub fn undelete(&mut self, org: usize, ids: &[String]) -> Result<(), ControlError> {
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        let mut parsed = Vec::new();
+        for text in ids {
+            parsed.push(
+                o.parse_id(text)
+                    .ok_or_else(|| ControlError::UnknownRecord(text.clone()))?,
+            );
+        }
+        o.begin_batch(now);
+        let mut result = Ok(());
+        for (r, text) in parsed.into_iter().zip(ids) {
+            let ctx = WriteCtx {
+                user: o.first_user().unwrap_or(r),
+                client: None,
+                now,
+                seed: true,
+            };
+            if let Err(e) = o.mutate(Mutation::Undelete { id: r }, &ctx) {
+                result = Err(ControlError::refused(e, text));
+                break;
+            }
+        }
+        o.end_batch();
+        result
+    }
+
+    /// The events kept on an org's bus (headers), oldest first.
+    pub fn cdc_events(&mut self, org: usize) -> Result<Vec<crate::cdc::EventInfo>, ControlError> {
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        o.cdc_sync();
+        o.cdc.prune(now);
+        Ok(o.cdc.all_events().map(|e| e.info()).collect())
+    }
+
+    /// CDC settings and bus position of an org, as JSON.
+    pub fn cdc_state(&mut self, org: usize) -> Result<serde_json::Value, ControlError> {
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        o.cdc.prune(now);
+        let tip = o.cdc.tip();
+        let bytes = crate::cdc::replay_bytes(tip);
+        Ok(serde_json::json!({
+            "objects": o.cdc.enabled_names(),
+            "retention_seconds": o.cdc.retention_ms / 1000,
+            "events": o.cdc.len(),
+            "latest_replay_id": {
+                "value": tip,
+                "base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                "hex": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            },
+            "topics": crate::cdc::schemas().iter().map(|s| s.topic.clone()).collect::<Vec<_>>(),
+        }))
     }
 
     /// Forgets every org, token and code, then re-applies the initial seed.
