@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# README command 1: runs the product locally. Installs what it needs (moto in
-# .venv), builds the five functions and the local stack, then runs it.
-# Extra arguments go to the local-stack binary (see `--help`).
+# README command 1: the product on this machine. Installs what it needs (moto in
+# .venv), builds the five functions and the local stack, starts moto, the
+# Salesforce emulator with the demo org, the functions behind a local Lambda
+# Runtime API, the HTTP API, the schedule and the queue pollers, then plays the
+# demo story and prints what landed in Salesforce and in Modjo's store.
+#
+#   infra/scripts/local.sh            the demo, then stop
+#   infra/scripts/local.sh --serve    keep the stack running (add --demo to play it first)
+#   infra/scripts/local.sh --help     every option
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 infra/scripts/bootstrap.sh
 echo "==> building the functions and the local stack" >&2
-cargo build --quiet --locked \
-  -p integration-api -p oauth-callback -p scheduled-sync -p call-logger -p comment-sync \
-  -p local-stack
-exec target/debug/local-stack "$@"
+# The same build as the local-stack test, so either reuses the other's work.
+cargo build --quiet --locked --workspace --bins
+exec "${CARGO_TARGET_DIR:-target}/debug/local-stack" "$@"

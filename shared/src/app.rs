@@ -106,9 +106,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
 pub async fn from_env(
     with_oauth: bool,
 ) -> Result<(AwsApp, AwsClients), Box<dyn std::error::Error + Send + Sync>> {
-    let config = Config::from_env()?;
+    let config = Config::from_env().inspect_err(init_failed)?;
     let oauth = if with_oauth {
-        Some(OAuthConfig::from_env()?)
+        Some(OAuthConfig::from_env().inspect_err(init_failed)?)
     } else {
         None
     };
@@ -120,10 +120,14 @@ pub async fn from_env(
 
 /// A queue named by a required environment variable.
 pub fn queue_from_env(aws: &AwsClients, name: &'static str) -> Result<SqsQueue, ConfigError> {
-    Ok(SqsQueue::new(
-        aws.sqs.clone(),
-        config::queue_url_from_env(name)?,
-    ))
+    let url = config::queue_url_from_env(name).inspect_err(init_failed)?;
+    Ok(SqsQueue::new(aws.sqs.clone(), url))
+}
+
+/// Says, in the function's log, why it cannot start (the runtime prints only a
+/// debug form of the error).
+fn init_failed(e: &ConfigError) {
+    tracing::error!(error = %e, "configuration error: the function cannot start");
 }
 
 /// Read-modify-write of a tenant's connection under optimistic concurrency:

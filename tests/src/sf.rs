@@ -127,7 +127,12 @@ impl SfWorld {
     /// Stores credentials and a `connected` connection for a new tenant, as a
     /// finished OAuth flow does. No access token is stored: the first request refreshes.
     pub async fn connect_tenant(&self, aws: &AwsEnv) -> TenantId {
-        let tenant = TenantId::parse(&unique("acme")).expect("tenant id");
+        self.connect_tenant_as(aws, &unique("acme")).await
+    }
+
+    /// As [`Self::connect_tenant`], with a chosen tenant id (the sample events' `acme`).
+    pub async fn connect_tenant_as(&self, aws: &AwsEnv, id: &str) -> TenantId {
+        let tenant = TenantId::parse(id).expect("tenant id");
         let (refresh, _) = self.mint_refresh_token();
         aws.secrets()
             .put_credentials(&tenant, &self.credentials(Some(refresh)))

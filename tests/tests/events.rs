@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use e2e::repo_root;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn read(relative: &str) -> Value {
     let path: PathBuf = repo_root().join("events").join(relative);
@@ -64,4 +64,109 @@ fn http_events_parse_as_api_gateway_v2_with_claims_where_routes_are_protected() 
             "{file}"
         );
     }
+}
+
+/// Every sample event runs through its function's handler, as `sam local invoke -e`
+/// would deliver it, against a tenant `acme` connected to the emulator.
+#[tokio::test]
+async fn every_sample_event_runs_through_its_handler() {
+    use e2e::sf::{ORG, WorldOptions};
+    use e2e::stack::{Stack, lambda_event};
+    use shared::ports::CallStore;
+    use std::time::Duration;
+
+    let stack = Stack::start(WorldOptions::default()).await;
+    stack.sf.seed(vec![("Contact", json!({"FirstName": "Jane", "LastName": "Doe", "Phone": "06 12 34 56 78", "Email": "cto@acme.com"}))]);
+    let tenant = stack.sf.connect_tenant_as(&stack.aws, "acme").await;
+    let aws = &stack.aws;
+    let jobs = aws.queue(&aws.resources.sync_jobs_queue);
+    let syncer = shared::sync::Syncer::new(&stack.app, &jobs);
+
+    // scheduled-sync: the schedule fans out; the job syncs.
+    let fanned = shared::sync::handler::handle(
+        &syncer,
+        lambda_event(
+            read("scheduled-sync/schedule.json"),
+            Duration::from_secs(60),
+        ),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fanned["queued"], 1);
+    let job = shared::sync::handler::handle(
+        &syncer,
+        lambda_event(
+            read("scheduled-sync/sync-job.json"),
+            Duration::from_secs(120),
+        ),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job["batchItemFailures"], json!([]));
+
+    // call-logger: the sample call is logged on Jane.
+    let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
+    let calls = aws.queue(&aws.resources.call_events_queue);
+    let logger = shared::calls::CallLogger::new(&stack.app, &dlq);
+    let event: SqsEvent = serde_json::from_value(read("call-logger/call-event.json")).unwrap();
+    let answer = shared::calls::handler::handle(
+        &logger,
+        &calls,
+        lambda_event(event, Duration::from_secs(60)),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let outcome = stack
+        .aws
+        .store()
+        .get_outcome(&tenant, "call_8f2c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.state, shared::domain::CallState::Created);
+
+    // comment-sync: the sample comment lands in that call's Task.
+    let cdlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
+    let comments = aws.queue(&aws.resources.comment_events_queue);
+    let sync = shared::comments::CommentSync::new(&stack.app, &cdlq);
+    let event: SqsEvent = serde_json::from_value(read("comment-sync/comment-event.json")).unwrap();
+    let answer = shared::comments::handler::handle(
+        &sync,
+        &comments,
+        lambda_event(event, Duration::from_secs(60)),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let task = stack
+        .sf
+        .emu
+        .record(ORG, outcome.task_id.as_deref().unwrap())
+        .unwrap();
+    assert!(
+        task["Description"]
+            .as_str()
+            .unwrap()
+            .contains("Great handling of the pricing objection")
+    );
+
+    // integration-api: the status of tenant acme, from the sample's claims.
+    let request =
+        lambda_http::request::from_str(&read("integration-api/get-status.json").to_string())
+            .unwrap();
+    let response = stack.api(request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(e2e::stack::body_json(&response)["status"], "connected");
+
+    // oauth-callback: the sample's state is not one we signed: refused, redirected.
+    let request =
+        lambda_http::request::from_str(&read("oauth-callback/callback.json").to_string()).unwrap();
+    let response = stack.callback(request).await;
+    assert_eq!(response.status(), 302);
+    assert!(
+        e2e::stack::location(&response)
+            .as_str()
+            .contains("reason=invalid_state")
+    );
 }

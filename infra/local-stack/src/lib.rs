@@ -3,10 +3,15 @@
 //!
 //! The pieces are also what the end-to-end tests use to stand up AWS on moto.
 
+pub mod demo;
 pub mod functions;
+pub mod gateway;
+pub mod jwt;
 pub mod moto;
+pub mod pollers;
 pub mod provision;
 pub mod runtime_api;
+pub mod stack;
 
 use std::path::PathBuf;
 

@@ -1,22 +1,37 @@
-//! `local-stack`: runs the product on this machine (README, command 1).
+//! `local-stack` (README, command 1): the product on this machine.
+//!
+//! Default: start everything, play the seed's story (demo), print the report,
+//! stop. `--serve`: start everything and keep it running for manual
+//! exploration (with `--demo`, after playing the story).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use local_stack::functions::{FUNCTIONS, FunctionProcess};
-use local_stack::moto::MotoServer;
-use local_stack::provision::provision;
 use local_stack::repo_root;
-use local_stack::runtime_api::InvokeError;
-use serde_json::Value;
-use shared::aws::AwsClients;
-use shared::config::vars;
+use local_stack::stack::{AwsTarget, LocalStack, Options, SalesforceTarget};
 
 #[derive(Parser)]
-#[command(about = "Runs the Modjo ⇄ Salesforce functions locally against moto")]
+#[command(
+    about = "Runs the Modjo ⇄ Salesforce integration locally: moto, the Salesforce emulator, the five Lambda functions"
+)]
 struct Args {
-    /// Where the function binaries were built (`cargo build` puts them in target/debug).
+    /// Keep the stack running (Ctrl-C stops it).
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: play the demo first.
+    #[arg(long)]
+    demo: bool,
+    /// Port of the local HTTP API (the demo org's app expects 8080; 0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Period of the sync schedule, in seconds (15 minutes in production).
+    #[arg(long, default_value_t = 60)]
+    schedule_seconds: u64,
+    /// Seed of the Salesforce emulator.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// Where the function binaries are (cargo build puts them in target/debug).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Where function logs go.
@@ -35,131 +50,101 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     let root = repo_root();
-    let bin_dir = args.bin_dir.unwrap_or_else(|| root.join("target/debug"));
-    let log_dir = args.log_dir.unwrap_or_else(|| root.join(".local/logs"));
-
-    println!("== Local stack: smoke path of the five functions against moto");
-    let moto = MotoServer::start(&root)?;
-    println!("moto           {} (pid {})", moto.endpoint(), moto.pid());
-    let clients = AwsClients::for_endpoint(moto.endpoint()).await;
-    let prefix = format!("modjo-local-{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let resources = provision(&clients, &prefix, 5).await?;
-    println!("table          {}", resources.table);
-    println!("queues         call-events, comment-events, sync-jobs (each with a DLQ)");
-
-    let mut env: Vec<(String, String)> = resources
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.extend(
-        [
-            (vars::STAGE, "local".to_string()),
-            ("AWS_ENDPOINT_URL", moto.endpoint().to_string()),
-            ("AWS_REGION", "eu-west-1".to_string()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-            (
-                vars::OAUTH_CALLBACK_URL,
-                "http://127.0.0.1:8080/integrations/salesforce/callback".to_string(),
-            ),
-            (
-                vars::MODJO_RETURN_URL,
-                "http://127.0.0.1:8080/settings/integrations/salesforce".to_string(),
-            ),
-            ("RUST_LOG", "info".to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
+    // Configuration alone picks real systems: MODJO_SALESFORCE=real (a sandbox you
+    // connect in a browser) and/or MODJO_AWS=real (a deployed stack's resources).
+    let salesforce = match std::env::var("MODJO_SALESFORCE").as_deref() {
+        Ok("real") => SalesforceTarget::Real,
+        _ => SalesforceTarget::Emulator {
+            seed: args
+                .seed
+                .unwrap_or_else(|| root.join("infra/sf-emulator/demo-org.json")),
+        },
+    };
+    let aws = match std::env::var("MODJO_AWS").as_deref() {
+        Ok("real") => AwsTarget::Real,
+        _ => AwsTarget::Moto,
+    };
+    let real_salesforce = matches!(salesforce, SalesforceTarget::Real);
+    let options = Options {
+        port: args.port,
+        schedule_every: Duration::from_secs(args.schedule_seconds.max(5)),
+        bin_dir: args
+            .bin_dir
+            .unwrap_or_else(|| target_dir(&root).join("debug")),
+        log_dir: args.log_dir.unwrap_or_else(|| root.join(".local/logs")),
+        salesforce,
+        aws,
+    };
+    println!("== Local stack");
+    let stack = LocalStack::start(options).await?;
+    println!(
+        "HTTP API        {}/integrations/salesforce/… (JWT required, as behind API Gateway)",
+        stack.api_url()
     );
-
-    let mut processes = Vec::new();
-    for name in FUNCTIONS {
-        let binary = bin_dir.join(name);
-        processes.push(FunctionProcess::spawn(name, &binary, &env, &log_dir).await?);
+    if let Some(m) = stack.moto_endpoint() {
+        println!("AWS (moto)      {m}  table {}", stack.resources.table);
+    }
+    if let Some(emu) = &stack.emulator {
+        println!(
+            "Salesforce      {} (emulator, demo org; log in as admin@acme-demo.com / demo1234)",
+            emu.base_url()
+        );
     }
     println!(
-        "functions      {} processes, logs in {}",
-        processes.len(),
-        log_dir.display()
+        "functions       {} binaries, logs in {}",
+        stack.functions.len(),
+        stack.log_dir.display()
     );
-    println!();
 
-    let mut answered = 0;
-    let mut total = 0;
-    for process in &processes {
-        for (file, event) in events_for(&root, process.name())? {
-            total += 1;
-            let outcome = process.invoke(event, Duration::from_secs(30)).await;
-            let line = match &outcome {
-                Ok(v) => {
-                    answered += 1;
-                    format!("response {}", summarize(v))
-                }
-                Err(InvokeError::Function(v)) => {
-                    answered += 1;
-                    format!("function error {}", summarize(v))
-                }
-                Err(e) => format!("FAILED: {e}"),
-            };
-            println!("{:<15} {:<28} {line}", process.name(), file);
-        }
-    }
-    drop(processes);
-    drop(moto);
-    println!();
-    if answered == total {
-        println!("All {total} invocations reached their handler (see each answer above).");
-        Ok(())
-    } else {
-        Err(format!(
-            "{} of {total} invocations did not reach a handler",
-            total - answered
-        ))
-    }
-}
-
-/// The sample events of `events/<function>/`, as `sam local invoke -e` would send them.
-fn events_for(root: &Path, function: &str) -> Result<Vec<(String, Value)>, String> {
-    let dir = root.join("events").join(function);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let value =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((name, value))
+    let play = !args.serve || args.demo;
+    let result = if play && !real_salesforce {
+        local_stack::demo::run(&stack, &root).await.map(|report| {
+            println!(
+                "Demo complete: connected={}, {} calls ({}), {} Tasks with a Modjo block, {} comments shown, {} Salesforce API calls.",
+                report.connected,
+                report.calls.len(),
+                summary(&report.calls),
+                report.tasks_with_block,
+                report.comments_shown,
+                report.api_calls
+            );
         })
-        .collect()
+    } else {
+        Ok(())
+    };
+    if args.serve && result.is_ok() {
+        let tenant = local_stack::demo::TENANT;
+        println!(
+            "\nServing. An admin token for tenant {tenant} (12 h):\n  {}",
+            stack.token(tenant, "usr_admin", "admin")
+        );
+        println!(
+            "Try: curl -H \"Authorization: Bearer $TOKEN\" {}/integrations/salesforce/status",
+            stack.api_url()
+        );
+        println!(
+            "Connect in a browser: POST …/connect, then open the authorizeUrl it returns. Ctrl-C stops."
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    stack.shutdown().await;
+    result
 }
 
-fn summarize(v: &Value) -> String {
-    let status = v.get("statusCode").map(|s| format!("HTTP {s} "));
-    let location = v
-        .pointer("/headers/location")
-        .and_then(Value::as_str)
-        .map(|l| format!("→ {l} "));
-    let message = v
-        .get("errorMessage")
-        .or_else(|| v.get("body"))
-        .map(|m| match m {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-    [status, location, message]
-        .into_iter()
-        .flatten()
-        .collect::<String>()
-        .trim()
-        .to_string()
+fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn summary(calls: &std::collections::BTreeMap<String, String>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for state in calls.values() {
+        *counts.entry(state.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -52,6 +52,33 @@ impl Resources {
     }
 }
 
+impl Resources {
+    /// The resources of a deployed stack, named by the functions' variables.
+    pub fn from_env() -> Result<Self, String> {
+        let get = |name: &str| {
+            std::env::var(name).map_err(|_| format!("{name} must name the deployed resource"))
+        };
+        let call_events_queue = get(vars::CALL_EVENTS_QUEUE_URL)?;
+        let comment_events_queue = get(vars::COMMENT_EVENTS_QUEUE_URL)?;
+        let dead_letter_queues = HashMap::from([
+            (call_events_queue.clone(), get(vars::CALL_EVENTS_DLQ_URL)?),
+            (
+                comment_events_queue.clone(),
+                get(vars::COMMENT_EVENTS_DLQ_URL)?,
+            ),
+        ]);
+        Ok(Self {
+            table: get(vars::TABLE_NAME)?,
+            secret_prefix: get(vars::SECRET_PREFIX)?,
+            signing_key_id: get(vars::STATE_SIGNING_SECRET_ID)?,
+            call_events_queue,
+            comment_events_queue,
+            sync_jobs_queue: get(vars::SYNC_JOBS_QUEUE_URL)?,
+            dead_letter_queues,
+        })
+    }
+}
+
 /// Provisions a complete environment whose names all start with `prefix`.
 /// `max_receive_count` is the redrive threshold of every queue (template: 5).
 pub async fn provision(

@@ -905,11 +905,26 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 policy,
             );
             if let Some((id, _)) = &what {
-                if let Some(name) = accounts
+                let known = accounts
                     .iter()
                     .find(|a| &a.id == id)
-                    .and_then(|a| a.name.clone())
-                {
+                    .and_then(|a| a.name.clone());
+                let name = match known.or_else(|| w.names.get(id).cloned()) {
+                    Some(n) => Some(n),
+                    // The contact's account: its name is in the imported record.
+                    None => store
+                        .get_records(&tenant, std::slice::from_ref(id))
+                        .await?
+                        .into_iter()
+                        .next()
+                        .and_then(|r| {
+                            r.fields
+                                .get("Name")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        }),
+                };
+                if let Some(name) = name {
                     w.names.insert(id.clone(), name);
                 }
             }
@@ -1056,17 +1071,27 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                     owner_id: text("OwnerId"),
                     last_modified: text("LastModifiedDate").and_then(|d| parse_datetime(&d)),
                 };
-                for field in CONTACT_PHONES {
-                    if let Some(e164) = r
-                        .get(*field)
-                        .and_then(Value::as_str)
-                        .and_then(|p| normalize::phone_e164(p, region))
+                // Which searched numbers this record carries: a stored phone is
+                // compared by its digits with every variant of each number, so one
+                // typed in another country's national format still counts.
+                let stored: Vec<String> = CONTACT_PHONES
+                    .iter()
+                    .filter_map(|f| r.get(*f).and_then(Value::as_str))
+                    .flat_map(|p| {
+                        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+                        let e164 = normalize::phone_e164(p, region)
+                            .map(|e| e.trim_start_matches('+').to_string());
+                        [Some(digits), e164].into_iter().flatten()
+                    })
+                    .collect();
+                for number in chunk {
+                    if normalize::phone_search_variants(number)
+                        .iter()
+                        .any(|v| stored.contains(v))
                     {
-                        if chunk.contains(&e164) {
-                            let list = found.entry(e164).or_default();
-                            if !list.iter().any(|c| c.id == candidate.id) {
-                                list.push(candidate.clone());
-                            }
+                        let list = found.entry(number.clone()).or_default();
+                        if !list.iter().any(|c| c.id == candidate.id) {
+                            list.push(candidate.clone());
                         }
                     }
                 }

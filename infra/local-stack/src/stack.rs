@@ -1,0 +1,253 @@
+//! The whole product on one machine: AWS (moto, or real AWS), Salesforce (the
+//! emulator with the demo org, or a real org), the five functions as real Lambda
+//! binaries, the HTTP API, the schedule and the queue pollers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sf_emulator::{AppSpec, Emulator, SeedFile};
+use shared::aws::AwsClients;
+use shared::config::vars;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::functions::{FUNCTIONS, FunctionProcess};
+use crate::gateway::{self, CALLBACK_PATH, GatewayServer, RETURN_PATH};
+use crate::jwt::Authorizer;
+use crate::moto::MotoServer;
+use crate::pollers;
+use crate::provision::{Resources, provision};
+
+/// Which Salesforce the stack talks to.
+#[derive(Debug, Clone)]
+pub enum SalesforceTarget {
+    /// The emulator, seeded from this file (the demo org by default).
+    Emulator { seed: PathBuf },
+    /// A real org (a sandbox): nothing is started; the admin saves its settings
+    /// and consents in a browser.
+    Real,
+}
+
+/// Which AWS the stack uses.
+#[derive(Debug, Clone)]
+pub enum AwsTarget {
+    /// moto on an ephemeral port, provisioned like the template.
+    Moto,
+    /// Real AWS (credentials from the usual chain), with the resources of a
+    /// deployed stack named by the functions' environment variables.
+    Real,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Port of the local HTTP API (0: any). The demo org's connected app has
+    /// `http://127.0.0.1:8080/integrations/salesforce/callback`; with another port
+    /// the emulator's app is updated to match.
+    pub port: u16,
+    pub schedule_every: Duration,
+    pub bin_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub salesforce: SalesforceTarget,
+    pub aws: AwsTarget,
+}
+
+pub struct LocalStack {
+    pub gateway: GatewayServer,
+    pub authorizer: Arc<Authorizer>,
+    pub emulator: Option<Emulator>,
+    pub aws: AwsClients,
+    pub resources: Resources,
+    pub functions: BTreeMap<&'static str, Arc<FunctionProcess>>,
+    pub log_dir: PathBuf,
+    /// The seeded connected apps: (org key, consumer key, consumer secret).
+    pub seeded_apps: Vec<(String, String, String)>,
+    moto: Option<MotoServer>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalStack {
+    pub async fn start(options: Options) -> Result<Self, String> {
+        let root = crate::repo_root();
+        let (moto, aws, resources) = match options.aws {
+            AwsTarget::Moto => {
+                let moto = MotoServer::start(&root)?;
+                let aws = AwsClients::for_endpoint(moto.endpoint()).await;
+                let prefix = format!("modjo-local-{:06x}", rand::random::<u32>() & 0xff_ffff);
+                let resources = provision(&aws, &prefix, 5).await?;
+                (Some(moto), aws, resources)
+            }
+            AwsTarget::Real => (None, AwsClients::from_env().await, Resources::from_env()?),
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
+        let gateway_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let base = format!("http://{gateway_addr}");
+
+        let (emulator, seeded_apps) = match &options.salesforce {
+            SalesforceTarget::Emulator { seed } => {
+                let (emulator, apps) =
+                    start_emulator(seed, &format!("{base}{CALLBACK_PATH}")).await?;
+                (Some(emulator), apps)
+            }
+            SalesforceTarget::Real => (None, Vec::new()),
+        };
+
+        let mut env: Vec<(String, String)> = resources
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+        set(vars::STAGE, "local".into());
+        set(vars::OAUTH_CALLBACK_URL, format!("{base}{CALLBACK_PATH}"));
+        set(vars::MODJO_RETURN_URL, format!("{base}{RETURN_PATH}"));
+        set(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        match &moto {
+            Some(m) => {
+                set("AWS_ENDPOINT_URL", m.endpoint().to_string());
+                set("AWS_REGION", "eu-west-1".into());
+                set("AWS_ACCESS_KEY_ID", "testing".into());
+                set("AWS_SECRET_ACCESS_KEY", "testing".into());
+            }
+            None => {
+                for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k == "HOME")
+                {
+                    set(&k, v);
+                }
+            }
+        }
+        if let Some(emu) = &emulator {
+            // The one escape hatch: this emulator's exact origin, never set in production.
+            set(
+                vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS,
+                emu.base_url().to_string(),
+            );
+        }
+
+        let mut functions = BTreeMap::new();
+        for name in FUNCTIONS {
+            let binary = options.bin_dir.join(name);
+            if !binary.exists() {
+                return Err(format!(
+                    "{} is missing: build the functions first (infra/scripts/local.sh does)",
+                    binary.display()
+                ));
+            }
+            let process = FunctionProcess::spawn(name, &binary, &env, &options.log_dir).await?;
+            functions.insert(name, Arc::new(process));
+        }
+        let authorizer = Arc::new(Authorizer::new());
+        let gateway = gateway::serve(
+            listener,
+            functions["integration-api"].clone(),
+            functions["oauth-callback"].clone(),
+            authorizer.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (queue, function, batch) in [
+            (&resources.call_events_queue, "call-logger", 10),
+            (&resources.comment_events_queue, "comment-sync", 10),
+            (&resources.sync_jobs_queue, "scheduled-sync", 1),
+        ] {
+            tasks.push(pollers::poll(
+                aws.sqs.clone(),
+                queue.clone(),
+                functions[function].clone(),
+                batch,
+                stopped.clone(),
+            ));
+        }
+        tasks.push(pollers::schedule(
+            functions["scheduled-sync"].clone(),
+            options.schedule_every,
+            stopped,
+        ));
+        Ok(Self {
+            gateway,
+            authorizer,
+            emulator,
+            aws,
+            resources,
+            functions,
+            log_dir: options.log_dir,
+            seeded_apps,
+            moto,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The local HTTP API, e.g. `http://127.0.0.1:8080`.
+    pub fn api_url(&self) -> String {
+        self.gateway.base_url()
+    }
+
+    pub fn moto_endpoint(&self) -> Option<&str> {
+        self.moto.as_ref().map(MotoServer::endpoint)
+    }
+
+    /// A JWT as Modjo's identity provider would issue it.
+    pub fn token(&self, tenant: &str, user: &str, role: &str) -> String {
+        self.authorizer.token(tenant, user, role, 12)
+    }
+
+    /// Stops the pollers and the schedule, then every process.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(emu) = self.emulator {
+            emu.shutdown().await;
+        }
+        drop(self.functions);
+        drop(self.moto);
+    }
+}
+
+async fn start_emulator(
+    seed: &std::path::Path,
+    callback: &str,
+) -> Result<(Emulator, Vec<(String, String, String)>), String> {
+    let text = std::fs::read_to_string(seed).map_err(|e| format!("{}: {e}", seed.display()))?;
+    let seed_file: SeedFile =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", seed.display()))?;
+    let emulator = Emulator::start(sf_emulator::Options {
+        seed: Some(seed_file.clone()),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("emulator: {e}"))?;
+    // Point every seeded app's callback at this stack's HTTP API.
+    let mut apps = Vec::new();
+    for org in &seed_file.orgs {
+        for app in &org.apps {
+            if let Some(key) = &app.consumer_key {
+                let spec = AppSpec {
+                    callback_url: callback.to_string(),
+                    ..app.clone()
+                };
+                emulator
+                    .update_app(key, spec)
+                    .map_err(|e| format!("emulator app: {e}"))?;
+                let org_key = org.spec.key.clone().unwrap_or_default();
+                apps.push((
+                    org_key,
+                    key.clone(),
+                    app.consumer_secret.clone().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    Ok((emulator, apps))
+}
