@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::salesforce::instance::HostPolicy;
+use crate::salesforce::pubsub::PubSubEndpoint;
 use url::Url;
 
 /// A configuration problem. The message always names the variable.
@@ -61,6 +63,7 @@ pub mod vars {
     pub const SALESFORCE_API_VERSION: &str = "SALESFORCE_API_VERSION";
     pub const SALESFORCE_CLIENT_NAME: &str = "SALESFORCE_CLIENT_NAME";
     pub const SALESFORCE_EXTRA_ALLOWED_ORIGINS: &str = "SALESFORCE_EXTRA_ALLOWED_ORIGINS";
+    pub const SALESFORCE_PUBSUB_ENDPOINT: &str = "SALESFORCE_PUBSUB_ENDPOINT";
     pub const OAUTH_CALLBACK_URL: &str = "OAUTH_CALLBACK_URL";
     pub const MODJO_RETURN_URL: &str = "MODJO_RETURN_URL";
     pub const OAUTH_STATE_TTL_SECONDS: &str = "OAUTH_STATE_TTL_SECONDS";
@@ -96,6 +99,8 @@ pub struct SalesforceConfig {
     /// Origins (`scheme://host:port`) allowed besides Salesforce's own domains.
     /// Only tests and the local stack set this (to reach the emulator); production never does.
     pub extra_allowed_origins: Vec<Url>,
+    /// The Pub/Sub API (Change Data Capture); `None` polls every object with SOQL.
+    pub pubsub_endpoint: Option<PubSubEndpoint>,
 }
 
 /// API budget thresholds, in percent of the org's daily allocation (DESIGN §5).
@@ -166,6 +171,7 @@ impl Config {
                 api_version,
                 client_name: non_empty(env, vars::SALESFORCE_CLIENT_NAME)
                     .unwrap_or_else(|| "modjo".to_string()),
+                pubsub_endpoint: pubsub_endpoint(env, &extra_allowed_origins)?,
                 extra_allowed_origins,
             },
             budget,
@@ -210,6 +216,28 @@ pub fn queue_url(env: &dyn Source, name: &'static str) -> Result<String, ConfigE
 /// Reads a required queue URL from the process environment.
 pub fn queue_url_from_env(name: &'static str) -> Result<String, ConfigError> {
     queue_url(&ProcessEnv, name)
+}
+
+/// Salesforce's endpoint unless configured; `none` turns Change Data Capture off.
+/// Validated like an instance URL: Salesforce's own host, or an origin allowed
+/// explicitly (the emulator).
+fn pubsub_endpoint(
+    env: &dyn Source,
+    extra_origins: &[Url],
+) -> Result<Option<PubSubEndpoint>, ConfigError> {
+    let name = vars::SALESFORCE_PUBSUB_ENDPOINT;
+    match non_empty(env, name).as_deref() {
+        Some("none") => Ok(None),
+        raw => {
+            let raw = raw.unwrap_or(crate::salesforce::pubsub::DEFAULT_ENDPOINT);
+            PubSubEndpoint::parse(raw, &HostPolicy::new(extra_origins))
+                .map(Some)
+                .map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: format!("{raw:?} is not a Pub/Sub API endpoint ({e})"),
+                })
+        }
+    }
 }
 
 fn non_empty(env: &dyn Source, name: &str) -> Option<String> {
@@ -312,6 +340,13 @@ mod tests {
         assert_eq!(c.secret_prefix, "modjo/dev/sf/");
         assert_eq!(c.salesforce.api_version, "62.0");
         assert_eq!(c.salesforce.client_name, "modjo");
+        assert_eq!(
+            c.salesforce
+                .pubsub_endpoint
+                .as_ref()
+                .map(PubSubEndpoint::as_str),
+            Some("https://api.pubsub.salesforce.com:7443/")
+        );
         assert!(c.salesforce.extra_allowed_origins.is_empty());
         assert_eq!(c.budget, BudgetThresholds::default());
         assert_eq!(c.stage, "dev");
@@ -369,6 +404,35 @@ mod tests {
             .map(|u| u.origin().ascii_serialization())
             .collect();
         assert_eq!(origins, ["http://127.0.0.1:8443", "https://emulator.local"]);
+    }
+
+    #[test]
+    fn pubsub_endpoint_is_validated_like_an_instance_url() {
+        let mut e = env(BASE);
+        e.insert("SALESFORCE_PUBSUB_ENDPOINT", "none");
+        assert_eq!(
+            Config::from_source(&e).unwrap().salesforce.pubsub_endpoint,
+            None
+        );
+        e.insert("SALESFORCE_PUBSUB_ENDPOINT", "http://127.0.0.1:7443");
+        let err = Config::from_source(&e).unwrap_err().to_string();
+        assert!(err.contains("SALESFORCE_PUBSUB_ENDPOINT"), "{err}");
+        e.insert(
+            "SALESFORCE_PUBSUB_ENDPOINT",
+            "https://pubsub.evil.example:7443",
+        );
+        assert!(Config::from_source(&e).is_err());
+        // The emulator only by explicit configuration.
+        e.insert("SALESFORCE_PUBSUB_ENDPOINT", "http://127.0.0.1:7443");
+        e.insert("SALESFORCE_EXTRA_ALLOWED_ORIGINS", "http://127.0.0.1:7443");
+        let c = Config::from_source(&e).unwrap();
+        assert_eq!(
+            c.salesforce
+                .pubsub_endpoint
+                .as_ref()
+                .map(PubSubEndpoint::as_str),
+            Some("http://127.0.0.1:7443/")
+        );
     }
 
     #[test]

@@ -134,6 +134,20 @@ pub trait CursorStore: Send + Sync {
         status: &SyncStatus,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// The Pub/Sub replay id stored for a topic (Change Data Capture).
+    fn get_replay_id(
+        &self,
+        tenant: &TenantId,
+        topic: &str,
+    ) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
+
+    fn put_replay_id(
+        &self,
+        tenant: &TenantId,
+        topic: &str,
+        replay_id: &[u8],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Every object's last sync status.
     fn sync_statuses(
         &self,

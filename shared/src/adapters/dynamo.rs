@@ -9,6 +9,7 @@
 //! | user mapping      | `T#<tenant>`                | `USERMAP#<modjoUserId>`   |                            |
 //! | sync cursor       | `T#<tenant>`                | `CURSOR#<object>`         |                            |
 //! | sync status       | `T#<tenant>`                | `SYNCSTATUS#<object>`     |                            |
+//! | CDC replay id     | `T#<tenant>`                | `REPLAY#<topic>`          |                            |
 //! | lease             | `T#<tenant>`                | `LEASE#<name>`            |                            |
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
 //! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
@@ -84,6 +85,9 @@ mod keys {
     }
     pub fn cursor(object: &str) -> String {
         format!("CURSOR#{object}")
+    }
+    pub fn replay(topic: &str) -> String {
+        format!("REPLAY#{topic}")
     }
     pub fn sync_status(object: &str) -> String {
         format!("SYNCSTATUS#{object}")
@@ -562,6 +566,37 @@ impl CursorStore for DynamoStore {
     async fn put_cursor(&self, tenant: &TenantId, cursor: &SyncCursor) -> StoreResult<()> {
         let item = keyed(cursor, keys::tenant(tenant), keys::cursor(&cursor.object))?;
         self.put(item, "PutItem (cursor)").await
+    }
+
+    async fn get_replay_id(&self, tenant: &TenantId, topic: &str) -> StoreResult<Option<Vec<u8>>> {
+        let Some(item) = self
+            .get(key(keys::tenant(tenant), keys::replay(topic)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        match item.get("replayId") {
+            Some(AttributeValue::B(b)) => Ok(Some(b.clone().into_inner())),
+            _ => Err(StoreError::Corrupt(
+                "replay id item without replayId".into(),
+            )),
+        }
+    }
+
+    async fn put_replay_id(
+        &self,
+        tenant: &TenantId,
+        topic: &str,
+        replay_id: &[u8],
+    ) -> StoreResult<()> {
+        let mut item = key(keys::tenant(tenant), keys::replay(topic));
+        item.insert("topic".into(), s(topic));
+        item.insert(
+            "replayId".into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(replay_id.to_vec())),
+        );
+        item.insert("updatedAt".into(), s(Utc::now().to_rfc3339()));
+        self.put(item, "PutItem (replay id)").await
     }
 
     async fn put_sync_status(&self, tenant: &TenantId, status: &SyncStatus) -> StoreResult<()> {

@@ -392,6 +392,21 @@ where
         self.deadline
     }
 
+    /// The current access token and instance, for other Salesforce APIs (Pub/Sub).
+    pub async fn bearer(&self) -> Result<(SecretString, SalesforceOrigin), SalesforceError> {
+        let t = self.token().await?;
+        Ok((t.access.clone(), t.origin.clone()))
+    }
+
+    /// Another API refused `expired`: refresh it (single-flight, as for REST).
+    pub async fn renew(&self, expired: &SecretString) -> Result<(), SalesforceError> {
+        let current = self.token().await?;
+        if current.access.expose_secret() != expired.expose_secret() {
+            return Ok(()); // already replaced
+        }
+        self.refresh(Some(&current)).await
+    }
+
     /// The tenant's API origin (loads credentials if needed).
     pub async fn instance(&self) -> Result<SalesforceOrigin, SalesforceError> {
         Ok(self.token().await?.origin.clone())

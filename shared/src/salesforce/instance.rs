@@ -125,6 +125,11 @@ impl HostPolicy {
         Url::parse(&candidate).map_err(|_| InstanceUrlError::Unparseable)
     }
 
+    /// Whether `url`'s origin is one configuration allowed explicitly (the emulator).
+    pub fn is_extra_origin(&self, url: &Url) -> bool {
+        self.extra(url).is_some()
+    }
+
     fn extra(&self, url: &Url) -> Option<SalesforceOrigin> {
         let origin = url.origin().ascii_serialization();
         let no_credentials = url.username().is_empty() && url.password().is_none();

@@ -1,12 +1,14 @@
 //! Everything that talks to Salesforce: one client, one SOQL builder and escaper,
 //! one SOSL escaper, one error type, host validation and the API budget.
 
+pub mod cdc;
 pub mod client;
 pub mod error;
 pub mod instance;
 pub mod keyset;
 pub mod limits;
 pub mod oauth;
+pub mod pubsub;
 pub mod soql;
 pub mod sosl;
 

@@ -1,0 +1,304 @@
+//! The Pub/Sub API client (gRPC `eventbus.v1.PubSub`, tonic): topics, schemas
+//! and subscriptions, authenticated with the tenant's access token.
+
+use std::time::Duration;
+
+pub use pubsub_proto::ReplayPreset;
+use pubsub_proto::{
+    FetchRequest, FetchResponse, SchemaInfo, SchemaRequest, TopicInfo, TopicRequest,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status, Streaming};
+use url::Url;
+
+use super::error::SalesforceError;
+use super::instance::{HostPolicy, InstanceUrlError};
+
+/// Salesforce's Pub/Sub API endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+
+/// A validated Pub/Sub endpoint: Salesforce's own host (`*.pubsub.salesforce.com`
+/// over https), or an origin allowed explicitly by configuration (the emulator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubEndpoint(Url);
+
+impl PubSubEndpoint {
+    pub fn parse(raw: &str, hosts: &HostPolicy) -> Result<Self, InstanceUrlError> {
+        let url = Url::parse(raw).map_err(|_| InstanceUrlError::Unparseable)?;
+        if hosts.is_extra_origin(&url) {
+            return Ok(Self(url));
+        }
+        if url.scheme() != "https" {
+            return Err(InstanceUrlError::NotHttps);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InstanceUrlError::HasCredentials);
+        }
+        match url.host() {
+            Some(url::Host::Domain(h))
+                if h == "api.pubsub.salesforce.com" || h.ends_with(".pubsub.salesforce.com") =>
+            {
+                Ok(Self(url))
+            }
+            Some(url::Host::Domain(h)) => Err(InstanceUrlError::NotSalesforce(h.to_string())),
+            Some(_) => Err(InstanceUrlError::IpLiteral),
+            None => Err(InstanceUrlError::Unparseable),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// What the Pub/Sub API needs to know who is calling.
+#[derive(Debug, Clone)]
+pub struct PubSubAuth {
+    pub access_token: SecretString,
+    /// The org's instance URL.
+    pub instance_url: String,
+    /// The org id.
+    pub tenant_id: String,
+}
+
+/// A gRPC failure, classified the way the subscriber acts on it.
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubError {
+    /// The access token is expired or invalid: refresh it and subscribe again.
+    #[error("Pub/Sub API authentication failed: {0}")]
+    Unauthenticated(String),
+    /// The topic does not exist for this org (Change Data Capture not enabled for
+    /// the object).
+    #[error("Pub/Sub topic not found: {0}")]
+    TopicNotFound(String),
+    /// The replay id is no longer retained (older than 72 hours) or invalid.
+    #[error("replay id refused: {0}")]
+    ReplayIdInvalid(String),
+    /// The Pub/Sub API could not be reached or failed transiently.
+    #[error("Pub/Sub API unavailable: {0}")]
+    Unavailable(String),
+    #[error("Pub/Sub API error: {0}")]
+    Other(String),
+}
+
+impl PubSubError {
+    pub fn from_status(status: &Status) -> Self {
+        let code = status
+            .metadata()
+            .get("error-code")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let message = format!("{} ({code})", status.message());
+        match status.code() {
+            Code::Unauthenticated | Code::PermissionDenied => PubSubError::Unauthenticated(message),
+            Code::NotFound => PubSubError::TopicNotFound(message),
+            Code::InvalidArgument
+                if code.contains("replayid") || status.message().contains("Replay ID") =>
+            {
+                PubSubError::ReplayIdInvalid(message)
+            }
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Internal
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Unknown => PubSubError::Unavailable(message),
+            _ => PubSubError::Other(message),
+        }
+    }
+}
+
+impl From<PubSubError> for SalesforceError {
+    fn from(e: PubSubError) -> Self {
+        match e {
+            PubSubError::Unauthenticated(m) => SalesforceError::NeedsReauth(m),
+            PubSubError::Unavailable(m) => SalesforceError::Transport(m),
+            other => SalesforceError::Decode(other.to_string()),
+        }
+    }
+}
+
+pub struct PubSubClient {
+    grpc: tonic::client::Grpc<Channel>,
+    auth: PubSubAuth,
+}
+
+impl PubSubClient {
+    pub async fn connect(endpoint: &PubSubEndpoint, auth: PubSubAuth) -> Result<Self, PubSubError> {
+        let mut builder = Endpoint::from_shared(endpoint.as_str().to_string())
+            .map_err(|e| PubSubError::Other(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        if endpoint.0.scheme() == "https" {
+            builder = builder
+                .tls_config(ClientTlsConfig::new().with_webpki_roots())
+                .map_err(|e| PubSubError::Other(e.to_string()))?;
+        }
+        let channel = builder
+            .connect()
+            .await
+            .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            grpc: tonic::client::Grpc::new(channel),
+            auth,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Result<Request<T>, PubSubError> {
+        let mut r = Request::new(message);
+        let value = |v: &str| {
+            MetadataValue::try_from(v)
+                .map_err(|_| PubSubError::Other("invalid metadata value".into()))
+        };
+        let md = r.metadata_mut();
+        md.insert(
+            "accesstoken",
+            value(self.auth.access_token.expose_secret())?,
+        );
+        md.insert("instanceurl", value(&self.auth.instance_url)?);
+        md.insert("tenantid", value(&self.auth.tenant_id)?);
+        Ok(r)
+    }
+
+    pub async fn get_topic(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
+        let request = self.request(TopicRequest {
+            topic_name: topic.to_string(),
+        })?;
+        let path = http::uri::PathAndQuery::from_static(pubsub_proto::GET_TOPIC);
+        self.grpc
+            .unary(request, path, tonic_prost::ProstCodec::default())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| PubSubError::from_status(&s))
+    }
+
+    pub async fn get_schema(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
+        let request = self.request(SchemaRequest {
+            schema_id: schema_id.to_string(),
+        })?;
+        let path = http::uri::PathAndQuery::from_static(pubsub_proto::GET_SCHEMA);
+        self.grpc
+            .unary(request, path, tonic_prost::ProstCodec::default())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| PubSubError::from_status(&s))
+    }
+
+    /// Opens a subscription and sends `first`; further flow-control requests go
+    /// through the returned sender.
+    pub async fn subscribe(
+        &mut self,
+        first: FetchRequest,
+    ) -> Result<
+        (
+            tokio::sync::mpsc::UnboundedSender<FetchRequest>,
+            Streaming<FetchResponse>,
+        ),
+        PubSubError,
+    > {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<FetchRequest>();
+        tx.send(first)
+            .map_err(|_| PubSubError::Other("request channel closed".into()))?;
+        let requests =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+        let request = self.request(requests)?;
+        let path = http::uri::PathAndQuery::from_static(pubsub_proto::SUBSCRIBE);
+        let response = self
+            .grpc
+            .streaming(request, path, tonic_prost::ProstCodec::default())
+            .await
+            .map_err(|s| PubSubError::from_status(&s))?;
+        Ok((tx, response.into_inner()))
+    }
+}
+
+/// A `FetchRequest`.
+pub fn fetch(
+    topic: &str,
+    preset: ReplayPreset,
+    replay_id: Vec<u8>,
+    num_requested: i32,
+) -> FetchRequest {
+    FetchRequest {
+        topic_name: topic.to_string(),
+        replay_preset: preset as i32,
+        replay_id,
+        num_requested,
+        auth_refresh: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_salesforce_or_explicitly_allowed() {
+        let hosts = HostPolicy::default();
+        assert!(PubSubEndpoint::parse(DEFAULT_ENDPOINT, &hosts).is_ok());
+        assert!(
+            PubSubEndpoint::parse("https://api.deu.pubsub.salesforce.com:7443", &hosts).is_ok()
+        );
+        for bad in [
+            "http://api.pubsub.salesforce.com:7443",
+            "https://evil.com:7443",
+            "https://api.pubsub.salesforce.com.evil.com",
+            "https://10.0.0.1:7443",
+            "https://x@api.pubsub.salesforce.com",
+            "http://127.0.0.1:7443",
+        ] {
+            assert!(PubSubEndpoint::parse(bad, &hosts).is_err(), "{bad}");
+        }
+        let emulator = HostPolicy::new(&[Url::parse("http://127.0.0.1:7443").unwrap()]);
+        assert!(PubSubEndpoint::parse("http://127.0.0.1:7443", &emulator).is_ok());
+        assert!(PubSubEndpoint::parse("http://127.0.0.1:7444", &emulator).is_err());
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let with_code = |code: Code, msg: &str, ec: &str| {
+            let mut s = Status::new(code, msg);
+            s.metadata_mut().insert("error-code", ec.parse().unwrap());
+            PubSubError::from_status(&s)
+        };
+        assert!(matches!(
+            with_code(
+                Code::Unauthenticated,
+                "auth",
+                "sfdc.platform.eventbus.grpc.service.auth.error"
+            ),
+            PubSubError::Unauthenticated(_)
+        ));
+        assert!(matches!(
+            with_code(Code::NotFound, "topic", "x"),
+            PubSubError::TopicNotFound(_)
+        ));
+        assert!(matches!(
+            with_code(
+                Code::InvalidArgument,
+                "The Replay ID validation failed.",
+                "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
+            ),
+            PubSubError::ReplayIdInvalid(_)
+        ));
+        assert!(matches!(
+            with_code(Code::Unavailable, "down", ""),
+            PubSubError::Unavailable(_)
+        ));
+    }
+}
