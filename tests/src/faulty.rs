@@ -1,14 +1,30 @@
 //! A store that fails on purpose: it wraps the DynamoDB adapter and makes chosen
 //! writes fail as if the Lambda had died at that instant (the write never lands).
+//! It can also run a test's action right after a chosen write, to make something
+//! happen at that exact point of a job (an edit in Salesforce, a clock jump).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::adapters::dynamo::DynamoStore;
 use shared::domain::*;
 use shared::ports::*;
+
+/// An action run once after a write.
+pub type Hook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Which write a hook follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// The cursor of this object (a SOQL page of it was written).
+    Cursor(String),
+    /// The replay id of this topic (a batch of its change events was applied).
+    ReplayId(String),
+}
 
 /// Crashes on a chosen write: the n-th cursor save (after the page it follows was
 /// written), or the n-th final call-outcome save (after the Salesforce write).
@@ -17,6 +33,7 @@ pub struct FaultyStore {
     pub inner: DynamoStore,
     cursor_writes_until_crash: Arc<AtomicUsize>,
     outcome_writes_until_crash: Arc<AtomicUsize>,
+    hooks: Arc<Mutex<Vec<(After, Hook)>>>,
 }
 
 impl FaultyStore {
@@ -25,6 +42,30 @@ impl FaultyStore {
             inner,
             cursor_writes_until_crash: Arc::new(AtomicUsize::new(0)),
             outcome_writes_until_crash: Arc::new(AtomicUsize::new(0)),
+            hooks: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `action` once, right after the next write of `after` lands.
+    pub fn after<F, Fut>(&self, after: After, action: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let hook: Hook = Box::new(move || Box::pin(action()));
+        self.hooks.lock().unwrap().push((after, hook));
+    }
+
+    async fn fire(&self, what: After) {
+        let hook = {
+            let mut hooks = self.hooks.lock().unwrap();
+            hooks
+                .iter()
+                .position(|(a, _)| *a == what)
+                .map(|i| hooks.remove(i).1)
+        };
+        if let Some(hook) = hook {
+            hook().await;
         }
     }
 
@@ -93,7 +134,17 @@ impl CursorStore for FaultyStore {
         if Self::crashes(&self.cursor_writes_until_crash) {
             return Err(crash());
         }
-        self.inner.put_cursor(t, c).await
+        self.inner.put_cursor(t, c).await?;
+        self.fire(After::Cursor(c.object.clone())).await;
+        Ok(())
+    }
+    async fn get_replay_id(&self, t: &TenantId, topic: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get_replay_id(t, topic).await
+    }
+    async fn put_replay_id(&self, t: &TenantId, topic: &str, id: &[u8]) -> StoreResult<()> {
+        self.inner.put_replay_id(t, topic, id).await?;
+        self.fire(After::ReplayId(topic.to_string())).await;
+        Ok(())
     }
     async fn put_sync_status(&self, t: &TenantId, s: &SyncStatus) -> StoreResult<()> {
         self.inner.put_sync_status(t, s).await

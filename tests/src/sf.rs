@@ -10,6 +10,8 @@ use shared::config::SalesforceConfig;
 use shared::domain::{Connection, ConnectionStatus, TenantId};
 use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
 use shared::salesforce::SalesforceClient;
+use shared::salesforce::instance::HostPolicy;
+use shared::salesforce::pubsub::PubSubEndpoint;
 use url::Url;
 
 use crate::moto::AwsEnv;
@@ -30,18 +32,37 @@ pub struct WorldOptions {
     pub rotate_refresh_tokens: bool,
     pub api_daily_limit: Option<u64>,
     pub callback_url: Option<String>,
+    /// Serve the Pub/Sub API, with Change Data Capture enabled for these objects
+    /// (possibly none); the product is then configured to use it.
+    pub cdc: Option<Vec<String>>,
+}
+
+impl WorldOptions {
+    /// Change Data Capture on Opportunity and OpportunityContactRole, as the seed
+    /// has every customer enable it.
+    pub fn with_cdc() -> Self {
+        Self {
+            cdc: Some(vec!["Opportunity".into(), "OpportunityContactRole".into()]),
+            ..Self::default()
+        }
+    }
 }
 
 impl SfWorld {
     pub async fn start(options: WorldOptions) -> Self {
-        let emu = Emulator::start(Options::default())
-            .await
-            .expect("emulator starts");
+        let emu = Emulator::start(Options {
+            pubsub: options.cdc.is_some(),
+            pubsub_keepalive: std::time::Duration::from_millis(200),
+            ..Options::default()
+        })
+        .await
+        .expect("emulator starts");
         let org = emu
             .create_org(OrgSpec {
                 key: Some(ORG.into()),
                 name: Some("Acme Corp".into()),
                 api_daily_limit: options.api_daily_limit.or(Some(100_000)),
+                cdc: options.cdc.clone().unwrap_or_default(),
                 ..Default::default()
             })
             .expect("org");
@@ -80,16 +101,32 @@ impl SfWorld {
         }
     }
 
+    /// Moves the org's clock back, so that what is seeded next is already
+    /// `by` old when the product reads it (settled data, outside the sync's
+    /// look-back window).
+    pub fn backdate(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).expect("duration");
+        self.emu.set_time_ms(self.emu.now_ms() - ms);
+    }
+
     pub fn base_url(&self) -> &str {
         self.emu.base_url()
     }
 
-    /// Salesforce settings that allow exactly this emulator's origin.
+    /// Salesforce settings that allow exactly this emulator's origins (its Pub/Sub
+    /// API too when it serves one).
     pub fn config(&self) -> SalesforceConfig {
+        let mut extra_allowed_origins = vec![Url::parse(self.base_url()).expect("emulator URL")];
+        let pubsub_endpoint = self.emu.pubsub_url().map(|url| {
+            extra_allowed_origins.push(Url::parse(&url).expect("Pub/Sub URL"));
+            PubSubEndpoint::parse(&url, &HostPolicy::new(&extra_allowed_origins))
+                .expect("allowed Pub/Sub endpoint")
+        });
         SalesforceConfig {
             api_version: "62.0".into(),
             client_name: "modjo".into(),
-            extra_allowed_origins: vec![Url::parse(self.base_url()).expect("emulator URL")],
+            extra_allowed_origins,
+            pubsub_endpoint,
         }
     }
 
@@ -179,4 +216,89 @@ impl SfWorld {
 /// `{"k": v}` as a field map.
 pub fn fields(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
+}
+
+/// A person editing the org over REST with their own session, as a salesperson
+/// does in Salesforce (no `Sforce-Call-Options`). Cheap to clone into a hook.
+#[derive(Clone)]
+pub struct OrgUser {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl SfWorld {
+    /// The admin, signed in to the org.
+    pub fn user(&self) -> OrgUser {
+        let (_, access) = self.mint_refresh_token();
+        OrgUser {
+            http: reqwest::Client::new(),
+            base: format!("{}/services/data/v62.0", self.base_url()),
+            token: access.expect("access token"),
+        }
+    }
+}
+
+impl OrgUser {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Value {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("REST request");
+        let status = response.status();
+        let body = response.text().await.expect("REST body");
+        assert!(status.is_success(), "REST answered {status}: {body}");
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    pub async fn create(&self, object: &str, fields: Value) -> String {
+        let url = format!("{}/sobjects/{object}", self.base);
+        let created = self.send(self.http.post(url).json(&fields)).await;
+        created["id"].as_str().expect("created id").to_string()
+    }
+
+    pub async fn update(&self, object: &str, id: &str, fields: Value) {
+        let url = format!("{}/sobjects/{object}/{id}", self.base);
+        self.send(self.http.patch(url).json(&fields)).await;
+    }
+
+    pub async fn delete(&self, object: &str, id: &str) {
+        let url = format!("{}/sobjects/{object}/{id}", self.base);
+        self.send(self.http.delete(url)).await;
+    }
+
+    /// One sObject Collections update: one transaction, the same values for all.
+    pub async fn update_all(&self, object: &str, ids: &[String], fields: Value) {
+        let records: Vec<(String, Value)> =
+            ids.iter().map(|id| (id.clone(), fields.clone())).collect();
+        self.update_each(object, &records).await;
+    }
+
+    /// One sObject Collections update (at most 200): each record its own values.
+    pub async fn update_each(&self, object: &str, records: &[(String, Value)]) {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|(id, fields)| {
+                let mut record = fields.as_object().cloned().unwrap_or_default();
+                record.insert("attributes".into(), serde_json::json!({"type": object}));
+                record.insert("id".into(), Value::String(id.clone()));
+                Value::Object(record)
+            })
+            .collect();
+        let url = format!("{}/composite/sobjects", self.base);
+        let results = self
+            .send(
+                self.http
+                    .patch(url)
+                    .json(&serde_json::json!({"allOrNone": true, "records": records})),
+            )
+            .await;
+        assert!(
+            results
+                .as_array()
+                .is_some_and(|r| r.iter().all(|x| x["success"] == true)),
+            "{results}"
+        );
+    }
 }

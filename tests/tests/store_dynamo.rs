@@ -209,6 +209,7 @@ async fn cursor_round_trip() {
         system_modstamp: at(60),
         last_id: "003000000000001AAA".into(),
         updated_at: at(61),
+        caught_up: true,
     };
     store.put_cursor(&t, &cursor).await.unwrap();
     assert_eq!(store.get_cursor(&t, "Contact").await.unwrap(), Some(cursor));

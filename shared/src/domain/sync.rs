@@ -13,6 +13,12 @@ pub struct SyncCursor {
     pub system_modstamp: DateTime<Utc>,
     pub last_id: String,
     pub updated_at: DateTime<Utc>,
+    /// The pass that saved it read to the end. The next pass then starts a
+    /// little before it, to catch what changed in the cursor's own second (the
+    /// timestamp has second precision) or committed late; a pass cut short
+    /// resumes exactly where it stopped.
+    #[serde(default)]
+    pub caught_up: bool,
 }
 
 /// A time-bounded exclusive hold on a named resource of a tenant (its sync job,

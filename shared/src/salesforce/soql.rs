@@ -251,8 +251,12 @@ impl Cond {
         Cond::Not(Box::new(cond))
     }
 
-    /// The keyset condition of a `(SystemModstamp, Id)` cursor: rows strictly after it.
+    /// The keyset condition of a `(SystemModstamp, Id)` cursor: rows strictly after
+    /// it; with no id, every row from `at` on.
     pub fn after_cursor(modstamp_field: &'static str, at: DateTime<Utc>, last_id: &str) -> Self {
+        if last_id.is_empty() {
+            return Cond::Cmp(modstamp_field, Op::Ge, at.into());
+        }
         Cond::or([
             Cond::gt(modstamp_field, at),
             Cond::and([Cond::eq(modstamp_field, at), Cond::gt("Id", last_id)]),

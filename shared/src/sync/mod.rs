@@ -9,6 +9,7 @@
 //!   boundaries too, neither lose nor repeat records;
 //! - one lease per tenant: two jobs of one tenant never run at once.
 
+pub mod cdc;
 pub mod handler;
 pub mod objects;
 
@@ -23,8 +24,8 @@ use tokio::time::Instant;
 
 use crate::app::{App, Store, update_connection};
 use crate::domain::{
-    ApiUsage, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, SyncCursor, SyncState, SyncStatus,
-    TenantId,
+    ApiUsage, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, SyncCursor, SyncState,
+    SyncStatus, TenantId,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
@@ -32,9 +33,18 @@ use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::Cond;
 use crate::salesforce::{KeysetQuery, SalesforceError, Session};
+use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 
 const LEASE: &str = "sync";
+/// How far before a caught-up cursor the next pass starts reading again, when the
+/// cursor was read less than this after its own time. Records changed in the
+/// cursor's second after it was read (`SystemModstamp` has second precision), or
+/// whose transaction committed after a later one was read, sort at or before the
+/// cursor: this window reads them. Once a pass has read the cursor this long after
+/// its time, everything up to it was visible, and the next pass starts exactly
+/// after it. Unchanged records read again are not written.
+const LOOKBACK: Duration = Duration::from_secs(60);
 /// A usage reading older than this is not trusted to pause a sync: the daily
 /// allocation is a rolling window, so the next call tells the current figure.
 const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
@@ -155,24 +165,36 @@ pub async fn fan_out<S: Store, Q: JobQueue>(store: &S, jobs: &Q) -> Result<FanOu
 
 /// What one object's run did.
 #[derive(Debug, Default)]
-struct ObjectRun {
+pub(crate) struct ObjectRun {
     read: u64,
     written: u64,
     deleted: u64,
     stop: Option<Stop>,
 }
 
+impl ObjectRun {
+    fn add(&mut self, other: &ObjectRun) {
+        self.read += other.read;
+        self.written += other.written;
+        self.deleted += other.deleted;
+        self.stop = self.stop.or(other.stop);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+pub(crate) enum Stop {
     Deadline,
     Budget { used_percent: u8 },
 }
 
-/// Where each object's changes come from. The SOQL cursor serves every object; a
-/// Change Data Capture feed can take over Opportunity and OpportunityContactRole.
+/// Where each object's changes come from. The SOQL cursor serves every object;
+/// Change Data Capture takes over Opportunity and OpportunityContactRole when the
+/// Pub/Sub API is configured (and falls back on the cursor where the org has not
+/// enabled it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Soql,
+    Cdc,
 }
 
 /// Which source feeds each object.
@@ -181,10 +203,34 @@ pub struct Plan {
     pub objects: Vec<(SyncObject, Source)>,
 }
 
-impl Default for Plan {
-    fn default() -> Self {
+impl Plan {
+    /// Every object by SOQL.
+    pub fn polling() -> Self {
         Self {
             objects: objects::ALL.iter().map(|o| (*o, Source::Soql)).collect(),
+        }
+    }
+
+    /// Opportunity and OpportunityContactRole by Change Data Capture.
+    pub fn with_cdc() -> Self {
+        let cdc = [
+            objects::OPPORTUNITY.key,
+            objects::OPPORTUNITY_CONTACT_ROLE.key,
+        ];
+        Self {
+            objects: objects::ALL
+                .iter()
+                .map(|o| {
+                    (
+                        *o,
+                        if cdc.contains(&o.key) {
+                            Source::Cdc
+                        } else {
+                            Source::Soql
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -197,15 +243,28 @@ pub struct Syncer<'a, S, K, Q> {
     /// connected and under its API budget.
     pub calls: Option<&'a Q>,
     pub plan: Plan,
+    /// The Change Data Capture subscriber, when the Pub/Sub API is configured.
+    pub cdc: Option<CdcFeed>,
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     pub fn new(app: &'a App<S, K>, jobs: &'a Q) -> Self {
+        let cdc = app
+            .config
+            .salesforce
+            .pubsub_endpoint
+            .clone()
+            .map(CdcFeed::new);
         Self {
             app,
             jobs,
             calls: None,
-            plan: Plan::default(),
+            plan: if cdc.is_some() {
+                Plan::with_cdc()
+            } else {
+                Plan::polling()
+            },
+            cdc,
         }
     }
 
@@ -245,13 +304,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             return Ok(JobOutcome::AlreadyRunning);
         }
         let outcome = self
-            .run_holding_lease(
-                job,
-                &connection.phone_region,
-                connection.api_usage,
-                stop_at,
-                hard_deadline,
-            )
+            .run_holding_lease(job, &connection, stop_at, hard_deadline)
             .await;
         if let Err(e) = store.release_lease(tenant, LEASE, &holder).await {
             tracing::warn!(tenant_id = %tenant, error = %e, "sync lease not released; it will expire");
@@ -302,12 +355,13 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     async fn run_holding_lease(
         &self,
         job: &SyncJob,
-        phone_region: &str,
-        last_usage: Option<ApiUsage>,
+        connection: &Connection,
         stop_at: Instant,
         hard_deadline: Instant,
     ) -> Result<JobOutcome, SyncError> {
         let tenant = &job.tenant_id;
+        let phone_region = connection.phone_region.as_str();
+        let last_usage = connection.api_usage;
         let thresholds = self.app.config.budget;
         // Trust a recent usage reading to avoid spending a call only to learn we must pause.
         if let Some(u) = last_usage {
@@ -334,18 +388,22 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
             let calls_before = self.app.salesforce.counters().total();
-            let result = match source {
-                Source::Soql => {
-                    self.sync_object(&session, object, phone_region, stop_at)
+            let result = match (source, &self.cdc, &connection.org_id) {
+                (Source::Cdc, Some(feed), Some(org_id)) => {
+                    self.sync_by_cdc(feed, &session, org_id, object, phone_region, stop_at)
                         .await
                 }
+                _ => self
+                    .sync_object(&session, object, phone_region, stop_at)
+                    .await
+                    .map(|run| (run, None)),
             };
             let calls = self.app.salesforce.counters().total() - calls_before;
             let duration_ms = started.elapsed().as_millis() as u64;
             match result {
-                Ok(run) => {
+                Ok((run, note)) => {
                     let (state, message) = match run.stop {
-                        None => (SyncState::UpToDate, None),
+                        None => (SyncState::UpToDate, note),
                         Some(Stop::Deadline) => (
                             SyncState::Continuing,
                             Some("continuing in a follow-up job".to_string()),
@@ -434,6 +492,69 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         Ok(outcome)
     }
 
+    /// An object fed by Change Data Capture; the status note says when it had to
+    /// be polled instead.
+    async fn sync_by_cdc(
+        &self,
+        feed: &CdcFeed,
+        session: &Session<'_, K, S>,
+        org_id: &str,
+        object: &SyncObject,
+        phone_region: &str,
+        stop_at: Instant,
+    ) -> Result<(ObjectRun, Option<String>), SyncError> {
+        let tenant = session.tenant();
+        let resync = CursorResync {
+            syncer: self,
+            session,
+            phone_region,
+            stop_at,
+        };
+        let store = &self.app.store;
+        let failure = match feed
+            .sync(
+                store,
+                session,
+                org_id,
+                object,
+                phone_region,
+                stop_at,
+                &resync,
+            )
+            .await
+        {
+            Ok(run) => {
+                tracing::info!(tenant_id = %tenant, object = object.name, events = run.events, reread = run.reread, resynced = run.resynced, "change events applied");
+                let note = format!(
+                    "Change Data Capture: {} change events{}",
+                    run.events,
+                    if run.resynced {
+                        ", after a full re-sync"
+                    } else {
+                        ""
+                    }
+                );
+                return Ok((run.totals, Some(note)));
+            }
+            Err(CdcFailure::Sync(e)) => return Err(e),
+            Err(e) => e,
+        };
+        let note = match &failure {
+            CdcFailure::NotEnabled(name) => {
+                tracing::info!(tenant_id = %tenant, object = name, "Change Data Capture not enabled: polling");
+                format!("Change Data Capture is not enabled for {name}; polling instead")
+            }
+            other => {
+                tracing::warn!(tenant_id = %tenant, object = object.name, error = %other, "Change Data Capture failed: polling");
+                format!("{other}; polling instead")
+            }
+        };
+        let run = self
+            .sync_object(session, object, phone_region, stop_at)
+            .await?;
+        Ok((run, Some(note)))
+    }
+
     async fn sync_object(
         &self,
         session: &Session<'_, K, S>,
@@ -443,13 +564,21 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     ) -> Result<ObjectRun, SyncError> {
         let tenant = session.tenant().clone();
         let store = &self.app.store;
-        let start = store
-            .get_cursor(&tenant, object.key)
-            .await?
-            .map(|c| Position {
-                system_modstamp: c.system_modstamp,
-                id: c.last_id,
-            });
+        let stored = store.get_cursor(&tenant, object.key).await?;
+        let lookback = chrono::Duration::from_std(LOOKBACK).unwrap_or_default();
+        let start = stored.as_ref().map(|c| {
+            if c.caught_up && c.updated_at - c.system_modstamp < lookback {
+                Position {
+                    system_modstamp: c.system_modstamp - lookback,
+                    id: String::new(),
+                }
+            } else {
+                Position {
+                    system_modstamp: c.system_modstamp,
+                    id: c.last_id.clone(),
+                }
+            }
+        });
         let mut query =
             KeysetQuery::new(object.name, object.fields).include_deleted(object.deletable);
         if object.key == objects::EMAIL_TASK.key {
@@ -469,13 +598,23 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             run.written += written;
             run.deleted += deleted;
             // Only now, with the page durably written, does the cursor move.
-            if let Some(position) = &page.position {
-                let cursor = SyncCursor {
+            let saved = match (&page.position, &stored) {
+                (Some(position), _) => Some(SyncCursor {
                     object: object.key.to_string(),
                     system_modstamp: position.system_modstamp,
                     last_id: position.id.clone(),
                     updated_at: Utc::now(),
-                };
+                    caught_up: page.done,
+                }),
+                // Nothing after a cut-short pass: it has now reached the end.
+                (None, Some(c)) if page.done && !c.caught_up => Some(SyncCursor {
+                    caught_up: true,
+                    updated_at: Utc::now(),
+                    ..c.clone()
+                }),
+                (None, _) => None,
+            };
+            if let Some(cursor) = saved {
                 store.put_cursor(&tenant, &cursor).await?;
             }
             if page.done {
@@ -520,11 +659,11 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             .iter()
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_string))
             .collect();
-        let previous: HashMap<String, Vec<IndexKey>> = store
+        let previous: HashMap<String, CrmRecord> = store
             .get_records(tenant, &ids)
             .await?
             .into_iter()
-            .map(|r| (r.id, r.index_keys))
+            .map(|r| (r.id.clone(), r))
             .collect();
         // Relations carry their email's summary onto the contact's timeline.
         let emails: HashMap<String, CrmRecord> =
@@ -552,7 +691,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             let Some(id) = raw.get("Id").and_then(Value::as_str) else {
                 continue;
             };
-            let previous_keys = previous.get(id).cloned().unwrap_or_default();
+            let stored = previous.get(id);
+            let previous_keys = stored.map(|r| r.index_keys.clone()).unwrap_or_default();
             if raw.get("IsDeleted") == Some(&Value::Bool(true)) {
                 changes.push(RecordChange::Delete {
                     id: id.to_string(),
@@ -566,6 +706,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 .and_then(Value::as_str)
                 .and_then(|e| emails.get(e));
             match objects::derive(object, raw, phone_region, email) {
+                // Read again (the look-back window) and unchanged: nothing to write.
+                Some((record, _)) if stored.is_some_and(|s| same_record(s, &record)) => {}
                 Some((record, index)) => {
                     changes.push(RecordChange::Upsert {
                         record,
@@ -643,6 +785,44 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             total_api_calls: 0,
         };
         self.app.store.put_sync_status(tenant, &status).await
+    }
+}
+
+/// The same version of a record: same `SystemModstamp` and field values (numbers
+/// compare by value: `12000` and `12000.0` are one amount).
+fn same_record(stored: &CrmRecord, read: &CrmRecord) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+            }
+            _ => a == b,
+        }
+    }
+    stored.system_modstamp == read.system_modstamp
+        && same(
+            &Value::Object(stored.fields.clone()),
+            &Value::Object(read.fields.clone()),
+        )
+}
+
+/// The SOQL cursor path, which Change Data Capture falls back on.
+struct CursorResync<'r, 'a, 's, S, K, Q> {
+    syncer: &'r Syncer<'a, S, K, Q>,
+    session: &'r Session<'s, K, S>,
+    phone_region: &'r str,
+    stop_at: Instant,
+}
+
+impl<S: Store, K: SecretStore, Q: JobQueue> Resync for CursorResync<'_, '_, '_, S, K, Q> {
+    async fn resync(&self, object: &SyncObject) -> Result<ObjectRun, SyncError> {
+        self.syncer
+            .sync_object(self.session, object, self.phone_region, self.stop_at)
+            .await
     }
 }
 
