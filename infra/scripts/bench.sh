@@ -10,10 +10,12 @@ case "${1:-all}" in
   emulator) cargo bench --locked -p sf-emulator ;;
   sync) cargo bench --locked -p e2e --bench first_sync ;;
   calls) cargo bench --locked -p e2e --bench call_logging ;;
+  cdc) cargo bench --locked -p e2e --bench cdc_sync ;;
   all)
     cargo bench --locked -p sf-emulator
     cargo bench --locked -p e2e --bench first_sync
     cargo bench --locked -p e2e --bench call_logging
+    cargo bench --locked -p e2e --bench cdc_sync
     ;;
-  *) echo "usage: $0 [emulator|sync|calls|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [emulator|sync|calls|cdc|all]" >&2; exit 2 ;;
 esac

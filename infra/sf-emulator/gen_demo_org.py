@@ -293,6 +293,8 @@ seed = {
             "key": "demo",
             "name": "Acme Demo Org",
             "api_daily_limit": 15000,
+            # Change Data Capture, as the seed has every customer enable it.
+            "cdc": ["Opportunity", "OpportunityContactRole"],
             "apps": [
                 {
                     "name": "Modjo Integration",

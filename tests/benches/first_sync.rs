@@ -206,6 +206,7 @@ async fn child(n: usize) -> Value {
             api_version: "62.0".into(),
             client_name: "modjo".into(),
             extra_allowed_origins: vec![url::Url::parse(&emulator.base_url).expect("url")],
+            pubsub_endpoint: None,
         },
         budget: BudgetThresholds::default(),
         metrics_namespace: "Modjo/Bench".into(),

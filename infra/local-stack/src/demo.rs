@@ -181,8 +181,12 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
     for o in sync["objects"].as_array().into_iter().flatten() {
         let object = o["object"].as_str().unwrap_or("").to_string();
         let read = o["totalRecordsRead"].as_u64().unwrap_or(0);
+        let note = o["message"]
+            .as_str()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
         demo.line(&format!(
-            "  {object:<24} {read:>4} records, {} API calls",
+            "  {object:<24} {read:>4} records, {} API calls{note}",
             o["totalApiCalls"]
         ));
         report.synced.insert(object, read);

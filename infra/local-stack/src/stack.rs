@@ -124,11 +124,13 @@ impl LocalStack {
             }
         }
         if let Some(emu) = &emulator {
-            // The one escape hatch: this emulator's exact origin, never set in production.
+            // The one escape hatch: this emulator's exact origins, never set in production.
+            let pubsub = emu.pubsub_url().unwrap_or_default();
             set(
                 vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS,
-                emu.base_url().to_string(),
+                format!("{},{pubsub}", emu.base_url()),
             );
+            set(vars::SALESFORCE_PUBSUB_ENDPOINT, pubsub);
         }
 
         let mut functions = BTreeMap::new();
@@ -224,6 +226,10 @@ async fn start_emulator(
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", seed.display()))?;
     let emulator = Emulator::start(sf_emulator::Options {
         seed: Some(seed_file.clone()),
+        // Change Data Capture over its Pub/Sub API; idle subscriptions hear a
+        // keepalive every second rather than Salesforce's 270.
+        pubsub: true,
+        pubsub_keepalive: Duration::from_secs(1),
         ..Default::default()
     })
     .await
