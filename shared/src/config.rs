@@ -148,7 +148,8 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| parse_origin(vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS, s))
+                .enumerate()
+                .map(|(i, s)| parse_origin(vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS, i + 1, s))
                 .collect::<Result<_, _>>()?,
         };
         let api_version = non_empty(env, vars::SALESFORCE_API_VERSION)
@@ -234,7 +235,8 @@ fn pubsub_endpoint(
                 .map(Some)
                 .map_err(|e| ConfigError::Invalid {
                     name,
-                    reason: format!("{raw:?} is not a Pub/Sub API endpoint ({e})"),
+                    // Not the value itself: a mistyped URL may carry credentials.
+                    reason: format!("not a Pub/Sub API endpoint ({e})"),
                 })
         }
     }
@@ -280,16 +282,22 @@ fn absolute_url(env: &dyn Source, name: &'static str) -> Result<Url, ConfigError
     Ok(url)
 }
 
-fn parse_origin(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
+/// One entry (`position`, from 1) of a list of origins. Errors name the entry,
+/// not its value: a mistyped URL may carry credentials.
+fn parse_origin(name: &'static str, position: usize, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
         name,
-        reason: format!("{raw:?} is not an origin ({e})"),
+        reason: format!("entry {position} is not an origin ({e})"),
     })?;
-    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    let bare = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() || !bare {
         return Err(ConfigError::Invalid {
             name,
-            reason: format!("{raw:?} must be a bare origin such as http://127.0.0.1:8443"),
+            reason: format!("entry {position} must be a bare origin such as http://127.0.0.1:8443"),
         });
     }
     Ok(url)
@@ -386,6 +394,20 @@ mod tests {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(&n, name),
                 other => panic!("{name}={value}: expected Invalid, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_being_echoed() {
+        for name in [
+            "SALESFORCE_EXTRA_ALLOWED_ORIGINS",
+            "SALESFORCE_PUBSUB_ENDPOINT",
+        ] {
+            let mut e = env(BASE);
+            e.insert(name, "https://admin:hunter2@api.pubsub.salesforce.com:7443");
+            let err = Config::from_source(&e).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+            assert!(!err.contains("hunter2"), "{name} echoed its value: {err}");
         }
     }
 
