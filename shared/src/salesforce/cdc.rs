@@ -10,6 +10,8 @@ use apache_avro::types::Value as Avro;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
 
+use super::id::id18;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeType {
     Create,
@@ -56,6 +58,7 @@ impl ChangeType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     pub entity: String,
+    /// In their 18-character form, as REST returns them.
     pub record_ids: Vec<String>,
     pub change_type: ChangeType,
     pub change_origin: String,
@@ -232,7 +235,7 @@ impl EventSchema {
         };
         Ok(ChangeEvent {
             entity: text("entityName"),
-            record_ids: strings("recordIds"),
+            record_ids: strings("recordIds").iter().map(|id| id18(id)).collect(),
             change_type,
             change_origin: text("changeOrigin"),
             commit_timestamp: Utc

@@ -4,6 +4,7 @@
 pub mod cdc;
 pub mod client;
 pub mod error;
+pub mod id;
 pub mod instance;
 pub mod keyset;
 pub mod limits;

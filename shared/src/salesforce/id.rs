@@ -1,0 +1,51 @@
+//! Salesforce record ids come in two forms: 15 characters (case-sensitive) and
+//! 18 (the 15 plus a 3-character suffix that encodes their case). REST answers
+//! with 18; other sources may not. Ids are compared in their 18-character form.
+
+/// The suffix alphabet: a 5-bit number per character.
+const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+
+/// `id` in its 18-character form. A 15-character id gains its suffix: bit `i`
+/// of the suffix's character `k` is set when character `5k + i` is an uppercase
+/// letter. Anything that is not a 15-character alphanumeric id is returned as is.
+pub fn id18(id: &str) -> String {
+    if id.len() != 15 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return id.to_string();
+    }
+    let mut out = String::with_capacity(18);
+    out.push_str(id);
+    for chunk in id.as_bytes().chunks(5) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_ascii_uppercase())
+            .fold(0usize, |n, (i, _)| n | 1 << i);
+        out.push(char::from(SUFFIX[bits]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_15_character_id_gains_its_case_suffix() {
+        assert_eq!(id18("001000000000001"), "001000000000001AAA");
+        assert_eq!(id18("003D000000QV9n2"), "003D000000QV9n2IAD");
+        // Every character uppercase: each chunk's suffix is 0b11111 = '5'.
+        assert_eq!(id18("ABCDEFGHIJKLMNO"), "ABCDEFGHIJKLMNO555");
+    }
+
+    #[test]
+    fn ids_differing_only_in_case_get_different_suffixes() {
+        assert_ne!(id18("006a000000abcde"), id18("006A000000abcde"));
+    }
+
+    #[test]
+    fn other_forms_are_left_alone() {
+        assert_eq!(id18("003D000000QV9n2IAD"), "003D000000QV9n2IAD");
+        assert_eq!(id18(""), "");
+        assert_eq!(id18("003D000000QV9n'"), "003D000000QV9n'");
+    }
+}
