@@ -138,6 +138,24 @@ async fn status(stack: &Stack, tenant: &TenantId, object: &str) -> SyncStatus {
         .unwrap_or_else(|| panic!("a status for {object}"))
 }
 
+/// The object's last run read change events.
+fn assert_fed_by_cdc(status: &SyncStatus) {
+    let note = status.message.as_deref().unwrap_or("");
+    assert!(note.starts_with("Change Data Capture: "), "{status:?}");
+}
+
+/// The object's last run re-synced it through its SOQL cursor.
+fn assert_resynced(status: &SyncStatus) {
+    assert_fed_by_cdc(status);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("after a re-sync through the SOQL cursor")),
+        "{status:?}"
+    );
+}
+
 #[tokio::test]
 async fn creates_partial_updates_nulls_and_deletes_arrive_without_a_rest_call() {
     let stack = Stack::start(WorldOptions::with_cdc()).await;
@@ -147,13 +165,7 @@ async fn creates_partial_updates_nulls_and_deletes_arrive_without_a_rest_call() 
     // The first subscription starts with a SOQL re-sync.
     let first = status(&stack, &tenant, "Opportunity").await;
     assert_eq!(first.records_written, 1);
-    assert!(
-        first
-            .message
-            .as_deref()
-            .is_some_and(|m| m.contains("re-sync")),
-        "{first:?}"
-    );
+    assert_resynced(&first);
     assert_eq!(
         opportunities_of(&stack, &tenant, &org.jane).await,
         std::slice::from_ref(&org.opportunity)
@@ -318,13 +330,92 @@ async fn gap_overflow_resyncs_the_object_through_its_cursor() {
         std::slice::from_ref(&org.opportunity)
     );
     let role = status(&stack, &tenant, "OpportunityContactRole").await;
-    assert!(
-        role.message
-            .as_deref()
-            .is_some_and(|m| m.contains("re-sync")),
-        "{role:?}"
-    );
+    assert_resynced(&role);
     assert_eq!((role.api_calls, role.records_written), (1, 1));
+}
+
+#[tokio::test]
+async fn a_batch_that_overflowed_is_not_replayed_over_its_resync() {
+    let stack = Stack::start(WorldOptions::with_cdc()).await;
+    let org = seed(&stack.sf);
+    let tenant = stack.sf.connect_tenant(&stack.aws).await;
+    sync(&stack, &tenant).await;
+    // Two edits in the same instant: the bus carries the first, then overflows.
+    let user = stack.sf.user();
+    stack.sf.emu.freeze_clock(true);
+    user.update(
+        "Opportunity",
+        &org.opportunity,
+        json!({"Name": "First edit"}),
+    )
+    .await;
+    stack.sf.emu.set_cdc(ORG, "Opportunity", false).unwrap();
+    user.update(
+        "Opportunity",
+        &org.opportunity,
+        json!({"Name": "Second edit"}),
+    )
+    .await;
+    stack.sf.emu.set_cdc(ORG, "Opportunity", true).unwrap();
+    stack
+        .sf
+        .emu
+        .inject_gap_overflow(ORG, "Opportunity")
+        .unwrap();
+    stack.sf.emu.freeze_clock(false);
+
+    sync(&stack, &tenant).await;
+    // The re-sync read the second edit; the batch's older event must not undo it.
+    assert_eq!(
+        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        "Second edit"
+    );
+    assert_resynced(&status(&stack, &tenant, "Opportunity").await);
+}
+
+#[tokio::test]
+async fn a_quiet_orgs_first_subscription_keeps_the_position_its_keepalive_gives() {
+    let stack = Stack::start(WorldOptions::with_cdc()).await;
+    let org = seed(&stack.sf);
+    // Salesforce answers an idle subscription only with a keepalive (within 270 s),
+    // later than the sync's short wait before it re-syncs and its 3 s of idle.
+    stack.sf.emu.set_pubsub_keepalive(Duration::from_secs(8));
+    let tenant = stack.sf.connect_tenant(&stack.aws).await;
+    sync(&stack, &tenant).await;
+    assert_resynced(&status(&stack, &tenant, "Opportunity").await);
+    assert!(
+        stack
+            .aws
+            .store()
+            .get_replay_id(&tenant, OPPORTUNITY_TOPIC)
+            .await
+            .unwrap()
+            .is_some(),
+        "the keepalive's replay id is stored"
+    );
+
+    // So the next job reads the change from the feed, without a re-sync.
+    stack
+        .sf
+        .user()
+        .update(
+            "Opportunity",
+            &org.opportunity,
+            json!({"Name": "Changed between two jobs"}),
+        )
+        .await;
+    sync(&stack, &tenant).await;
+    assert_eq!(
+        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        "Changed between two jobs"
+    );
+    let opp = status(&stack, &tenant, "Opportunity").await;
+    assert_fed_by_cdc(&opp);
+    assert!(
+        !opp.message.as_deref().unwrap_or("").contains("re-sync"),
+        "{opp:?}"
+    );
+    assert_eq!(opp.api_calls, 0);
 }
 
 #[tokio::test]
@@ -428,12 +519,7 @@ async fn an_expired_replay_id_is_recovered_with_no_lost_change() {
         "Closed Lost"
     );
     let opp = status(&stack, &tenant, "Opportunity").await;
-    assert!(
-        opp.message
-            .as_deref()
-            .is_some_and(|m| m.contains("re-sync")),
-        "{opp:?}"
-    );
+    assert_resynced(&opp);
     let renewed = stack
         .aws
         .store()
@@ -506,12 +592,7 @@ async fn without_change_data_capture_the_sync_polls_and_says_so() {
     );
     assert_eq!((opp.records_written, opp.api_calls), (1, 1));
     let role = status(&stack, &tenant, "OpportunityContactRole").await;
-    assert!(
-        role.message
-            .as_deref()
-            .is_some_and(|m| m.starts_with("Change Data Capture: ")),
-        "{role:?}"
-    );
+    assert_fed_by_cdc(&role);
 
     // Polling keeps Opportunity up to date.
     stack
@@ -533,12 +614,7 @@ async fn without_change_data_capture_the_sync_polls_and_says_so() {
     stack.sf.emu.set_cdc(ORG, "Opportunity", true).unwrap();
     sync(&stack, &tenant).await;
     let opp = status(&stack, &tenant, "Opportunity").await;
-    assert!(
-        opp.message
-            .as_deref()
-            .is_some_and(|m| m.starts_with("Change Data Capture: ")),
-        "{opp:?}"
-    );
+    assert_fed_by_cdc(&opp);
     stack
         .sf
         .user()

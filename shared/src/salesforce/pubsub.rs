@@ -1,6 +1,7 @@
 //! The Pub/Sub API client (gRPC `eventbus.v1.PubSub`, tonic): topics, schemas
 //! and subscriptions, authenticated with the tenant's access token.
 
+use std::future::Future;
 use std::time::Duration;
 
 pub use pubsub_proto::ReplayPreset;
@@ -13,11 +14,14 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
 use url::Url;
 
-use super::error::SalesforceError;
 use super::instance::{HostPolicy, InstanceUrlError};
 
 /// Salesforce's Pub/Sub API endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+
+/// The longest a topic, schema or subscribe call may take before the API is
+/// treated as unavailable (and the sync polls instead).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validated Pub/Sub endpoint: Salesforce's own host (`*.pubsub.salesforce.com`
 /// over https), or an origin allowed explicitly by configuration (the emulator).
@@ -73,6 +77,10 @@ pub enum PubSubError {
     /// the object).
     #[error("Pub/Sub topic not found: {0}")]
     TopicNotFound(String),
+    /// The connected user may not read the topic (a missing permission, not an
+    /// expired token: renewing the token would not help).
+    #[error("Pub/Sub API permission denied: {0}")]
+    PermissionDenied(String),
     /// The replay id is no longer retained (older than 72 hours) or invalid.
     #[error("replay id refused: {0}")]
     ReplayIdInvalid(String),
@@ -93,7 +101,8 @@ impl PubSubError {
             .to_string();
         let message = format!("{} ({code})", status.message());
         match status.code() {
-            Code::Unauthenticated | Code::PermissionDenied => PubSubError::Unauthenticated(message),
+            Code::Unauthenticated => PubSubError::Unauthenticated(message),
+            Code::PermissionDenied => PubSubError::PermissionDenied(message),
             Code::NotFound => PubSubError::TopicNotFound(message),
             Code::InvalidArgument
                 if code.contains("replayid") || status.message().contains("Replay ID") =>
@@ -111,14 +120,11 @@ impl PubSubError {
     }
 }
 
-impl From<PubSubError> for SalesforceError {
-    fn from(e: PubSubError) -> Self {
-        match e {
-            PubSubError::Unauthenticated(m) => SalesforceError::NeedsReauth(m),
-            PubSubError::Unavailable(m) => SalesforceError::Transport(m),
-            other => SalesforceError::Decode(other.to_string()),
-        }
-    }
+/// `call`, bounded by [`CALL_TIMEOUT`].
+async fn bounded<T>(call: impl Future<Output = Result<T, PubSubError>>) -> Result<T, PubSubError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(PubSubError::Unavailable("no answer in 30 s".into())))
 }
 
 pub struct PubSubClient {
@@ -164,6 +170,10 @@ impl PubSubClient {
     }
 
     pub async fn get_topic(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
+        bounded(self.get_topic_unbounded(topic)).await
+    }
+
+    async fn get_topic_unbounded(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
         self.grpc
             .ready()
             .await
@@ -180,6 +190,10 @@ impl PubSubClient {
     }
 
     pub async fn get_schema(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
+        bounded(self.get_schema_unbounded(schema_id)).await
+    }
+
+    async fn get_schema_unbounded(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
         self.grpc
             .ready()
             .await
@@ -195,18 +209,16 @@ impl PubSubClient {
             .map_err(|s| PubSubError::from_status(&s))
     }
 
-    /// Opens a subscription and sends `first`; further flow-control requests go
-    /// through the returned sender.
-    pub async fn subscribe(
+    /// Opens a subscription and sends `first`; further flow-control requests
+    /// ([`more`]) go through the returned sender.
+    pub async fn subscribe(&mut self, first: FetchRequest) -> Result<Subscription, PubSubError> {
+        bounded(self.subscribe_unbounded(first)).await
+    }
+
+    async fn subscribe_unbounded(
         &mut self,
         first: FetchRequest,
-    ) -> Result<
-        (
-            tokio::sync::mpsc::UnboundedSender<FetchRequest>,
-            Streaming<FetchResponse>,
-        ),
-        PubSubError,
-    > {
+    ) -> Result<Subscription, PubSubError> {
         self.grpc
             .ready()
             .await
@@ -227,7 +239,14 @@ impl PubSubClient {
     }
 }
 
-/// A `FetchRequest`.
+/// The request side (flow control) and the response stream of a subscription.
+pub type Subscription = (
+    tokio::sync::mpsc::UnboundedSender<FetchRequest>,
+    Streaming<FetchResponse>,
+);
+
+/// The first `FetchRequest` of a subscription: where to start, and how many
+/// events to send.
 pub fn fetch(
     topic: &str,
     preset: ReplayPreset,
@@ -240,6 +259,17 @@ pub fn fetch(
         replay_id,
         num_requested,
         auth_refresh: String::new(),
+    }
+}
+
+/// A follow-up `FetchRequest` asking for `num_requested` more events. The server
+/// reads only `num_requested` after the first request (the position is the
+/// stream's); the topic is repeated as Salesforce's examples do.
+pub fn more(topic: &str, num_requested: i32) -> FetchRequest {
+    FetchRequest {
+        topic_name: topic.to_string(),
+        num_requested,
+        ..FetchRequest::default()
     }
 }
 
@@ -287,6 +317,10 @@ mod tests {
         assert!(matches!(
             with_code(Code::NotFound, "topic", "x"),
             PubSubError::TopicNotFound(_)
+        ));
+        assert!(matches!(
+            with_code(Code::PermissionDenied, "no access", "x"),
+            PubSubError::PermissionDenied(_)
         ));
         assert!(matches!(
             with_code(

@@ -5,20 +5,19 @@
 //! Per tenant and topic: subscribe from the stored replay id (CUSTOM), drain
 //! until caught up or out of time, apply each batch to the stored records and
 //! indexes, and store the replay id only once the batch it covers is applied.
-//! Without a replay id (first connection) or when it has expired (72 h): note
-//! the latest replay id first, re-sync the object with SOQL, then subscribe
-//! from the noted id, so no change made during the re-sync is lost.
+//! Without a replay id (first connection) or when it has expired (72 h):
+//! subscribe at LATEST, re-sync the object with SOQL, then drain what arrived
+//! during the re-sync, so no change made meanwhile is lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pubsub_proto::{FetchRequest, FetchResponse, ReplayPreset};
+use pubsub_proto::{FetchResponse, ProducerEvent, ReplayPreset};
+use secrecy::SecretString;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
-use tonic::Streaming;
 
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop, SyncError};
@@ -26,7 +25,10 @@ use crate::app::Store;
 use crate::domain::{CrmRecord, IndexKey};
 use crate::ports::{RecordChange, SecretStore, StoreError};
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
-use crate::salesforce::pubsub::{PubSubAuth, PubSubClient, PubSubEndpoint, PubSubError, fetch};
+use crate::salesforce::id::id18;
+use crate::salesforce::pubsub::{
+    PubSubAuth, PubSubClient, PubSubEndpoint, PubSubError, Subscription, fetch, more,
+};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{SalesforceError, Session};
 
@@ -73,7 +75,8 @@ pub(crate) struct CdcRun {
 pub struct CdcFeed {
     endpoint: PubSubEndpoint,
     /// No event for this long means caught up. Salesforce sends a keepalive only
-    /// after up to 270 s of silence, too long to wait for in a job.
+    /// after up to 270 s of silence, too long to wait for on every job (a fresh
+    /// subscription waits for it once, to learn its position).
     pub idle: Duration,
     schemas: Mutex<HashMap<String, Arc<EventSchema>>>,
 }
@@ -89,8 +92,6 @@ pub(crate) trait Resync {
 pub fn topic_of(object: &SyncObject) -> String {
     format!("/data/{}ChangeEvent", object.name)
 }
-
-type Subscription = (UnboundedSender<FetchRequest>, Streaming<FetchResponse>);
 
 /// Why a subscription could not go on.
 enum Interrupted {
@@ -149,6 +150,7 @@ impl CdcFeed {
             phone_region,
             stop_at,
             resync,
+            token: None,
             renewed: false,
         };
         let mut client = feed.connect().await?;
@@ -162,58 +164,83 @@ impl CdcFeed {
                 }
             }
         }
-        // First subscription, or an expired replay id: subscribe at LATEST first,
-        // then re-sync with SOQL, then drain what arrived meanwhile. No change made
-        // during the re-sync is lost.
-        let (requests, mut stream) = feed
-            .open(&mut client, ReplayPreset::Latest, Vec::new())
-            .await
-            .map_err(|e| e.into_failure(object))?;
-        // The server fixes the LATEST position when it reads the request; its first
-        // answer proves it has. Salesforce may stay silent for up to 270 s, so the
-        // wait is bounded; an answer is held until the re-sync is done.
-        let held = match tokio::time::timeout(self.idle, stream.message()).await {
-            Ok(Ok(Some(response))) => Some(response),
-            Ok(Ok(None)) => None,
-            Ok(Err(status)) => return Err(unavailable(object, PubSubError::from_status(&status))),
-            Err(_) => None,
+        // First subscription, or an expired replay id: subscribe at LATEST, re-sync
+        // with SOQL, then drain what arrived meanwhile, so no change made during the
+        // re-sync is lost. The server fixes the LATEST position as it reads the
+        // request, and its first answer (events or a keepalive) proves it has. That
+        // answer may take Salesforce up to 270 s on a quiet org: the re-sync does not
+        // wait longer than PROOF_WAIT for it, the subscription waits until `stop_at`.
+        let (resynced, opened) = {
+            let mut opening = std::pin::pin!(feed.open_fresh(&mut client));
+            match tokio::time::timeout(PROOF_WAIT, &mut opening).await {
+                Ok(Err(e)) => return Err(e.into_failure(object)),
+                Ok(opened) => (resync.resync(object).await, Some(opened)),
+                Err(_) => {
+                    let (resynced, opened) = tokio::join!(
+                        resync.resync(object),
+                        tokio::time::timeout_at(stop_at, &mut opening)
+                    );
+                    (resynced, opened.ok())
+                }
+            }
         };
-        let resynced = resync.resync(object).await?;
+        let resynced = resynced?;
         run.resynced = true;
         run.totals.add(&resynced);
         if resynced.stop.is_some() {
-            // Not stored: the next job subscribes again and the SOQL cursor resumes.
+            // Nothing stored: the next job subscribes again and the cursor resumes.
             return Ok(run);
         }
-        feed.drain(&mut client, (requests, stream), None, held, &mut run)
+        let Some((subscription, first)) = opened.transpose().map_err(|e| e.into_failure(object))?
+        else {
+            // No answer before the deadline: the next job subscribes afresh.
+            return Ok(run);
+        };
+        feed.drain(&mut client, subscription, None, first, &mut run)
             .await
             .map_err(|e| e.into_failure(object))?;
         Ok(run)
     }
 
-    async fn schema(
+    /// The decoded event; `Ok(Err(reason))` when this event cannot be read (its
+    /// schema or its payload is not what we understand).
+    async fn decode(
         &self,
         client: &mut PubSubClient,
         object: &SyncObject,
-        id: &str,
-    ) -> Result<Arc<EventSchema>, CdcFailure> {
-        if let Some(s) = self.schemas.lock().ok().and_then(|m| m.get(id).cloned()) {
-            return Ok(s);
-        }
-        let info = client
-            .get_schema(id)
-            .await
-            .map_err(|e| unavailable(object, e))?;
-        let schema = Arc::new(
-            EventSchema::parse(&info.schema_json)
-                .map_err(|e| SalesforceError::Decode(e.to_string()))?,
-        );
-        if let Ok(mut m) = self.schemas.lock() {
-            m.insert(id.to_string(), schema.clone());
-        }
-        Ok(schema)
+        event: &ProducerEvent,
+    ) -> Result<Result<ChangeEvent, String>, CdcFailure> {
+        let cached = self
+            .schemas
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&event.schema_id).cloned());
+        let schema = match cached {
+            Some(schema) => schema,
+            None => {
+                let info = client.get_schema(&event.schema_id).await.map_err(|e| {
+                    CdcFailure::Unavailable {
+                        object: object.name.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let schema = match EventSchema::parse(&info.schema_json) {
+                    Ok(schema) => Arc::new(schema),
+                    Err(e) => return Ok(Err(format!("schema {}: {e}", event.schema_id))),
+                };
+                if let Ok(mut m) = self.schemas.lock() {
+                    m.insert(event.schema_id.clone(), schema.clone());
+                }
+                schema
+            }
+        };
+        Ok(schema.decode(&event.payload).map_err(|e| e.to_string()))
     }
 }
+
+/// How long the re-sync of a fresh subscription waits for the server's first
+/// answer before it starts anyway (the server fixes its position within moments).
+const PROOF_WAIT: Duration = Duration::from_secs(2);
 
 fn unavailable(object: &SyncObject, e: PubSubError) -> CdcFailure {
     match e {
@@ -236,6 +263,8 @@ struct Drain<'a, 's, S, K, R> {
     phone_region: &'a str,
     stop_at: Instant,
     resync: &'a R,
+    /// The access token the current client presents.
+    token: Option<SecretString>,
     /// The access token is renewed at most once per job.
     renewed: bool,
 }
@@ -253,8 +282,9 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
     }
 
-    async fn client(&self) -> Result<PubSubClient, CdcFailure> {
+    async fn client(&mut self) -> Result<PubSubClient, CdcFailure> {
         let (access_token, instance) = self.session.bearer().await?;
+        self.token = Some(access_token.clone());
         let auth = PubSubAuth {
             access_token,
             instance_url: instance.as_str().trim_end_matches('/').to_string(),
@@ -265,12 +295,15 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
             .map_err(|e| unavailable(self.object, e))
     }
 
-    /// The access token expired: get a new one (refreshing if no other container
-    /// already has).
+    /// The Pub/Sub API refused the client's access token: get a new one
+    /// (refreshing it, unless another request already has).
     async fn renew(&mut self) -> Result<(), CdcFailure> {
         self.renewed = true;
-        let (token, _) = self.session.bearer().await?;
-        self.session.renew(&token).await?;
+        let refused = match self.token.take() {
+            Some(token) => token,
+            None => self.session.bearer().await?.0,
+        };
+        self.session.renew(&refused).await?;
         Ok(())
     }
 
@@ -283,6 +316,8 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
     }
 
+    /// Opens a subscription. A server may hold back its response headers until
+    /// its first answer, so this can wait as long as the first event or keepalive.
     async fn open(
         &mut self,
         client: &mut PubSubClient,
@@ -303,6 +338,34 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
     }
 
+    /// Opens a subscription after the stored replay id. `None` when the server
+    /// has said nothing for `idle`: nothing new (caught up).
+    async fn open_after(
+        &mut self,
+        client: &mut PubSubClient,
+        from: Vec<u8>,
+    ) -> Result<Option<Subscription>, Interrupted> {
+        let idle = self.feed.idle;
+        match tokio::time::timeout(idle, self.open(client, ReplayPreset::Custom, from)).await {
+            Ok(opened) => opened.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Subscribes at LATEST and reads the server's first answer, which proves
+    /// the position is fixed (`None`: the stream ended without one).
+    async fn open_fresh(
+        &mut self,
+        client: &mut PubSubClient,
+    ) -> Result<(Subscription, Option<FetchResponse>), Interrupted> {
+        let (requests, mut stream) = self.open(client, ReplayPreset::Latest, Vec::new()).await?;
+        let first = stream
+            .message()
+            .await
+            .map_err(|status| unavailable(self.object, PubSubError::from_status(&status)))?;
+        Ok(((requests, stream), first))
+    }
+
     /// Subscribes after the stored replay id and drains.
     async fn resume(
         &mut self,
@@ -310,11 +373,13 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         from: Vec<u8>,
         run: &mut CdcRun,
     ) -> Result<(), Interrupted> {
-        let subscription = self
-            .open(client, ReplayPreset::Custom, from.clone())
-            .await?;
-        self.drain(client, subscription, Some(from), None, run)
-            .await
+        match self.open_after(client, from.clone()).await? {
+            Some(subscription) => {
+                self.drain(client, subscription, Some(from), None, run)
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Applies batches until caught up or out of time. `position` is the last
@@ -346,14 +411,17 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                 Ok(Ok(Some(response))) => response,
                 Ok(Err(status)) => {
                     // The token expired mid-subscription: renew it and resume after
-                    // what is stored. On a fresh subscription nothing is stored yet,
-                    // so the next job subscribes afresh (its SOQL re-sync covers it).
+                    // what is stored. With nothing stored yet, the next job
+                    // subscribes afresh (and its re-sync covers what was missed).
                     self.on_error(PubSubError::from_status(&status)).await?;
                     let Some(from) = position.clone() else {
                         return Ok(());
                     };
                     *client = self.client().await?;
-                    (requests, stream) = self.open(client, ReplayPreset::Custom, from).await?;
+                    match self.open_after(client, from).await? {
+                        Some(reopened) => (requests, stream) = reopened,
+                        None => return Ok(()),
+                    }
                     continue;
                 }
             };
@@ -372,7 +440,7 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                     position = Some(latest_replay_id);
                 }
                 if was_held {
-                    // Held from before the re-sync: what came after is still to read.
+                    // Read before the re-sync: what came after is still to read.
                     continue;
                 }
                 return Ok(());
@@ -383,30 +451,28 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
             for e in events {
                 last = e.replay_id;
                 let Some(event) = e.event else { continue };
-                let schema = self
-                    .feed
-                    .schema(client, self.object, &event.schema_id)
-                    .await?;
-                match schema.decode(&event.payload) {
+                match self.feed.decode(client, self.object, &event).await? {
                     Ok(change) => decoded.push(change),
-                    Err(err) => {
+                    Err(reason) => {
                         // What it changed is unknown: the object is read again instead.
-                        tracing::error!(tenant_id = %tenant, topic = self.topic, error = %err, "undecodable change event: re-syncing the object");
+                        tracing::error!(tenant_id = %tenant, topic = self.topic, reason, "undecodable change event: re-syncing the object");
                         undecodable = true;
                     }
                 }
             }
             run.events += decoded.len() as u64;
             if !self.apply(&decoded, undecodable, run).await? {
-                // A GAP_OVERFLOW re-sync ran out of time: leave the replay id
-                // before this batch, so the next job re-syncs again.
+                // A re-sync ran out of time: leave the replay id before this
+                // batch, so the next job re-syncs again.
                 return Ok(());
             }
             // Only now, with the batch applied, does the replay id move.
             self.store.put_replay_id(&tenant, self.topic, &last).await?;
             position = Some(last);
             if pending_num_requested <= 0 {
-                let _ = requests.send(fetch(self.topic, ReplayPreset::Custom, Vec::new(), BATCH));
+                // A closed request channel means the stream is over; the next
+                // read says so.
+                let _ = requests.send(more(self.topic, BATCH));
             }
         }
     }
@@ -426,25 +492,27 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                 .iter()
                 .any(|e| e.change_type == ChangeType::GapOverflow)
         {
-            // Too many changes for the bus: read the object again through its cursor.
+            // Too many changes for the bus, or changes we cannot read: read the
+            // object again through its cursor. That reads every record this batch
+            // touched as it is now, so the batch itself has nothing to add.
             let resynced = self.resync.resync(self.object).await?;
             run.resynced = true;
             run.totals.add(&resynced);
-            if resynced.stop.is_some() {
-                return Ok(false);
-            }
+            return Ok(resynced.stop.is_none());
         }
-        let ids: Vec<String> = events
+        let mut ids: Vec<String> = events
             .iter()
             .flat_map(|e| e.record_ids.iter().cloned())
             .collect();
+        ids.sort_unstable();
+        ids.dedup();
         // The state of each record as the batch goes (events apply in order).
         let mut current: HashMap<String, Option<CrmRecord>> = self
             .store
             .get_records(&tenant, &ids)
             .await?
             .into_iter()
-            .map(|r| (short(&r.id), Some(r)))
+            .map(|r| (r.id.clone(), Some(r)))
             .collect();
         let previous_keys: HashMap<String, Vec<IndexKey>> = current
             .iter()
@@ -453,7 +521,7 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         let mut reread: Vec<String> = Vec::new();
         for event in events {
             for id in &event.record_ids {
-                let key = short(id);
+                let key = id.clone();
                 match event.change_type {
                     ChangeType::Delete => {
                         current.insert(key, None);
@@ -501,18 +569,12 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
         run.totals.read += ids.len() as u64;
         if !reread.is_empty() {
+            reread.sort_unstable();
+            reread.dedup();
             run.reread += reread.len() as u64;
-            for raw in self.read_records(&reread).await? {
-                let id = raw
-                    .get("Id")
-                    .and_then(Value::as_str)
-                    .map(short)
-                    .unwrap_or_default();
-                if raw.get("IsDeleted") == Some(&Value::Bool(true)) {
-                    current.insert(id, None);
-                } else {
-                    current.insert(id, self.derive(&raw));
-                }
+            let rows = self.read_records(&reread).await?;
+            for (id, raw) in reread_states(&reread, rows) {
+                current.insert(id, raw.and_then(|raw| self.derive(&raw)));
             }
         }
         let mut changes = Vec::new();
@@ -533,7 +595,7 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                 }
                 None if previous_keys.contains_key(&id) => {
                     changes.push(RecordChange::Delete {
-                        id: full_id(&ids, &id),
+                        id,
                         previous_keys: previous,
                     });
                     run.totals.deleted += 1;
@@ -590,6 +652,25 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
     }
 }
 
+/// What each record read again by id now is: its row, or `None` when it is
+/// deleted, including when queryAll no longer returns it at all (purged from the
+/// recycle bin).
+fn reread_states(
+    asked: &[String],
+    rows: Vec<Map<String, Value>>,
+) -> HashMap<String, Option<Map<String, Value>>> {
+    let mut states: HashMap<String, Option<Map<String, Value>>> =
+        asked.iter().map(|id| (id18(id), None)).collect();
+    for row in rows {
+        let Some(id) = row.get("Id").and_then(Value::as_str).map(id18) else {
+            continue;
+        };
+        let live = row.get("IsDeleted") != Some(&Value::Bool(true));
+        states.insert(id, live.then_some(row));
+    }
+    states
+}
+
 /// A stored record back in REST form, for index derivation.
 fn rest_form(record: &CrmRecord) -> Map<String, Value> {
     let mut raw = record.fields.clone();
@@ -606,14 +687,46 @@ fn rest_form(record: &CrmRecord) -> Map<String, Value> {
     raw
 }
 
-/// Ids compare on their 15-character form (events and queries may differ in length).
-fn short(id: &str) -> String {
-    id.get(..15).unwrap_or(id).to_string()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-fn full_id(ids: &[String], short_id: &str) -> String {
-    ids.iter()
-        .find(|i| short(i) == short_id)
-        .cloned()
-        .unwrap_or_else(|| short_id.to_string())
+    fn row(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        }
+    }
+
+    #[test]
+    fn records_read_again_are_live_deleted_or_gone() {
+        let live = "006000000000001AAA".to_string();
+        let deleted = "006000000000002AAA".to_string();
+        let purged = "006000000000003AAA".to_string();
+        let states = reread_states(
+            &[live.clone(), deleted.clone(), purged.clone()],
+            vec![
+                row(json!({"Id": live, "Name": "Live", "IsDeleted": false})),
+                row(json!({"Id": deleted, "Name": "Binned", "IsDeleted": true})),
+            ],
+        );
+        assert_eq!(states.len(), 3);
+        assert_eq!(
+            states[&live].as_ref().map(|r| r["Name"].clone()),
+            Some(json!("Live"))
+        );
+        assert_eq!(states[&deleted], None);
+        assert_eq!(states[&purged], None, "not returned by queryAll: gone");
+    }
+
+    #[test]
+    fn ids_are_matched_in_their_18_character_form() {
+        let states = reread_states(
+            &["006000000000001".to_string()],
+            vec![row(json!({"Id": "006000000000001AAA", "IsDeleted": false}))],
+        );
+        assert_eq!(states.len(), 1);
+        assert!(states["006000000000001AAA"].is_some());
+    }
 }

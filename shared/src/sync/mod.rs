@@ -211,25 +211,21 @@ impl Plan {
         }
     }
 
-    /// Opportunity and OpportunityContactRole by Change Data Capture.
+    /// Opportunity and OpportunityContactRole by Change Data Capture, after the
+    /// polled objects: a first subscription may wait for the Pub/Sub API's first
+    /// answer (up to 270 s on a quiet org), which must not delay the others.
     pub fn with_cdc() -> Self {
         let cdc = [
             objects::OPPORTUNITY.key,
             objects::OPPORTUNITY_CONTACT_ROLE.key,
         ];
+        let (fed, polled): (Vec<SyncObject>, Vec<SyncObject>) =
+            objects::ALL.iter().partition(|o| cdc.contains(&o.key));
         Self {
-            objects: objects::ALL
-                .iter()
-                .map(|o| {
-                    (
-                        *o,
-                        if cdc.contains(&o.key) {
-                            Source::Cdc
-                        } else {
-                            Source::Soql
-                        },
-                    )
-                })
+            objects: polled
+                .into_iter()
+                .map(|o| (o, Source::Soql))
+                .chain(fed.into_iter().map(|o| (o, Source::Cdc)))
                 .collect(),
         }
     }
@@ -529,7 +525,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     "Change Data Capture: {} change events{}",
                     run.events,
                     if run.resynced {
-                        ", after a full re-sync"
+                        ", after a re-sync through the SOQL cursor"
                     } else {
                         ""
                     }
