@@ -108,6 +108,20 @@ async fn stored(
     records.into_iter().next().map(|r| r.fields)
 }
 
+/// One field of a stored record (which must be stored).
+async fn stored_field(stack: &Stack, tenant: &TenantId, id: &str, field: &str) -> Value {
+    stored(stack, tenant, id)
+        .await
+        .unwrap_or_else(|| panic!("{id} is stored"))
+        .remove(field)
+        .unwrap_or(Value::Null)
+}
+
+/// A salesperson edits a record in Salesforce (over REST, so CDC sees it).
+async fn edit(stack: &Stack, object: &str, id: &str, fields: Value) {
+    stack.sf.user().update(object, id, fields).await;
+}
+
 async fn opportunities_of(stack: &Stack, tenant: &TenantId, contact: &str) -> Vec<String> {
     let key = IndexKey {
         kind: IndexKind::ContactOpportunity,
@@ -283,7 +297,7 @@ async fn undelete_and_gap_events_read_those_records_again() {
         .unwrap();
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Renamed during a gap"
     );
     let after_gap = status(&stack, &tenant, "Opportunity").await;
@@ -367,7 +381,7 @@ async fn a_batch_that_overflowed_is_not_replayed_over_its_resync() {
     sync(&stack, &tenant).await;
     // The re-sync read the second edit; the batch's older event must not undo it.
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Second edit"
     );
     assert_resynced(&status(&stack, &tenant, "Opportunity").await);
@@ -395,18 +409,16 @@ async fn a_quiet_orgs_first_subscription_keeps_the_position_its_keepalive_gives(
     );
 
     // So the next job reads the change from the feed, without a re-sync.
-    stack
-        .sf
-        .user()
-        .update(
-            "Opportunity",
-            &org.opportunity,
-            json!({"Name": "Changed between two jobs"}),
-        )
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &org.opportunity,
+        json!({"Name": "Changed between two jobs"}),
+    )
+    .await;
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Changed between two jobs"
     );
     let opp = status(&stack, &tenant, "Opportunity").await;
@@ -493,29 +505,29 @@ async fn an_expired_replay_id_is_recovered_with_no_lost_change() {
         .expect("replay id stored");
 
     // A change, then the sync stops for longer than the 72-hour retention.
-    stack
-        .sf
-        .user()
-        .update(
-            "Opportunity",
-            &org.opportunity,
-            json!({"Name": "Changed before the outage"}),
-        )
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &org.opportunity,
+        json!({"Name": "Changed before the outage"}),
+    )
+    .await;
     stack.sf.emu.advance(Duration::from_secs(73 * 3600));
-    stack
-        .sf
-        .user()
-        .update("Opportunity", &other, json!({"StageName": "Closed Lost"}))
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &other,
+        json!({"StageName": "Closed Lost"}),
+    )
+    .await;
 
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Changed before the outage"
     );
     assert_eq!(
-        stored(&stack, &tenant, &other).await.unwrap()["StageName"],
+        stored_field(&stack, &tenant, &other, "StageName").await,
         "Closed Lost"
     );
     let opp = status(&stack, &tenant, "Opportunity").await;
@@ -530,14 +542,16 @@ async fn an_expired_replay_id_is_recovered_with_no_lost_change() {
     assert_ne!(renewed, noted, "subscribed again from a fresh position");
 
     // And the feed goes on from there.
-    stack
-        .sf
-        .user()
-        .update("Opportunity", &other, json!({"Name": "After recovery"}))
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &other,
+        json!({"Name": "After recovery"}),
+    )
+    .await;
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &other).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &other, "Name").await,
         "After recovery"
     );
     assert_eq!(status(&stack, &tenant, "Opportunity").await.api_calls, 0);
@@ -570,7 +584,7 @@ async fn changes_made_during_the_resync_are_not_lost() {
 
     run_job(&app, &stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Edited during the re-sync"
     );
 }
@@ -595,18 +609,16 @@ async fn without_change_data_capture_the_sync_polls_and_says_so() {
     assert_fed_by_cdc(&role);
 
     // Polling keeps Opportunity up to date.
-    stack
-        .sf
-        .user()
-        .update(
-            "Opportunity",
-            &org.opportunity,
-            json!({"StageName": "Closed Won"}),
-        )
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &org.opportunity,
+        json!({"StageName": "Closed Won"}),
+    )
+    .await;
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["StageName"],
+        stored_field(&stack, &tenant, &org.opportunity, "StageName").await,
         "Closed Won"
     );
 
@@ -615,18 +627,16 @@ async fn without_change_data_capture_the_sync_polls_and_says_so() {
     sync(&stack, &tenant).await;
     let opp = status(&stack, &tenant, "Opportunity").await;
     assert_fed_by_cdc(&opp);
-    stack
-        .sf
-        .user()
-        .update(
-            "Opportunity",
-            &org.opportunity,
-            json!({"StageName": "Closed Lost"}),
-        )
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &org.opportunity,
+        json!({"StageName": "Closed Lost"}),
+    )
+    .await;
     sync(&stack, &tenant).await;
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["StageName"],
+        stored_field(&stack, &tenant, &org.opportunity, "StageName").await,
         "Closed Lost"
     );
     assert_eq!(status(&stack, &tenant, "Opportunity").await.api_calls, 0);
@@ -638,11 +648,13 @@ async fn two_concurrent_jobs_of_a_tenant_only_one_consumes_the_feed() {
     let org = seed(&stack.sf);
     let tenant = stack.sf.connect_tenant(&stack.aws).await;
     sync(&stack, &tenant).await;
-    stack
-        .sf
-        .user()
-        .update("Opportunity", &org.opportunity, json!({"Name": "Once"}))
-        .await;
+    edit(
+        &stack,
+        "Opportunity",
+        &org.opportunity,
+        json!({"Name": "Once"}),
+    )
+    .await;
     stack
         .sf
         .emu
@@ -674,7 +686,7 @@ async fn two_concurrent_jobs_of_a_tenant_only_one_consumes_the_feed() {
         "the second job is acknowledged"
     );
     assert_eq!(
-        stored(&stack, &tenant, &org.opportunity).await.unwrap()["Name"],
+        stored_field(&stack, &tenant, &org.opportunity, "Name").await,
         "Once"
     );
     let opp = status(&stack, &tenant, "Opportunity").await;

@@ -19,8 +19,8 @@ use super::instance::{HostPolicy, InstanceUrlError};
 /// Salesforce's Pub/Sub API endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
 
-/// The longest a topic, schema or subscribe call may take before the API is
-/// treated as unavailable (and the sync polls instead).
+/// The longest a topic or schema call may take before the API is treated as
+/// unavailable (and the sync polls instead).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validated Pub/Sub endpoint: Salesforce's own host (`*.pubsub.salesforce.com`
@@ -170,38 +170,30 @@ impl PubSubClient {
     }
 
     pub async fn get_topic(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
-        bounded(self.get_topic_unbounded(topic)).await
-    }
-
-    async fn get_topic_unbounded(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
-        let request = self.request(TopicRequest {
+        let request = TopicRequest {
             topic_name: topic.to_string(),
-        })?;
-        let path = http::uri::PathAndQuery::from_static(pubsub_proto::GET_TOPIC);
-        self.grpc
-            .unary(request, path, tonic_prost::ProstCodec::default())
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| PubSubError::from_status(&s))
+        };
+        bounded(self.unary(pubsub_proto::GET_TOPIC, request)).await
     }
 
     pub async fn get_schema(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
-        bounded(self.get_schema_unbounded(schema_id)).await
+        let request = SchemaRequest {
+            schema_id: schema_id.to_string(),
+        };
+        bounded(self.unary(pubsub_proto::GET_SCHEMA, request)).await
     }
 
-    async fn get_schema_unbounded(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
+    async fn unary<Q, R>(&mut self, path: &'static str, message: Q) -> Result<R, PubSubError>
+    where
+        Q: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
+    {
         self.grpc
             .ready()
             .await
             .map_err(|e| PubSubError::Unavailable(e.to_string()))?;
-        let request = self.request(SchemaRequest {
-            schema_id: schema_id.to_string(),
-        })?;
-        let path = http::uri::PathAndQuery::from_static(pubsub_proto::GET_SCHEMA);
+        let request = self.request(message)?;
+        let path = http::uri::PathAndQuery::from_static(path);
         self.grpc
             .unary(request, path, tonic_prost::ProstCodec::default())
             .await
@@ -210,15 +202,10 @@ impl PubSubClient {
     }
 
     /// Opens a subscription and sends `first`; further flow-control requests
-    /// ([`more`]) go through the returned sender.
+    /// ([`more`]) go through the returned sender. Not bounded here: a server may
+    /// hold its response headers until its first answer (an event, or a
+    /// keepalive within 270 s), so the caller decides how long to wait.
     pub async fn subscribe(&mut self, first: FetchRequest) -> Result<Subscription, PubSubError> {
-        bounded(self.subscribe_unbounded(first)).await
-    }
-
-    async fn subscribe_unbounded(
-        &mut self,
-        first: FetchRequest,
-    ) -> Result<Subscription, PubSubError> {
         self.grpc
             .ready()
             .await
