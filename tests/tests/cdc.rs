@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sf_emulator::{EventType, Fault, SeedRecord};
 use shared::adapters::secrets::SecretsManagerStore;
 use shared::app::{App, Store};
-use shared::domain::{IndexKey, IndexKind, SyncStatus, TenantId};
+use shared::domain::{IndexKey, IndexKind, SyncState, SyncStatus, TenantId};
 use shared::ports::{CursorStore, RecordStore};
 use shared::salesforce::cdc::EventSchema;
 use shared::salesforce::pubsub::{PubSubAuth, PubSubClient, ReplayPreset, fetch};
@@ -431,6 +431,52 @@ async fn a_quiet_orgs_first_subscription_keeps_the_position_its_keepalive_gives(
 }
 
 #[tokio::test]
+async fn a_first_answer_later_than_the_job_leaves_the_rest_to_a_continuation() {
+    let stack = Stack::start(WorldOptions::with_cdc()).await;
+    let org = seed(&stack.sf);
+    stack.sf.emu.set_pubsub_keepalive(Duration::from_secs(600));
+    let tenant = stack.sf.connect_tenant(&stack.aws).await;
+    let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
+    let syncer = Syncer::new(&stack.app, &jobs);
+    let body = SyncJob {
+        version: 1,
+        tenant_id: tenant.clone(),
+        reason: "schedule".into(),
+    }
+    .to_body();
+    // The job may run for 8 s: the subscription's first answer would come later.
+    let event = lambda_event(sqs_event("sync-jobs", &[body]), Duration::from_secs(30));
+    let hurried = SyncOptions {
+        stop_before_deadline: Duration::from_secs(22),
+        requests_end_before_deadline: Duration::from_secs(5),
+    };
+    let response = handle(&syncer, event, hurried)
+        .await
+        .expect("handler answers");
+    assert_eq!(response["batchItemFailures"], json!([]));
+
+    // The re-sync ran; no position is stored, and a continuation carries on.
+    let opp = status(&stack, &tenant, "Opportunity").await;
+    assert_eq!(opp.state, SyncState::Continuing, "{opp:?}");
+    assert!(
+        stored(&stack, &tenant, &org.opportunity).await.is_some(),
+        "the re-sync's records are stored"
+    );
+    assert_eq!(
+        stack
+            .aws
+            .store()
+            .get_replay_id(&tenant, OPPORTUNITY_TOPIC)
+            .await
+            .unwrap(),
+        None
+    );
+    let queued = stack.aws.drain(&stack.aws.resources.sync_jobs_queue).await;
+    assert_eq!(queued.len(), 1, "a continuation was queued");
+    assert_eq!(SyncJob::parse(&queued[0]).unwrap().reason, "continuation");
+}
+
+#[tokio::test]
 async fn one_event_for_several_records_updates_each_of_them() {
     let stack = Stack::start(WorldOptions::with_cdc()).await;
     seed(&stack.sf);
@@ -559,7 +605,21 @@ async fn an_expired_replay_id_is_recovered_with_no_lost_change() {
 
 #[tokio::test]
 async fn changes_made_during_the_resync_are_not_lost() {
+    edit_during_the_resync(None).await;
+}
+
+#[tokio::test]
+async fn changes_made_during_the_resync_are_not_lost_when_the_first_answer_is_late() {
+    // The re-sync starts before the subscription's first answer (a keepalive
+    // after 8 s), and runs while the job waits for it.
+    edit_during_the_resync(Some(Duration::from_secs(8))).await;
+}
+
+async fn edit_during_the_resync(keepalive: Option<Duration>) {
     let stack = Stack::start(WorldOptions::with_cdc()).await;
+    if let Some(every) = keepalive {
+        stack.sf.emu.set_pubsub_keepalive(every);
+    }
     let org = seed(&stack.sf);
     let tenant = stack.sf.connect_tenant(&stack.aws).await;
     let store = FaultyStore::new(stack.aws.store());

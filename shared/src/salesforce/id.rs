@@ -9,7 +9,7 @@ const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 /// of the suffix's character `k` is set when character `5k + i` is an uppercase
 /// letter. Anything that is not a 15-character alphanumeric id is returned as is.
 pub fn id18(id: &str) -> String {
-    if id.len() != 15 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if id.len() != 15 || !is_record_id(id) {
         return id.to_string();
     }
     let mut out = String::with_capacity(18);
@@ -23,6 +23,12 @@ pub fn id18(id: &str) -> String {
         out.push(char::from(SUFFIX[bits]));
     }
     out
+}
+
+/// True for a record id in either form; false for anything else, such as the
+/// `006*` wildcard a change event carries for a change to every record.
+pub fn is_record_id(id: &str) -> bool {
+    matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -40,6 +46,15 @@ mod tests {
     #[test]
     fn ids_differing_only_in_case_get_different_suffixes() {
         assert_ne!(id18("006a000000abcde"), id18("006A000000abcde"));
+    }
+
+    #[test]
+    fn record_ids_are_told_from_wildcards() {
+        assert!(is_record_id("003D000000QV9n2"));
+        assert!(is_record_id("003D000000QV9n2IAD"));
+        assert!(!is_record_id("006*"));
+        assert!(!is_record_id("003D000000QV9n2IA'"));
+        assert!(!is_record_id(""));
     }
 
     #[test]

@@ -31,14 +31,14 @@ pub struct PubSubEndpoint(Url);
 impl PubSubEndpoint {
     pub fn parse(raw: &str, hosts: &HostPolicy) -> Result<Self, InstanceUrlError> {
         let url = Url::parse(raw).map_err(|_| InstanceUrlError::Unparseable)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InstanceUrlError::HasCredentials);
+        }
         if hosts.is_extra_origin(&url) {
             return Ok(Self(url));
         }
         if url.scheme() != "https" {
             return Err(InstanceUrlError::NotHttps);
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(InstanceUrlError::HasCredentials);
         }
         match url.host() {
             Some(url::Host::Domain(h))
@@ -284,6 +284,7 @@ mod tests {
         let emulator = HostPolicy::new(&[Url::parse("http://127.0.0.1:7443").unwrap()]);
         assert!(PubSubEndpoint::parse("http://127.0.0.1:7443", &emulator).is_ok());
         assert!(PubSubEndpoint::parse("http://127.0.0.1:7444", &emulator).is_err());
+        assert!(PubSubEndpoint::parse("http://u:p@127.0.0.1:7443", &emulator).is_err());
     }
 
     #[test]

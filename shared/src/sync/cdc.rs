@@ -10,6 +10,7 @@
 //! during the re-sync, so no change made meanwhile is lost.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use crate::app::Store;
 use crate::domain::{CrmRecord, IndexKey};
 use crate::ports::{RecordChange, SecretStore, StoreError};
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
-use crate::salesforce::id::id18;
+use crate::salesforce::id::{id18, is_record_id};
 use crate::salesforce::pubsub::{
     PubSubAuth, PubSubClient, PubSubEndpoint, PubSubError, Subscription, fetch, more,
 };
@@ -78,7 +79,9 @@ pub struct CdcFeed {
     /// after up to 270 s of silence, too long to wait for on every job (a fresh
     /// subscription waits for it once, to learn its position).
     pub idle: Duration,
-    schemas: Mutex<HashMap<String, Arc<EventSchema>>>,
+    /// Schemas by id; an error for a schema we could not parse (so it is fetched
+    /// once, not for every event that uses it).
+    schemas: Mutex<HashMap<String, Result<Arc<EventSchema>, String>>>,
 }
 
 /// The SOQL re-sync of one object, which the feed falls back on.
@@ -168,19 +171,40 @@ impl CdcFeed {
         // with SOQL, then drain what arrived meanwhile, so no change made during the
         // re-sync is lost. The server fixes the LATEST position as it reads the
         // request, and its first answer (events or a keepalive) proves it has. That
-        // answer may take Salesforce up to 270 s on a quiet org: the re-sync does not
-        // wait longer than PROOF_WAIT for it, the subscription waits until `stop_at`.
+        // answer may take Salesforce up to 270 s on a quiet org: the re-sync waits
+        // for it at most PROOF_WAIT after the request went out, the subscription
+        // until `stop_at`.
+        let sent = SentAt::new();
         let (resynced, opened) = {
-            let mut opening = std::pin::pin!(feed.open_fresh(&mut client));
-            match tokio::time::timeout(PROOF_WAIT, &mut opening).await {
-                Ok(Err(e)) => return Err(e.into_failure(object)),
-                Ok(opened) => (resync.resync(object).await, Some(opened)),
-                Err(_) => {
-                    let (resynced, opened) = tokio::join!(
-                        resync.resync(object),
-                        tokio::time::timeout_at(stop_at, &mut opening)
-                    );
-                    (resynced, opened.ok())
+            let mut opening = std::pin::pin!(feed.open_fresh(&mut client, &sent));
+            let early = loop {
+                let due = sent
+                    .proof_due()
+                    .max(Instant::now() + Duration::from_millis(50));
+                match tokio::time::timeout_at(due, &mut opening).await {
+                    Ok(opened) => break Some(opened),
+                    // A token renewal, or a request sent again since: keep waiting.
+                    Err(_) if sent.proof_pending() => continue,
+                    Err(_) => break None,
+                }
+            };
+            match early {
+                Some(Err(e)) => return Err(e.into_failure(object)),
+                Some(opened) => (resync.resync(object).await, Some(opened)),
+                None => {
+                    let mut resyncing = std::pin::pin!(resync.resync(object));
+                    let mut opened = None;
+                    let resynced = loop {
+                        tokio::select! {
+                            resynced = &mut resyncing => break resynced,
+                            answer = &mut opening, if opened.is_none() => opened = Some(answer),
+                        }
+                    };
+                    let done = resynced.as_ref().is_ok_and(|r| r.stop.is_none());
+                    if done && opened.is_none() {
+                        opened = tokio::time::timeout_at(stop_at, &mut opening).await.ok();
+                    }
+                    (resynced, opened)
                 }
             }
         };
@@ -194,6 +218,7 @@ impl CdcFeed {
         let Some((subscription, first)) = opened.transpose().map_err(|e| e.into_failure(object))?
         else {
             // No answer before the deadline: the next job subscribes afresh.
+            run.totals.stop = Some(Stop::Deadline);
             return Ok(run);
         };
         feed.drain(&mut client, subscription, None, first, &mut run)
@@ -224,23 +249,65 @@ impl CdcFeed {
                         reason: e.to_string(),
                     }
                 })?;
-                let schema = match EventSchema::parse(&info.schema_json) {
-                    Ok(schema) => Arc::new(schema),
-                    Err(e) => return Ok(Err(format!("schema {}: {e}", event.schema_id))),
-                };
+                let schema = EventSchema::parse(&info.schema_json)
+                    .map(Arc::new)
+                    .map_err(|e| format!("schema {}: {e}", event.schema_id));
                 if let Ok(mut m) = self.schemas.lock() {
                     m.insert(event.schema_id.clone(), schema.clone());
                 }
                 schema
             }
         };
-        Ok(schema.decode(&event.payload).map_err(|e| e.to_string()))
+        Ok(schema.and_then(|s| s.decode(&event.payload).map_err(|e| e.to_string())))
     }
 }
 
-/// How long the re-sync of a fresh subscription waits for the server's first
-/// answer before it starts anyway (the server fixes its position within moments).
+/// How long after a fresh subscription's request went out its re-sync waits for
+/// the server's first answer before starting anyway. The server fixes the
+/// position as it reads the request, which takes a round trip, not seconds; a
+/// change it misses in between would still be read by the re-sync unless it
+/// came after the re-sync's query of that record.
 const PROOF_WAIT: Duration = Duration::from_secs(2);
+
+/// When the latest subscribe request went out: a refused one is sent again
+/// after a token renewal, and until then none is out.
+struct SentAt {
+    base: Instant,
+    after_ms: AtomicU64,
+    renewing: AtomicBool,
+}
+
+impl SentAt {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            after_ms: AtomicU64::new(0),
+            renewing: AtomicBool::new(false),
+        }
+    }
+
+    /// A request goes out now.
+    fn mark(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.after_ms.store(ms, Ordering::Relaxed);
+        self.renewing.store(false, Ordering::Relaxed);
+    }
+
+    /// The request was refused; another goes out after a renewal.
+    fn refused(&self) {
+        self.renewing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server's first answer is still worth waiting for before the
+    /// re-sync starts.
+    fn proof_pending(&self) -> bool {
+        self.renewing.load(Ordering::Relaxed) || Instant::now() < self.proof_due()
+    }
+
+    fn proof_due(&self) -> Instant {
+        self.base + Duration::from_millis(self.after_ms.load(Ordering::Relaxed)) + PROOF_WAIT
+    }
+}
 
 fn unavailable(object: &SyncObject, e: PubSubError) -> CdcFailure {
     match e {
@@ -316,21 +383,36 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
     }
 
-    /// Opens a subscription. A server may hold back its response headers until
-    /// its first answer, so this can wait as long as the first event or keepalive.
+    /// Opens a subscription, renewing the token once if it is refused. A server
+    /// may hold back its response headers until its first answer, so each
+    /// attempt waits up to `wait` (`None`: as long as it takes); `Ok(None)` when
+    /// the server said nothing for that long. Only the attempt is timed, never a
+    /// token renewal, which must not be cut short.
     async fn open(
         &mut self,
         client: &mut PubSubClient,
         preset: ReplayPreset,
         from: Vec<u8>,
-    ) -> Result<Subscription, Interrupted> {
+        wait: Option<Duration>,
+        sent: &SentAt,
+    ) -> Result<Option<Subscription>, Interrupted> {
         loop {
-            match client
-                .subscribe(fetch(self.topic, preset, from.clone(), BATCH))
-                .await
-            {
-                Ok(subscription) => return Ok(subscription),
+            sent.mark();
+            let attempt = client.subscribe(fetch(self.topic, preset, from.clone(), BATCH));
+            let outcome = match wait {
+                Some(wait) => match tokio::time::timeout(wait, attempt).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::info!(tenant_id = %self.session.tenant(), topic = self.topic, "no answer to the subscription: nothing new");
+                        return Ok(None);
+                    }
+                },
+                None => attempt.await,
+            };
+            match outcome {
+                Ok(subscription) => return Ok(Some(subscription)),
                 Err(e) => {
+                    sent.refused();
                     self.on_error(e).await?;
                     *client = self.client().await?;
                 }
@@ -346,10 +428,14 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         from: Vec<u8>,
     ) -> Result<Option<Subscription>, Interrupted> {
         let idle = self.feed.idle;
-        match tokio::time::timeout(idle, self.open(client, ReplayPreset::Custom, from)).await {
-            Ok(opened) => opened.map(Some),
-            Err(_) => Ok(None),
-        }
+        self.open(
+            client,
+            ReplayPreset::Custom,
+            from,
+            Some(idle),
+            &SentAt::new(),
+        )
+        .await
     }
 
     /// Subscribes at LATEST and reads the server's first answer, which proves
@@ -357,8 +443,18 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
     async fn open_fresh(
         &mut self,
         client: &mut PubSubClient,
+        sent: &SentAt,
     ) -> Result<(Subscription, Option<FetchResponse>), Interrupted> {
-        let (requests, mut stream) = self.open(client, ReplayPreset::Latest, Vec::new()).await?;
+        let opened = self
+            .open(client, ReplayPreset::Latest, Vec::new(), None, sent)
+            .await?;
+        // An untimed attempt always answers; this is only a guard.
+        let (requests, mut stream) = opened.ok_or_else(|| {
+            unavailable(
+                self.object,
+                PubSubError::Unavailable("no subscription".into()),
+            )
+        })?;
         let first = stream
             .message()
             .await
@@ -487,18 +583,33 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         run: &mut CdcRun,
     ) -> Result<bool, CdcFailure> {
         let tenant = self.session.tenant().clone();
-        if resync
-            || events
-                .iter()
-                .any(|e| e.change_type == ChangeType::GapOverflow)
-        {
-            // Too many changes for the bus, or changes we cannot read: read the
-            // object again through its cursor. That reads every record this batch
-            // touched as it is now, so the batch itself has nothing to add.
+        // Too many changes for the bus (GAP_OVERFLOW), changes to every record at
+        // once (a wildcard id such as `006*`, from a custom field's type
+        // conversion), or changes we cannot read: the object is read again
+        // through its cursor instead of applying the batch.
+        let overflow = events.iter().any(|e| {
+            e.change_type == ChangeType::GapOverflow
+                || !e.record_ids.iter().all(|id| is_record_id(id))
+        });
+        if resync || overflow {
             let resynced = self.resync.resync(self.object).await?;
             run.resynced = true;
             run.totals.add(&resynced);
-            return Ok(resynced.stop.is_none());
+            if resynced.stop.is_some() {
+                return Ok(false);
+            }
+            // The re-sync read every record the batch touched as it is now (so
+            // an older event of the batch must not be replayed over it), except
+            // records deleted for good, which queryAll no longer returns.
+            let mut deleted: Vec<String> = events
+                .iter()
+                .filter(|e| e.change_type == ChangeType::Delete)
+                .flat_map(|e| e.record_ids.iter().filter(|id| is_record_id(id)).cloned())
+                .collect();
+            deleted.sort_unstable();
+            deleted.dedup();
+            self.drop_if_gone(&deleted, run).await?;
+            return Ok(true);
         }
         let mut ids: Vec<String> = events
             .iter()
@@ -605,6 +716,33 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         }
         self.store.apply_record_changes(&tenant, &changes).await?;
         Ok(true)
+    }
+
+    /// Removes from the store those of `ids` that Salesforce no longer has.
+    async fn drop_if_gone(&self, ids: &[String], run: &mut CdcRun) -> Result<(), CdcFailure> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.session.tenant();
+        run.reread += ids.len() as u64;
+        let rows = self.read_records(ids).await?;
+        let gone: Vec<String> = reread_states(ids, rows)
+            .into_iter()
+            .filter_map(|(id, state)| state.is_none().then_some(id))
+            .collect();
+        let changes: Vec<RecordChange> = self
+            .store
+            .get_records(tenant, &gone)
+            .await?
+            .into_iter()
+            .map(|r| RecordChange::Delete {
+                id: r.id,
+                previous_keys: r.index_keys,
+            })
+            .collect();
+        run.totals.deleted += changes.len() as u64;
+        self.store.apply_record_changes(tenant, &changes).await?;
+        Ok(())
     }
 
     /// A record as a REST query returns it: our fields only, Id and SystemModstamp.
