@@ -603,7 +603,7 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
             // records deleted for good, which queryAll no longer returns.
             let mut deleted: Vec<String> = events
                 .iter()
-                .filter(|e| e.change_type == ChangeType::Delete)
+                .filter(|e| matches!(e.change_type, ChangeType::Delete | ChangeType::GapDelete))
                 .flat_map(|e| e.record_ids.iter().filter(|id| is_record_id(id)).cloned())
                 .collect();
             deleted.sort_unstable();
