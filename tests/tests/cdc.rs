@@ -122,6 +122,13 @@ async fn edit(stack: &Stack, object: &str, id: &str, fields: Value) {
     stack.sf.user().update(object, id, fields).await;
 }
 
+/// An edit the change event bus does not carry (CDC is off for its moment).
+async fn edit_unseen_by_the_bus(stack: &Stack, object: &str, id: &str, fields: Value) {
+    stack.sf.emu.set_cdc(ORG, object, false).unwrap();
+    edit(stack, object, id, fields).await;
+    stack.sf.emu.set_cdc(ORG, object, true).unwrap();
+}
+
 async fn opportunities_of(stack: &Stack, tenant: &TenantId, contact: &str) -> Vec<String> {
     let key = IndexKey {
         kind: IndexKind::ContactOpportunity,
@@ -282,14 +289,13 @@ async fn undelete_and_gap_events_read_those_records_again() {
     assert_eq!(status(&stack, &tenant, "Opportunity").await.api_calls, 1);
 
     // A change the bus could not carry: GAP_UPDATE names the record, which is read again.
-    stack.sf.emu.set_cdc(ORG, "Opportunity", false).unwrap();
-    user.update(
+    edit_unseen_by_the_bus(
+        &stack,
         "Opportunity",
         &org.opportunity,
         json!({"Name": "Renamed during a gap"}),
     )
     .await;
-    stack.sf.emu.set_cdc(ORG, "Opportunity", true).unwrap();
     stack
         .sf
         .emu
@@ -310,23 +316,13 @@ async fn gap_overflow_resyncs_the_object_through_its_cursor() {
     let org = seed(&stack.sf);
     let tenant = stack.sf.connect_tenant(&stack.aws).await;
     sync(&stack, &tenant).await;
-    let user = stack.sf.user();
-    stack
-        .sf
-        .emu
-        .set_cdc(ORG, "OpportunityContactRole", false)
-        .unwrap();
-    user.update(
+    edit_unseen_by_the_bus(
+        &stack,
         "OpportunityContactRole",
         &org.role,
         json!({"ContactId": org.john}),
     )
     .await;
-    stack
-        .sf
-        .emu
-        .set_cdc(ORG, "OpportunityContactRole", true)
-        .unwrap();
     stack
         .sf
         .emu
@@ -363,14 +359,13 @@ async fn a_batch_that_overflowed_is_not_replayed_over_its_resync() {
         json!({"Name": "First edit"}),
     )
     .await;
-    stack.sf.emu.set_cdc(ORG, "Opportunity", false).unwrap();
-    user.update(
+    edit_unseen_by_the_bus(
+        &stack,
         "Opportunity",
         &org.opportunity,
         json!({"Name": "Second edit"}),
     )
     .await;
-    stack.sf.emu.set_cdc(ORG, "Opportunity", true).unwrap();
     stack
         .sf
         .emu
