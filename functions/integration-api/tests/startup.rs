@@ -1,39 +1,13 @@
-//! The binary wires its configuration before anything else: started without it
-//! (as a misconfigured Lambda would be), it stops at init and names what is missing.
+//! Started without its configuration, the binary stops at init and names what
+//! is missing.
 
-use std::process::Command;
-
-fn start(env: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_integration-api"))
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+#[path = "../../testing/startup.rs"]
+mod startup;
 
 #[test]
 fn refuses_to_start_without_its_configuration() {
-    let (ok, text) = start(&[]);
-    assert!(!ok);
-    assert!(
-        text.contains("missing required environment variable TABLE_NAME"),
-        "{text}"
+    startup::refuses_to_start_without_its_configuration(
+        env!("CARGO_BIN_EXE_integration-api"),
+        "OAUTH_CALLBACK_URL",
     );
-
-    let (ok, text) = start(&[
-        ("TABLE_NAME", "modjo-sf"),
-        ("SECRET_PREFIX", "modjo/test/salesforce/tenants/"),
-    ]);
-    assert!(!ok);
-    assert!(text.contains("OAUTH_CALLBACK_URL"), "{text}");
-
-    let (ok, text) = start(&[("TABLE_NAME", "modjo-sf"), ("SECRET_PREFIX", "bad prefix!")]);
-    assert!(!ok);
-    assert!(text.contains("SECRET_PREFIX is invalid"), "{text}");
 }
