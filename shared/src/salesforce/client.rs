@@ -686,24 +686,12 @@ where
         &self,
         records: &[NewRecord],
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = json!({
-                "allOrNone": false,
-                "records": chunk.iter().map(|r| with_type(r.object, None, &r.fields)).collect::<Vec<_>>(),
-            });
-            let bytes = self
-                .send(Request {
-                    kind: ApiKind::CollectionsCreate,
-                    method: Method::POST,
-                    path: self.client.data_path("composite/sobjects"),
-                    body: Some(&body),
-                    batch_size: None,
-                })
-                .await?;
-            results.extend(collection_results(&bytes, chunk.len())?);
-        }
-        Ok(results)
+        let bodies = records
+            .iter()
+            .map(|r| with_type(r.object, None, &r.fields))
+            .collect();
+        self.collections(ApiKind::CollectionsCreate, Method::POST, bodies)
+            .await
     }
 
     /// sObject Collections update, as [`Self::create_many`].
@@ -711,16 +699,28 @@ where
         &self,
         records: &[RecordUpdate],
     ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let bodies = records
+            .iter()
+            .map(|r| with_type(r.object, Some(&r.id), &r.fields))
+            .collect();
+        self.collections(ApiKind::CollectionsUpdate, Method::PATCH, bodies)
+            .await
+    }
+
+    /// `composite/sobjects` in chunks of 200, results in input order.
+    async fn collections(
+        &self,
+        kind: ApiKind,
+        method: Method,
+        records: Vec<Value>,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = json!({
-                "allOrNone": false,
-                "records": chunk.iter().map(|r| with_type(r.object, Some(&r.id), &r.fields)).collect::<Vec<_>>(),
-            });
+            let body = json!({ "allOrNone": false, "records": chunk });
             let bytes = self
                 .send(Request {
-                    kind: ApiKind::CollectionsUpdate,
-                    method: Method::PATCH,
+                    kind,
+                    method: method.clone(),
                     path: self.client.data_path("composite/sobjects"),
                     body: Some(&body),
                     batch_size: None,
