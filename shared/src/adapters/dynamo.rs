@@ -250,12 +250,12 @@ impl DynamoStore {
         }
     }
 
-    /// One page of the GSI under `gsi_pk`.
-    async fn query_gsi_page(
+    /// One page of the GSI under `gsi_pk`, decoded.
+    async fn gsi_page<T: DeserializeOwned>(
         &self,
         gsi_pk: String,
         page_token: Option<String>,
-    ) -> StoreResult<(Vec<Item>, Option<String>)> {
+    ) -> StoreResult<Page<T>> {
         let start = page_token.map(|t| decode_page_token(&t)).transpose()?;
         let out = self
             .client
@@ -273,7 +273,13 @@ impl DynamoStore {
             Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
             _ => None,
         };
-        Ok((out.items.unwrap_or_default(), next))
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
     }
 
     /// Writes every request with BatchWriteItem, 25 at a time, several batches in
@@ -458,14 +464,11 @@ impl ConnectionStore for DynamoStore {
         status: ConnectionStatus,
         page_token: Option<String>,
     ) -> StoreResult<Page<TenantId>> {
-        let (items, next) = self
-            .query_gsi_page(keys::status(status), page_token)
-            .await?;
-        let items = items
-            .into_iter()
-            .map(|item| from_item::<Connection>(item).map(|c| c.tenant_id))
-            .collect::<StoreResult<_>>()?;
-        Ok(Page { items, next })
+        let page: Page<Connection> = self.gsi_page(keys::status(status), page_token).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|c| c.tenant_id).collect(),
+            next: page.next,
+        })
     }
 
     async fn append_audit(&self, tenant: &TenantId, entry: &AuditEntry) -> StoreResult<()> {
@@ -793,28 +796,16 @@ impl CallStore for DynamoStore {
         tenant: &TenantId,
         page_token: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        let (items, next) = self
-            .query_gsi_page(keys::waiting(tenant), page_token)
-            .await?;
-        let items = items
-            .into_iter()
-            .map(from_item)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page { items, next })
+        self.gsi_page(keys::waiting(tenant), page_token).await
     }
+
     async fn pending_comment_calls(
         &self,
         tenant: &TenantId,
         page_token: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        let (items, next) = self
-            .query_gsi_page(keys::pending_comments(tenant), page_token)
-            .await?;
-        let items = items
-            .into_iter()
-            .map(from_item)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page { items, next })
+        self.gsi_page(keys::pending_comments(tenant), page_token)
+            .await
     }
 }
 
