@@ -36,6 +36,7 @@ use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::{Cond, Literal, Select};
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{NewRecord, RecordUpdate, SalesforceError, Session};
+use crate::sync::objects::{CONTACT_PHONES, LEAD_PHONES};
 use event::{CallEvent, Direction, Role};
 use matching::{Candidate, Decision, Kind, MatchPolicy, OpportunityCandidate};
 
@@ -1008,46 +1009,24 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         region: &str,
     ) -> Result<HashMap<String, Vec<Candidate>>, LogError> {
         let mut found: HashMap<String, Vec<Candidate>> = HashMap::new();
-        const CONTACT_PHONES: &[&str] = &[
-            "Phone",
-            "MobilePhone",
-            "HomePhone",
-            "OtherPhone",
-            "AssistantPhone",
-        ];
+        let contact_fields = [
+            &["Id", "Name", "AccountId", "OwnerId", "LastModifiedDate"][..],
+            CONTACT_PHONES,
+        ]
+        .concat();
+        let lead_fields = [
+            &["Id", "Name", "OwnerId", "LastModifiedDate", "IsConverted"][..],
+            LEAD_PHONES,
+        ]
+        .concat();
         for chunk in numbers.chunks(50) {
             let variants: Vec<String> = chunk
                 .iter()
                 .flat_map(|n| normalize::phone_search_variants(n))
                 .collect();
             let Some(sosl) = PhoneSearch::new(variants)
-                .returning(
-                    "Contact",
-                    &[
-                        "Id",
-                        "Name",
-                        "AccountId",
-                        "OwnerId",
-                        "LastModifiedDate",
-                        "Phone",
-                        "MobilePhone",
-                        "HomePhone",
-                        "OtherPhone",
-                        "AssistantPhone",
-                    ],
-                )
-                .returning(
-                    "Lead",
-                    &[
-                        "Id",
-                        "Name",
-                        "OwnerId",
-                        "LastModifiedDate",
-                        "IsConverted",
-                        "Phone",
-                        "MobilePhone",
-                    ],
-                )
+                .returning("Contact", &contact_fields)
+                .returning("Lead", &lead_fields)
                 .render()
             else {
                 continue;

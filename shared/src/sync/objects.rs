@@ -19,14 +19,15 @@ pub struct SyncObject {
     pub key: &'static str,
 }
 
-const CONTACT_PHONES: &[&str] = &[
+/// The phone fields of a Contact and of a Lead.
+pub(crate) const CONTACT_PHONES: &[&str] = &[
     "Phone",
     "MobilePhone",
     "HomePhone",
     "OtherPhone",
     "AssistantPhone",
 ];
-const LEAD_PHONES: &[&str] = &["Phone", "MobilePhone"];
+pub(crate) const LEAD_PHONES: &[&str] = &["Phone", "MobilePhone"];
 
 pub const USER: SyncObject = SyncObject {
     name: "User",
