@@ -61,7 +61,8 @@ JWT_AUTHORIZER = "ModjoJwt"
 
 # What each function may do beyond reading/refreshing tenant credentials, by crate.
 EXPECTED = {
-    "integration-api": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True},
+    "integration-api": {"send": set(), "secret_admin": True, "signing_key": True},
+    # Calls parked while the tenant needed re-authorisation are replayed on reconnect.
     "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True},
     # Follow-up jobs, and replays of calls parked while over the API budget.
     "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue"}, "secret_admin": False, "signing_key": False},
@@ -394,8 +395,10 @@ def check_functions(sam: dict[str, Any], cfn: dict[str, Any], f: Failures) -> di
         for var in ("STAGE", "TABLE_NAME", "SECRET_PREFIX"):
             f.check(var in env, name, f"environment variable {var} is missing")
         if crate_of.get(name) in ("integration-api", "oauth-callback"):
-            for var in ("OAUTH_CALLBACK_URL", "MODJO_RETURN_URL", "STATE_SIGNING_SECRET_ID", "CALL_EVENTS_QUEUE_URL"):
+            for var in ("OAUTH_CALLBACK_URL", "MODJO_RETURN_URL", "STATE_SIGNING_SECRET_ID"):
                 f.check(var in env, name, f"environment variable {var} is missing")
+        if crate_of.get(name) == "oauth-callback":
+            f.check("CALL_EVENTS_QUEUE_URL" in env, name, "environment variable CALL_EVENTS_QUEUE_URL is missing")
         if crate_of.get(name) == "scheduled-sync":
             f.check("SYNC_JOBS_QUEUE_URL" in env, name, "environment variable SYNC_JOBS_QUEUE_URL is missing")
     f.check(not (set(globals_env) & set(FORBIDDEN_ENV)), "Globals", "forbidden environment variable in Globals")
