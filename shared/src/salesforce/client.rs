@@ -424,12 +424,7 @@ where
         T: DeserializeOwned + Send + 's,
     {
         let first = self.query_path(soql, all);
-        let first_kind = if all {
-            ApiKind::QueryAll
-        } else {
-            ApiKind::Query
-        };
-        futures::stream::try_unfold(Some((first, first_kind)), move |next| async move {
+        futures::stream::try_unfold(Some(first), move |next| async move {
             let Some((path, kind)) = next else {
                 return Ok(None);
             };
@@ -470,12 +465,7 @@ where
                     Some(url) => (url, ApiKind::QueryMore),
                     None => {
                         let soql = state.query.render(state.last.as_ref())?;
-                        let kind = if state.query.include_deleted {
-                            ApiKind::QueryAll
-                        } else {
-                            ApiKind::Query
-                        };
-                        (self.query_path(&soql, state.query.include_deleted), kind)
+                        self.query_path(&soql, state.query.include_deleted)
                     }
                 };
                 let resumed = kind == ApiKind::QueryMore;
@@ -510,10 +500,18 @@ where
         })
     }
 
-    fn query_path(&self, soql: &str, all: bool) -> String {
-        let endpoint = if all { "queryAll" } else { "query" };
+    /// The path of a first page, and its kind of call.
+    fn query_path(&self, soql: &str, all: bool) -> (String, ApiKind) {
+        let (endpoint, kind) = if all {
+            ("queryAll", ApiKind::QueryAll)
+        } else {
+            ("query", ApiKind::Query)
+        };
         let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
-        self.client.data_path(&format!("{endpoint}?q={encoded}"))
+        (
+            self.client.data_path(&format!("{endpoint}?q={encoded}")),
+            kind,
+        )
     }
 
     /// One page, and the `nextRecordsUrl` to follow when there is more.
@@ -1122,7 +1120,7 @@ fn checked_name(name: &str) -> Result<&str, SalesforceError> {
 }
 
 fn checked_id(id: &str) -> Result<&str, SalesforceError> {
-    if (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if super::id::is_record_id(id) {
         Ok(id)
     } else {
         Err(SalesforceError::Decode(format!(

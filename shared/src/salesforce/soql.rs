@@ -399,29 +399,6 @@ impl Select {
     }
 }
 
-/// Splits `values` into chunks whose quoted, URL-encoded form stays within
-/// `max_encoded_bytes`, for `IN (…)` lists that must fit a request URI
-/// (Salesforce: URI plus headers ≤ 16,384 bytes).
-pub fn chunk_for_uri(values: &[String], max_encoded_bytes: usize) -> Vec<Vec<String>> {
-    let mut chunks: Vec<Vec<String>> = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut size = 0;
-    for v in values {
-        // Worst case: every byte percent-encoded, plus quotes, escapes and ", ".
-        let cost = v.len() * 3 + 12;
-        if !current.is_empty() && size + cost > max_encoded_bytes {
-            chunks.push(std::mem::take(&mut current));
-            size = 0;
-        }
-        size += cost;
-        current.push(v.clone());
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,21 +570,6 @@ mod tests {
             .filter(Cond::is_in("Email", values))
             .render();
         assert!(matches!(q, Err(SoqlError::StatementTooLong(_))));
-    }
-
-    #[test]
-    fn chunks_fit_the_uri_budget() {
-        let values: Vec<String> = (0..1000)
-            .map(|i| format!("modjo:acme:call_{i:05}"))
-            .collect();
-        let chunks = chunk_for_uri(&values, 8_000);
-        assert!(chunks.len() > 1);
-        assert_eq!(chunks.concat(), values);
-        for c in &chunks {
-            let encoded: usize = c.iter().map(|v| quote(v).unwrap().len() * 3 + 2).sum();
-            assert!(encoded <= 8_000 + 200, "{encoded}");
-        }
-        assert!(chunk_for_uri(&[], 8_000).is_empty());
     }
 
     proptest! {

@@ -354,7 +354,7 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         self.token = Some(access_token.clone());
         let auth = PubSubAuth {
             access_token,
-            instance_url: instance.as_str().trim_end_matches('/').to_string(),
+            instance_url: instance.as_str().to_string(),
             tenant_id: self.org_id.to_string(),
         };
         PubSubClient::connect(&self.feed.endpoint, auth)

@@ -65,6 +65,14 @@ fn default_reason() -> String {
 }
 
 impl SyncJob {
+    pub fn new(tenant_id: TenantId, reason: &str) -> Self {
+        Self {
+            version: 1,
+            tenant_id,
+            reason: reason.to_string(),
+        }
+    }
+
     pub fn parse(body: &str) -> Result<Self, String> {
         let job: SyncJob =
             serde_json::from_str(body).map_err(|e| format!("invalid sync job: {e}"))?;
@@ -130,14 +138,7 @@ pub async fn fan_out<S: Store, Q: JobQueue>(store: &S, jobs: &Q) -> Result<FanOu
         let bodies: Vec<String> = page
             .items
             .iter()
-            .map(|t| {
-                SyncJob {
-                    version: 1,
-                    tenant_id: t.clone(),
-                    reason: default_reason(),
-                }
-                .to_body()
-            })
+            .map(|t| SyncJob::new(t.clone(), &default_reason()).to_body())
             .collect();
         jobs.send_all(&bodies).await?;
         tally.queued += bodies.len();
@@ -406,9 +407,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                         ),
                         Some(Stop::Budget { used_percent }) => (
                             SyncState::Paused,
-                            Some(format!(
-                                "paused: the org has used {used_percent}% of its daily API allocation (sync pauses at {}%)",
-                                thresholds.sync_pause_at_percent
+                            Some(pause_message(
+                                used_percent,
+                                thresholds.sync_pause_at_percent,
                             )),
                         ),
                     };
@@ -425,11 +426,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     .await?;
                     match run.stop {
                         Some(Stop::Deadline) => {
-                            let continuation = SyncJob {
-                                version: 1,
-                                tenant_id: tenant.clone(),
-                                reason: "continuation".into(),
-                            };
+                            let continuation = SyncJob::new(tenant.clone(), "continuation");
                             self.jobs.send_all(&[continuation.to_body()]).await?;
                             outcome = JobOutcome::Continued;
                             break;
@@ -767,9 +764,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let status = SyncStatus {
             object: "*".into(),
             state: SyncState::Paused,
-            message: Some(format!(
-                "paused: the org has used {used_percent}% of its daily API allocation (sync pauses at {threshold}%)"
-            )),
+            message: Some(pause_message(used_percent, threshold)),
             last_error: None,
             records_read: 0,
             records_written: 0,
@@ -784,26 +779,30 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     }
 }
 
+/// What the status says while the sync waits for API budget.
+fn pause_message(used_percent: u8, threshold: u8) -> String {
+    format!(
+        "paused: the org has used {used_percent}% of its daily API allocation (sync pauses at {threshold}%)"
+    )
+}
+
 /// The same version of a record: same `SystemModstamp` and field values (numbers
 /// compare by value: `12000` and `12000.0` are one amount).
 fn same_record(stored: &CrmRecord, read: &CrmRecord) -> bool {
     fn same(a: &Value, b: &Value) -> bool {
         match (a, b) {
             (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-            }
+            (Value::Object(x), Value::Object(y)) => same_map(x, y),
             (Value::Array(x), Value::Array(y)) => {
                 x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
             }
             _ => a == b,
         }
     }
-    stored.system_modstamp == read.system_modstamp
-        && same(
-            &Value::Object(stored.fields.clone()),
-            &Value::Object(read.fields.clone()),
-        )
+    fn same_map(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
+        x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+    }
+    stored.system_modstamp == read.system_modstamp && same_map(&stored.fields, &read.fields)
 }
 
 /// The SOQL cursor path, which Change Data Capture falls back on.
