@@ -382,6 +382,16 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 .salesforce
                 .session(tenant, &self.app.secrets, &self.app.store, hard_deadline);
         let mut outcome = JobOutcome::Completed;
+        // The last run of each object, for the running totals (this job holds the
+        // tenant's lease: nothing else writes them meanwhile).
+        let previous: HashMap<String, SyncStatus> = self
+            .app
+            .store
+            .sync_statuses(tenant)
+            .await?
+            .into_iter()
+            .map(|s| (s.object.clone(), s))
+            .collect();
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
             let calls_before = self.app.salesforce.counters().total();
@@ -416,6 +426,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     self.save_status(
                         tenant,
                         object,
+                        previous.get(object.key),
                         state,
                         message,
                         None,
@@ -443,6 +454,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     self.save_status(
                         tenant,
                         object,
+                        previous.get(object.key),
                         SyncState::Failed,
                         None,
                         Some(e.to_string()),
@@ -723,6 +735,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         &self,
         tenant: &TenantId,
         object: &SyncObject,
+        previous: Option<&SyncStatus>,
         state: SyncState,
         message: Option<String>,
         last_error: Option<String>,
@@ -730,13 +743,6 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         calls: u64,
         duration_ms: u64,
     ) -> Result<(), StoreError> {
-        let previous = self
-            .app
-            .store
-            .sync_statuses(tenant)
-            .await?
-            .into_iter()
-            .find(|s| s.object == object.key);
         let status = SyncStatus {
             object: object.key.to_string(),
             state,
@@ -748,8 +754,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             api_calls: calls,
             duration_ms,
             finished_at: Utc::now(),
-            total_records_read: previous.as_ref().map_or(0, |p| p.total_records_read) + run.read,
-            total_api_calls: previous.as_ref().map_or(0, |p| p.total_api_calls) + calls,
+            total_records_read: previous.map_or(0, |p| p.total_records_read) + run.read,
+            total_api_calls: previous.map_or(0, |p| p.total_api_calls) + calls,
         };
         self.app.store.put_sync_status(tenant, &status).await
     }
