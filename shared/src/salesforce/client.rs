@@ -989,13 +989,7 @@ where
         failed: Option<&CachedToken>,
     ) -> Result<Option<(SecretString, String)>, SalesforceError> {
         let creds = self.credentials().await?;
-        Ok(match (creds.access_token, failed) {
-            (Some(stored), None) => Some((stored, creds.instance_url)),
-            (Some(stored), Some(f)) if stored.expose_secret() != f.access.expose_secret() => {
-                Some((stored, creds.instance_url))
-            }
-            _ => None,
-        })
+        Ok(newer_token(&creds, failed).map(|token| (token, creds.instance_url)))
     }
 
     async fn refresh_holding_lease(
@@ -1003,11 +997,11 @@ where
         failed: Option<&CachedToken>,
     ) -> Result<(), SalesforceError> {
         // Re-read under the lease: another container may have refreshed just before.
-        if let Some((access, instance)) = self.refreshed_elsewhere(failed).await? {
-            self.adopt(access, &instance)?;
+        let mut creds = self.credentials().await?;
+        if let Some(access) = newer_token(&creds, failed) {
+            self.adopt(access, &creds.instance_url)?;
             return Ok(());
         }
-        let mut creds = self.credentials().await?;
         let refresh_token = creds
             .refresh_token
             .clone()
@@ -1117,6 +1111,14 @@ fn checked_name(name: &str) -> Result<&str, SalesforceError> {
             "invalid sObject name {name:?}"
         )))
     }
+}
+
+/// The stored access token, when it is not the one that failed.
+fn newer_token(creds: &TenantCredentials, failed: Option<&CachedToken>) -> Option<SecretString> {
+    let stored = creds.access_token.as_ref()?;
+    failed
+        .is_none_or(|f| stored.expose_secret() != f.access.expose_secret())
+        .then(|| stored.clone())
 }
 
 fn checked_id(id: &str) -> Result<&str, SalesforceError> {
