@@ -17,6 +17,7 @@ use crate::ports::{
     RecordStore, SecretStore, StoreError, UserMappingStore,
 };
 use crate::salesforce::{SalesforceClient, SalesforceError, Session};
+use crate::telemetry::Metrics;
 
 /// Every storage port at once (the DynamoDB adapter implements them all).
 pub trait Store:
@@ -63,6 +64,13 @@ pub struct App<S, K> {
 pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
 
 impl<S: Store, K: SecretStore> App<S, K> {
+    /// Embedded-format metrics of `function`, in this stage's namespace.
+    pub fn metrics(&self, function: &str) -> Metrics {
+        Metrics::new(self.config.metrics_namespace.clone())
+            .dimension("Function", function)
+            .dimension("Stage", self.config.stage.clone())
+    }
+
     pub fn new(
         config: Config,
         store: S,

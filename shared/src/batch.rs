@@ -1,11 +1,33 @@
 //! SQS batches as the call logger and comment-sync see them: deliveries in,
 //! a verdict per delivery out, and the partial batch response with back-off.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tokio::time::Instant;
 
 use crate::ports::JobQueue;
+
+/// A queue function's Salesforce requests must have ended this long before the
+/// Lambda deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The Lambda deadline (epoch milliseconds) as an `Instant`.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// When a queue batch's Salesforce requests must have ended: [`DEADLINE_MARGIN`]
+/// before the Lambda deadline (epoch milliseconds).
+pub fn requests_deadline(deadline_ms: u64) -> Instant {
+    deadline_instant(deadline_ms)
+        .checked_sub(DEADLINE_MARGIN)
+        .unwrap_or_else(Instant::now)
+}
 
 /// One SQS record to process.
 #[derive(Debug, Clone)]

@@ -3,20 +3,13 @@
 //! back-off on their visibility; everything else is acknowledged (logged,
 //! recorded as failed, parked, or dead-lettered).
 
-use std::time::Duration;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use super::CallLogger;
 use crate::app::Store;
-use crate::batch::{deliveries, respond};
+use crate::batch::{deliveries, requests_deadline, respond};
 use crate::ports::{JobQueue, SecretStore};
-use crate::sync::handler::deadline_instant;
-use crate::telemetry::Metrics;
-
-/// Salesforce requests must have ended this long before the Lambda deadline.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// `source_queue` is the queue the batch came from (for the back-off).
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
@@ -24,17 +17,13 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let deadline = deadline_instant(event.context.deadline)
-        .checked_sub(DEADLINE_MARGIN)
-        .unwrap_or_else(tokio::time::Instant::now);
+    let deadline = requests_deadline(event.context.deadline);
     let deliveries = deliveries(event.payload);
     let calls_before = logger.app.salesforce.counters().total();
     let verdicts = logger.log_batch(&deliveries, deadline).await;
     let response = respond(&deliveries, &verdicts, source_queue).await;
     let api_calls = logger.app.salesforce.counters().total() - calls_before;
-    let mut metrics = Metrics::new(logger.app.config.metrics_namespace.clone())
-        .dimension("Function", "call-logger")
-        .dimension("Stage", logger.app.config.stage.clone());
+    let mut metrics = logger.app.metrics("call-logger");
     metrics
         .count("CallsReceived", deliveries.len() as u64)
         .count("CallsRetried", response.batch_item_failures.len() as u64)

@@ -6,28 +6,21 @@ use lambda_runtime::LambdaEvent;
 
 use super::CommentSync;
 use crate::app::Store;
-use crate::batch::{deliveries, respond};
-use crate::calls::handler::DEADLINE_MARGIN;
+use crate::batch::{deliveries, requests_deadline, respond};
 use crate::ports::{JobQueue, SecretStore};
-use crate::sync::handler::deadline_instant;
-use crate::telemetry::Metrics;
 
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     sync: &CommentSync<'_, S, K, Q>,
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let deadline = deadline_instant(event.context.deadline)
-        .checked_sub(DEADLINE_MARGIN)
-        .unwrap_or_else(tokio::time::Instant::now);
+    let deadline = requests_deadline(event.context.deadline);
     let deliveries = deliveries(event.payload);
     let calls_before = sync.app.salesforce.counters().total();
     let verdicts = sync.sync_batch(&deliveries, deadline).await;
     let response = respond(&deliveries, &verdicts, source_queue).await;
     let api_calls = sync.app.salesforce.counters().total() - calls_before;
-    let mut metrics = Metrics::new(sync.app.config.metrics_namespace.clone())
-        .dimension("Function", "comment-sync")
-        .dimension("Stage", sync.app.config.stage.clone());
+    let mut metrics = sync.app.metrics("comment-sync");
     metrics
         .count("CommentsReceived", deliveries.len() as u64)
         .count("CommentsRetried", response.batch_item_failures.len() as u64)

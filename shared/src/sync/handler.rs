@@ -1,7 +1,7 @@
 //! scheduled-sync's Lambda entry point: the EventBridge schedule fans out, the
 //! sync-jobs queue runs tenants' jobs (SQS partial batch response).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::{JobOutcome, SyncJob, Syncer, fan_out};
 use crate::app::Store;
+use crate::batch::deadline_instant;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, SecretStore};
 use crate::telemetry::Metrics;
@@ -39,15 +40,6 @@ pub enum HandlerError {
     UnknownEvent,
     #[error("fan-out failed: {0}")]
     FanOut(#[from] crate::ports::StoreError),
-}
-
-/// The Lambda deadline (epoch milliseconds) as an `Instant`.
-pub fn deadline_instant(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
@@ -83,9 +75,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
 }
 
 fn metrics<S: Store, K: SecretStore, Q: JobQueue>(syncer: &Syncer<'_, S, K, Q>) -> Metrics {
-    Metrics::new(syncer.app.config.metrics_namespace.clone())
-        .dimension("Function", "scheduled-sync")
-        .dimension("Stage", syncer.app.config.stage.clone())
+    syncer.app.metrics("scheduled-sync")
 }
 
 async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
