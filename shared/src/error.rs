@@ -7,6 +7,9 @@
 
 use serde::Serialize;
 
+use crate::ports::StoreError;
+use crate::salesforce::SalesforceError;
+
 /// What the caller should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,18 +50,21 @@ pub trait Classify {
     fn class(&self) -> ErrorClass;
 }
 
-/// Returned by handlers whose behaviour has not been built yet. It is permanent:
-/// retrying will not make the feature appear, so the message goes to the DLQ
-/// (where it is kept) instead of looping.
+/// A failure of the domain's work (sync, call logging, comments), which reads
+/// and writes both Salesforce and the store.
 #[derive(Debug, thiserror::Error)]
-#[error("{function}: not implemented yet ({what})")]
-pub struct NotImplemented {
-    pub function: &'static str,
-    pub what: &'static str,
+pub enum WorkError {
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl Classify for NotImplemented {
+impl Classify for WorkError {
     fn class(&self) -> ErrorClass {
-        ErrorClass::Permanent
+        match self {
+            WorkError::Salesforce(e) => e.class(),
+            WorkError::Store(e) => e.class(),
+        }
     }
 }

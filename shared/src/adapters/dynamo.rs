@@ -172,10 +172,6 @@ impl DynamoStore {
         self
     }
 
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
     /// An unconditional write.
     async fn put(&self, item: Item, operation: &str) -> StoreResult<()> {
         self.client

@@ -25,10 +25,6 @@ impl SqsQueue {
             url: url.into(),
         }
     }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
 }
 
 impl JobQueue for SqsQueue {

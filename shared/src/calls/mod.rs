@@ -29,13 +29,14 @@ use crate::domain::{
     CallOutcome, CallState, Connection, ConnectionStatus, IndexEntry, IndexKey, IndexKind,
     LinkedRecord, TenantId,
 };
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, SecretStore, StoreError};
+use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::{Cond, Literal, Select};
 use crate::salesforce::sosl::PhoneSearch;
-use crate::salesforce::{NewRecord, RecordUpdate, SalesforceError, Session};
+use crate::salesforce::{ApiError, NewRecord, RecordUpdate, SalesforceError, Session};
 use crate::sync::objects::{CONTACT_PHONES, LEAD_PHONES};
 use event::{CallEvent, Direction, Role};
 use matching::{Candidate, Decision, Kind, MatchPolicy, OpportunityCandidate};
@@ -50,23 +51,6 @@ const DIALER_BEFORE: i64 = 10 * 60;
 const DIALER_AFTER: i64 = 15 * 60;
 /// A kept message is cut beyond this (DynamoDB items are at most 400 KB).
 const KEPT_MESSAGE_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    #[error(transparent)]
-    Salesforce(#[from] SalesforceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Classify for LogError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            LogError::Salesforce(e) => e.class(),
-            LogError::Store(e) => e.class(),
-        }
-    }
-}
 
 /// A call claimed by this invocation, and what was decided for it.
 struct Claimed {
@@ -145,7 +129,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 let reason = format!("invalid message: {}", invalid.reason);
                 match self.record_failure(tenant, call_id, &reason, &d.body).await {
                     Ok(()) => return Verdict::Done,
-                    Err(e) if e.class() == ErrorClass::Retryable => return Verdict::Retry,
+                    Err(e) if e.class().is_retryable() => return Verdict::Retry,
                     Err(e) => tracing::error!(error = %e, "could not record the refusal"),
                 }
             }
@@ -465,7 +449,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         session: &Session<'_, K, S>,
         connection: &Connection,
         work: &mut [Claimed],
-    ) -> Result<Vec<(usize, Verdict)>, LogError> {
+    ) -> Result<Vec<(usize, Verdict)>, WorkError> {
         let tenant = session.tenant().clone();
         let policy = connection.match_policy;
         self.decide_all(session, connection, work, &policy).await?;
@@ -665,10 +649,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 .iter()
                 .map(|e| format!("{}: {}", e.code, e.message))
                 .collect();
-            let transient = errors
-                .iter()
-                .any(|e| matches!(e.code.as_str(), "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"));
-            if transient {
+            if errors.iter().any(ApiError::is_transient_row_error) {
                 return self
                     .release(tenant, w.outcome.clone(), &codes.join("; "))
                     .await;
@@ -731,7 +712,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         connection: &Connection,
         work: &mut [Claimed],
         policy: &MatchPolicy,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), WorkError> {
         let tenant = session.tenant().clone();
         let store = &self.app.store;
         let region = connection.phone_region.as_str();
@@ -1007,7 +988,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         session: &Session<'_, K, S>,
         numbers: &[String],
         region: &str,
-    ) -> Result<HashMap<String, Vec<Candidate>>, LogError> {
+    ) -> Result<HashMap<String, Vec<Candidate>>, WorkError> {
         let mut found: HashMap<String, Vec<Candidate>> = HashMap::new();
         let contact_fields = [
             &["Id", "Name", "AccountId", "OwnerId", "LastModifiedDate"][..],
@@ -1020,9 +1001,15 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         ]
         .concat();
         for chunk in numbers.chunks(50) {
-            let variants: Vec<String> = chunk
+            // Each number's variants, computed once: searched for, then matched
+            // against every record found.
+            let searched: Vec<(&String, Vec<String>)> = chunk
                 .iter()
-                .flat_map(|n| normalize::phone_search_variants(n))
+                .map(|n| (n, normalize::phone_search_variants(n)))
+                .collect();
+            let variants: Vec<String> = searched
+                .iter()
+                .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
             let Some(sosl) = PhoneSearch::new(variants)
                 .returning("Contact", &contact_fields)
@@ -1063,12 +1050,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                         [Some(digits), e164].into_iter().flatten()
                     })
                     .collect();
-                for number in chunk {
-                    if normalize::phone_search_variants(number)
-                        .iter()
-                        .any(|v| stored.contains(v))
-                    {
-                        let list = found.entry(number.clone()).or_default();
+                for (number, number_variants) in &searched {
+                    if number_variants.iter().any(|v| stored.contains(v)) {
+                        let list = found.entry((*number).clone()).or_default();
                         if !list.iter().any(|c| c.id == candidate.id) {
                             list.push(candidate.clone());
                         }
@@ -1084,7 +1068,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         &self,
         session: &Session<'_, K, S>,
         work: &[Claimed],
-    ) -> Result<Vec<Map<String, Value>>, LogError> {
+    ) -> Result<Vec<Map<String, Value>>, WorkError> {
         let call_objects: Vec<String> = work.iter().map(|w| w.call.call_object()).collect();
         let whos: Vec<String> = work
             .iter()
@@ -1240,10 +1224,6 @@ fn find_dialer_task<'t>(
 
 struct ClaimRefused;
 
-fn same_id(a: &str, b: &str) -> bool {
-    a.get(..15) == b.get(..15)
-}
-
 fn add_candidates(hits: &[IndexEntry], who: &mut Vec<Candidate>, accounts: &mut Vec<Candidate>) {
     for h in hits {
         let text = |k: &str| h.data.get(k).and_then(Value::as_str).map(str::to_string);
@@ -1279,8 +1259,7 @@ fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<Str
         .call
         .title
         .as_deref()
-        .map(render::sanitize)
-        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(render::one_line)
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| match &who_name {
             Some(n) => format!("{} with {n}", w.call.direction.label()),

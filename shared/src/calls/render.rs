@@ -29,7 +29,8 @@ pub fn sanitize(text: &str) -> String {
     cleaned.replace("===", "= = =")
 }
 
-fn one_line(text: &str) -> String {
+/// `text` sanitised, on one line, its runs of whitespace as single spaces.
+pub(crate) fn one_line(text: &str) -> String {
     sanitize(text)
         .split_whitespace()
         .collect::<Vec<_>>()

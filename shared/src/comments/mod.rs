@@ -19,10 +19,11 @@ use crate::calls::{Delivery, Verdict};
 use crate::domain::{
     CallOutcome, CallState, ConnectionStatus, StoredComment, TenantId, validate_external_id,
 };
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, SecretStore, StoreError};
+use crate::salesforce::id::id15;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{RecordUpdate, SalesforceError, Session};
+use crate::salesforce::{ApiError, RecordUpdate, SalesforceError, Session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -289,28 +290,11 @@ pub async fn render_calls<S: Store, K: SecretStore>(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum RenderError {
-    #[error(transparent)]
-    Salesforce(#[from] SalesforceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Classify for RenderError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            RenderError::Salesforce(e) => e.class(),
-            RenderError::Store(e) => e.class(),
-        }
-    }
-}
-
 async fn render_calls_inner<S: Store, K: SecretStore>(
     app: &App<S, K>,
     session: &Session<'_, K, S>,
     outcomes: &[CallOutcome],
-) -> Result<Vec<Verdict>, RenderError> {
+) -> Result<Vec<Verdict>, WorkError> {
     let tenant = session.tenant().clone();
     let task_ids: Vec<String> = outcomes.iter().filter_map(|o| o.task_id.clone()).collect();
     let soql = Select::new("Task", &["Id", "Description"])
@@ -324,7 +308,7 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
         .filter_map(|r| {
             let id = r.get("Id")?.as_str()?.to_string();
             Some((
-                id[..15.min(id.len())].to_string(),
+                id15(&id).to_string(),
                 r.get("Description")
                     .and_then(Value::as_str)
                     .map(str::to_string),
@@ -335,7 +319,7 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
     let mut updates: Vec<(usize, RecordUpdate)> = Vec::new();
     for (k, o) in outcomes.iter().enumerate() {
         let task_id = o.task_id.clone().unwrap_or_default();
-        let Some(description) = current.get(&task_id[..15.min(task_id.len())]) else {
+        let Some(description) = current.get(id15(&task_id)) else {
             // Not returned: deleted in Salesforce. Recorded, never retried.
             verdicts[k] = settle(app, &tenant, o, Some(true)).await;
             continue;
@@ -380,11 +364,7 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
             .any(|e| matches!(e.code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND"))
         {
             settle(app, &tenant, o, Some(true)).await
-        } else if result
-            .errors
-            .iter()
-            .any(|e| matches!(e.code.as_str(), "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"))
-        {
+        } else if result.errors.iter().any(ApiError::is_transient_row_error) {
             Verdict::Retry
         } else {
             tracing::error!(tenant_id = %tenant, call_id = %o.call_id, errors = ?result.errors, "Salesforce refused the comments update");

@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials};
+use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Order, Select};
 use crate::salesforce::{InstanceUrlError, SalesforceError};
 use state::{StateClaims, StateError};
@@ -489,7 +490,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             Ok(flag) => flag,
             Err(e) => {
                 tracing::error!(tenant_id = %tenant, error = %e, "OAuth callback failed");
-                if e.class() == ErrorClass::Retryable {
+                if e.class().is_retryable() {
                     CallbackResult::Unavailable
                 } else {
                     CallbackResult::TokenExchangeFailed
@@ -929,10 +930,6 @@ impl<S: Store, K: SecretStore> App<S, K> {
             .await?;
         Ok(())
     }
-}
-
-fn same_id(a: &str, b: &str) -> bool {
-    a.get(..15) == b.get(..15)
 }
 
 fn random_token(bytes: usize) -> String {

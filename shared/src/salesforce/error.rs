@@ -18,6 +18,17 @@ pub struct ApiError {
     pub fields: Vec<String>,
 }
 
+impl ApiError {
+    /// A per-record error of a collections write worth retrying later: the
+    /// record was locked, or the server busy.
+    pub fn is_transient_row_error(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"
+        )
+    }
+}
+
 /// Parses an error body: a JSON array of errors, or sometimes a single object of
 /// the same shape. Anything else (HTML from a proxy, …) gives an empty list.
 pub fn parse_error_body(body: &[u8]) -> Vec<ApiError> {

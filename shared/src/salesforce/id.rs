@@ -25,6 +25,17 @@ pub fn id18(id: &str) -> String {
     out
 }
 
+/// Whether two ids name the same record, in either form: their first 15
+/// characters (the case-sensitive id) are equal.
+pub fn same_id(a: &str, b: &str) -> bool {
+    a.get(..15) == b.get(..15)
+}
+
+/// The 15-character form of an id (anything shorter as is).
+pub fn id15(id: &str) -> &str {
+    id.get(..15).unwrap_or(id)
+}
+
 /// True for a record id in either form; false for anything else, such as the
 /// `006*` wildcard a change event carries for a change to every record.
 pub fn is_record_id(id: &str) -> bool {
@@ -46,6 +57,14 @@ mod tests {
     #[test]
     fn ids_differing_only_in_case_get_different_suffixes() {
         assert_ne!(id18("006a000000abcde"), id18("006A000000abcde"));
+    }
+
+    #[test]
+    fn both_forms_name_the_same_record() {
+        assert!(same_id("003D000000QV9n2", "003D000000QV9n2IAD"));
+        assert!(!same_id("003D000000QV9n2IAD", "003d000000QV9n2IAD"));
+        assert_eq!(id15("003D000000QV9n2IAD"), "003D000000QV9n2");
+        assert_eq!(id15("short"), "short");
     }
 
     #[test]

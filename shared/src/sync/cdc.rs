@@ -21,9 +21,10 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::objects::{self, SyncObject};
-use super::{ObjectRun, Stop, SyncError};
+use super::{ObjectRun, Stop};
 use crate::app::Store;
 use crate::domain::{CrmRecord, IndexKey};
+use crate::error::WorkError;
 use crate::ports::{RecordChange, SecretStore, StoreError};
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
@@ -45,7 +46,7 @@ pub enum CdcFailure {
     #[error("Change Data Capture is unavailable for {object}: {reason}")]
     Unavailable { object: String, reason: String },
     #[error(transparent)]
-    Sync(#[from] SyncError),
+    Sync(#[from] WorkError),
 }
 
 impl From<SalesforceError> for CdcFailure {
@@ -89,7 +90,7 @@ pub(crate) trait Resync {
     fn resync(
         &self,
         object: &SyncObject,
-    ) -> impl std::future::Future<Output = Result<ObjectRun, SyncError>> + Send;
+    ) -> impl std::future::Future<Output = Result<ObjectRun, WorkError>> + Send;
 }
 
 pub fn topic_of(object: &SyncObject) -> String {

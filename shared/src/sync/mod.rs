@@ -27,12 +27,12 @@ use crate::domain::{
     ApiUsage, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, SyncCursor, SyncState,
     SyncStatus, TenantId,
 };
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::Cond;
-use crate::salesforce::{KeysetQuery, SalesforceError, Session};
+use crate::salesforce::{KeysetQuery, Session};
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 
@@ -84,23 +84,6 @@ impl SyncJob {
 
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Salesforce(#[from] SalesforceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Classify for SyncError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            SyncError::Salesforce(e) => e.class(),
-            SyncError::Store(e) => e.class(),
-        }
     }
 }
 
@@ -277,7 +260,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         job: &SyncJob,
         stop_at: Instant,
         hard_deadline: Instant,
-    ) -> Result<JobOutcome, SyncError> {
+    ) -> Result<JobOutcome, WorkError> {
         let tenant = &job.tenant_id;
         let store = &self.app.store;
         let Some(connection) = store.get_connection(tenant).await? else {
@@ -355,7 +338,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         connection: &Connection,
         stop_at: Instant,
         hard_deadline: Instant,
-    ) -> Result<JobOutcome, SyncError> {
+    ) -> Result<JobOutcome, WorkError> {
         let tenant = &job.tenant_id;
         let phone_region = connection.phone_region.as_str();
         let last_usage = connection.api_usage;
@@ -507,7 +490,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         object: &SyncObject,
         phone_region: &str,
         stop_at: Instant,
-    ) -> Result<(ObjectRun, Option<String>), SyncError> {
+    ) -> Result<(ObjectRun, Option<String>), WorkError> {
         let tenant = session.tenant();
         let resync = CursorResync {
             syncer: self,
@@ -566,7 +549,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         object: &SyncObject,
         phone_region: &str,
         stop_at: Instant,
-    ) -> Result<ObjectRun, SyncError> {
+    ) -> Result<ObjectRun, WorkError> {
         let tenant = session.tenant().clone();
         let store = &self.app.store;
         let stored = store.get_cursor(&tenant, object.key).await?;
@@ -658,7 +641,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         object: &SyncObject,
         records: &[Map<String, Value>],
         phone_region: &str,
-    ) -> Result<(u64, u64), SyncError> {
+    ) -> Result<(u64, u64), WorkError> {
         let store = &self.app.store;
         let ids: Vec<String> = records
             .iter()
@@ -820,7 +803,7 @@ struct CursorResync<'r, 'a, 's, S, K, Q> {
 }
 
 impl<S: Store, K: SecretStore, Q: JobQueue> Resync for CursorResync<'_, '_, '_, S, K, Q> {
-    async fn resync(&self, object: &SyncObject) -> Result<ObjectRun, SyncError> {
+    async fn resync(&self, object: &SyncObject) -> Result<ObjectRun, WorkError> {
         self.syncer
             .sync_object(self.session, object, self.phone_region, self.stop_at)
             .await
