@@ -26,8 +26,8 @@ use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
 use crate::domain::normalize;
 use crate::domain::{
-    CallOutcome, CallState, Connection, ConnectionStatus, IndexEntry, IndexKey, IndexKind,
-    LinkedRecord, TenantId,
+    ApiUsage, CallOutcome, CallState, Connection, ConnectionStatus, IndexEntry, IndexKey,
+    IndexKind, LinkedRecord, TenantId,
 };
 use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, SecretStore, StoreError};
@@ -36,15 +36,13 @@ use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::{Cond, Literal, Select};
 use crate::salesforce::sosl::PhoneSearch;
-use crate::salesforce::{ApiError, NewRecord, RecordUpdate, SalesforceError, Session};
+use crate::salesforce::{ApiError, NewRecord, RecordUpdate, SalesforceError, Session, Usage};
 use crate::sync::objects::{CONTACT_PHONES, LEAD_PHONES};
 use event::{CallEvent, Direction, Role};
 use matching::{Candidate, Decision, Kind, MatchPolicy, OpportunityCandidate};
 
 /// How long a claim protects a call being logged.
 const CLAIM_TTL: Duration = Duration::from_secs(180);
-/// A usage reading younger than this decides whether to defer.
-const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
 /// Dialer Tasks are looked for from this long before the call starts...
 const DIALER_BEFORE: i64 = 10 * 60;
 /// ...to this long after it ends (Aircall updates its Task ~30 s after hang-up).
@@ -309,22 +307,18 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     /// The reason to defer, when the org's usage is at or above the call-logging threshold.
     fn budget_exhausted(&self, tenant: &TenantId, connection: &Connection) -> Option<String> {
         // The most recent fresh reading: this container's, or the one a job stored.
-        let live = self.app.salesforce.usage(tenant).map(|u| {
-            let age = chrono::Duration::from_std(u.observed_at.elapsed()).unwrap_or_default();
-            (Utc::now() - age, u.used, u.max)
-        });
-        let stored = connection.api_usage.map(|u| (u.observed_at, u.used, u.max));
-        let fresh = |at: &chrono::DateTime<Utc>| {
-            (Utc::now() - *at)
-                .to_std()
-                .is_ok_and(|age| age < USAGE_FRESHNESS)
-        };
-        let (_, used, max) = [live, stored]
+        let live = self.app.salesforce.usage(tenant).map(Usage::to_api_usage);
+        let usage = [live, connection.api_usage]
             .into_iter()
             .flatten()
-            .filter(|(at, _, _)| fresh(at))
-            .max_by_key(|(at, _, _)| *at)?;
-        match decide(&self.app.config.budget, Work::CallLogging, used, max) {
+            .filter(ApiUsage::is_fresh)
+            .max_by_key(|u| u.observed_at)?;
+        match decide(
+            &self.app.config.budget,
+            Work::CallLogging,
+            usage.used,
+            usage.max,
+        ) {
             BudgetDecision::Wait {
                 used_percent,
                 threshold,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::TenantId;
+use crate::salesforce::limits::USAGE_FRESHNESS;
 
 /// Where a tenant stands with Salesforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,6 +42,14 @@ pub struct ApiUsage {
 }
 
 impl ApiUsage {
+    /// Recent enough to decide on without another call (a stale reading would
+    /// pause or defer on an allocation that has since rolled over).
+    pub fn is_fresh(&self) -> bool {
+        (Utc::now() - self.observed_at)
+            .to_std()
+            .is_ok_and(|age| age < USAGE_FRESHNESS)
+    }
+
     pub fn percent(&self) -> f64 {
         if self.max == 0 {
             100.0

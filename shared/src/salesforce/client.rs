@@ -21,10 +21,10 @@ use url::Url;
 use super::error::{ApiError, SalesforceError, parse_error_body};
 use super::instance::{HostPolicy, SalesforceOrigin};
 use super::keyset::{KeysetQuery, Position};
-use super::limits::parse_limit_info;
+use super::limits::{USAGE_FRESHNESS, parse_limit_info};
 use super::oauth::{Identity, OAuthApp};
 use crate::config::SalesforceConfig;
-use crate::domain::{ConnectionStatus, TenantId};
+use crate::domain::{ApiUsage, ConnectionStatus, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantCredentials};
 
@@ -209,6 +209,18 @@ pub struct Usage {
     pub observed_at: Instant,
 }
 
+impl Usage {
+    /// As stored and shown: observed at a wall-clock time.
+    pub fn to_api_usage(self) -> ApiUsage {
+        let age = chrono::Duration::from_std(self.observed_at.elapsed()).unwrap_or_default();
+        ApiUsage {
+            used: self.used,
+            max: self.max,
+            observed_at: Utc::now() - age,
+        }
+    }
+}
+
 struct CachedToken {
     access: SecretString,
     origin: SalesforceOrigin,
@@ -281,6 +293,12 @@ impl SalesforceClient {
     /// The last `Sforce-Limit-Info` usage seen for the tenant.
     pub fn usage(&self, tenant: &TenantId) -> Option<Usage> {
         self.inner.usage.lock().ok()?.get(tenant).copied()
+    }
+
+    /// The last usage seen for `tenant`, if seen within [`USAGE_FRESHNESS`].
+    pub fn fresh_usage(&self, tenant: &TenantId) -> Option<Usage> {
+        self.usage(tenant)
+            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS)
     }
 
     /// The tenant's connected app, for the connect flow and for refreshes.

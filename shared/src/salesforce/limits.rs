@@ -1,7 +1,14 @@
 //! The customer's daily API allocation: read from `Sforce-Limit-Info` on every
 //! response, and the budget policy that pauses the sync and defers call logging.
 
+use std::time::Duration;
+
 use crate::config::BudgetThresholds;
+
+/// How long a usage reading is trusted to pause a sync or defer a call without
+/// another call: the daily allocation is a rolling window, so the next call
+/// tells the current figure.
+pub const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
 
 /// Parses `api-usage=18/5000` (optionally followed by `, per-app-api-usage=…`).
 pub fn parse_limit_info(header: &str) -> Option<(u64, u64)> {

@@ -45,9 +45,6 @@ const LEASE: &str = "sync";
 /// its time, everything up to it was visible, and the next pass starts exactly
 /// after it. Unchanged records read again are not written.
 const LOOKBACK: Duration = Duration::from_secs(60);
-/// A usage reading older than this is not trusted to pause a sync: the daily
-/// allocation is a rolling window, so the next call tells the current figure.
-const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
 
 /// A message of the sync-jobs queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,12 +298,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let Some(calls) = self.calls else {
             return Ok(());
         };
-        let usage = self
-            .app
-            .salesforce
-            .usage(tenant)
-            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS);
-        if let Some(u) = usage {
+        if let Some(u) = self.app.salesforce.fresh_usage(tenant) {
             if matches!(
                 decide(&self.app.config.budget, Work::CallLogging, u.used, u.max),
                 BudgetDecision::Wait { .. }
@@ -344,17 +336,11 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let last_usage = connection.api_usage;
         let thresholds = self.app.config.budget;
         // Trust a recent usage reading to avoid spending a call only to learn we must pause.
-        if let Some(u) = last_usage {
-            let fresh = (Utc::now() - u.observed_at)
-                .to_std()
-                .is_ok_and(|age| age < USAGE_FRESHNESS);
-            if let (
-                true,
-                BudgetDecision::Wait {
-                    used_percent,
-                    threshold,
-                },
-            ) = (fresh, decide(&thresholds, Work::Sync, u.used, u.max))
+        if let Some(u) = last_usage.filter(ApiUsage::is_fresh) {
+            if let BudgetDecision::Wait {
+                used_percent,
+                threshold,
+            } = decide(&thresholds, Work::Sync, u.used, u.max)
             {
                 self.record_pause(tenant, used_percent, threshold).await?;
                 return Ok(JobOutcome::Paused { used_percent });
@@ -457,22 +443,13 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 }
             }
         }
-        let usage = self
-            .app
-            .salesforce
-            .usage(tenant)
-            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS);
+        let usage = self.app.salesforce.fresh_usage(tenant);
         update_connection(&self.app.store, tenant, |c| {
             if outcome == JobOutcome::Completed {
                 c.last_sync_at = Some(Utc::now());
             }
             if let Some(u) = usage {
-                let age = chrono::Duration::from_std(u.observed_at.elapsed()).unwrap_or_default();
-                c.api_usage = Some(ApiUsage {
-                    used: u.used,
-                    max: u.max,
-                    observed_at: Utc::now() - age,
-                });
+                c.api_usage = Some(u.to_api_usage());
             }
             true
         })
@@ -622,11 +599,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
 
     /// The live usage, when it is at or above the sync's pause threshold.
     fn over_budget(&self, tenant: &TenantId) -> Option<u8> {
-        let u = self
-            .app
-            .salesforce
-            .usage(tenant)
-            .filter(|u| u.observed_at.elapsed() < USAGE_FRESHNESS)?;
+        let u = self.app.salesforce.fresh_usage(tenant)?;
         match decide(&self.app.config.budget, Work::Sync, u.used, u.max) {
             BudgetDecision::Wait { used_percent, .. } => Some(used_percent),
             BudgetDecision::Proceed => None,
