@@ -29,10 +29,9 @@ use crate::domain::{
 };
 use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
+use crate::salesforce::Session;
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
-use crate::salesforce::soql::Cond;
-use crate::salesforce::{KeysetQuery, Session};
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 
@@ -544,11 +543,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 }
             }
         });
-        let mut query =
-            KeysetQuery::new(object.name, object.fields).include_deleted(object.deletable);
-        if object.key == objects::EMAIL_TASK.key {
-            query = query.filter(Cond::eq("TaskSubtype", "Email"));
-        }
+        let query = object.keyset_query();
         let mut run = ObjectRun::default();
         if let Some(used_percent) = self.over_budget(&tenant) {
             run.stop = Some(Stop::Budget { used_percent });

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::domain::normalize;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey, IndexKind};
-use crate::salesforce::keyset::{Position, parse_datetime};
+use crate::salesforce::keyset::{KeysetQuery, Position, parse_datetime};
+use crate::salesforce::soql::Cond;
 
 /// One synced sObject: its fields (named explicitly), an optional filter, and
 /// whether deletions are read through `queryAll`.
@@ -17,6 +18,19 @@ pub struct SyncObject {
     pub deletable: bool,
     /// The status and cursor name (Task is synced for its Email subtype only).
     pub key: &'static str,
+    /// `field = value` that every synced record meets.
+    pub only: Option<(&'static str, &'static str)>,
+}
+
+impl SyncObject {
+    /// The keyset query that reads this object's changes.
+    pub fn keyset_query(&self) -> KeysetQuery {
+        let query = KeysetQuery::new(self.name, self.fields).include_deleted(self.deletable);
+        match self.only {
+            Some((field, value)) => query.filter(Cond::eq(field, value)),
+            None => query,
+        }
+    }
 }
 
 /// The phone fields of a Contact and of a Lead.
@@ -32,6 +46,7 @@ pub(crate) const LEAD_PHONES: &[&str] = &["Phone", "MobilePhone"];
 pub const USER: SyncObject = SyncObject {
     name: "User",
     key: "User",
+    only: None,
     fields: &[
         "Id",
         "Name",
@@ -46,6 +61,7 @@ pub const USER: SyncObject = SyncObject {
 pub const ACCOUNT: SyncObject = SyncObject {
     name: "Account",
     key: "Account",
+    only: None,
     fields: &[
         "Id",
         "Name",
@@ -61,6 +77,7 @@ pub const ACCOUNT: SyncObject = SyncObject {
 pub const CONTACT: SyncObject = SyncObject {
     name: "Contact",
     key: "Contact",
+    only: None,
     fields: &[
         "Id",
         "FirstName",
@@ -83,6 +100,7 @@ pub const CONTACT: SyncObject = SyncObject {
 pub const LEAD: SyncObject = SyncObject {
     name: "Lead",
     key: "Lead",
+    only: None,
     fields: &[
         "Id",
         "Name",
@@ -103,6 +121,7 @@ pub const LEAD: SyncObject = SyncObject {
 pub const OPPORTUNITY: SyncObject = SyncObject {
     name: "Opportunity",
     key: "Opportunity",
+    only: None,
     fields: &[
         "Id",
         "Name",
@@ -123,6 +142,7 @@ pub const OPPORTUNITY: SyncObject = SyncObject {
 pub const OPPORTUNITY_CONTACT_ROLE: SyncObject = SyncObject {
     name: "OpportunityContactRole",
     key: "OpportunityContactRole",
+    only: None,
     fields: &[
         "Id",
         "OpportunityId",
@@ -137,6 +157,7 @@ pub const OPPORTUNITY_CONTACT_ROLE: SyncObject = SyncObject {
 pub const EMAIL_MESSAGE: SyncObject = SyncObject {
     name: "EmailMessage",
     key: "EmailMessage",
+    only: None,
     fields: &[
         "Id",
         "Subject",
@@ -157,6 +178,7 @@ pub const EMAIL_MESSAGE: SyncObject = SyncObject {
 pub const EMAIL_MESSAGE_RELATION: SyncObject = SyncObject {
     name: "EmailMessageRelation",
     key: "EmailMessageRelation",
+    only: None,
     fields: &[
         "Id",
         "EmailMessageId",
@@ -171,6 +193,7 @@ pub const EMAIL_MESSAGE_RELATION: SyncObject = SyncObject {
 pub const EMAIL_TASK: SyncObject = SyncObject {
     name: "Task",
     key: "EmailTask",
+    only: Some(("TaskSubtype", "Email")),
     fields: &[
         "Id",
         "Subject",
@@ -389,6 +412,17 @@ fn timeline_data(raw: &Map<String, Value>, date_field: &str) -> Map<String, Valu
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_email_tasks_are_read() {
+        let tasks = EMAIL_TASK.keyset_query().render(None).unwrap();
+        assert!(
+            tasks.contains("FROM Task WHERE TaskSubtype = 'Email'"),
+            "{tasks}"
+        );
+        let contacts = CONTACT.keyset_query().render(None).unwrap();
+        assert!(!contacts.contains("WHERE"), "{contacts}");
+    }
 
     fn raw(v: Value) -> Map<String, Value> {
         let mut m = v.as_object().cloned().unwrap();
