@@ -219,8 +219,13 @@ impl DynamoStore {
         Ok(next)
     }
 
-    /// All items of one partition (optionally with a sort key prefix), following pages.
-    async fn query_partition(&self, pk: String, sk_prefix: Option<&str>) -> StoreResult<Vec<Item>> {
+    /// All items of one partition (optionally with a sort key prefix), following
+    /// pages, decoded.
+    async fn query_partition<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk_prefix: Option<&str>,
+    ) -> StoreResult<Vec<T>> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -238,7 +243,9 @@ impl DynamoStore {
                 None => q.key_condition_expression("pk = :pk"),
             };
             let out = q.send().await.map_err(|e| map_sdk_error("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
+            for item in out.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(items),
@@ -431,8 +438,13 @@ fn decode_page_token(token: &str) -> StoreResult<Item> {
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
-fn is_conflict(e: &StoreError) -> bool {
-    matches!(e, StoreError::Conflict(_))
+/// The result of a conditional write; `None` when its condition did not hold.
+fn unless_conflict<T>(result: StoreResult<T>) -> StoreResult<Option<T>> {
+    match result {
+        Ok(done) => Ok(Some(done)),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl ConnectionStore for DynamoStore {
@@ -482,10 +494,7 @@ impl ConnectionStore for DynamoStore {
 
     async fn audit_trail(&self, tenant: &TenantId) -> StoreResult<Vec<AuditEntry>> {
         self.query_partition(keys::tenant(tenant), Some("AUDIT#"))
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+            .await
     }
 }
 
@@ -507,15 +516,11 @@ impl UserMappingStore for DynamoStore {
                 .expression_attribute_names("#source", "source")
                 .expression_attribute_values(":manual", s("manual"));
         }
-        match put
+        let result = put
             .send()
             .await
-            .map_err(|e| map_sdk_error("PutItem (user mapping)", e))
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+            .map_err(|e| map_sdk_error("PutItem (user mapping)", e));
+        Ok(unless_conflict(result)?.is_some())
     }
 
     async fn get_mapping(
@@ -531,10 +536,7 @@ impl UserMappingStore for DynamoStore {
 
     async fn list_mappings(&self, tenant: &TenantId) -> StoreResult<Vec<UserMapping>> {
         self.query_partition(keys::tenant(tenant), Some("USERMAP#"))
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+            .await
     }
 
     async fn delete_mapping(&self, tenant: &TenantId, modjo_user_id: &str) -> StoreResult<bool> {
@@ -609,10 +611,7 @@ impl CursorStore for DynamoStore {
 
     async fn sync_statuses(&self, tenant: &TenantId) -> StoreResult<Vec<SyncStatus>> {
         self.query_partition(keys::tenant(tenant), Some("SYNCSTATUS#"))
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+            .await
     }
 }
 
@@ -649,11 +648,7 @@ impl LeaseStore for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("PutItem (lease)", e));
-        match result {
-            Ok(_) => Ok(Some(lease)),
-            Err(e) if is_conflict(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(unless_conflict(result)?.map(|_| lease))
     }
 
     async fn release_lease(
@@ -672,11 +667,7 @@ impl LeaseStore for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("DeleteItem (lease)", e));
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(unless_conflict(result)?.is_some())
     }
 }
 
@@ -743,11 +734,7 @@ impl RecordStore for DynamoStore {
     }
 
     async fn query_index(&self, tenant: &TenantId, key: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
-        self.query_partition(keys::index(tenant, key), None)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.query_partition(keys::index(tenant, key), None).await
     }
 }
 
@@ -830,11 +817,7 @@ impl CommentStore for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("PutItem (comment)", e));
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(unless_conflict(result)?.is_some())
     }
 
     async fn comments_for_call(
@@ -843,10 +826,7 @@ impl CommentStore for DynamoStore {
         call_id: &str,
     ) -> StoreResult<Vec<StoredComment>> {
         self.query_partition(keys::call(tenant, call_id), Some("COMMENT#"))
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+            .await
     }
 }
 
@@ -886,11 +866,10 @@ impl OAuthStateStore for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("DeleteItem (oauth state)", e));
-        let item = match result {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e) if is_conflict(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(out) = unless_conflict(result)? else {
+            return Ok(None);
         };
+        let item = out.attributes.unwrap_or_default();
         let pending: PendingAuthorization = from_item(item)?;
         // TTL deletion is lazy (up to days): expiry is checked here, not left to it.
         Ok((pending.expires_at > now).then_some(pending))
