@@ -125,7 +125,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         if let (Some(tenant), Some(call_id)) = (&invalid.tenant, &invalid.call_id) {
             if let Ok(Some(_)) = self.app.store.get_connection(tenant).await {
                 let reason = format!("invalid message: {}", invalid.reason);
-                match self.record_failure(tenant, call_id, &reason, &d.body).await {
+                match self
+                    .record(tenant, call_id, CallState::Failed, &reason, &d.body)
+                    .await
+                {
                     Ok(()) => return Verdict::Done,
                     Err(e) if e.class().is_retryable() => return Verdict::Retry,
                     Err(e) => tracing::error!(error = %e, "could not record the refusal"),
@@ -146,10 +149,13 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     }
 
     /// A permanent failure, recorded with the message unless the call was already logged.
-    async fn record_failure(
+    /// Records a call that will not be logged now (`state`), with the reason and
+    /// the message kept; a call already logged keeps its final state.
+    async fn record(
         &self,
         tenant: &TenantId,
         call_id: &str,
+        state: CallState,
         reason: &str,
         body: &str,
     ) -> Result<(), StoreError> {
@@ -161,7 +167,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             reason: Some(reason.to_string()),
             message: Some(keep(body)),
             version: existing.map_or(0, |e| e.version),
-            ..CallOutcome::new(call_id, CallState::Failed, Utc::now())
+            ..CallOutcome::new(call_id, state, Utc::now())
         };
         self.app
             .store
@@ -218,9 +224,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             let mut out = Vec::new();
             for (i, call) in &calls {
                 let r = self
-                    .record_failure(
+                    .record(
                         tenant,
                         &call.call_id,
+                        CallState::Failed,
                         "Salesforce is disconnected",
                         &deliveries[*i].body,
                     )
@@ -339,20 +346,17 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     ) -> Vec<(usize, Verdict)> {
         let mut out = Vec::new();
         for (i, call) in calls {
-            let verdict = match self.app.store.get_outcome(tenant, &call.call_id).await {
-                Ok(Some(o)) if o.is_final() => Verdict::Done,
-                Ok(existing) => {
-                    let outcome = CallOutcome {
-                        reason: Some(reason.to_string()),
-                        message: Some(keep(&deliveries[*i].body)),
-                        version: existing.as_ref().map_or(0, |e| e.version),
-                        ..CallOutcome::new(&call.call_id, CallState::Waiting, Utc::now())
-                    };
-                    match self.app.store.save_outcome(tenant, &outcome).await {
-                        Ok(_) => Verdict::Done,
-                        Err(_) => Verdict::Retry,
-                    }
-                }
+            let parked = self
+                .record(
+                    tenant,
+                    &call.call_id,
+                    CallState::Waiting,
+                    reason,
+                    &deliveries[*i].body,
+                )
+                .await;
+            let verdict = match parked {
+                Ok(()) => Verdict::Done,
                 Err(_) => Verdict::Retry,
             };
             tracing::info!(tenant_id = %tenant, call_id = %call.call_id, reason, "call parked");
