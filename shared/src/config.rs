@@ -160,9 +160,18 @@ impl Config {
                 reason: format!("expected a version like 62.0, got {api_version:?}"),
             });
         }
+        let defaults = BudgetThresholds::default();
         let budget = BudgetThresholds {
-            sync_pause_at_percent: percent(env, vars::SYNC_PAUSE_AT_PERCENT, 80)?,
-            call_logging_defer_at_percent: percent(env, vars::CALL_LOGGING_DEFER_AT_PERCENT, 95)?,
+            sync_pause_at_percent: percent(
+                env,
+                vars::SYNC_PAUSE_AT_PERCENT,
+                defaults.sync_pause_at_percent,
+            )?,
+            call_logging_defer_at_percent: percent(
+                env,
+                vars::CALL_LOGGING_DEFER_AT_PERCENT,
+                defaults.call_logging_defer_at_percent,
+            )?,
         };
         Ok(Self {
             stage: non_empty(env, vars::STAGE).unwrap_or_else(|| "dev".to_string()),

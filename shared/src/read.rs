@@ -49,9 +49,7 @@ pub async fn sync_view<S: Store>(
     Ok(Some(SyncView {
         status: connection.status,
         last_sync_at: connection.last_sync_at,
-        api_usage_percent: connection
-            .api_usage
-            .map(|u| (u.percent() * 10.0).round() / 10.0),
+        api_usage_percent: connection.api_usage.map(|u| u.percent_shown()),
         objects,
     }))
 }

@@ -682,7 +682,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             api_usage: connection.api_usage.map(|u| ApiUsageView {
                 used: u.used,
                 max: u.max,
-                percent: (u.percent() * 10.0).round() / 10.0,
+                percent: u.percent_shown(),
                 observed_at: u.observed_at,
             }),
         })

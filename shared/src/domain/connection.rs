@@ -50,6 +50,11 @@ impl ApiUsage {
             .is_ok_and(|age| age < USAGE_FRESHNESS)
     }
 
+    /// [`Self::percent`] to one decimal, as shown.
+    pub fn percent_shown(&self) -> f64 {
+        (self.percent() * 10.0).round() / 10.0
+    }
+
     pub fn percent(&self) -> f64 {
         if self.max == 0 {
             100.0
