@@ -93,6 +93,16 @@ pub fn build_app_with<S: shared::app::Store>(
     App::new(config, store, aws.secrets(), Some(oauth)).expect("app")
 }
 
+/// A scheduled sync job of `tenant` (as the fan-out sends it) delivered by the
+/// sync-jobs queue, in an invocation that must end within `budget`.
+pub fn sync_job_event(
+    tenant: &shared::domain::TenantId,
+    budget: Duration,
+) -> lambda_runtime::LambdaEvent<Value> {
+    let body = shared::sync::SyncJob::new(tenant.clone(), "schedule").to_body();
+    lambda_event(sqs_event("sync-jobs", &[body]), budget)
+}
+
 /// A Lambda invocation of `payload` that must end within `budget`.
 pub fn lambda_event<T>(payload: T, budget: Duration) -> lambda_runtime::LambdaEvent<T> {
     let mut context = lambda_runtime::Context::default();
@@ -264,7 +274,7 @@ pub async fn consent(
     if status != 200 {
         return Err((status, html));
     }
-    let mut form: Vec<(String, String)> = hidden_inputs(&html);
+    let mut form: Vec<(String, String)> = local_stack::demo::hidden_inputs(&html);
     form.push(("username".into(), username.into()));
     form.push(("password".into(), password.into()));
     form.push(("action".into(), action.into()));
@@ -287,36 +297,4 @@ pub async fn consent(
         Some(l) if status == 302 => Ok(Url::parse(l).expect("redirect URL")),
         _ => Err((status, answer.text().await.unwrap_or_default())),
     }
-}
-
-/// `<input type="hidden" name="…" value="…">` pairs of an HTML page.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    let attr = |tag: &str, name: &str| {
-        let key = format!("{name}=\"");
-        tag.find(&key).map(|i| {
-            let rest = &tag[i + key.len()..];
-            rest[..rest.find('"').unwrap_or(rest.len())].to_string()
-        })
-    };
-    html.split("<input")
-        .skip(1)
-        .filter_map(|chunk| {
-            let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
-            if attr(tag, "type").as_deref() != Some("hidden") {
-                return None;
-            }
-            Some((
-                attr(tag, "name")?,
-                html_unescape(&attr(tag, "value").unwrap_or_default()),
-            ))
-        })
-        .collect()
-}
-
-fn html_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }

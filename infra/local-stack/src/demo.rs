@@ -596,27 +596,7 @@ pub async fn consent(
         return Err(format!("authorize page answered {}", page.status()));
     }
     let html = page.text().await.map_err(|e| e.to_string())?;
-    let mut form: Vec<(String, String)> = Vec::new();
-    for chunk in html.split("<input").skip(1) {
-        let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
-        let attr = |name: &str| {
-            let key = format!("{name}=\"");
-            tag.find(&key).map(|i| {
-                let rest = &tag[i + key.len()..];
-                rest[..rest.find('"').unwrap_or(rest.len())]
-                    .replace("&quot;", "\"")
-                    .replace("&#39;", "'")
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&amp;", "&")
-            })
-        };
-        if attr("type").as_deref() == Some("hidden") {
-            if let Some(name) = attr("name") {
-                form.push((name, attr("value").unwrap_or_default()));
-            }
-        }
-    }
+    let mut form = hidden_inputs(&html);
     form.push(("username".into(), username.into()));
     form.push(("password".into(), password.into()));
     form.push(("action".into(), "Allow".into()));
@@ -638,6 +618,36 @@ pub async fn consent(
             answer.status()
         ))?;
     url::Url::parse(location).map_err(|e| e.to_string())
+}
+
+/// The `<input type="hidden" name="…" value="…">` pairs of an HTML page (the
+/// consent page's form), unescaped.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        let key = format!("{name}=\"");
+        tag.find(&key).map(|i| {
+            let rest = &tag[i + key.len()..];
+            html_unescape(&rest[..rest.find('"').unwrap_or(rest.len())])
+        })
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|chunk| {
+            let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
+            if attr(tag, "type").as_deref() != Some("hidden") {
+                return None;
+            }
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
