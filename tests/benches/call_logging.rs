@@ -11,15 +11,15 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::Utc;
 use e2e::moto::AwsEnv;
 use e2e::sf::{ORG, SfWorld, WorldOptions, fields};
-use e2e::stack::{build_app, lambda_event, sqs_event};
+use e2e::stack::{build_app, lambda_event, sqs_event, sync_job_event};
 use serde_json::json;
 use sf_emulator::{Fault, SeedRecord, UserSpec};
 use shared::calls::CallLogger;
 use shared::calls::handler::handle;
 use shared::domain::{CallState, MappingSource, UserMapping};
 use shared::ports::{CallStore, UserMappingStore};
+use shared::sync::Syncer;
 use shared::sync::handler::SyncOptions;
-use shared::sync::{SyncJob, Syncer};
 
 const CALLS: usize = 1_000;
 const BATCH: usize = 10;
@@ -94,15 +94,9 @@ async fn run() {
         .expect("mapping");
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(&app, &jobs);
-    let job = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
     shared::sync::handler::handle(
         &syncer,
-        lambda_event(sqs_event("sync-jobs", &[job]), Duration::from_secs(600)),
+        sync_job_event(&tenant, Duration::from_secs(600)),
         SyncOptions::default(),
     )
     .await

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use e2e::moto::AwsEnv;
 use e2e::sf::{ORG, SfWorld, WorldOptions, fields};
-use e2e::stack::{build_app, lambda_event, sqs_event};
+use e2e::stack::{build_app, sync_job_event};
 use serde_json::{Value, json};
 use sf_emulator::SeedRecord;
 use shared::ports::{CursorStore, RecordStore};
+use shared::sync::Syncer;
 use shared::sync::handler::{SyncOptions, handle};
-use shared::sync::{SyncJob, Syncer};
 
 const OPPORTUNITIES: usize = 2_000;
 const ROUNDS: usize = 5;
@@ -71,19 +71,10 @@ async fn run() {
     );
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(&app, &jobs);
-    let job = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
     let sync = || async {
         let answer = handle(
             &syncer,
-            lambda_event(
-                sqs_event("sync-jobs", std::slice::from_ref(&job)),
-                Duration::from_secs(900),
-            ),
+            sync_job_event(&tenant, Duration::from_secs(900)),
             SyncOptions::default(),
         )
         .await

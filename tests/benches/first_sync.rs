@@ -20,8 +20,8 @@ use shared::app::App;
 use shared::config::{BudgetThresholds, Config, SalesforceConfig};
 use shared::domain::{Connection, ConnectionStatus, SyncState, TenantId};
 use shared::ports::{ConnectionStore, CursorStore, SecretStore, TenantCredentials};
+use shared::sync::Syncer;
 use shared::sync::handler::{SyncOptions, handle};
-use shared::sync::{SyncJob, Syncer};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -214,19 +214,10 @@ async fn child(n: usize) -> Value {
     let app = App::new(config, aws.store(), aws.secrets(), None).expect("app");
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(&app, &jobs);
-    let body = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
 
     let rss_before = peak_rss_mb();
     let started = Instant::now();
-    let event = e2e::stack::lambda_event(
-        e2e::stack::sqs_event("sync-jobs", &[body]),
-        Duration::from_secs(3600),
-    );
+    let event = e2e::stack::sync_job_event(&tenant, Duration::from_secs(3600));
     let answer = handle(&syncer, event, SyncOptions::default())
         .await
         .expect("handler");

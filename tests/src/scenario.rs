@@ -14,8 +14,8 @@ use shared::calls::CallLogger;
 use shared::calls::handler::handle;
 use shared::domain::{MappingSource, TenantId, UserMapping};
 use shared::ports::{CallStore, UserMappingStore};
+use shared::sync::Syncer;
 use shared::sync::handler::SyncOptions;
-use shared::sync::{SyncJob, Syncer};
 
 use crate::moto::AwsEnv;
 use crate::sf::{ORG, WorldOptions, fields};
@@ -178,15 +178,9 @@ pub async fn sync(stack: &Stack, tenant: &TenantId) {
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let calls = stack.aws.queue(&stack.aws.resources.call_events_queue);
     let syncer = Syncer::new(&stack.app, &jobs).with_call_replay(&calls);
-    let body = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
     let answer = shared::sync::handler::handle(
         &syncer,
-        lambda_event(sqs_event("sync-jobs", &[body]), Duration::from_secs(300)),
+        crate::stack::sync_job_event(tenant, Duration::from_secs(300)),
         SyncOptions::default(),
     )
     .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::faulty::{After, FaultyStore};
 use e2e::sf::{ORG, OrgUser, SfWorld, WorldOptions, fields};
-use e2e::stack::{CALLBACK_URL, Stack, build_app_with, lambda_event, sqs_event};
+use e2e::stack::{CALLBACK_URL, Stack, build_app_with, sync_job_event};
 use serde_json::{Value, json};
 use sf_emulator::{EventType, Fault, SeedRecord};
 use shared::adapters::secrets::SecretsManagerStore;
@@ -28,13 +28,7 @@ async fn run_job<S: Store>(
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(app, &jobs);
     assert!(syncer.cdc.is_some(), "the Pub/Sub API is configured");
-    let body = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
-    let event = lambda_event(sqs_event("sync-jobs", &[body]), Duration::from_secs(600));
+    let event = sync_job_event(tenant, Duration::from_secs(600));
     let response = handle(&syncer, event, SyncOptions::default())
         .await
         .expect("handler answers");
@@ -433,14 +427,8 @@ async fn a_first_answer_later_than_the_job_leaves_the_rest_to_a_continuation() {
     let tenant = stack.sf.connect_tenant(&stack.aws).await;
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(&stack.app, &jobs);
-    let body = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
     // The job may run for 8 s: the subscription's first answer would come later.
-    let event = lambda_event(sqs_event("sync-jobs", &[body]), Duration::from_secs(30));
+    let event = sync_job_event(&tenant, Duration::from_secs(30));
     let hurried = SyncOptions {
         stop_before_deadline: Duration::from_secs(22),
         requests_end_before_deadline: Duration::from_secs(5),
@@ -718,18 +706,7 @@ async fn two_concurrent_jobs_of_a_tenant_only_one_consumes_the_feed() {
 
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(&stack.app, &jobs);
-    let body = SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body();
-    let event = || {
-        lambda_event(
-            sqs_event("sync-jobs", std::slice::from_ref(&body)),
-            Duration::from_secs(600),
-        )
-    };
+    let event = || sync_job_event(&tenant, Duration::from_secs(600));
     let (a, b) = tokio::join!(
         handle(&syncer, event(), SyncOptions::default()),
         handle(&syncer, event(), SyncOptions::default())

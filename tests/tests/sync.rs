@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use e2e::faulty::FaultyStore;
 use e2e::sf::{ORG, SfWorld, WorldOptions, fields};
-use e2e::stack::{Claims, Stack, api_event, body_json, build_app_with, lambda_event, sqs_event};
+use e2e::stack::{
+    Claims, Stack, api_event, body_json, build_app_with, lambda_event, sqs_event, sync_job_event,
+};
 use serde_json::{Value, json};
 use sf_emulator::{Fault, SeedRecord};
 use shared::app::{App, Store};
@@ -12,15 +14,6 @@ use shared::domain::{ConnectionStatus, IndexKey, IndexKind, SyncState, TenantId}
 use shared::ports::{ConnectionStore, CursorStore, RecordStore};
 use shared::sync::handler::{SyncOptions, handle};
 use shared::sync::{SyncJob, Syncer};
-
-fn job(tenant: &TenantId) -> String {
-    SyncJob {
-        version: 1,
-        tenant_id: tenant.clone(),
-        reason: "schedule".into(),
-    }
-    .to_body()
-}
 
 /// One sync-jobs SQS delivery through the handler; the queue's batch response.
 async fn run_job<S: Store>(
@@ -31,10 +24,7 @@ async fn run_job<S: Store>(
 ) -> Value {
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let syncer = Syncer::new(app, &jobs);
-    let event = lambda_event(
-        sqs_event("sync-jobs", &[job(tenant)]),
-        Duration::from_secs(600),
-    );
+    let event = sync_job_event(tenant, Duration::from_secs(600));
     handle(&syncer, event, options)
         .await
         .expect("handler answers")
@@ -628,18 +618,12 @@ async fn two_concurrent_jobs_for_one_tenant_only_one_runs() {
     let syncer = Syncer::new(&stack.app, &jobs);
     let a = handle(
         &syncer,
-        lambda_event(
-            sqs_event("sync-jobs", &[job(&tenant)]),
-            Duration::from_secs(600),
-        ),
+        sync_job_event(&tenant, Duration::from_secs(600)),
         SyncOptions::default(),
     );
     let b = handle(
         &syncer,
-        lambda_event(
-            sqs_event("sync-jobs", &[job(&tenant)]),
-            Duration::from_secs(600),
-        ),
+        sync_job_event(&tenant, Duration::from_secs(600)),
         SyncOptions::default(),
     );
     let (ra, rb) = tokio::join!(a, b);
