@@ -355,6 +355,7 @@ def function_crates() -> set[str]:
 
 def check_functions(sam: dict[str, Any], cfn: dict[str, Any], f: Failures) -> dict[str, str]:
     """Returns {function logical id: crate name}."""
+    crates = function_crates()
     crate_of: dict[str, str] = {}
     known_vars = set(re.findall(r'pub const [A-Z0-9_]+: &str = "([A-Z0-9_]+)";',
                                 (ROOT / "shared/src/config.rs").read_text()))
@@ -373,10 +374,10 @@ def check_functions(sam: dict[str, Any], cfn: dict[str, Any], f: Failures) -> di
         manifest = ROOT / str(code) / "Cargo.toml" if isinstance(code, str) else None
         f.check(manifest is not None and manifest.exists() and "[workspace]" in manifest.read_text(), name,
                 f"CodeUri {code!r} must be the Cargo workspace root (cargo lambda build --bin {binary} runs there)")
-        f.check(binary in function_crates(), name, f"Binary {binary!r} is not a crate under functions/")
+        f.check(binary in crates, name, f"Binary {binary!r} is not a crate under functions/")
         f.check(res.get("Properties", {}).get("Role") is not None, name,
                 "no explicit Role: SAM would attach AWS managed policies granting Resource \"*\"")
-    missing = function_crates() - set(crate_of.values())
+    missing = crates - set(crate_of.values())
     f.check(not missing, "Resources", f"function crates without a function in the template: {sorted(missing)}")
 
     for name, fn in resources(cfn, "AWS::Lambda::Function").items():

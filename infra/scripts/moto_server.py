@@ -4,13 +4,11 @@
 Binds the given port (default 0: an ephemeral one), prints one line
 `listening on http://127.0.0.1:<port>` once it accepts connections, then serves
 until its standard input closes, so that it dies with the process that started
-it, even when that one crashes. With --until-signal it serves until SIGTERM/SIGINT.
+it, even when that one crashes.
 """
 
 import argparse
-import signal
 import sys
-import threading
 
 from moto.server import ThreadedMotoServer
 
@@ -18,7 +16,6 @@ from moto.server import ThreadedMotoServer
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--until-signal", action="store_true")
     args = parser.parse_args()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
@@ -26,13 +23,7 @@ def main() -> None:
     host, port = server.get_host_and_port()
     print(f"listening on http://{host}:{port}", flush=True)
 
-    if args.until_signal:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
-    else:
-        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
     server.stop()
 
 

@@ -85,9 +85,9 @@ impl SfWorld {
                 ORG,
                 AppSpec {
                     name: Some("Modjo".into()),
-                    callback_url: options.callback_url.unwrap_or_else(|| {
-                        "https://app.modjo.test/integrations/salesforce/callback".into()
-                    }),
+                    callback_url: options
+                        .callback_url
+                        .unwrap_or_else(|| crate::stack::CALLBACK_URL.to_string()),
                     rotate_refresh_tokens: options.rotate_refresh_tokens,
                     ..Default::default()
                 },

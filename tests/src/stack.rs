@@ -34,10 +34,7 @@ impl Stack {
         Self::with_state_ttl(options, Duration::from_secs(600)).await
     }
 
-    pub async fn with_state_ttl(mut options: WorldOptions, state_ttl: Duration) -> Self {
-        options
-            .callback_url
-            .get_or_insert_with(|| CALLBACK_URL.to_string());
+    pub async fn with_state_ttl(options: WorldOptions, state_ttl: Duration) -> Self {
         let aws = AwsEnv::new().await;
         let sf = SfWorld::start(options).await;
         let app = build_app(&aws, &sf, state_ttl, CALLBACK_URL);
