@@ -455,7 +455,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         // One lookup: Tasks we created (by CallObject) and the dialers' call Tasks.
         let existing = self.lookup_tasks(session, work).await?;
         let mut creates: Vec<(usize, NewRecord)> = Vec::new();
-        let mut updates: Vec<(usize, RecordUpdate, &'static str)> = Vec::new();
+        let mut updates: Vec<(usize, RecordUpdate, CallState)> = Vec::new();
         let mut unmatched = Vec::new();
         let mut taken: HashSet<String> = HashSet::new();
         for (k, w) in work.iter().enumerate() {
@@ -489,7 +489,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                         id,
                         fields,
                     },
-                    "created",
+                    CallState::Created,
                 ));
                 continue;
             }
@@ -524,7 +524,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                         id,
                         fields,
                     },
-                    "enriched",
+                    CallState::Enriched,
                 ));
                 continue;
             }
@@ -565,7 +565,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 .create_many(&creates.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>())
                 .await?
         };
-        let real_updates: Vec<&(usize, RecordUpdate, &str)> = updates
+        let real_updates: Vec<&(usize, RecordUpdate, CallState)> = updates
             .iter()
             .filter(|(_, u, _)| !u.fields.is_empty())
             .collect();
@@ -595,12 +595,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             verdicts.push((work[*k].delivery, v));
         }
         let mut update_results = updated.into_iter();
-        for (k, update, kind) in &updates {
-            let state = if *kind == "created" {
-                CallState::Created
-            } else {
-                CallState::Enriched
-            };
+        for (k, update, state) in &updates {
+            let state = *state;
             let v = if update.fields.is_empty() {
                 self.finish(
                     &tenant,

@@ -321,7 +321,7 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
         let task_id = o.task_id.clone().unwrap_or_default();
         let Some(description) = current.get(id15(&task_id)) else {
             // Not returned: deleted in Salesforce. Recorded, never retried.
-            verdicts[k] = settle(app, &tenant, o, Some(true)).await;
+            verdicts[k] = settle(app, &tenant, o, true).await;
             continue;
         };
         let Some(call) = o.message.as_deref().and_then(|m| CallEvent::parse(m).ok()) else {
@@ -342,7 +342,7 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
                     },
                 ));
             }
-            Some(_) => verdicts[k] = settle(app, &tenant, o, None).await,
+            Some(_) => verdicts[k] = settle(app, &tenant, o, false).await,
             None => {
                 tracing::warn!(tenant_id = %tenant, call_id = %o.call_id, "the Task's own text leaves no room for the Modjo block")
             }
@@ -357,13 +357,13 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
     for ((k, _), result) in updates.iter().zip(results) {
         let o = &outcomes[*k];
         verdicts[*k] = if result.success {
-            settle(app, &tenant, o, None).await
+            settle(app, &tenant, o, false).await
         } else if result
             .errors
             .iter()
             .any(|e| matches!(e.code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND"))
         {
-            settle(app, &tenant, o, Some(true)).await
+            settle(app, &tenant, o, true).await
         } else if result.errors.iter().any(ApiError::is_transient_row_error) {
             Verdict::Retry
         } else {
@@ -379,9 +379,9 @@ async fn settle<S: Store, K: SecretStore>(
     app: &App<S, K>,
     tenant: &TenantId,
     o: &CallOutcome,
-    deleted: Option<bool>,
+    task_deleted: bool,
 ) -> Verdict {
-    if !o.comments_pending && deleted.is_none() {
+    if !o.comments_pending && !task_deleted {
         return Verdict::Done;
     }
     let mut updated = CallOutcome {
@@ -389,7 +389,7 @@ async fn settle<S: Store, K: SecretStore>(
         updated_at: Utc::now(),
         ..o.clone()
     };
-    if deleted == Some(true) {
+    if task_deleted {
         updated.task_deleted = true;
         updated.reason =
             Some("the Task was deleted in Salesforce; the comments stay in Modjo".into());
