@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
 use crate::app::Store;
-use crate::domain::{CrmRecord, IndexKey};
+use crate::domain::{CrmRecord, IndexEntry, IndexKey};
 use crate::error::WorkError;
 use crate::ports::{RecordChange, SecretStore, StoreError};
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
@@ -619,16 +619,16 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         ids.sort_unstable();
         ids.dedup();
         // The state of each record as the batch goes (events apply in order).
-        let mut current: HashMap<String, Option<CrmRecord>> = self
+        let mut current: HashMap<String, Option<Derived>> = self
             .store
             .get_records(&tenant, &ids)
             .await?
             .into_iter()
-            .map(|r| (r.id.clone(), Some(r)))
+            .map(|r| (r.id.clone(), Some((r, None))))
             .collect();
         let previous_keys: HashMap<String, Vec<IndexKey>> = current
             .iter()
-            .filter_map(|(id, r)| r.as_ref().map(|r| (id.clone(), r.index_keys.clone())))
+            .filter_map(|(id, r)| r.as_ref().map(|(r, _)| (id.clone(), r.index_keys.clone())))
             .collect();
         let mut reread: Vec<String> = Vec::new();
         for event in events {
@@ -643,12 +643,16 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                         if current
                             .get(&key)
                             .and_then(Option::as_ref)
-                            .is_some_and(|r| r.system_modstamp > event.commit_timestamp) => {}
+                            .is_some_and(|(r, _)| r.system_modstamp > event.commit_timestamp) => {}
                     ChangeType::Create => {
                         let raw = self.raw_record(id, event.commit_timestamp, &event.values, None);
                         current.insert(key, self.derive(&raw));
                     }
-                    ChangeType::Update => match current.get(&key).cloned().flatten() {
+                    ChangeType::Update => match current
+                        .get(&key)
+                        .and_then(Option::as_ref)
+                        .map(|(r, _)| r.fields.clone())
+                    {
                         Some(stored) => {
                             let mut values = Map::new();
                             for field in event
@@ -663,12 +667,8 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                                 };
                                 values.insert(field.clone(), v);
                             }
-                            let raw = self.raw_record(
-                                id,
-                                event.commit_timestamp,
-                                &values,
-                                Some(&stored.fields),
-                            );
+                            let raw =
+                                self.raw_record(id, event.commit_timestamp, &values, Some(&stored));
                             current.insert(key, self.derive(&raw));
                         }
                         // Not stored yet: read it whole.
@@ -693,11 +693,13 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         for (id, state) in current {
             let previous = previous_keys.get(&id).cloned().unwrap_or_default();
             match state {
-                Some(record) => {
-                    let index =
+                Some((record, index)) => {
+                    // Derived already, unless no event of the batch changed it.
+                    let index = index.unwrap_or_else(|| {
                         objects::derive(self.object, &rest_form(&record), self.phone_region, None)
                             .map(|(_, i)| i)
-                            .unwrap_or_default();
+                            .unwrap_or_default()
+                    });
                     changes.push(RecordChange::Upsert {
                         record,
                         index,
@@ -769,8 +771,8 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
         raw
     }
 
-    fn derive(&self, raw: &Map<String, Value>) -> Option<CrmRecord> {
-        objects::derive(self.object, raw, self.phone_region, None).map(|(r, _)| r)
+    fn derive(&self, raw: &Map<String, Value>) -> Option<Derived> {
+        objects::derive(self.object, raw, self.phone_region, None).map(|(r, i)| (r, Some(i)))
     }
 
     /// Reads records by id through REST (queryAll, so deletions show).
@@ -809,6 +811,10 @@ fn reread_states(
     }
     states
 }
+
+/// A record and its index entries, once derived (a record only loaded from the
+/// store has none yet).
+type Derived = (CrmRecord, Option<Vec<IndexEntry>>);
 
 /// A stored record back in REST form, for index derivation.
 fn rest_form(record: &CrmRecord) -> Map<String, Value> {
