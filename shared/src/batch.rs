@@ -45,6 +45,15 @@ pub enum Verdict {
     Done,
     /// Report as a batch item failure: SQS redelivers it after a back-off.
     Retry,
+    /// Report as a batch item failure, redelivered no sooner than this: what it
+    /// waits for (another invocation's claim) cannot end earlier.
+    RetryAfter(Duration),
+}
+
+impl Verdict {
+    pub fn is_retry(self) -> bool {
+        self != Verdict::Done
+    }
 }
 
 pub fn deliveries(event: SqsEvent) -> Vec<Delivery> {
@@ -64,6 +73,9 @@ pub fn deliveries(event: SqsEvent) -> Vec<Delivery> {
         .collect()
 }
 
+/// SQS's longest visibility timeout (12 hours).
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
 /// Back-off before SQS redelivers a failed item: 30 s, 1 min, 2 min, … up to 15 min.
 pub fn backoff(receive_count: u32) -> Duration {
     let exponent = receive_count.saturating_sub(1).min(5);
@@ -78,17 +90,17 @@ pub async fn respond<Q: JobQueue>(
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (d, verdict) in deliveries.iter().zip(verdicts) {
-        if *verdict == Verdict::Retry {
-            if let Err(e) = source
-                .retry_after(&d.receipt_handle, backoff(d.receive_count))
-                .await
-            {
-                tracing::warn!(message_id = %d.message_id, error = %e, "back-off not set; SQS uses the visibility timeout");
-            }
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = d.message_id.clone();
-            response.batch_item_failures.push(failure);
+        let delay = match *verdict {
+            Verdict::Done => continue,
+            Verdict::Retry => backoff(d.receive_count),
+            Verdict::RetryAfter(at_least) => at_least.clamp(Duration::from_secs(1), MAX_VISIBILITY),
+        };
+        if let Err(e) = source.retry_after(&d.receipt_handle, delay).await {
+            tracing::warn!(message_id = %d.message_id, error = %e, "back-off not set; SQS uses the visibility timeout");
         }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = d.message_id.clone();
+        response.batch_item_failures.push(failure);
     }
     response
 }

@@ -2,6 +2,7 @@
 //! One adapter implements each (DynamoDB, Secrets Manager, SQS); tests run the
 //! same adapters against moto.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -100,6 +101,13 @@ pub trait UserMappingStore: Send + Sync {
         tenant: &TenantId,
         modjo_user_id: &str,
     ) -> impl Future<Output = StoreResult<Option<UserMapping>>> + Send;
+
+    /// The mappings of these Modjo users (those without one are absent), in few requests.
+    fn get_mappings(
+        &self,
+        tenant: &TenantId,
+        modjo_user_ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<UserMapping>>> + Send;
 
     fn list_mappings(
         &self,
@@ -217,6 +225,35 @@ pub trait RecordStore: Send + Sync {
         tenant: &TenantId,
         key: &IndexKey,
     ) -> impl Future<Output = StoreResult<Vec<IndexEntry>>> + Send;
+
+    /// [`Self::query_index`] for many keys at once: each distinct key is read once,
+    /// several at a time. Keys without entries map to an empty list.
+    fn query_index_many(
+        &self,
+        tenant: &TenantId,
+        keys: &[IndexKey],
+    ) -> impl Future<Output = StoreResult<HashMap<IndexKey, Vec<IndexEntry>>>> + Send;
+}
+
+/// A claim on a call: the invocation that holds it alone works on the call until
+/// `until`. `version` becomes the outcome's version, so that the claim holder's
+/// outcome write ([`CallStore::save_outcomes`]) lands only while the claim holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallClaim {
+    pub call_id: String,
+    pub until: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// What claiming a call found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimResult {
+    /// This invocation holds the call now.
+    Claimed,
+    /// The call is already settled for good (created, enriched, unmatched).
+    Final(Box<CallOutcome>),
+    /// Another invocation holds a live claim on it, until then.
+    Busy { until: DateTime<Utc> },
 }
 
 /// Per-call outcomes.
@@ -234,6 +271,27 @@ pub trait CallStore: Send + Sync {
         outcome: &CallOutcome,
     ) -> impl Future<Output = StoreResult<CallOutcome>> + Send;
 
+    /// [`Self::save_outcome`] for many calls in few requests: each outcome is
+    /// written if the stored version still equals its `version`. One result per
+    /// outcome, in order ([`StoreError::Conflict`] for those that lost); the
+    /// `Err` of the whole is for failures that left every outcome unwritten or unknown.
+    fn save_outcomes(
+        &self,
+        tenant: &TenantId,
+        outcomes: &[CallOutcome],
+    ) -> impl Future<Output = StoreResult<Vec<StoreResult<CallOutcome>>>> + Send;
+
+    /// Claims calls in few requests, without reading them first: a call is claimed
+    /// (state `in_progress`) unless it is final or another live claim holds it at
+    /// `now`. One result per claim, in order. A claim keeps the call's other
+    /// attributes (a parked call's message, the Task of a crashed attempt).
+    fn claim_calls(
+        &self,
+        tenant: &TenantId,
+        claims: &[CallClaim],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<StoreResult<ClaimResult>>>> + Send;
+
     /// One page of the tenant's logged calls whose comments are waiting to be shown.
     fn pending_comment_calls(
         &self,
@@ -249,10 +307,12 @@ pub trait CallStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 }
 
-/// Comments per call.
+/// Comments per call, and each call's comment-state version: a counter raised by
+/// every stored change, so that a render can tell whether it showed the latest state.
 pub trait CommentStore: Send + Sync {
     /// Stores the comment (or its tombstone) unless a version with the same or a newer
-    /// `updatedAt` is already stored. Returns whether it was stored.
+    /// `updatedAt` is already stored, and raises the call's comment-state version
+    /// with it (atomically). Returns whether it was stored.
     fn upsert_comment(
         &self,
         tenant: &TenantId,
@@ -265,6 +325,14 @@ pub trait CommentStore: Send + Sync {
         tenant: &TenantId,
         call_id: &str,
     ) -> impl Future<Output = StoreResult<Vec<StoredComment>>> + Send;
+
+    /// The comment-state version of each call that has comments (calls without any
+    /// are absent), read in few requests.
+    fn comment_versions(
+        &self,
+        tenant: &TenantId,
+        call_ids: &[String],
+    ) -> impl Future<Output = StoreResult<HashMap<String, u64>>> + Send;
 }
 
 /// Single-use OAuth state.

@@ -108,7 +108,7 @@ async fn run() {
     sf.emu.reset_counters(ORG).expect("counters");
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = CallLogger::new(&app, &dlq);
+    let logger = CallLogger::new(&app, &source, &dlq);
     let started_at = (Utc::now() - chrono::Duration::minutes(62)).to_rfc3339();
     let started = Instant::now();
     let mut retried = 0;

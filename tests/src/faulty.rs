@@ -118,6 +118,9 @@ impl UserMappingStore for FaultyStore {
     async fn get_mapping(&self, t: &TenantId, id: &str) -> StoreResult<Option<UserMapping>> {
         self.inner.get_mapping(t, id).await
     }
+    async fn get_mappings(&self, t: &TenantId, ids: &[String]) -> StoreResult<Vec<UserMapping>> {
+        self.inner.get_mappings(t, ids).await
+    }
     async fn list_mappings(&self, t: &TenantId) -> StoreResult<Vec<UserMapping>> {
         self.inner.list_mappings(t).await
     }
@@ -180,6 +183,13 @@ impl RecordStore for FaultyStore {
     async fn query_index(&self, t: &TenantId, k: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
         self.inner.query_index(t, k).await
     }
+    async fn query_index_many(
+        &self,
+        t: &TenantId,
+        k: &[IndexKey],
+    ) -> StoreResult<std::collections::HashMap<IndexKey, Vec<IndexEntry>>> {
+        self.inner.query_index_many(t, k).await
+    }
 }
 
 impl CallStore for FaultyStore {
@@ -191,6 +201,26 @@ impl CallStore for FaultyStore {
             return Err(crash());
         }
         self.inner.save_outcome(t, o).await
+    }
+    /// A crash here loses the whole write (the process died before it).
+    async fn save_outcomes(
+        &self,
+        t: &TenantId,
+        o: &[CallOutcome],
+    ) -> StoreResult<Vec<StoreResult<CallOutcome>>> {
+        let settles = o.iter().any(|o| o.state != CallState::InProgress);
+        if settles && Self::crashes(&self.outcome_writes_until_crash) {
+            return Err(crash());
+        }
+        self.inner.save_outcomes(t, o).await
+    }
+    async fn claim_calls(
+        &self,
+        t: &TenantId,
+        c: &[CallClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoreResult<ClaimResult>>> {
+        self.inner.claim_calls(t, c, now).await
     }
     async fn waiting_calls(
         &self,
@@ -214,6 +244,13 @@ impl CommentStore for FaultyStore {
     }
     async fn comments_for_call(&self, t: &TenantId, c: &str) -> StoreResult<Vec<StoredComment>> {
         self.inner.comments_for_call(t, c).await
+    }
+    async fn comment_versions(
+        &self,
+        t: &TenantId,
+        c: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, u64>> {
+        self.inner.comment_versions(t, c).await
     }
 }
 

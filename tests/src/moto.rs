@@ -57,7 +57,17 @@ impl AwsEnv {
 
     /// Receives (and deletes) every message currently visible on a queue.
     pub async fn drain(&self, url: &str) -> Vec<String> {
-        let mut bodies = Vec::new();
+        self.drain_with_reasons(url)
+            .await
+            .into_iter()
+            .map(|(body, _)| body)
+            .collect()
+    }
+
+    /// [`Self::drain`], each body with the reason a consumer gave when it
+    /// dead-lettered it (the `modjo-error` attribute; empty when absent).
+    pub async fn drain_with_reasons(&self, url: &str) -> Vec<(String, String)> {
+        let mut messages_out = Vec::new();
         loop {
             let out = self
                 .clients
@@ -65,16 +75,17 @@ impl AwsEnv {
                 .receive_message()
                 .queue_url(url)
                 .max_number_of_messages(10)
+                .message_attribute_names("All")
                 .wait_time_seconds(0)
                 .send()
                 .await
                 .expect("receive");
             let messages = out.messages.unwrap_or_default();
             if messages.is_empty() {
-                return bodies;
+                return messages_out;
             }
             for m in messages {
-                if let Some(handle) = m.receipt_handle {
+                if let Some(handle) = &m.receipt_handle {
                     self.clients
                         .sqs
                         .delete_message()
@@ -84,7 +95,13 @@ impl AwsEnv {
                         .await
                         .expect("delete");
                 }
-                bodies.extend(m.body);
+                let reason = m
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get("modjo-error"))
+                    .and_then(|v| v.string_value.clone())
+                    .unwrap_or_default();
+                messages_out.push((m.body.unwrap_or_default(), reason));
             }
         }
     }

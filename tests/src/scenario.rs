@@ -218,7 +218,7 @@ pub async fn log_with<S: Store>(
 ) -> SqsBatchResponse {
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = CallLogger::new(app, &dlq);
+    let logger = CallLogger::new(app, &source, &dlq);
     let event: SqsEvent = serde_json::from_value(sqs_event("call-events", bodies)).unwrap();
     handle(
         &logger,

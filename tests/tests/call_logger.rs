@@ -330,6 +330,7 @@ async fn invalid_messages_are_recorded_and_the_rest_of_the_batch_succeeds() {
         1,
         "the valid call is logged"
     );
+    // A call a refused message names, and that had no outcome, is recorded as failed.
     let missing = outcome(&w, "call_missing").await;
     assert_eq!(missing.state, CallState::Failed);
     assert!(
@@ -341,24 +342,105 @@ async fn invalid_messages_are_recorded_and_the_rest_of_the_batch_succeeds() {
         "the message is kept"
     );
     let absurd = outcome(&w, "call_absurd").await;
+    assert_eq!(absurd.state, CallState::Failed);
     assert!(
-        absurd.reason.unwrap().contains("durationSeconds") || absurd.state == CallState::Failed
+        absurd
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("durationSeconds"),
+        "{absurd:?}"
     );
     let huge = outcome(&w, "call_huge").await;
     assert_eq!(huge.state, CallState::Failed);
     assert!(huge.reason.unwrap().contains("exceeds"));
-    assert!(huge.message.unwrap().len() < 100 * 1024, "kept, truncated");
     // Injection strings: valid queries, nothing matched, nothing broken.
     assert_eq!(
         outcome(&w, "call_hostile").await.state,
         CallState::Unmatched
     );
-    // Messages naming no usable tenant are dead-lettered with the reason.
+    // Every refused message reaches the dead-letter queue once, with its reason.
     let dlq = &w.stack.aws.resources.dead_letter_queues[&w.stack.aws.resources.call_events_queue];
-    let dead = w.stack.aws.drain(dlq).await;
+    let dead = w.stack.aws.drain_with_reasons(dlq).await;
+    let reason_of = |needle: &str| {
+        let found: Vec<&(String, String)> =
+            dead.iter().filter(|(b, _)| b.contains(needle)).collect();
+        assert_eq!(found.len(), 1, "{needle}: {dead:?}");
+        found[0].1.clone()
+    };
+    assert_eq!(dead.len(), 5, "{dead:?}");
+    assert!(reason_of("{not json").starts_with("not JSON"));
+    assert!(reason_of("call_missing").contains("missing field"));
+    assert!(reason_of("call_unknown_tenant").contains("unknown tenant"));
+    assert!(reason_of("call_absurd").contains("durationSeconds"));
+    assert!(reason_of("call_huge").contains("exceeds"));
+}
+
+#[tokio::test]
+async fn a_malformed_duplicate_changes_nothing_recorded() {
+    let w = world().await;
+    // A call parked before the tenant could log it, with its message.
+    let mut conn = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    conn.status = ConnectionStatus::NeedsReauth;
+    w.stack.aws.store().save_connection(&conn).await.unwrap();
+    let body = phone_call(&w.tenant, "call_parked", "+33612345678");
+    assert!(
+        log(&w, std::slice::from_ref(&body))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let parked = outcome(&w, "call_parked").await;
+    assert_eq!(parked.state, CallState::Waiting);
+    // A copy with the same callId that fails validation, and a logged call's copy.
+    let mut bad: Value = serde_json::from_str(&body).unwrap();
+    bad["version"] = json!(2);
+    let logged = phone_call(&w.tenant, "call_done", "+33612345678");
+    let mut conn = w
+        .stack
+        .aws
+        .store()
+        .get_connection(&w.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    conn.status = ConnectionStatus::Connected;
+    w.stack.aws.store().save_connection(&conn).await.unwrap();
+    assert!(
+        log(&w, std::slice::from_ref(&logged))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let done = outcome(&w, "call_done").await;
+    let mut bad_done: Value = serde_json::from_str(&logged).unwrap();
+    bad_done["durationSeconds"] = json!(-1);
+    let response = log(&w, &[bad.to_string(), bad_done.to_string()]).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        outcome(&w, "call_parked").await,
+        parked,
+        "the parked call is untouched"
+    );
+    assert_eq!(
+        outcome(&w, "call_done").await,
+        done,
+        "the logged call is untouched"
+    );
+    let dlq = &w.stack.aws.resources.dead_letter_queues[&w.stack.aws.resources.call_events_queue];
+    let dead = w.stack.aws.drain_with_reasons(dlq).await;
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().any(|d| d == "{not json"));
-    assert!(dead.iter().any(|d| d.contains("call_unknown_tenant")));
+    assert!(
+        dead.iter().any(|(_, r)| r == "unsupported version 2"),
+        "{dead:?}"
+    );
 }
 
 #[tokio::test]
@@ -390,24 +472,26 @@ async fn a_session_expiring_and_a_503_mid_batch_are_survived() {
             .is_empty()
     );
     assert_eq!(task_by_call_object(&w, "call_503").len(), 1);
-    // Beyond the retries: the call is handed back to SQS, with a back-off, not lost.
-    w.stack
-        .sf
-        .emu
-        .inject(
-            ORG,
-            Fault::FailNext {
-                count: 50,
-                kind: FailureKind::ServerUnavailable,
-            },
-        )
-        .unwrap();
-    let response = log(&w, &[phone_call(&w.tenant, "call_down", "+33612345678")]).await;
+    // A failure that outlasts the retries, while Salesforce still answers other
+    // requests: the call is handed back to SQS, with a back-off, not lost.
+    let task_query = Fault::FailNextOf {
+        api: "query".into(),
+        count: 50,
+        kind: FailureKind::ServerUnavailable,
+    };
+    // A contact newer than the last sync: found by SOSL, which answers.
+    w.stack.sf.seed(vec![(
+        "Contact",
+        json!({"LastName": "Fresh", "MobilePhone": "07 81 23 45 67"}),
+    )]);
+    w.stack.sf.emu.inject(ORG, task_query).unwrap();
+    let body = phone_call(&w.tenant, "call_flaky", "+33781234567");
+    let response = log(&w, std::slice::from_ref(&body)).await;
     assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(outcome(&w, "call_flaky").await.state, CallState::InProgress);
     w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
-    let again = log(&w, &[phone_call(&w.tenant, "call_down", "+33612345678")]).await;
-    assert!(again.batch_item_failures.is_empty());
-    assert_eq!(task_by_call_object(&w, "call_down").len(), 1);
+    assert!(log(&w, &[body]).await.batch_item_failures.is_empty());
+    assert_eq!(task_by_call_object(&w, "call_flaky").len(), 1);
 }
 
 #[tokio::test]

@@ -950,9 +950,11 @@ async fn reconnect_after_needs_reauth_replays_parked_calls() {
     let tenant = unique("acme");
     connect(&stack, &tenant).await;
     let t = TenantId::parse(&tenant).unwrap();
-    // The token dies; the tenant is marked needs_reauth; two calls were parked meanwhile.
+    // The token dies; the tenant is marked needs_reauth; two calls were parked
+    // meanwhile (the call logger marks the connection when it parks calls).
     let mut conn = stack.aws.store().get_connection(&t).await.unwrap().unwrap();
     conn.status = ConnectionStatus::NeedsReauth;
+    conn.calls_waiting_since = Some(Utc::now());
     stack.aws.store().save_connection(&conn).await.unwrap();
     for call in ["call_1", "call_2"] {
         let parked = CallOutcome {
@@ -971,6 +973,20 @@ async fn reconnect_after_needs_reauth_replays_parked_calls() {
     replayed.sort();
     assert_eq!(replayed.len(), 2);
     assert!(replayed[0].contains("call_1") && replayed[1].contains("call_2"));
+    // Replayed once: the mark is cleared, a later reconnect sends nothing again.
+    let conn = stack.aws.store().get_connection(&t).await.unwrap().unwrap();
+    assert_eq!(conn.calls_waiting_since, None);
+    let again = shared::calls::outcomes::replay_parked(&stack.aws.store(), &t, &stack.call_queue)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    assert!(
+        stack
+            .aws
+            .drain(&stack.aws.resources.call_events_queue)
+            .await
+            .is_empty()
+    );
     let st = body_json(
         &stack
             .api(api_event(

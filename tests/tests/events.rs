@@ -109,7 +109,7 @@ async fn every_sample_event_runs_through_its_handler() {
     // call-logger: the sample call is logged on Jane.
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
     let calls = aws.queue(&aws.resources.call_events_queue);
-    let logger = shared::calls::CallLogger::new(&stack.app, &dlq);
+    let logger = shared::calls::CallLogger::new(&stack.app, &calls, &dlq);
     let event: SqsEvent = serde_json::from_value(read("call-logger/call-event.json")).unwrap();
     let answer = shared::calls::handler::handle(
         &logger,

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let (app, aws) = shared::app::from_env(false).await?;
     let source = shared::app::queue_from_env(&aws, vars::CALL_EVENTS_QUEUE_URL)?;
     let dead_letters = shared::app::queue_from_env(&aws, vars::CALL_EVENTS_DLQ_URL)?;
-    let logger = CallLogger::new(&app, &dead_letters);
+    let logger = CallLogger::new(&app, &source, &dead_letters);
     let (logger, source) = (&logger, &source);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(handle(logger, source, event).await)

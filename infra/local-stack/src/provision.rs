@@ -8,6 +8,17 @@ use shared::adapters::dynamo::create_table;
 use shared::aws::AwsClients;
 use shared::config::vars;
 
+/// The work queues and their visibility timeouts (seconds), as `template.yaml`
+/// declares them.
+pub const QUEUES: [(&str, u32); 3] = [
+    ("call-events", 900),
+    ("comment-events", 420),
+    ("sync-jobs", 5400),
+];
+/// Dead-letter queues take SQS's largest message (1 MiB): a message as large as
+/// its queue allows still fits with the reason attribute added to it.
+pub const DLQ_MAX_MESSAGE_BYTES: u32 = 1_048_576;
+
 /// Names of one provisioned environment.
 #[derive(Debug, Clone)]
 pub struct Resources {
@@ -116,8 +127,19 @@ pub async fn provision(
 
     let mut dead_letter_queues = HashMap::new();
     let mut urls = Vec::new();
-    for name in ["call-events", "comment-events", "sync-jobs"] {
-        let dlq = create_queue(clients, &format!("{prefix}-{name}-dlq"), HashMap::new()).await?;
+    for (name, visibility) in QUEUES {
+        let dlq = create_queue(
+            clients,
+            &format!("{prefix}-{name}-dlq"),
+            HashMap::from([
+                (
+                    QueueAttributeName::MaximumMessageSize,
+                    DLQ_MAX_MESSAGE_BYTES.to_string(),
+                ),
+                (QueueAttributeName::MessageRetentionPeriod, "1209600".into()),
+            ]),
+        )
+        .await?;
         let dlq_arn = queue_arn(clients, &dlq).await?;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dlq_arn,
@@ -127,7 +149,13 @@ pub async fn provision(
         let url = create_queue(
             clients,
             &format!("{prefix}-{name}"),
-            HashMap::from([(QueueAttributeName::RedrivePolicy, redrive)]),
+            HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    visibility.to_string(),
+                ),
+            ]),
         )
         .await?;
         dead_letter_queues.insert(url.clone(), dlq);

@@ -191,6 +191,8 @@ pub struct Faults {
     pub fail_next: u64,
     /// Kind of the failures.
     pub fail_kind: Option<FailureKind>,
+    /// Only requests of this kind fail (`None`: any).
+    pub fail_only: Option<String>,
     /// Latency added to each request (ms).
     pub latency_ms: u64,
 }

@@ -184,6 +184,7 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
     o.count(k);
     let header = o.limit_header();
     if o.faults.fail_next > 0
+        && o.faults.fail_only.as_deref().is_none_or(|only| only == k)
         && let Some(fk) = o.faults.fail_kind
     {
         o.faults.fail_next -= 1;

@@ -232,6 +232,16 @@ pub enum Fault {
         /// How.
         kind: FailureKind,
     },
+    /// The next `count` API requests of one kind, as the counters name them
+    /// (`query`, `search`, `collectionsCreate`, …), fail; the others pass.
+    FailNextOf {
+        /// The kind of request.
+        api: String,
+        /// How many.
+        count: u64,
+        /// How.
+        kind: FailureKind,
+    },
     /// Latency added to every request of the org.
     Latency {
         /// Milliseconds.
@@ -910,6 +920,13 @@ impl World {
                 let o = &mut self.orgs[org];
                 o.faults.fail_next = *count;
                 o.faults.fail_kind = Some(*kind);
+                o.faults.fail_only = None;
+            }
+            Fault::FailNextOf { api, count, kind } => {
+                let o = &mut self.orgs[org];
+                o.faults.fail_next = *count;
+                o.faults.fail_kind = Some(*kind);
+                o.faults.fail_only = Some(api.clone());
             }
             Fault::Latency { ms } => self.orgs[org].faults.latency_ms = *ms,
             Fault::SetApiUsage { used } => self.orgs[org].api_used = *used,

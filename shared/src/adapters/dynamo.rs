@@ -16,19 +16,38 @@
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
 //! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
+//! | comment state     | `C#<tenant>#<callId>`       | `CSTATE`                  |                            |
 //!
 //! Records, index values and calls each get their own partition key, so a tenant's
 //! million-record backfill spreads over a million partitions instead of one.
 //! `ttl` (epoch seconds) expires OAuth states and leases.
+//!
+//! A call's outcome keeps its claim's expiry as a number (`claimedUntilMs`) for
+//! the claim condition, and its message gzip-compressed (`messageGz`) beyond
+//! [`COMPRESS_MESSAGE_OVER`] bytes. The comment state counts the changes stored for
+//! the call (`version`), so that a render knows whether it showed the latest.
+//!
+//! Every request is counted by operation ([`DynamoStore::request_counts`]), retries
+//! included, by an interceptor on the SDK client.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
-    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, DeleteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,8 +63,8 @@ use crate::domain::{
     TenantId, UserMapping,
 };
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore, Page,
-    RecordChange, RecordStore, StoreError, StoreResult, UserMappingStore,
+    CallClaim, CallStore, ClaimResult, CommentStore, ConnectionStore, CursorStore, LeaseStore,
+    OAuthStateStore, Page, RecordChange, RecordStore, StoreError, StoreResult, UserMappingStore,
 };
 
 pub const PK: &str = "pk";
@@ -62,6 +81,18 @@ const GET_BATCH: usize = 100;
 const WRITE_CONCURRENCY: usize = 8;
 /// Attempts to flush unprocessed items before giving up (as Unavailable).
 const MAX_BATCH_ATTEMPTS: u32 = 10;
+/// TransactWriteItems takes at most 100 actions and 4 MB in all; chunks stay below.
+const TX_ITEMS: usize = 100;
+const TX_BYTES: usize = 3_500_000;
+/// Rounds of a set of transactions: items cancelled by a conflicting transaction
+/// (not by their own condition) are sent again, with back-off.
+const MAX_TX_ATTEMPTS: u32 = 8;
+/// Index partitions read at once by a batch lookup.
+const LOOKUP_CONCURRENCY: usize = 16;
+/// A call's message is stored gzip-compressed beyond this many bytes.
+pub const COMPRESS_MESSAGE_OVER: usize = 1024;
+/// A stored message never decompresses beyond this (SQS's own ceiling is 1 MiB).
+const MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -118,6 +149,7 @@ mod keys {
     pub fn waiting(t: &TenantId) -> String {
         format!("WAITING#{t}")
     }
+    pub const COMMENT_STATE: &str = "CSTATE";
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -149,21 +181,78 @@ fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
 }
 
-/// DynamoDB adapter for every storage port. Cheap to clone.
+/// DynamoDB adapter for every storage port. Cheap to clone (clones share their
+/// request counts).
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
     page_size: i32,
+    requests: RequestCounter,
+}
+
+/// Requests sent to DynamoDB, by operation (`Query`, `BatchGetItem`, …), each
+/// attempt counted: what the table is billed for and what its latency multiplies.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // `X-Amz-Target: DynamoDB_20120810.Query`
+        let operation = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_string();
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(operation).or_default() += 1;
+        }
+        Ok(())
+    }
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let requests = RequestCounter::default();
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(requests.clone())
+                .build(),
+        );
         Self {
             client,
             table: table.into(),
             page_size: 500,
+            requests,
         }
+    }
+
+    /// The requests this store (and its clones) sent, by operation.
+    pub fn request_counts(&self) -> &RequestCounter {
+        &self.requests
     }
 
     /// Items per page of the paged listings (tenants by status, waiting calls).
@@ -259,6 +348,16 @@ impl DynamoStore {
         gsi_pk: String,
         page_token: Option<String>,
     ) -> StoreResult<Page<T>> {
+        self.gsi_page_with(gsi_pk, page_token, from_item).await
+    }
+
+    /// One page of the GSI under `gsi_pk`, each item decoded by `decode`.
+    async fn gsi_page_with<T>(
+        &self,
+        gsi_pk: String,
+        page_token: Option<String>,
+        decode: fn(Item) -> StoreResult<T>,
+    ) -> StoreResult<Page<T>> {
         let start = page_token.map(|t| decode_page_token(&t)).transpose()?;
         let out = self
             .client
@@ -280,7 +379,7 @@ impl DynamoStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(from_item)
+            .map(decode)
             .collect::<StoreResult<_>>()?;
         Ok(Page { items, next })
     }
@@ -381,6 +480,158 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Sends `actions` as few TransactWriteItems as their count and size allow.
+    /// An action whose own condition fails is settled by `on_check_failed` (given the
+    /// item as it was); one cancelled for another's sake is sent again in the next
+    /// round. One result per action, in order.
+    async fn transact_each<T>(
+        &self,
+        operation: &str,
+        actions: Vec<TransactWriteItem>,
+        landed: impl Fn(usize) -> T,
+        on_check_failed: impl Fn(usize, Option<Item>) -> StoreResult<T>,
+    ) -> Vec<StoreResult<T>> {
+        let sizes: Vec<usize> = actions.iter().map(action_size).collect();
+        let mut results: Vec<Option<StoreResult<T>>> = (0..actions.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..actions.len()).collect();
+        for attempt in 0..MAX_TX_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let mut again = Vec::new();
+            for chunk in tx_chunks(&pending, &sizes) {
+                let items: Vec<TransactWriteItem> =
+                    chunk.iter().map(|&i| actions[i].clone()).collect();
+                for (&i, action) in chunk.iter().zip(self.transact(operation, items).await) {
+                    match action {
+                        Ok(None) => results[i] = Some(Ok(landed(i))),
+                        Ok(Some(TxCancel::CheckFailed(item))) => {
+                            results[i] = Some(on_check_failed(i, item))
+                        }
+                        Ok(Some(TxCancel::Again)) => again.push(i),
+                        Err(e) => results[i] = Some(Err(e)),
+                    }
+                }
+            }
+            pending = again;
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Unavailable(format!(
+                        "{operation}: still cancelled by conflicting transactions after {MAX_TX_ATTEMPTS} rounds"
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// One TransactWriteItems: per action, `None` when it landed, else why it was cancelled.
+    async fn transact(
+        &self,
+        operation: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Vec<StoreResult<Option<TxCancel>>> {
+        let n = items.len();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return (0..n).map(|_| Ok(None)).collect(),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        {
+            let reasons = cancelled.cancellation_reasons();
+            if reasons.len() == n {
+                return reasons.iter().map(|r| Ok(Some(TxCancel::of(r)))).collect();
+            }
+        }
+        let e = map_sdk_error(operation, err);
+        (0..n)
+            .map(|_| match &e {
+                // Throttling or a conflict of the whole: every action goes again.
+                StoreError::Unavailable(_) | StoreError::Conflict(_) => Ok(Some(TxCancel::Again)),
+                other => Err(StoreError::Rejected(other.to_string())),
+            })
+            .collect()
+    }
+}
+
+/// Why one action of a cancelled transaction did not land.
+enum TxCancel {
+    /// Its own condition failed; the item as it was, when asked for.
+    CheckFailed(Option<Item>),
+    /// Cancelled for another action's sake, or by a conflicting transaction or throttling.
+    Again,
+}
+
+impl TxCancel {
+    fn of(reason: &CancellationReason) -> Self {
+        match reason.code() {
+            Some("ConditionalCheckFailed") => TxCancel::CheckFailed(reason.item().cloned()),
+            _ => TxCancel::Again,
+        }
+    }
+}
+
+/// Splits action indexes into transactions within DynamoDB's count and size limits.
+fn tx_chunks(pending: &[usize], sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    for &i in pending {
+        let fits = chunks
+            .last()
+            .is_some_and(|c| c.len() < TX_ITEMS && bytes + sizes[i] <= TX_BYTES);
+        if !fits {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += sizes[i];
+        if let Some(last) = chunks.last_mut() {
+            last.push(i);
+        }
+    }
+    chunks
+}
+
+/// DynamoDB's size of an item: attribute names plus values.
+fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(l) | AttributeValue::Ns(l) => l.iter().map(String::len).sum(),
+        AttributeValue::Bs(l) => l.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::M(m) => 3 + item_size(m),
+        AttributeValue::L(l) => 3 + l.iter().map(value_size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn action_size(action: &TransactWriteItem) -> usize {
+    let values = |m: Option<&Item>| m.map_or(0, item_size);
+    if let Some(put) = action.put() {
+        return item_size(put.item()) + values(put.expression_attribute_values());
+    }
+    if let Some(update) = action.update() {
+        return item_size(update.key()) + values(update.expression_attribute_values());
+    }
+    512
+}
+
 fn key_signature(key: &Item) -> (String, String) {
     let part = |name: &str| match key.get(name) {
         Some(AttributeValue::S(v)) => v.clone(),
@@ -445,6 +696,134 @@ fn unless_conflict<T>(result: StoreResult<T>) -> StoreResult<Option<T>> {
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The stored form of a call outcome: its keys, the claim expiry as a number, the
+/// listing it belongs to (waiting, comments pending), the message compressed.
+fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
+    let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
+    if let Some(until) = outcome.claimed_until {
+        item.insert(CLAIMED_UNTIL_MS.into(), n(until.timestamp_millis()));
+    }
+    let listed_under = if outcome.state == CallState::Waiting {
+        Some(keys::waiting(tenant))
+    } else if outcome.comments_pending {
+        Some(keys::pending_comments(tenant))
+    } else {
+        None
+    };
+    if let Some(gsi_pk) = listed_under {
+        item.insert(GSI1_PK.into(), s(gsi_pk));
+        item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
+    }
+    if let Some(message) = outcome.message.as_deref() {
+        if message.len() > COMPRESS_MESSAGE_OVER {
+            item.remove("message");
+            item.insert(
+                MESSAGE_GZ.into(),
+                AttributeValue::B(Blob::new(gzip(message)?)),
+            );
+        }
+    }
+    Ok(item)
+}
+
+fn outcome_from_item(mut item: Item) -> StoreResult<CallOutcome> {
+    let compressed = item.remove(MESSAGE_GZ);
+    let mut outcome: CallOutcome = from_item(item)?;
+    if let Some(AttributeValue::B(blob)) = compressed {
+        outcome.message = Some(gunzip(blob.as_ref())?);
+    }
+    Ok(outcome)
+}
+
+const CLAIMED_UNTIL_MS: &str = "claimedUntilMs";
+const MESSAGE_GZ: &str = "messageGz";
+
+fn gzip(text: &str) -> StoreResult<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|e| StoreError::Rejected(format!("cannot compress a message: {e}")))
+}
+
+fn gunzip(bytes: &[u8]) -> StoreResult<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_MESSAGE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| StoreError::Corrupt(format!("a stored message does not decompress: {e}")))?;
+    Ok(text)
+}
+
+/// A claim on a call that is not final and not held by a live claim.
+fn claim_action(
+    table: &str,
+    tenant: &TenantId,
+    claim: &CallClaim,
+    now: DateTime<Utc>,
+) -> StoreResult<TransactWriteItem> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(keys::call(tenant, &claim.call_id), keys::OUTCOME)))
+        .update_expression(
+            "SET #state = :in_progress, claimedUntil = :until, claimedUntilMs = :until_ms, \
+             updatedAt = :now, callId = :call_id, version = :version REMOVE gsi1pk, gsi1sk",
+        )
+        .condition_expression(
+            "attribute_not_exists(pk) OR (NOT #state IN (:created, :enriched, :unmatched) \
+             AND (#state <> :in_progress OR attribute_not_exists(claimedUntilMs) OR claimedUntilMs < :now_ms))",
+        )
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":in_progress", s("in_progress"))
+        .expression_attribute_values(":created", s("created"))
+        .expression_attribute_values(":enriched", s("enriched"))
+        .expression_attribute_values(":unmatched", s("unmatched"))
+        .expression_attribute_values(":until", s(rfc3339(claim.until)))
+        .expression_attribute_values(":until_ms", n(claim.until.timestamp_millis()))
+        .expression_attribute_values(":now", s(rfc3339(now)))
+        .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+        .expression_attribute_values(":call_id", s(claim.call_id.clone()))
+        .expression_attribute_values(":version", n(claim.version as i64))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("claim: {e}")))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// What a failed claim condition found: a final call, or another's live claim.
+fn claim_refused(item: Option<Item>, now: DateTime<Utc>) -> StoreResult<ClaimResult> {
+    let item =
+        item.ok_or_else(|| StoreError::Corrupt("a refused claim came without its item".into()))?;
+    let outcome = outcome_from_item(item)?;
+    if outcome.is_final() {
+        return Ok(ClaimResult::Final(Box::new(outcome)));
+    }
+    Ok(ClaimResult::Busy {
+        until: outcome.claimed_until.filter(|u| *u > now).unwrap_or(now),
+    })
+}
+
+/// A versioned write of an outcome, as [`DynamoStore::put_versioned`] does alone.
+fn versioned_put(table: &str, mut item: Item, expected: u64) -> StoreResult<TransactWriteItem> {
+    item.insert("version".into(), n(expected as i64 + 1));
+    let put = Put::builder().table_name(table).set_item(Some(item));
+    let put = if expected == 0 {
+        put.condition_expression("attribute_not_exists(pk)")
+    } else {
+        put.condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected as i64))
+    };
+    let put = put
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("outcome: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 impl ConnectionStore for DynamoStore {
@@ -532,6 +911,22 @@ impl UserMappingStore for DynamoStore {
             .await?
             .map(from_item)
             .transpose()
+    }
+
+    async fn get_mappings(
+        &self,
+        tenant: &TenantId,
+        modjo_user_ids: &[String],
+    ) -> StoreResult<Vec<UserMapping>> {
+        let keys = modjo_user_ids
+            .iter()
+            .map(|id| key(keys::tenant(tenant), keys::user_mapping(id)))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn list_mappings(&self, tenant: &TenantId) -> StoreResult<Vec<UserMapping>> {
@@ -736,6 +1131,27 @@ impl RecordStore for DynamoStore {
     async fn query_index(&self, tenant: &TenantId, key: &IndexKey) -> StoreResult<Vec<IndexEntry>> {
         self.query_partition(keys::index(tenant, key), None).await
     }
+
+    async fn query_index_many(
+        &self,
+        tenant: &TenantId,
+        keys: &[IndexKey],
+    ) -> StoreResult<HashMap<IndexKey, Vec<IndexEntry>>> {
+        let distinct: Vec<IndexKey> = keys
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let lookups = distinct.into_iter().map(|k| async move {
+            let entries = self.query_partition(keys::index(tenant, &k), None).await?;
+            Ok::<_, StoreError>((k, entries))
+        });
+        futures::stream::iter(lookups)
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
 }
 
 impl CallStore for DynamoStore {
@@ -746,7 +1162,7 @@ impl CallStore for DynamoStore {
     ) -> StoreResult<Option<CallOutcome>> {
         self.get(key(keys::call(tenant, call_id), keys::OUTCOME))
             .await?
-            .map(from_item)
+            .map(outcome_from_item)
             .transpose()
     }
 
@@ -755,23 +1171,74 @@ impl CallStore for DynamoStore {
         tenant: &TenantId,
         outcome: &CallOutcome,
     ) -> StoreResult<CallOutcome> {
-        let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
-        let listed_under = if outcome.state == CallState::Waiting {
-            Some(keys::waiting(tenant))
-        } else if outcome.comments_pending {
-            Some(keys::pending_comments(tenant))
-        } else {
-            None
-        };
-        if let Some(gsi_pk) = listed_under {
-            item.insert(GSI1_PK.into(), s(gsi_pk));
-            item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
-        }
-        let version = self.put_versioned(item, outcome.version).await?;
+        let version = self
+            .put_versioned(outcome_item(tenant, outcome)?, outcome.version)
+            .await?;
         Ok(CallOutcome {
             version,
             ..outcome.clone()
         })
+    }
+
+    async fn save_outcomes(
+        &self,
+        tenant: &TenantId,
+        outcomes: &[CallOutcome],
+    ) -> StoreResult<Vec<StoreResult<CallOutcome>>> {
+        let mut seen = HashSet::new();
+        if let Some(twice) = outcomes.iter().find(|o| !seen.insert(&o.call_id)) {
+            return Err(StoreError::Rejected(format!(
+                "call {} appears twice in one outcome write",
+                twice.call_id
+            )));
+        }
+        let actions = outcomes
+            .iter()
+            .map(|o| versioned_put(&self.table, outcome_item(tenant, o)?, o.version))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(self
+            .transact_each(
+                "TransactWriteItems (outcomes)",
+                actions,
+                |i| CallOutcome {
+                    version: outcomes[i].version + 1,
+                    ..outcomes[i].clone()
+                },
+                |i, _| {
+                    Err(StoreError::Conflict(format!(
+                        "the outcome of {} changed meanwhile",
+                        outcomes[i].call_id
+                    )))
+                },
+            )
+            .await)
+    }
+
+    async fn claim_calls(
+        &self,
+        tenant: &TenantId,
+        claims: &[CallClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoreResult<ClaimResult>>> {
+        let mut seen = HashSet::new();
+        if let Some(twice) = claims.iter().find(|c| !seen.insert(&c.call_id)) {
+            return Err(StoreError::Rejected(format!(
+                "call {} is claimed twice in one request",
+                twice.call_id
+            )));
+        }
+        let actions = claims
+            .iter()
+            .map(|c| claim_action(&self.table, tenant, c, now))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(self
+            .transact_each(
+                "TransactWriteItems (claims)",
+                actions,
+                |_| ClaimResult::Claimed,
+                |_, item| claim_refused(item, now),
+            )
+            .await)
     }
 
     async fn waiting_calls(
@@ -779,7 +1246,8 @@ impl CallStore for DynamoStore {
         tenant: &TenantId,
         page_token: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        self.gsi_page(keys::waiting(tenant), page_token).await
+        self.gsi_page_with(keys::waiting(tenant), page_token, outcome_from_item)
+            .await
     }
 
     async fn pending_comment_calls(
@@ -787,8 +1255,12 @@ impl CallStore for DynamoStore {
         tenant: &TenantId,
         page_token: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        self.gsi_page(keys::pending_comments(tenant), page_token)
-            .await
+        self.gsi_page_with(
+            keys::pending_comments(tenant),
+            page_token,
+            outcome_from_item,
+        )
+        .await
     }
 }
 
@@ -803,21 +1275,49 @@ impl CommentStore for DynamoStore {
             keys::call(tenant, &comment.call_id),
             keys::comment(&comment.comment_id),
         )?;
-        item.insert(
-            "updatedAtMs".into(),
-            n(comment.updated_at.timestamp_millis()),
-        );
-        let result = self
-            .client
-            .put_item()
+        let updated_ms = n(comment.updated_at.timestamp_millis());
+        item.insert("updatedAtMs".into(), updated_ms.clone());
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR updatedAtMs < :u")
-            .expression_attribute_values(":u", n(comment.updated_at.timestamp_millis()))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("PutItem (comment)", e));
-        Ok(unless_conflict(result)?.is_some())
+            .expression_attribute_values(":u", updated_ms)
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("comment: {e}")))?;
+        let raise = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::call(tenant, &comment.call_id),
+                keys::COMMENT_STATE,
+            )))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("comment state: {e}")))?;
+        let actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(raise).build(),
+        ];
+        // The comment and its state move together: both land, or neither.
+        for attempt in 0..MAX_TX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let results = self
+                .transact("TransactWriteItems (comment)", actions.clone())
+                .await;
+            match results.into_iter().next() {
+                Some(Ok(None)) => return Ok(true),
+                // A version with the same or a newer `updatedAt` is stored.
+                Some(Ok(Some(TxCancel::CheckFailed(_)))) => return Ok(false),
+                Some(Ok(Some(TxCancel::Again))) => continue,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "TransactWriteItems (comment): still cancelled by conflicting transactions".into(),
+        ))
     }
 
     async fn comments_for_call(
@@ -827,6 +1327,40 @@ impl CommentStore for DynamoStore {
     ) -> StoreResult<Vec<StoredComment>> {
         self.query_partition(keys::call(tenant, call_id), Some("COMMENT#"))
             .await
+    }
+
+    async fn comment_versions(
+        &self,
+        tenant: &TenantId,
+        call_ids: &[String],
+    ) -> StoreResult<HashMap<String, u64>> {
+        let prefix = keys::call(tenant, "");
+        let keys = call_ids
+            .iter()
+            .map(|c| key(keys::call(tenant, c), keys::COMMENT_STATE))
+            .collect();
+        let mut versions = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let call = match item.get(PK) {
+                Some(AttributeValue::S(pk)) => pk.strip_prefix(&prefix).map(str::to_string),
+                _ => None,
+            };
+            let version = match item.get("version") {
+                Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                _ => None,
+            };
+            match (call, version) {
+                (Some(call), Some(version)) => {
+                    versions.insert(call, version);
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "a comment state without its version".into(),
+                    ));
+                }
+            }
+        }
+        Ok(versions)
     }
 }
 

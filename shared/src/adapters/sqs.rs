@@ -8,9 +8,14 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use super::{backoff, map_sdk_error};
 use crate::ports::{JobQueue, StoreError, StoreResult};
 
-/// SendMessageBatch takes at most 10 entries.
+/// SendMessageBatch takes at most 10 entries, and at most 256 KiB of bodies in all.
 const SEND_BATCH: usize = 10;
+const SEND_BATCH_BYTES: usize = 256 * 1024;
 const MAX_ATTEMPTS: u32 = 5;
+/// A dead letter's body stays within the DLQ's 1 MiB with its reason attribute
+/// (at most 1,000 characters). Only a message larger than any queue carries
+/// (refused for that) is cut, its head kept for whoever inspects it.
+const DEAD_LETTER_BODY_BYTES: usize = 1024 * 1024 - 8 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -27,9 +32,26 @@ impl SqsQueue {
     }
 }
 
+/// Consecutive runs of bodies within SendMessageBatch's count and size limits.
+fn send_batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == SEND_BATCH || bytes + body.len() > SEND_BATCH_BYTES) {
+            batches.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        batches.push(&bodies[start..]);
+    }
+    batches
+}
+
 impl JobQueue for SqsQueue {
     async fn send_all(&self, bodies: &[String]) -> StoreResult<()> {
-        for chunk in bodies.chunks(SEND_BATCH) {
+        for chunk in send_batches(bodies) {
             // Entry ids are positions in the chunk, so failures map back to bodies.
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             for attempt in 0..MAX_ATTEMPTS {
@@ -88,6 +110,15 @@ impl JobQueue for SqsQueue {
                 .build()
                 .map_err(|e| StoreError::Rejected(format!("message attribute: {e}")))
         };
+        let body = if body.len() > DEAD_LETTER_BODY_BYTES {
+            let mut end = DEAD_LETTER_BODY_BYTES;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…[cut: {} bytes in all]", &body[..end], body.len())
+        } else {
+            body.to_string()
+        };
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -111,5 +142,26 @@ impl JobQueue for SqsQueue {
             .await
             .map_err(|e| map_sdk_error("ChangeMessageVisibility", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_count_and_the_size() {
+        let small: Vec<String> = (0..25).map(|i| format!("{i}")).collect();
+        let sizes: Vec<usize> = send_batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        // 100 KB calls: two fit in 256 KiB, a third does not.
+        let large: Vec<String> = (0..5).map(|_| "x".repeat(100_000)).collect();
+        let sizes: Vec<usize> = send_batches(&large).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        // A body as large as a queue takes goes alone.
+        let full = vec!["y".repeat(SEND_BATCH_BYTES), "z".into()];
+        let sizes: Vec<usize> = send_batches(&full).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1]);
+        assert!(send_batches(&[]).is_empty());
     }
 }

@@ -55,6 +55,12 @@ fn duration(seconds: u64) -> String {
     }
 }
 
+/// `text` cut to at most `max_units` UTF-16 units, whole characters only, with an
+/// ellipsis when cut.
+pub fn cut_units(text: &str, max_units: usize) -> String {
+    truncate_to(text, max_units)
+}
+
 fn truncate_to(text: &str, max_units: usize) -> String {
     if sf_len(text) <= max_units {
         return text.to_string();

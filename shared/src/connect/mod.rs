@@ -631,36 +631,12 @@ impl<S: Store, K: SecretStore> App<S, K> {
         })
         .await?;
         // Calls that waited (for a reconnect, or for the first connect) go again.
-        let replayed = self.replay_parked_calls(tenant, call_queue).await?;
+        let replayed =
+            crate::calls::outcomes::replay_parked(&self.store, tenant, call_queue).await?;
         if replayed > 0 || was_waiting {
             tracing::info!(tenant_id = %tenant, replayed, "connected: parked calls replayed");
         }
         Ok(CallbackResult::Connected)
-    }
-
-    /// The reconnect hook: every call parked while the tenant needed to reconnect is
-    /// sent again to the call-events queue (the call logger is idempotent).
-    pub async fn replay_parked_calls<Q: JobQueue>(
-        &self,
-        tenant: &TenantId,
-        call_queue: &Q,
-    ) -> Result<usize, StoreError> {
-        let mut replayed = 0;
-        let mut token = None;
-        loop {
-            let page = self.store.waiting_calls(tenant, token).await?;
-            let bodies: Vec<String> = page
-                .items
-                .iter()
-                .filter_map(|o| o.message.clone())
-                .collect();
-            call_queue.send_all(&bodies).await?;
-            replayed += bodies.len();
-            match page.next {
-                Some(next) => token = Some(next),
-                None => return Ok(replayed),
-            }
-        }
     }
 
     /// `GET status`.

@@ -35,9 +35,14 @@ pub struct CallOutcome {
     pub owner_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The CRM records the call was linked to (Who, What), with their names.
+    /// The CRM records the call's Task is linked to in Salesforce (Who, What), with
+    /// their names. `who_id` and `what_id` are the Task's too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked: Vec<LinkedRecord>,
+    /// What Modjo matched, when the Task says otherwise (a dialer's Task keeps the
+    /// Who and What its dialer set), with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modjo_match: Option<ModjoMatch>,
     /// Comments changed but could not be shown on the Task yet (the tenant must
     /// reconnect, or the API budget is spent): the sync re-renders them later.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -56,6 +61,20 @@ pub struct CallOutcome {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
+}
+
+/// Modjo's own match of a call, kept when the Task in Salesforce is linked to
+/// other records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModjoMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<LinkedRecord>,
+    pub reason: String,
 }
 
 /// A CRM record a call is linked to.
@@ -79,6 +98,7 @@ impl CallOutcome {
             owner_id: None,
             reason: None,
             linked: Vec::new(),
+            modjo_match: None,
             comments_pending: false,
             task_deleted: false,
             claimed_until: None,

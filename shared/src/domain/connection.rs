@@ -98,6 +98,10 @@ pub struct Connection {
     pub last_sync_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_usage: Option<ApiUsage>,
+    /// Calls have been parked (state `waiting`) since then. They are replayed once,
+    /// by whoever first sees the tenant able to log again and clears this mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_waiting_since: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]
@@ -124,6 +128,7 @@ impl Connection {
             connected_at: None,
             last_sync_at: None,
             api_usage: None,
+            calls_waiting_since: None,
             updated_at: now,
             version: 0,
         }

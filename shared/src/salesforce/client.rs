@@ -342,6 +342,7 @@ impl SalesforceClient {
             store,
             deadline,
             tokens,
+            answered: AtomicU64::new(0),
         }
     }
 
@@ -386,6 +387,8 @@ pub struct Session<'a, S, D> {
     store: &'a D,
     deadline: Instant,
     tokens: Arc<TenantTokens>,
+    /// REST responses below 500 received in this session: Salesforce was there.
+    answered: AtomicU64,
 }
 
 struct Request<'r> {
@@ -408,6 +411,12 @@ where
 
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// Whether Salesforce answered any request of this session (a status below 500):
+    /// if not, whatever failed was an outage, not this work's own fault.
+    pub fn was_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed) > 0
     }
 
     /// The current access token and instance, for other Salesforce APIs (Pub/Sub).
@@ -893,6 +902,9 @@ where
         self.client.inner.counters.add(request.kind);
         self.client.record_usage(&self.tenant, response.headers());
         let status = response.status();
+        if !status.is_server_error() {
+            self.answered.fetch_add(1, Ordering::Relaxed);
+        }
         let body = response.bytes().await.map_err(transport)?;
         if status.is_success() {
             Ok(body)

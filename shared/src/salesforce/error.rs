@@ -140,6 +140,26 @@ impl SalesforceError {
     }
 }
 
+impl SalesforceError {
+    /// Salesforce itself is down or out of reach (5xx, network, no answer in time),
+    /// as opposed to refusing this particular work.
+    pub fn is_unavailability(&self) -> bool {
+        match self {
+            SalesforceError::Api { status, .. } | SalesforceError::OAuth { status, .. } => {
+                *status >= 500
+            }
+            SalesforceError::Transport(_) | SalesforceError::Deadline(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The org's daily API allocation is spent: nothing will pass for hours.
+    pub fn is_allocation_spent(&self) -> bool {
+        matches!(self, SalesforceError::Api { errors, .. }
+            if errors.iter().any(|e| e.code == "REQUEST_LIMIT_EXCEEDED"))
+    }
+}
+
 impl Classify for SalesforceError {
     fn class(&self) -> ErrorClass {
         match self {

@@ -291,8 +291,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         outcome
     }
 
-    /// Calls parked while the tenant was disconnected or over budget go again, now
-    /// that it is connected, if the budget allows call logging.
+    /// Calls parked while the tenant could not log (disconnected, over budget,
+    /// Salesforce down) go again, once, now that a sync worked, if the budget
+    /// allows call logging.
     async fn replay_parked_calls(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let Some(calls) = self.calls else {
             return Ok(());
@@ -305,7 +306,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 return Ok(());
             }
         }
-        let replayed = self.app.replay_parked_calls(tenant, calls).await?;
+        let replayed =
+            crate::calls::outcomes::replay_parked(&self.app.store, tenant, calls).await?;
         if replayed > 0 {
             tracing::info!(tenant_id = %tenant, replayed, "parked calls replayed");
         }

@@ -1,0 +1,225 @@
+//! Phase 7: the Task writes. Every call still being worked gets its Task: ours
+//! refreshed (found by `CallObject` after a crash), the dialer's enriched with the
+//! Modjo block, or a new one created. One collections create and one collections
+//! update for the whole batch (200 records per request); each row's result ends
+//! its own call.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value, json};
+
+use super::claim::Claimed;
+use super::dialer::{self, Task, text};
+use super::matching::Decision;
+use super::outcomes::{End, TaskLinks};
+use super::render;
+use crate::app::Store;
+use crate::domain::{CallState, Connection};
+use crate::error::WorkError;
+use crate::ports::SecretStore;
+use crate::salesforce::{ApiError, NewRecord, RecordResult, RecordUpdate, Session};
+
+/// Salesforce's limit on Task.Subject, in UTF-16 units.
+const SUBJECT_LIMIT: usize = 255;
+
+/// A write planned for one call.
+struct Planned {
+    call: usize,
+    state: CallState,
+    /// The Task's links; for a created Task, known once it exists.
+    task: TaskLinks,
+}
+
+pub(super) async fn write<S: Store, K: SecretStore>(
+    session: &Session<'_, K, S>,
+    connection: &Connection,
+    work: &mut [Claimed],
+) -> Result<(), WorkError> {
+    for w in work.iter_mut().filter(|w| w.end.is_none() && !w.matched()) {
+        let reason = w
+            .decision
+            .as_ref()
+            .map_or("no participant to match".to_string(), |d| d.reason.clone());
+        w.end = Some(End::Unmatched(reason));
+    }
+    let open: Vec<usize> = (0..work.len()).filter(|&i| work[i].end.is_none()).collect();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let existing = {
+        let refs: Vec<&Claimed> = open.iter().map(|&i| &work[i]).collect();
+        dialer::existing_tasks(session, &refs).await?
+    };
+
+    let mut creates: Vec<(Planned, NewRecord)> = Vec::new();
+    let mut updates: Vec<(Planned, RecordUpdate)> = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    for &i in &open {
+        let w = &work[i];
+        let Some(decision) = w.decision.clone() else {
+            continue;
+        };
+        // Created before (the outcome write was lost): refresh its block only.
+        if let Some(ours) = dialer::ours(&existing, w) {
+            let planned = planned(i, CallState::Created, ours);
+            taken.insert(planned.task.id.clone());
+            let current = text(ours, "Description");
+            match render::merge_description(current, &w.call, &w.comments) {
+                Some(m) if Some(m.as_str()) != current => {
+                    updates.push((planned, description_update(ours, m)))
+                }
+                _ => {
+                    work[i].end = Some(End::Logged {
+                        state: planned.state,
+                        task: planned.task,
+                    })
+                }
+            }
+            continue;
+        }
+        let region = connection.phone_region.as_str();
+        if let Some(dialer) = dialer::dialer_task(&existing, w, &decision, &taken, region) {
+            let planned = planned(i, CallState::Enriched, dialer);
+            taken.insert(planned.task.id.clone());
+            let current = text(dialer, "Description");
+            match render::merge_description(current, &w.call, &w.comments) {
+                Some(merged) => updates.push((planned, description_update(dialer, merged))),
+                None => {
+                    work[i].end = Some(End::Unmatched(
+                        "the dialer's Task has no room left for the Modjo block".into(),
+                    ))
+                }
+            }
+            continue;
+        }
+        let description = render::merge_description(None, &w.call, &w.comments).unwrap_or_default();
+        let task = TaskLinks {
+            id: String::new(),
+            who_id: decision.who.as_ref().map(|c| c.id.clone()),
+            what_id: decision.what.as_ref().map(|(id, _)| id.clone()),
+        };
+        creates.push((
+            Planned {
+                call: i,
+                state: CallState::Created,
+                task,
+            },
+            NewRecord {
+                object: "Task",
+                fields: task_fields(w, &decision, description),
+            },
+        ));
+    }
+
+    if !creates.is_empty() {
+        let records: Vec<NewRecord> = creates.iter().map(|(_, r)| r.clone()).collect();
+        let results = session.create_many(&records).await?;
+        for ((mut planned, _), result) in creates.into_iter().zip(results) {
+            if let Some(id) = result.id.clone() {
+                planned.task.id = id;
+            }
+            let call = planned.call;
+            work[call].end = Some(row_end(planned, &result));
+        }
+    }
+    if !updates.is_empty() {
+        let records: Vec<RecordUpdate> = updates.iter().map(|(_, u)| u.clone()).collect();
+        let results = session.update_many(&records).await?;
+        for ((planned, _), result) in updates.into_iter().zip(results) {
+            let call = planned.call;
+            work[call].end = Some(row_end(planned, &result));
+        }
+    }
+    Ok(())
+}
+
+fn planned(call: usize, state: CallState, task: &Task) -> Planned {
+    let field = |k: &str| text(task, k).map(str::to_string);
+    Planned {
+        call,
+        state,
+        task: TaskLinks {
+            id: field("Id").unwrap_or_default(),
+            who_id: field("WhoId"),
+            what_id: field("WhatId"),
+        },
+    }
+}
+
+fn description_update(task: &Task, description: String) -> RecordUpdate {
+    let mut fields = Map::new();
+    fields.insert("Description".into(), Value::String(description));
+    RecordUpdate {
+        object: "Task",
+        id: text(task, "Id").unwrap_or_default().to_string(),
+        fields,
+    }
+}
+
+/// How one row of a collections write ends its call.
+fn row_end(planned: Planned, result: &RecordResult) -> End {
+    if result.success {
+        return End::Logged {
+            state: planned.state,
+            task: planned.task,
+        };
+    }
+    let codes: Vec<String> = result
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.code, e.message))
+        .collect();
+    if result.errors.iter().any(ApiError::is_transient_row_error) {
+        End::Released(codes.join("; "))
+    } else {
+        End::Failed {
+            reason: format!("Salesforce refused the Task: {}", codes.join("; ")),
+            dead_letter: true,
+        }
+    }
+}
+
+/// The Task we create for a call (DESIGN §6, step 3).
+fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<String, Value> {
+    let who_name = decision.who.as_ref().and_then(|c| c.name.clone());
+    let subject = w
+        .call
+        .title
+        .as_deref()
+        .map(render::one_line)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| match &who_name {
+            Some(n) => format!("{} with {}", w.call.direction.label(), render::one_line(n)),
+            None => w.call.direction.label().to_string(),
+        });
+    let mut fields = Map::new();
+    fields.insert(
+        "Subject".into(),
+        json!(render::cut_units(&subject, SUBJECT_LIMIT)),
+    );
+    fields.insert("TaskSubtype".into(), json!("Call"));
+    if let Some(t) = w.call.direction.call_type() {
+        fields.insert("CallType".into(), json!(t));
+    }
+    fields.insert(
+        "CallDurationInSeconds".into(),
+        json!(w.call.duration_seconds),
+    );
+    fields.insert("CallObject".into(), json!(w.call.call_object()));
+    fields.insert(
+        "ActivityDate".into(),
+        json!(w.call.started_at.format("%Y-%m-%d").to_string()),
+    );
+    fields.insert("Status".into(), json!("Completed"));
+    if let Some(who) = &decision.who {
+        fields.insert("WhoId".into(), json!(who.id));
+    }
+    if let Some((what, _)) = &decision.what {
+        fields.insert("WhatId".into(), json!(what));
+    }
+    if let Some(owner) = &w.owner {
+        fields.insert("OwnerId".into(), json!(owner.id));
+    }
+    fields.insert("Description".into(), json!(description));
+    fields
+}
