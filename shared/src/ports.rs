@@ -264,6 +264,13 @@ pub trait CallStore: Send + Sync {
         call_id: &str,
     ) -> impl Future<Output = StoreResult<Option<CallOutcome>>> + Send;
 
+    /// The outcomes of these calls (those without one are absent), in few requests.
+    fn get_outcomes(
+        &self,
+        tenant: &TenantId,
+        call_ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<CallOutcome>>> + Send;
+
     /// Optimistic write, as [`ConnectionStore::save_connection`].
     fn save_outcome(
         &self,

@@ -196,6 +196,9 @@ impl CallStore for FaultyStore {
     async fn get_outcome(&self, t: &TenantId, c: &str) -> StoreResult<Option<CallOutcome>> {
         self.inner.get_outcome(t, c).await
     }
+    async fn get_outcomes(&self, t: &TenantId, c: &[String]) -> StoreResult<Vec<CallOutcome>> {
+        self.inner.get_outcomes(t, c).await
+    }
     async fn save_outcome(&self, t: &TenantId, o: &CallOutcome) -> StoreResult<CallOutcome> {
         if o.state != CallState::InProgress && Self::crashes(&self.outcome_writes_until_crash) {
             return Err(crash());

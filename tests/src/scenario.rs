@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use sf_emulator::{SeedRecord, UserSpec};
 use shared::adapters::secrets::SecretsManagerStore;
 use shared::app::{App, Store};
 use shared::calls::CallLogger;
 use shared::calls::handler::handle;
+use shared::comments::CommentSync;
 use shared::domain::{MappingSource, TenantId, UserMapping};
 use shared::ports::{CallStore, UserMappingStore};
 use shared::sync::Syncer;
@@ -251,4 +252,63 @@ pub async fn outcome(w: &World, call_id: &str) -> shared::domain::CallOutcome {
         .await
         .unwrap()
         .expect("an outcome")
+}
+
+/// A comment event on `call_id`, updated at 11:`updated_minute` on 28 Nov 2026.
+pub fn comment(
+    w: &World,
+    call_id: &str,
+    id: &str,
+    action: &str,
+    text: &str,
+    at: u32,
+    updated_minute: u32,
+) -> String {
+    let updated = Utc
+        .with_ymd_and_hms(2026, 11, 28, 11, updated_minute, 0)
+        .unwrap()
+        .to_rfc3339();
+    json!({"version": 1, "tenantId": w.tenant, "callId": call_id, "commentId": id, "action": action,
+           "authorUserId": "usr_40", "authorName": "Alice Martin", "text": text, "atSecond": at,
+           "createdAt": "2026-11-28T11:00:00Z", "updatedAt": updated})
+    .to_string()
+}
+
+pub async fn comments(w: &World, bodies: &[String]) -> SqsBatchResponse {
+    let aws = &w.stack.aws;
+    let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
+    let source = aws.queue(&aws.resources.comment_events_queue);
+    let sync = CommentSync::new(&w.stack.app, &dlq);
+    let event: SqsEvent = serde_json::from_value(sqs_event("comment-events", bodies)).unwrap();
+    shared::comments::handler::handle(&sync, &source, lambda_event(event, Duration::from_secs(60)))
+        .await
+}
+
+/// A logged call to Jane; its Task's id.
+pub async fn logged_call(w: &World, call_id: &str) -> String {
+    assert!(
+        log(w, &[phone_call(&w.tenant, call_id, "+33612345678")])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    task_by_call_object(w, call_id)[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub fn description(w: &World, task: &str) -> String {
+    w.stack.sf.emu.record(ORG, task).unwrap()["Description"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+pub fn shown(description: &str) -> Vec<String> {
+    description
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(str::to_string)
+        .collect()
 }

@@ -4,75 +4,13 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::{TimeZone, Utc};
 use e2e::scenario::*;
 use e2e::sf::ORG;
-use e2e::stack::{lambda_event, sqs_event};
 use serde_json::json;
 use sf_emulator::{FailureKind, Fault};
 use shared::calls::render::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
-use shared::comments::CommentSync;
-use shared::comments::handler::handle;
 use shared::domain::ConnectionStatus;
 use shared::ports::{CallStore, ConnectionStore};
-
-fn comment(
-    w: &World,
-    call_id: &str,
-    id: &str,
-    action: &str,
-    text: &str,
-    at: u32,
-    updated_minute: u32,
-) -> String {
-    let updated = Utc
-        .with_ymd_and_hms(2026, 11, 28, 11, updated_minute, 0)
-        .unwrap()
-        .to_rfc3339();
-    json!({"version": 1, "tenantId": w.tenant, "callId": call_id, "commentId": id, "action": action,
-           "authorUserId": "usr_40", "authorName": "Alice Martin", "text": text, "atSecond": at,
-           "createdAt": "2026-11-28T11:00:00Z", "updatedAt": updated})
-    .to_string()
-}
-
-async fn comments(w: &World, bodies: &[String]) -> SqsBatchResponse {
-    let aws = &w.stack.aws;
-    let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
-    let source = aws.queue(&aws.resources.comment_events_queue);
-    let sync = CommentSync::new(&w.stack.app, &dlq);
-    let event: SqsEvent = serde_json::from_value(sqs_event("comment-events", bodies)).unwrap();
-    handle(&sync, &source, lambda_event(event, Duration::from_secs(60))).await
-}
-
-/// A logged call to Jane; its Task's id.
-async fn logged_call(w: &World, call_id: &str) -> String {
-    assert!(
-        log(w, &[phone_call(&w.tenant, call_id, "+33612345678")])
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
-    task_by_call_object(w, call_id)[0]["Id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn description(w: &World, task: &str) -> String {
-    w.stack.sf.emu.record(ORG, task).unwrap()["Description"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
-fn shown(description: &str) -> Vec<String> {
-    description
-        .lines()
-        .filter(|l| l.starts_with('['))
-        .map(str::to_string)
-        .collect()
-}
 
 #[tokio::test]
 async fn add_edit_and_delete_a_comment() {
@@ -390,8 +328,8 @@ async fn a_token_expiring_and_a_503_mid_batch_are_survived() {
             "[00:02] Alice Martin: both"
         ]
     );
-    // Salesforce down beyond the retries: handed back to SQS, and the comment is
-    // not lost: the redelivery shows it.
+    // Salesforce down beyond the retries: the comment is not lost, nor are the
+    // event's receives spent on the outage; it waits, and the next sync shows it.
     w.stack
         .sf
         .emu
@@ -404,6 +342,38 @@ async fn a_token_expiring_and_a_503_mid_batch_are_survived() {
         )
         .unwrap();
     let body = comment(&w, "call_c8", "cmt_3", "upsert", "after the outage", 3, 2);
+    assert!(
+        comments(&w, std::slice::from_ref(&body))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let o = w
+        .stack
+        .aws
+        .store()
+        .get_outcome(&w.tenant, "call_c8")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.comments_pending);
+    w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
+    sync(&w.stack, &w.tenant).await;
+    assert_eq!(shown(&description(&w, &task)).len(), 3);
+    // A failure while Salesforce still answers is handed back to SQS.
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::FailNextOf {
+                api: "collectionsUpdate".into(),
+                count: 50,
+                kind: FailureKind::ServerUnavailable,
+            },
+        )
+        .unwrap();
+    let body = comment(&w, "call_c8", "cmt_4", "upsert", "fourth", 4, 3);
     assert_eq!(
         comments(&w, std::slice::from_ref(&body))
             .await
@@ -413,7 +383,7 @@ async fn a_token_expiring_and_a_503_mid_batch_are_survived() {
     );
     w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
     assert!(comments(&w, &[body]).await.batch_item_failures.is_empty());
-    assert_eq!(shown(&description(&w, &task)).len(), 3);
+    assert_eq!(shown(&description(&w, &task)).len(), 4);
 }
 
 #[tokio::test]

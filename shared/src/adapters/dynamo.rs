@@ -1166,6 +1166,22 @@ impl CallStore for DynamoStore {
             .transpose()
     }
 
+    async fn get_outcomes(
+        &self,
+        tenant: &TenantId,
+        call_ids: &[String],
+    ) -> StoreResult<Vec<CallOutcome>> {
+        let keys = call_ids
+            .iter()
+            .map(|c| key(keys::call(tenant, c), keys::OUTCOME))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(outcome_from_item)
+            .collect()
+    }
+
     async fn save_outcome(
         &self,
         tenant: &TenantId,

@@ -18,15 +18,29 @@ pub fn sf_len(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-/// Text from Modjo users, made safe for the block: control characters removed
-/// (line breaks kept), and `===` broken so no content can forge a marker.
+/// A comment longer than this (UTF-16 units) is shortened, so that one long
+/// comment never hides the rest of the thread.
+pub const COMMENT_LIMIT: usize = 4_000;
+
+/// Text from Modjo users, made safe for Salesforce: control characters removed
+/// (line breaks kept), characters that are invisible or reorder the text as
+/// displayed removed, and `===` broken so no content can forge a marker.
 pub fn sanitize(text: &str) -> String {
     let cleaned: String = text
         .replace("\r\n", "\n")
         .chars()
-        .filter(|c| *c == '\n' || !c.is_control())
+        .filter(|c| *c == '\n' || !(c.is_control() || is_invisible_or_bidi(*c)))
         .collect();
     cleaned.replace("===", "= = =")
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069), which let text display in another order than it is stored,
+/// and the invisible marks and spaces (U+200B–U+200F, U+061C, U+FEFF).
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}'
+        | '\u{061C}' | '\u{FEFF}')
 }
 
 /// `text` sanitised, on one line, its runs of whitespace as single spaces.
@@ -139,53 +153,34 @@ pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize)
     live.sort_by(|a, b| {
         (a.at_second, a.updated_at, &a.comment_id).cmp(&(b.at_second, b.updated_at, &b.comment_id))
     });
-    let lines: Vec<String> = live
-        .iter()
-        .map(|c| {
-            let author = one_line(&c.author_name);
-            let author = if author.is_empty() {
-                "Someone".to_string()
-            } else {
-                author
-            };
-            format!(
-                "[{}] {}: {}\n",
-                timecode(c.at_second),
-                truncate_to(&author, 100),
-                sanitize(c.text.trim())
-            )
-        })
-        .collect();
 
-    // Comments first (they are what changes), the summary with what is left.
+    // Comments first (they are what changes), the summary with what is left: the
+    // newest comments that fit, the oldest dropped first behind a pointer to Modjo.
     let mut body = String::new();
-    if !lines.is_empty() {
-        let header = format!("\nComments ({}):\n", lines.len());
-        let total: usize = sf_len(&header) + lines.iter().map(|l| sf_len(l)).sum::<usize>();
-        if total <= room {
-            body.push_str(&header);
-            lines.iter().for_each(|l| body.push_str(l));
-        } else {
-            // Keep the newest that fit, behind a pointer to the rest.
-            let mut kept: Vec<&String> = Vec::new();
-            let mut used = sf_len(&header);
-            let pointer_len =
-                |elided: usize| sf_len(&format!("{elided} earlier comments in Modjo: {url}\n"));
-            for line in lines.iter().rev() {
-                let elided_if_kept = lines.len() - kept.len() - 1;
-                if used + sf_len(line) + pointer_len(elided_if_kept) > room {
-                    break;
+    if !live.is_empty() {
+        let header = format!("\nComments ({}):\n", live.len());
+        let pointer = |elided: usize| match elided {
+            0 => String::new(),
+            n => format!("{n} earlier comments in Modjo: {url}\n"),
+        };
+        let mut kept: Vec<String> = Vec::new();
+        let mut used = sf_len(&header);
+        for (k, c) in live.iter().rev().enumerate() {
+            let elided_if_kept = live.len() - k - 1;
+            let left = room.saturating_sub(used + sf_len(&pointer(elided_if_kept)));
+            match comment_line(c, &url, left.min(COMMENT_LIMIT)) {
+                Some(line) => {
+                    used += sf_len(&line);
+                    kept.push(line);
                 }
-                used += sf_len(line);
-                kept.push(line);
+                None => break,
             }
-            let elided = lines.len() - kept.len();
-            let pointer = format!("{elided} earlier comments in Modjo: {url}\n");
-            if sf_len(&header) + sf_len(&pointer) <= room {
-                body.push_str(&header);
-                body.push_str(&pointer);
-                kept.iter().rev().for_each(|l| body.push_str(l));
-            }
+        }
+        let elided = pointer(live.len() - kept.len());
+        if sf_len(&header) + sf_len(&elided) <= room {
+            body.push_str(&header);
+            body.push_str(&elided);
+            kept.iter().rev().for_each(|l| body.push_str(l));
         }
         room -= sf_len(&body).min(room);
     }
@@ -206,6 +201,48 @@ pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize)
         }
     }
     Some(format!("{head}{summary_part}{body}{tail}"))
+}
+
+/// One comment as shown, within `max_units`: shortened with an ellipsis and the
+/// call's link when longer; `None` when not even a shortened line fits.
+fn comment_line(c: &StoredComment, url: &str, max_units: usize) -> Option<String> {
+    let author = one_line(&c.author_name);
+    let author = if author.is_empty() {
+        "Someone".to_string()
+    } else {
+        author
+    };
+    let prefix = format!(
+        "[{}] {}: ",
+        timecode(c.at_second),
+        truncate_to(&author, 100)
+    );
+    let text = sanitize(c.text.trim());
+    let whole = format!("{prefix}{text}\n");
+    if sf_len(&whole) <= max_units {
+        return Some(whole);
+    }
+    let tail = format!("… (the whole comment is in Modjo: {url})\n");
+    let room = max_units.checked_sub(sf_len(&prefix) + sf_len(&tail))?;
+    if room < MIN_SHORTENED_COMMENT {
+        return None;
+    }
+    Some(format!("{prefix}{}{tail}", take_units(&text, room)))
+}
+
+/// The shortest useful head of a shortened comment.
+const MIN_SHORTENED_COMMENT: usize = 40;
+
+/// The longest head of `text` within `max_units` UTF-16 units, whole characters.
+fn take_units(text: &str, max_units: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        used += c.len_utf16();
+        if used > max_units {
+            return &text[..i];
+        }
+    }
+    text
 }
 
 /// The user's own text: the description without any Modjo block.
@@ -396,6 +433,78 @@ mod tests {
         let tight = merge_description(Some(&"x".repeat(31_850)), &call(), &[]).unwrap();
         assert!(sf_len(&tight) <= DESCRIPTION_LIMIT);
         assert!(tight.contains("https://app.modjo.ai/calls/call_8f2c"));
+    }
+
+    #[test]
+    fn one_long_comment_is_shortened_and_the_thread_still_shows() {
+        let mut comments: Vec<StoredComment> = (0..7)
+            .map(|i| comment(&format!("c{i}"), i * 60, &format!("earlier remark {i}")))
+            .collect();
+        comments.push(comment("huge", 900, &"é".repeat(100_000)));
+        let merged = merge_description(None, &call(), &comments).unwrap();
+        assert!(sf_len(&merged) <= DESCRIPTION_LIMIT);
+        for i in 0..7 {
+            assert!(
+                merged.contains(&format!("earlier remark {i}")),
+                "comment {i} shown"
+            );
+        }
+        assert!(
+            !merged.contains("earlier comments in Modjo"),
+            "nothing elided"
+        );
+        let huge = merged.lines().find(|l| l.starts_with("[15:00]")).unwrap();
+        assert!(
+            huge.ends_with(
+                "… (the whole comment is in Modjo: https://app.modjo.ai/calls/call_8f2c)"
+            )
+        );
+        assert!(sf_len(huge) < COMMENT_LIMIT && sf_len(huge) > COMMENT_LIMIT - 100);
+    }
+
+    #[test]
+    fn the_pointer_counts_exactly_the_comments_not_shown() {
+        // Forty comments of 1,000 units: some fit, the oldest are dropped first.
+        let comments: Vec<StoredComment> = (0..40)
+            .map(|i| {
+                comment(
+                    &format!("c{i:02}"),
+                    i,
+                    &format!("{i:02}{}", "x".repeat(998)),
+                )
+            })
+            .collect();
+        let merged = merge_description(None, &call(), &comments).unwrap();
+        assert!(sf_len(&merged) <= DESCRIPTION_LIMIT);
+        let shown: Vec<u32> = merged
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .map(|l| l.split(": ").nth(1).unwrap()[..2].parse().unwrap())
+            .collect();
+        let pointer = merged
+            .lines()
+            .find(|l| l.contains("earlier comments"))
+            .unwrap();
+        let elided: usize = pointer.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(elided + shown.len(), 40);
+        let newest: Vec<u32> = (40 - shown.len() as u32..40).collect();
+        assert_eq!(shown, newest, "the newest, in call order");
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_never_reach_salesforce() {
+        let spoof = "pay \u{202E}kcab\u{202C} now\u{200B}\u{200D}\u{FEFF}\u{2066}x\u{2069}\u{200E}";
+        let cleaned = sanitize(spoof);
+        assert_eq!(cleaned, "pay kcab nowx");
+        let mut c = call();
+        c.title = Some(format!("Call {spoof}"));
+        c.summary = Some(spoof.into());
+        c.participants[0].name = Some(spoof.into());
+        let mut author = comment("a", 1, spoof);
+        author.author_name = spoof.into();
+        let merged = merge_description(None, &c, &[author]).unwrap();
+        assert!(!merged.chars().any(is_invisible_or_bidi), "{merged:?}");
+        assert_eq!(one_line(&format!("Call {spoof}")), "Call pay kcab nowx");
     }
 
     #[test]

@@ -1,0 +1,363 @@
+//! Rebuilding the Modjo block of logged calls' Tasks from stored state: one
+//! query reads the current descriptions, one collections update writes the
+//! changed ones. Used by comment-sync, and by the sync for pending comments.
+//!
+//! Concurrent renders converge: each call's comment-state version is read before
+//! its comments, and again after the write; a call whose comments changed
+//! meanwhile is rendered again, so the last write always shows the newest state,
+//! whatever the interleaving of invocations.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::app::{App, Store};
+use crate::calls::Verdict;
+use crate::calls::event::CallEvent;
+use crate::calls::render::merge_description;
+use crate::domain::{CallOutcome, StoredComment, TenantId};
+use crate::error::{Classify, ErrorClass, WorkError};
+use crate::ports::{SecretStore, StoreError};
+use crate::salesforce::id::id15;
+use crate::salesforce::soql::{Cond, Select};
+use crate::salesforce::{ApiError, RecordUpdate, SalesforceError, Session};
+
+/// Rounds of rendering a call whose comments keep changing, before SQS retries it.
+const MAX_ROUNDS: usize = 3;
+/// Calls whose comments are read at once.
+const COMMENT_READS: usize = 16;
+
+/// What one round did for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The Task shows the state that was read, and it is still the newest.
+    Shown,
+    /// The Task was deleted in Salesforce.
+    TaskDeleted,
+    /// The comments changed meanwhile: render again.
+    Again,
+    /// Settled without showing (logged): no room, a permanent refusal.
+    Given,
+    /// A transient failure of this row: SQS redelivers.
+    Retry,
+}
+
+/// Rebuilds the Modjo block of each logged call's Task; the verdict of each.
+pub async fn render_calls<S: Store, K: SecretStore>(
+    app: &App<S, K>,
+    session: &Session<'_, K, S>,
+    outcomes: &[CallOutcome],
+) -> Vec<Verdict> {
+    let tenant = session.tenant().clone();
+    let mut ends: Vec<Option<Round>> = vec![None; outcomes.len()];
+    let mut open: Vec<usize> = (0..outcomes.len()).collect();
+    for _ in 0..MAX_ROUNDS {
+        if open.is_empty() {
+            break;
+        }
+        let round: Vec<&CallOutcome> = open.iter().map(|&k| &outcomes[k]).collect();
+        match render_round(app, session, &round).await {
+            Ok(results) => {
+                let mut again = Vec::new();
+                for (&k, r) in open.iter().zip(results) {
+                    match r {
+                        Round::Again => again.push(k),
+                        other => ends[k] = Some(other),
+                    }
+                }
+                open = again;
+            }
+            Err(e) => return failed_round(app, &tenant, session, outcomes, &ends, &e).await,
+        }
+    }
+    settle(app, &tenant, outcomes, &ends).await
+}
+
+/// When a round fails as a whole: the calls it left wait for the reconnect or for
+/// Salesforce to answer (comments pending, shown by the next sync), or come back.
+async fn failed_round<S: Store, K: SecretStore>(
+    app: &App<S, K>,
+    tenant: &TenantId,
+    session: &Session<'_, K, S>,
+    outcomes: &[CallOutcome],
+    ends: &[Option<Round>],
+    e: &WorkError,
+) -> Vec<Verdict> {
+    let class = e.class();
+    tracing::warn!(tenant_id = %tenant, error = %e, class = %class, "comments not rendered");
+    let outage =
+        matches!(e, WorkError::Salesforce(sf) if sf.is_unavailability()) && !session.was_answered();
+    let wait = class == ErrorClass::NeedsReauth || (class == ErrorClass::Retryable && outage);
+    let left: Vec<CallOutcome> = outcomes
+        .iter()
+        .zip(ends)
+        .filter(|(_, end)| end.is_none())
+        .map(|(o, _)| o.clone())
+        .collect();
+    let mut verdicts = settle(app, tenant, outcomes, ends).await.into_iter();
+    let mut parked = if wait {
+        mark_pending(app, tenant, &left, &e.to_string()).await
+    } else {
+        Vec::new()
+    }
+    .into_iter();
+    ends.iter()
+        .map(|end| {
+            let settled = verdicts.next().unwrap_or(Verdict::Retry);
+            match (end, class) {
+                (Some(_), _) => settled,
+                _ if wait => parked.next().unwrap_or(Verdict::Retry),
+                (None, ErrorClass::Permanent) => Verdict::Done,
+                (None, _) => Verdict::Retry,
+            }
+        })
+        .collect()
+}
+
+/// One round: the comment states, the comments, the Tasks' descriptions, the
+/// writes, and the comment states again.
+async fn render_round<S: Store, K: SecretStore>(
+    app: &App<S, K>,
+    session: &Session<'_, K, S>,
+    outcomes: &[&CallOutcome],
+) -> Result<Vec<Round>, WorkError> {
+    let tenant = session.tenant();
+    let store = &app.store;
+    let ids: Vec<String> = outcomes.iter().map(|o| o.call_id.clone()).collect();
+    let before = store.comment_versions(tenant, &ids).await?;
+    let comments = comments_of(store, tenant, &ids).await?;
+    let current = task_descriptions(session, outcomes).await?;
+
+    let mut results = vec![Round::Shown; outcomes.len()];
+    let mut updates: Vec<(usize, RecordUpdate)> = Vec::new();
+    for (k, o) in outcomes.iter().enumerate() {
+        let task_id = o.task_id.clone().unwrap_or_default();
+        let Some(description) = current.get(id15(&task_id)) else {
+            // Not returned: deleted in Salesforce. Recorded, never retried.
+            results[k] = Round::TaskDeleted;
+            continue;
+        };
+        let Some(call) = o.message.as_deref().and_then(|m| CallEvent::parse(m).ok()) else {
+            tracing::error!(tenant_id = %tenant, call_id = %o.call_id, "the call's message is not stored: cannot render");
+            results[k] = Round::Given;
+            continue;
+        };
+        let shown = comments
+            .get(&o.call_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        match merge_description(description.as_deref(), &call, shown) {
+            Some(merged) if Some(merged.as_str()) != description.as_deref() => {
+                let mut fields = Map::new();
+                fields.insert("Description".into(), Value::String(merged));
+                updates.push((
+                    k,
+                    RecordUpdate {
+                        object: "Task",
+                        id: task_id,
+                        fields,
+                    },
+                ));
+            }
+            Some(_) => {}
+            None => {
+                tracing::warn!(tenant_id = %tenant, call_id = %o.call_id, "the Task's own text leaves no room for the Modjo block");
+                results[k] = Round::Given;
+            }
+        }
+    }
+    if !updates.is_empty() {
+        let written = session
+            .update_many(&updates.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
+            .await?;
+        for ((k, _), result) in updates.iter().zip(written) {
+            results[*k] = row_round(
+                tenant,
+                &outcomes[*k].call_id,
+                &result.errors,
+                result.success,
+            );
+        }
+    }
+    // A newer state stored meanwhile (by another invocation) is rendered again.
+    let after = store.comment_versions(tenant, &ids).await?;
+    for (k, id) in ids.iter().enumerate() {
+        if results[k] == Round::Shown && after.get(id) != before.get(id) {
+            results[k] = Round::Again;
+        }
+    }
+    Ok(results)
+}
+
+fn row_round(tenant: &TenantId, call_id: &str, errors: &[ApiError], success: bool) -> Round {
+    if success {
+        Round::Shown
+    } else if errors
+        .iter()
+        .any(|e| matches!(e.code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND"))
+    {
+        Round::TaskDeleted
+    } else if errors.iter().any(ApiError::is_transient_row_error) {
+        Round::Retry
+    } else {
+        tracing::error!(tenant_id = %tenant, call_id, errors = ?errors, "Salesforce refused the comments update");
+        Round::Given
+    }
+}
+
+/// Each call's stored comments, several calls at a time.
+async fn comments_of<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<StoredComment>>, StoreError> {
+    let reads = ids.iter().map(|id| async move {
+        Ok::<_, StoreError>((id.clone(), store.comments_for_call(tenant, id).await?))
+    });
+    futures::stream::iter(reads)
+        .buffer_unordered(COMMENT_READS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The current description of each Task, by 15-character id; a deleted Task is absent.
+async fn task_descriptions<S: Store, K: SecretStore>(
+    session: &Session<'_, K, S>,
+    outcomes: &[&CallOutcome],
+) -> Result<HashMap<String, Option<String>>, WorkError> {
+    let task_ids: Vec<String> = outcomes.iter().filter_map(|o| o.task_id.clone()).collect();
+    let soql = Select::new("Task", &["Id", "Description"])
+        .filter(Cond::is_in("Id", task_ids))
+        .render()
+        .map_err(SalesforceError::from)?;
+    Ok(session
+        .query_all_pages::<Map<String, Value>>(&soql, false)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let id = r.get("Id")?.as_str()?.to_string();
+            Some((
+                id15(&id).to_string(),
+                r.get("Description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            ))
+        })
+        .collect())
+}
+
+/// Records what the rounds did: the pending flag cleared once the Task is in
+/// step, a deleted Task recorded. The verdict of each call.
+async fn settle<S: Store, K>(
+    app: &App<S, K>,
+    tenant: &TenantId,
+    outcomes: &[CallOutcome],
+    ends: &[Option<Round>],
+) -> Vec<Verdict> {
+    let mut changed: Vec<(usize, CallOutcome)> = Vec::new();
+    let mut verdicts: Vec<Verdict> = ends
+        .iter()
+        .map(|end| match end {
+            Some(Round::Shown | Round::TaskDeleted | Round::Given) => Verdict::Done,
+            // Still changing after every round, a transient failure, or not reached.
+            Some(Round::Again | Round::Retry) | None => Verdict::Retry,
+        })
+        .collect();
+    for (k, (o, end)) in outcomes.iter().zip(ends).enumerate() {
+        let task_deleted = *end == Some(Round::TaskDeleted);
+        let shown = *end == Some(Round::Shown);
+        if !(task_deleted || (shown && o.comments_pending)) {
+            continue;
+        }
+        let mut updated = CallOutcome {
+            comments_pending: false,
+            updated_at: Utc::now(),
+            ..o.clone()
+        };
+        if task_deleted {
+            updated.task_deleted = true;
+            updated.reason =
+                Some("the Task was deleted in Salesforce; the comments stay in Modjo".into());
+            tracing::info!(tenant_id = %tenant, call_id = %o.call_id, "Task deleted in Salesforce");
+        }
+        changed.push((k, updated));
+    }
+    if changed.is_empty() {
+        return verdicts;
+    }
+    let only: Vec<CallOutcome> = changed.iter().map(|(_, o)| o.clone()).collect();
+    match app.store.save_outcomes(tenant, &only).await {
+        Ok(results) => {
+            for ((k, _), result) in changed.iter().zip(results) {
+                // Someone else changed the outcome (a newer render): SQS redelivers,
+                // and the next look re-checks.
+                if result.is_err() {
+                    verdicts[*k] = Verdict::Retry;
+                }
+            }
+        }
+        Err(_) => changed
+            .iter()
+            .for_each(|(k, _)| verdicts[*k] = Verdict::Retry),
+    }
+    verdicts
+}
+
+/// Calls whose comments cannot be shown now (reconnect needed, Salesforce down):
+/// marked pending, the sync renders them when Salesforce answers again.
+pub(crate) async fn mark_pending<S: Store, K>(
+    app: &App<S, K>,
+    tenant: &TenantId,
+    outcomes: &[CallOutcome],
+    reason: &str,
+) -> Vec<Verdict> {
+    let pending: Vec<CallOutcome> = outcomes
+        .iter()
+        .map(|o| CallOutcome {
+            comments_pending: true,
+            updated_at: Utc::now(),
+            ..o.clone()
+        })
+        .collect();
+    for o in &pending {
+        tracing::info!(tenant_id = %tenant, call_id = %o.call_id, reason, "comments pending");
+    }
+    match app.store.save_outcomes(tenant, &pending).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| {
+                if r.is_ok() {
+                    Verdict::Done
+                } else {
+                    Verdict::Retry
+                }
+            })
+            .collect(),
+        Err(_) => vec![Verdict::Retry; outcomes.len()],
+    }
+}
+
+/// The sync's share: calls whose comments waited (reconnect, outage) are rendered.
+pub async fn render_pending<S: Store, K: SecretStore>(
+    app: &App<S, K>,
+    session: &Session<'_, K, S>,
+) -> Result<usize, StoreError> {
+    let tenant = session.tenant().clone();
+    let mut rendered = 0;
+    let mut token = None;
+    loop {
+        let page = app.store.pending_comment_calls(&tenant, token).await?;
+        for chunk in page.items.chunks(200) {
+            let verdicts = render_calls(app, session, chunk).await;
+            rendered += verdicts.iter().filter(|v| **v == Verdict::Done).count();
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(rendered),
+        }
+    }
+}
