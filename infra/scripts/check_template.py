@@ -60,15 +60,23 @@ CALLBACK_PATH = "/integrations/salesforce/callback"
 JWT_AUTHORIZER = "ModjoJwt"
 
 # What each function may do beyond reading/refreshing tenant credentials, by crate.
+_READ_WRITE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"}
 EXPECTED = {
-    "integration-api": {"send": set(), "secret_admin": True, "signing_key": True},
+    "integration-api": {"send": set(), "secret_admin": True, "signing_key": True,
+                        "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem"}},
     # Calls parked while the tenant needed re-authorisation are replayed on reconnect.
-    "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True},
-    # Follow-up jobs, and replays of calls parked while over the API budget.
-    "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue"}, "secret_admin": False, "signing_key": False},
-    # Messages naming no known tenant go straight to the DLQ (never retried).
-    "call-logger": {"send": {"CallEventsDlq"}, "secret_admin": False, "signing_key": False},
-    "comment-sync": {"send": {"CommentEventsDlq"}, "secret_admin": False, "signing_key": False},
+    "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True,
+                       "dynamodb": _READ_WRITE},
+    # Follow-up jobs, replays of parked calls, and invalid jobs to the DLQ.
+    "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue", "SyncJobsDlq"}, "secret_admin": False,
+                       "signing_key": False,
+                       "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}},
+    # Refused messages to the DLQ; replays of parked calls; claims are UpdateItems.
+    "call-logger": {"send": {"CallEventsDlq", "CallEventsQueue"}, "secret_admin": False, "signing_key": False,
+                    "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}},
+    # The comment-state version is an UpdateItem.
+    "comment-sync": {"send": {"CommentEventsDlq"}, "secret_admin": False, "signing_key": False,
+                     "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}},
 }
 SECRET_ADMIN_ACTIONS = {"secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret"}
 SQS_CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
@@ -486,6 +494,9 @@ def check_iam(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> Non
             f.check(got == consumed, where, f"{a} on {sorted(got)}, expected the consumed queues {sorted(consumed)}")
         table_resources = {r for a, rs in grants.items() if a.startswith("dynamodb:") for r in rs}
         f.check(bool(table_resources), where, "no DynamoDB access")
+        actions = {a for a in grants if a.startswith("dynamodb:")}
+        f.check(actions == expected["dynamodb"], where,
+                f"DynamoDB actions {sorted(actions)}, expected {sorted(expected['dynamodb'])}")
         f.check(table_resources <= {f"GetAtt:{table}.Arn", f"${{{table}.Arn}}/index/gsi1"}, where,
                 f"DynamoDB resources beyond the table and its index: {sorted(table_resources)}")
 

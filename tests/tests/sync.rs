@@ -770,3 +770,36 @@ async fn sync_pauses_at_the_api_budget_and_says_so() {
         9
     );
 }
+
+#[tokio::test]
+async fn invalid_sync_jobs_go_to_the_dead_letter_queue_with_their_reason() {
+    let stack = Stack::start(WorldOptions::default()).await;
+    let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
+    let dlq_url =
+        stack.aws.resources.dead_letter_queues[&stack.aws.resources.sync_jobs_queue].clone();
+    let dlq = stack.aws.queue(&dlq_url);
+    let syncer = Syncer::new(&stack.app, &jobs).with_dead_letters(&dlq);
+    let bodies = vec!["{not a job".to_string(), json!({"version": 1}).to_string()];
+    let event = lambda_event(sqs_event("sync-jobs", &bodies), Duration::from_secs(60));
+    let answer = handle(&syncer, event, SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    let dead = stack.aws.drain_with_reasons(&dlq_url).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (body, reason) in &dead {
+        assert!(bodies.contains(body));
+        assert!(!reason.is_empty(), "{body}: the reason travels with it");
+    }
+    // A dead-letter queue that refuses the message: SQS keeps the job.
+    let gone = stack.aws.queue(&format!("{dlq_url}-missing"));
+    let syncer = Syncer::new(&stack.app, &jobs).with_dead_letters(&gone);
+    let event = lambda_event(
+        sqs_event("sync-jobs", &bodies[..1]),
+        Duration::from_secs(60),
+    );
+    let answer = handle(&syncer, event, SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+}

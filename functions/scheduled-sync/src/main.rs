@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     let (app, aws) = shared::app::from_env(false).await?;
     let jobs = shared::app::queue_from_env(&aws, vars::SYNC_JOBS_QUEUE_URL)?;
     let calls = shared::app::queue_from_env(&aws, vars::CALL_EVENTS_QUEUE_URL)?;
-    let syncer = Syncer::new(&app, &jobs).with_call_replay(&calls);
+    let dead_letters = shared::app::queue_from_env(&aws, vars::SYNC_JOBS_DLQ_URL)?;
+    let syncer = Syncer::new(&app, &jobs)
+        .with_call_replay(&calls)
+        .with_dead_letters(&dead_letters);
     let syncer = &syncer;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle(syncer, event, SyncOptions::default())

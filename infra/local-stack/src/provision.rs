@@ -59,6 +59,13 @@ impl Resources {
                     .cloned()
                     .unwrap_or_default(),
             ),
+            (
+                vars::SYNC_JOBS_DLQ_URL,
+                self.dead_letter_queues
+                    .get(&self.sync_jobs_queue)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         ]
     }
 }
@@ -71,12 +78,14 @@ impl Resources {
         };
         let call_events_queue = get(vars::CALL_EVENTS_QUEUE_URL)?;
         let comment_events_queue = get(vars::COMMENT_EVENTS_QUEUE_URL)?;
+        let sync_jobs_queue = get(vars::SYNC_JOBS_QUEUE_URL)?;
         let dead_letter_queues = HashMap::from([
             (call_events_queue.clone(), get(vars::CALL_EVENTS_DLQ_URL)?),
             (
                 comment_events_queue.clone(),
                 get(vars::COMMENT_EVENTS_DLQ_URL)?,
             ),
+            (sync_jobs_queue.clone(), get(vars::SYNC_JOBS_DLQ_URL)?),
         ]);
         Ok(Self {
             table: get(vars::TABLE_NAME)?,
@@ -84,7 +93,7 @@ impl Resources {
             signing_key_id: get(vars::STATE_SIGNING_SECRET_ID)?,
             call_events_queue,
             comment_events_queue,
-            sync_jobs_queue: get(vars::SYNC_JOBS_QUEUE_URL)?,
+            sync_jobs_queue,
             dead_letter_queues,
         })
     }

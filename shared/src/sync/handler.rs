@@ -93,11 +93,23 @@ async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
         .unwrap_or_else(Instant::now);
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
-        let job = match SyncJob::parse(record.body.as_deref().unwrap_or("")) {
+        let body = record.body.as_deref().unwrap_or("");
+        let job = match SyncJob::parse(body) {
             Ok(job) => job,
             Err(reason) => {
-                // Permanent: retrying cannot fix it. Logged with the message id; acknowledged.
+                // Permanent: retrying cannot fix it. To the DLQ with its reason; if
+                // that send fails, SQS delivers it again rather than lose it.
                 tracing::error!(message_id, reason, "sync job refused");
+                let sent = match syncer.dead_letters {
+                    Some(dlq) => dlq.dead_letter(body, &reason).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = sent {
+                    tracing::error!(message_id, error = %e, "dead-letter send failed; SQS redelivers the job");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = message_id;
+                    response.batch_item_failures.push(failure);
+                }
                 continue;
             }
         };

@@ -218,6 +218,8 @@ pub struct Syncer<'a, S, K, Q> {
     /// Where calls parked by the call logger are replayed once the tenant is
     /// connected and under its API budget.
     pub calls: Option<&'a Q>,
+    /// The sync-jobs dead-letter queue: messages that are not valid jobs.
+    pub dead_letters: Option<&'a Q>,
     pub plan: Plan,
     /// The Change Data Capture subscriber, when the Pub/Sub API is configured.
     pub cdc: Option<CdcFeed>,
@@ -235,6 +237,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             app,
             jobs,
             calls: None,
+            dead_letters: None,
             plan: if cdc.is_some() {
                 Plan::with_cdc()
             } else {
@@ -246,6 +249,11 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
 
     pub fn with_call_replay(mut self, calls: &'a Q) -> Self {
         self.calls = Some(calls);
+        self
+    }
+
+    pub fn with_dead_letters(mut self, dead_letters: &'a Q) -> Self {
+        self.dead_letters = Some(dead_letters);
         self
     }
 
