@@ -221,6 +221,45 @@ def int_value(value: Any, default: int) -> int:
 # ------------------------------------------------------------------ 3. invariants
 
 
+# The local stack provisions the queues and runs their event source mappings as
+# the template declares them (infra/local-stack/src/provision.rs, QUEUES), so that
+# what is measured locally is what is deployed.
+LOCAL_QUEUES = ROOT / "infra/local-stack/src/provision.rs"
+LOCAL_QUEUE_NAME = {"CallEventsQueue": "call-events", "CommentEventsQueue": "comment-events",
+                    "SyncJobsQueue": "sync-jobs"}
+
+
+def local_queue_specs() -> tuple[dict[str, dict[str, Any]], int | None]:
+    text = LOCAL_QUEUES.read_text()
+    specs = {}
+    for block in re.findall(r"QueueSpec \{(.*?)\}", text, re.S):
+        fields = dict(re.findall(r"(\w+): (\"[^\"]*\"|\d+)", block))
+        if "name" in fields:
+            specs[fields["name"].strip('"')] = {k: v.strip('"') for k, v in fields.items()}
+    count = re.search(r"pub const MAX_RECEIVE_COUNT: u32 = (\d+);", text)
+    return specs, int(count.group(1)) if count else None
+
+
+def check_local_queue(queue: str, q: dict[str, Any], mapping: dict[str, Any], f: Failures) -> None:
+    specs, max_receive = local_queue_specs()
+    spec = specs.get(LOCAL_QUEUE_NAME.get(queue, ""))
+    where = f"{queue} (local stack)"
+    if spec is None:
+        f.add(where, f"no QueueSpec for it in {LOCAL_QUEUES.relative_to(ROOT)}")
+        return
+    props = q.get("Properties", {})
+    expected = {
+        "visibility_timeout_seconds": int_value(props.get("VisibilityTimeout"), 30),
+        "batch_size": int_value(mapping.get("BatchSize"), 10),
+        "batching_window_seconds": int_value(mapping.get("MaximumBatchingWindowInSeconds"), 0),
+    }
+    for key, want in expected.items():
+        f.check(int(spec.get(key, -1)) == want, where, f"{key} is {spec.get(key)}, the template says {want}")
+    redrive = props.get("RedrivePolicy", {})
+    f.check(max_receive == redrive.get("maxReceiveCount"), where,
+            f"MAX_RECEIVE_COUNT is {max_receive}, the template says {redrive.get('maxReceiveCount')}")
+
+
 def check_queues(cfn: dict[str, Any], f: Failures) -> None:
     queues = resources(cfn, "AWS::SQS::Queue")
     alarms = resources(cfn, "AWS::CloudWatch::Alarm")
@@ -297,6 +336,7 @@ def check_queues(cfn: dict[str, Any], f: Failures) -> None:
         if "ScalingConfig" in p:
             mc = p["ScalingConfig"].get("MaximumConcurrency")
             f.check(isinstance(mc, int) and 2 <= mc <= 1000, name, f"MaximumConcurrency must be 2..1000, got {mc!r}")
+        check_local_queue(queue, queues[queue], p, f)
     for name in queues:
         if name in dlqs:
             f.check(name not in consumed, name, "a DLQ is for inspection and redrive, not consumed by a function")

@@ -33,7 +33,7 @@ impl AwsEnv {
     pub async fn new() -> Self {
         let endpoint = server().endpoint().to_string();
         let clients = AwsClients::for_endpoint(&endpoint).await;
-        let resources = provision(&clients, &unique("t"), 3)
+        let resources = provision(&clients, &unique("t"), 3, None)
             .await
             .unwrap_or_else(|e| panic!("provisioning on moto: {e}"));
         Self {

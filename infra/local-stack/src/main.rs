@@ -66,14 +66,15 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let real_salesforce = matches!(salesforce, SalesforceTarget::Real);
     let options = Options {
-        port: args.port,
         schedule_every: Duration::from_secs(args.schedule_seconds.max(5)),
-        bin_dir: args
-            .bin_dir
-            .unwrap_or_else(|| target_dir(&root).join("debug")),
-        log_dir: args.log_dir.unwrap_or_else(|| root.join(".local/logs")),
-        salesforce,
-        aws,
+        ..Options::new(
+            args.port,
+            args.bin_dir
+                .unwrap_or_else(|| target_dir(&root).join("debug")),
+            args.log_dir.unwrap_or_else(|| root.join(".local/logs")),
+            salesforce,
+            aws,
+        )
     };
     println!("== Local stack");
     let stack = LocalStack::start(options).await?;

@@ -6,19 +6,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::functions::FunctionProcess;
+use crate::provision::QueueSpec;
 
-/// Lambda's SQS event source mapping, for one queue and one function.
+/// Lambda's SQS event source mapping, for one queue and one function: batches
+/// of up to `spec.batch_size` messages, gathered for up to the batching window.
 pub fn poll(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     function: Arc<FunctionProcess>,
-    batch_size: i32,
+    spec: QueueSpec,
+    timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -27,23 +30,9 @@ pub fn poll(
             if *stop.borrow() {
                 return;
             }
-            let received = tokio::select! {
-                r = sqs
-                    .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(batch_size.clamp(1, 10))
-                    .wait_time_seconds(1)
-                    .message_system_attribute_names(MessageSystemAttributeName::All)
-                    .send() => r,
+            let messages = tokio::select! {
+                m = gather(&sqs, &queue_url, &queue_name, spec) => m,
                 _ = stop.changed() => return,
-            };
-            let messages = match received {
-                Ok(out) => out.messages.unwrap_or_default(),
-                Err(e) => {
-                    tracing::debug!(queue = %queue_name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
             };
             if messages.is_empty() {
                 continue;
@@ -70,7 +59,7 @@ pub fn poll(
                 })
                 .collect();
             let answer = function
-                .invoke(json!({ "Records": records }), Duration::from_secs(900))
+                .invoke(json!({ "Records": records }), timeout)
                 .await;
             let failed: Vec<String> = match &answer {
                 Ok(v) => v
@@ -100,11 +89,12 @@ pub fn poll(
                         .ok()
                 })
                 .collect();
-            if !entries.is_empty() {
+            // DeleteMessageBatch takes at most 10 entries.
+            for chunk in entries.chunks(10) {
                 if let Err(e) = sqs
                     .delete_message_batch()
                     .queue_url(&queue_url)
-                    .set_entries(Some(entries))
+                    .set_entries(Some(chunk.to_vec()))
                     .send()
                     .await
                 {
@@ -113,6 +103,53 @@ pub fn poll(
             }
         }
     })
+}
+
+/// One batch: the first messages within a second, then more until the batch is
+/// full or its window has passed.
+async fn gather(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    queue_name: &str,
+    spec: QueueSpec,
+) -> Vec<Message> {
+    let window = Duration::from_secs(spec.batching_window_seconds);
+    let mut batch: Vec<Message> = Vec::new();
+    let mut first_at: Option<tokio::time::Instant> = None;
+    loop {
+        let left = first_at.map(|t| window.saturating_sub(t.elapsed()));
+        if batch.len() >= spec.batch_size || left.is_some_and(|l| l.is_zero()) {
+            return batch;
+        }
+        let wait = left.map_or(1, |l| l.as_secs().min(1) as i32);
+        let want = (spec.batch_size - batch.len()).clamp(1, 10) as i32;
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(want)
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await;
+        match received {
+            Ok(out) => {
+                let got = out.messages.unwrap_or_default();
+                if got.is_empty() && first_at.is_none() {
+                    return batch;
+                }
+                if got.is_empty() && wait == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                first_at.get_or_insert_with(tokio::time::Instant::now);
+                batch.extend(got);
+            }
+            Err(e) => {
+                tracing::debug!(queue = %queue_name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return batch;
+            }
+        }
+    }
 }
 
 /// The scheduled event EventBridge sends for a `rate(…)` rule.

@@ -8,13 +8,43 @@ use shared::adapters::dynamo::create_table;
 use shared::aws::AwsClients;
 use shared::config::vars;
 
-/// The work queues and their visibility timeouts (seconds), as `template.yaml`
-/// declares them.
-pub const QUEUES: [(&str, u32); 3] = [
-    ("call-events", 900),
-    ("comment-events", 420),
-    ("sync-jobs", 5400),
+/// A work queue and the event source mapping that feeds its function, as
+/// `template.yaml` declares them (infra/scripts/check_template.py holds the two
+/// to each other).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSpec {
+    pub name: &'static str,
+    pub visibility_timeout_seconds: u32,
+    pub function: &'static str,
+    pub batch_size: usize,
+    pub batching_window_seconds: u64,
+}
+
+pub const QUEUES: [QueueSpec; 3] = [
+    QueueSpec {
+        name: "call-events",
+        visibility_timeout_seconds: 900,
+        function: "call-logger",
+        batch_size: 100,
+        batching_window_seconds: 10,
+    },
+    QueueSpec {
+        name: "comment-events",
+        visibility_timeout_seconds: 420,
+        function: "comment-sync",
+        batch_size: 50,
+        batching_window_seconds: 5,
+    },
+    QueueSpec {
+        name: "sync-jobs",
+        visibility_timeout_seconds: 5400,
+        function: "scheduled-sync",
+        batch_size: 1,
+        batching_window_seconds: 0,
+    },
 ];
+/// Receives before a message moves to its dead-letter queue (every queue).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// Dead-letter queues take SQS's largest message (1 MiB): a message as large as
 /// its queue allows still fits with the reason attribute added to it.
 pub const DLQ_MAX_MESSAGE_BYTES: u32 = 1_048_576;
@@ -99,12 +129,16 @@ impl Resources {
     }
 }
 
-/// Provisions a complete environment whose names all start with `prefix`.
-/// `max_receive_count` is the redrive threshold of every queue (template: 5).
+/// Provisions a complete environment whose names all start with `prefix`, its
+/// queues as the template declares them. `max_receive_count` is the redrive
+/// threshold of every queue (template: [`MAX_RECEIVE_COUNT`]); `visibility`, when
+/// given, replaces every queue's visibility timeout (tests that must not wait
+/// 15 minutes for a crashed batch).
 pub async fn provision(
     clients: &AwsClients,
     prefix: &str,
     max_receive_count: u32,
+    visibility: Option<std::time::Duration>,
 ) -> Result<Resources, String> {
     let table = format!("{prefix}-table");
     create_table(&clients.dynamodb, &table)
@@ -136,7 +170,11 @@ pub async fn provision(
 
     let mut dead_letter_queues = HashMap::new();
     let mut urls = Vec::new();
-    for (name, visibility) in QUEUES {
+    for spec in QUEUES {
+        let name = spec.name;
+        let visibility = visibility.map_or(spec.visibility_timeout_seconds, |v| {
+            v.as_secs().max(1) as u32
+        });
         let dlq = create_queue(
             clients,
             &format!("{prefix}-{name}-dlq"),

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// How an invocation ended.
@@ -30,6 +30,9 @@ pub enum InvokeError {
     Init(Value),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The process died during the invocation (Lambda's `Runtime.ExitError`).
+    #[error("the function process died: {0}")]
+    Crashed(String),
     #[error("the function process is gone")]
     Gone,
 }
@@ -51,6 +54,13 @@ struct Shared {
     queue: Mutex<mpsc::Receiver<Pending>>,
     inflight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<Value>>,
+    /// Why the last process died, for the invocations it took down.
+    exit: Mutex<Option<String>>,
+    /// Raised when a process dies: its pending `next` long-poll (whose socket is
+    /// gone) must not take the next invocation.
+    generation: watch::Sender<u64>,
+    /// `next` long-polls waiting for work: the process is idle and ready.
+    waiting: AtomicU64,
 }
 
 /// One function's Runtime API endpoint.
@@ -70,6 +80,9 @@ impl RuntimeApi {
             queue: Mutex::new(receiver),
             inflight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            exit: Mutex::new(None),
+            generation: watch::Sender::new(0),
+            waiting: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -125,11 +138,36 @@ impl RuntimeApi {
             Err(_) => Err(InvokeError::Timeout(timeout)),
             Ok(Err(_)) => match self.shared.init_error.lock().await.clone() {
                 Some(err) => Err(InvokeError::Init(err)),
-                None => Err(InvokeError::Gone),
+                None => match self.shared.exit.lock().await.clone() {
+                    Some(why) => Err(InvokeError::Crashed(why)),
+                    None => Err(InvokeError::Gone),
+                },
             },
             Ok(Ok(Outcome::Response(v))) => Ok(v),
             Ok(Ok(Outcome::Error(v))) => Err(InvokeError::Function(v)),
         }
+    }
+}
+
+impl RuntimeApi {
+    /// Waits until the process is idle and asking for work (at most `timeout`).
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        while self.shared.waiting.load(Ordering::SeqCst) == 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// The serving process died: the invocations it held fail now, as Lambda
+    /// fails them, instead of waiting for their timeout.
+    pub async fn fail_inflight(&self, why: &str) {
+        *self.shared.exit.lock().await = Some(why.to_string());
+        self.shared.generation.send_modify(|g| *g += 1);
+        self.shared.inflight.lock().await.clear();
     }
 }
 
@@ -140,10 +178,20 @@ impl Drop for RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    // A process asking for work has initialised: an earlier one's init error is over.
+    *shared.init_error.lock().await = None;
+    let mut generation = shared.generation.subscribe();
+    generation.mark_unchanged();
+    shared.waiting.fetch_add(1, Ordering::SeqCst);
     let pending = {
         let mut queue = shared.queue.lock().await;
-        queue.recv().await
+        tokio::select! {
+            p = queue.recv() => p,
+            // The process that asked died meanwhile.
+            _ = generation.changed() => None,
+        }
     };
+    shared.waiting.fetch_sub(1, Ordering::SeqCst);
     let Some(p) = pending else {
         return StatusCode::GONE.into_response();
     };

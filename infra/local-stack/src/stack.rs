@@ -18,7 +18,7 @@ use crate::gateway::{self, CALLBACK_PATH, GatewayServer, RETURN_PATH};
 use crate::jwt::Authorizer;
 use crate::moto::MotoServer;
 use crate::pollers;
-use crate::provision::{Resources, provision};
+use crate::provision::{MAX_RECEIVE_COUNT, QUEUES, Resources, provision};
 
 /// Which Salesforce the stack talks to.
 #[derive(Debug, Clone)]
@@ -51,6 +51,43 @@ pub struct Options {
     pub log_dir: PathBuf,
     pub salesforce: SalesforceTarget,
     pub aws: AwsTarget,
+    /// Processes per function, as Lambda runs concurrent instances (default: one).
+    pub instances: BTreeMap<&'static str, usize>,
+    /// Replaces every queue's visibility timeout (default: the template's), for
+    /// tests that cannot wait 15 minutes for a crashed batch to come back.
+    pub visibility_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// The stack as the template deploys it, with one process per function.
+    pub fn new(
+        port: u16,
+        bin_dir: PathBuf,
+        log_dir: PathBuf,
+        salesforce: SalesforceTarget,
+        aws: AwsTarget,
+    ) -> Self {
+        Self {
+            port,
+            schedule_every: Duration::from_secs(60),
+            bin_dir,
+            log_dir,
+            salesforce,
+            aws,
+            instances: BTreeMap::new(),
+            visibility_timeout: None,
+        }
+    }
+}
+
+/// The Lambda timeout of each queue's function (template.yaml).
+fn function_timeout(function: &str) -> Duration {
+    Duration::from_secs(match function {
+        "scheduled-sync" => 900,
+        "call-logger" => 120,
+        "comment-sync" => 60,
+        _ => 29,
+    })
 }
 
 pub struct LocalStack {
@@ -59,7 +96,10 @@ pub struct LocalStack {
     pub emulator: Option<Emulator>,
     pub aws: AwsClients,
     pub resources: Resources,
+    /// The first process of each function.
     pub functions: BTreeMap<&'static str, Arc<FunctionProcess>>,
+    /// Every process of each function (see [`Options::instances`]).
+    pub instances: BTreeMap<&'static str, Vec<Arc<FunctionProcess>>>,
     pub log_dir: PathBuf,
     /// The seeded connected apps: (org key, consumer key, consumer secret).
     pub seeded_apps: Vec<(String, String, String)>,
@@ -76,7 +116,8 @@ impl LocalStack {
                 let moto = MotoServer::start(&root)?;
                 let aws = AwsClients::for_endpoint(moto.endpoint()).await;
                 let prefix = format!("modjo-local-{:06x}", rand::random::<u32>() & 0xff_ffff);
-                let resources = provision(&aws, &prefix, 5).await?;
+                let resources =
+                    provision(&aws, &prefix, MAX_RECEIVE_COUNT, options.visibility_timeout).await?;
                 (Some(moto), aws, resources)
             }
             AwsTarget::Real => (None, AwsClients::from_env().await, Resources::from_env()?),
@@ -134,6 +175,7 @@ impl LocalStack {
         }
 
         let mut functions = BTreeMap::new();
+        let mut instances: BTreeMap<&'static str, Vec<Arc<FunctionProcess>>> = BTreeMap::new();
         for name in FUNCTIONS {
             let binary = options.bin_dir.join(name);
             if !binary.exists() {
@@ -142,8 +184,19 @@ impl LocalStack {
                     binary.display()
                 ));
             }
-            let process = FunctionProcess::spawn(name, &binary, &env, &options.log_dir).await?;
-            functions.insert(name, Arc::new(process));
+            let count = options.instances.get(name).copied().unwrap_or(1).max(1);
+            for n in 0..count {
+                let label = if n == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}-{n}")
+                };
+                let process = Arc::new(
+                    FunctionProcess::spawn(&label, &binary, &env, &options.log_dir).await?,
+                );
+                functions.entry(name).or_insert_with(|| process.clone());
+                instances.entry(name).or_default().push(process);
+            }
         }
         let authorizer = Arc::new(Authorizer::new());
         let gateway = gateway::serve(
@@ -156,18 +209,24 @@ impl LocalStack {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        for (queue, function, batch) in [
-            (&resources.call_events_queue, "call-logger", 10),
-            (&resources.comment_events_queue, "comment-sync", 10),
-            (&resources.sync_jobs_queue, "scheduled-sync", 1),
-        ] {
-            tasks.push(pollers::poll(
-                aws.sqs.clone(),
-                queue.clone(),
-                functions[function].clone(),
-                batch,
-                stopped.clone(),
-            ));
+        // One poller per process, as the event source mapping invokes concurrent
+        // instances, each with the template's batch size and window.
+        for spec in QUEUES {
+            let queue = match spec.name {
+                "call-events" => &resources.call_events_queue,
+                "comment-events" => &resources.comment_events_queue,
+                _ => &resources.sync_jobs_queue,
+            };
+            for process in &instances[spec.function] {
+                tasks.push(pollers::poll(
+                    aws.sqs.clone(),
+                    queue.clone(),
+                    process.clone(),
+                    spec,
+                    function_timeout(spec.function),
+                    stopped.clone(),
+                ));
+            }
         }
         tasks.push(pollers::schedule(
             functions["scheduled-sync"].clone(),
@@ -181,6 +240,7 @@ impl LocalStack {
             aws,
             resources,
             functions,
+            instances,
             log_dir: options.log_dir,
             seeded_apps,
             moto,
@@ -213,6 +273,7 @@ impl LocalStack {
             emu.shutdown().await;
         }
         drop(self.functions);
+        drop(self.instances);
         drop(self.moto);
     }
 }

@@ -2,56 +2,28 @@
 //! org, the five function binaries behind the local Runtime API, the HTTP API
 //! with its JWT check, the schedule and the queue pollers) plays the seed's story.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
+use common::function_binaries;
 use local_stack::stack::{AwsTarget, LocalStack, Options, SalesforceTarget};
-
-/// The function binaries: `cargo test --workspace` builds them next to this test
-/// (each function crate has an integration test of its own binary); built here
-/// when this test runs alone.
-fn function_binaries() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
-    let missing = local_stack::functions::FUNCTIONS
-        .iter()
-        .any(|f| !profile_dir.join(f).exists());
-    if missing {
-        let target_dir = profile_dir.parent().expect("target").to_path_buf();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "--target-dir"])
-            .arg(&target_dir);
-        for name in local_stack::functions::FUNCTIONS {
-            build.args(["-p", name]);
-        }
-        let status = build
-            .current_dir(local_stack::repo_root())
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the functions failed");
-    }
-    profile_dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_plays_the_whole_story() {
     let root = local_stack::repo_root();
     let log_dir = std::env::temp_dir().join(format!("modjo-demo-logs-{}", std::process::id()));
     let stack = LocalStack::start(Options {
-        port: 0,
         schedule_every: Duration::from_secs(3600),
-        bin_dir: function_binaries(),
-        log_dir,
-        salesforce: SalesforceTarget::Emulator {
-            seed: root.join("infra/sf-emulator/demo-org.json"),
-        },
-        aws: AwsTarget::Moto,
+        ..Options::new(
+            0,
+            function_binaries(),
+            log_dir,
+            SalesforceTarget::Emulator {
+                seed: root.join("infra/sf-emulator/demo-org.json"),
+            },
+            AwsTarget::Moto,
+        )
     })
     .await
     .expect("stack starts");
