@@ -7,6 +7,7 @@ pub mod demo;
 pub mod functions;
 pub mod gateway;
 pub mod jwt;
+pub mod latency;
 pub mod moto;
 pub mod pollers;
 pub mod provision;

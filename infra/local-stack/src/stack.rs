@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::functions::{FUNCTIONS, FunctionProcess};
 use crate::gateway::{self, CALLBACK_PATH, GatewayServer, RETURN_PATH};
 use crate::jwt::Authorizer;
+use crate::latency::LatencyProxy;
 use crate::moto::MotoServer;
 use crate::pollers;
 use crate::provision::{MAX_RECEIVE_COUNT, QUEUES, Resources, provision};
@@ -56,6 +57,9 @@ pub struct Options {
     /// Replaces every queue's visibility timeout (default: the template's), for
     /// tests that cannot wait 15 minutes for a crashed batch to come back.
     pub visibility_timeout: Option<Duration>,
+    /// Latency added to each DynamoDB request the functions send to moto (a real
+    /// table answers in milliseconds; moto in microseconds).
+    pub dynamodb_latency: Duration,
 }
 
 impl Options {
@@ -76,6 +80,7 @@ impl Options {
             aws,
             instances: BTreeMap::new(),
             visibility_timeout: None,
+            dynamodb_latency: Duration::ZERO,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct LocalStack {
     pub log_dir: PathBuf,
     /// The seeded connected apps: (org key, consumer key, consumer secret).
     pub seeded_apps: Vec<(String, String, String)>,
+    /// In front of moto for the functions: DynamoDB latency, request counts.
+    pub aws_proxy: Option<LatencyProxy>,
     moto: Option<MotoServer>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -111,16 +118,24 @@ pub struct LocalStack {
 impl LocalStack {
     pub async fn start(options: Options) -> Result<Self, String> {
         let root = crate::repo_root();
-        let (moto, aws, resources) = match options.aws {
+        let (moto, aws_proxy, aws, resources) = match options.aws {
             AwsTarget::Moto => {
                 let moto = MotoServer::start(&root)?;
                 let aws = AwsClients::for_endpoint(moto.endpoint()).await;
                 let prefix = format!("modjo-local-{:06x}", rand::random::<u32>() & 0xff_ffff);
                 let resources =
                     provision(&aws, &prefix, MAX_RECEIVE_COUNT, options.visibility_timeout).await?;
-                (Some(moto), aws, resources)
+                let proxy = LatencyProxy::start(moto.endpoint(), options.dynamodb_latency)
+                    .await
+                    .map_err(|e| format!("AWS proxy: {e}"))?;
+                (Some(moto), Some(proxy), aws, resources)
             }
-            AwsTarget::Real => (None, AwsClients::from_env().await, Resources::from_env()?),
+            AwsTarget::Real => (
+                None,
+                None,
+                AwsClients::from_env().await,
+                Resources::from_env()?,
+            ),
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
@@ -150,9 +165,9 @@ impl LocalStack {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         );
-        match &moto {
-            Some(m) => {
-                set("AWS_ENDPOINT_URL", m.endpoint().to_string());
+        match &aws_proxy {
+            Some(proxy) => {
+                set("AWS_ENDPOINT_URL", proxy.endpoint());
                 set("AWS_REGION", "eu-west-1".into());
                 set("AWS_ACCESS_KEY_ID", "testing".into());
                 set("AWS_SECRET_ACCESS_KEY", "testing".into());
@@ -243,6 +258,7 @@ impl LocalStack {
             instances,
             log_dir: options.log_dir,
             seeded_apps,
+            aws_proxy,
             moto,
             stop,
             tasks,
@@ -274,6 +290,7 @@ impl LocalStack {
         }
         drop(self.functions);
         drop(self.instances);
+        drop(self.aws_proxy);
         drop(self.moto);
     }
 }
