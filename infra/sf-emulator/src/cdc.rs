@@ -785,7 +785,7 @@ pub struct PendingChange {
     pub changed: u64,
     /// Nulled field bits.
     pub nulled: u64,
-    /// `client=` of the writer.
+    /// `<version>[;client=<name>]` of the writer (API writes).
     pub client: Option<Arc<str>>,
     /// Made through the REST API (not the control API).
     pub api: bool,
@@ -1011,15 +1011,14 @@ fn uuid4() -> String {
     )
 }
 
-/// `changeOrigin` of a change.
-pub fn change_origin(api: bool, client: Option<&str>) -> String {
+/// `changeOrigin` of a change: `com/salesforce/api/rest/62.0;client=x`, with
+/// the API version of the request that made it (`origin` is what follows
+/// `rest/`).
+pub fn change_origin(api: bool, origin: Option<&str>) -> String {
     if !api {
         return String::new();
     }
-    match client {
-        Some(c) => format!("{REST_ORIGIN}{};client={c}", crate::API_VERSION),
-        None => format!("{REST_ORIGIN}{}", crate::API_VERSION),
-    }
+    format!("{REST_ORIGIN}{}", origin.unwrap_or(crate::API_VERSION))
 }
 
 struct Group {

@@ -21,6 +21,11 @@ fn halted(message: &str) -> Json {
 const ROLLED_BACK: &str =
     "The transaction was rolled back since another operation in the same transaction failed.";
 
+/// True for an sObject Collections result with a failed record.
+fn has_failed_record(body: &Json) -> bool {
+    matches!(body, Json::Arr(rows) if rows.iter().any(|r| r.get("success") == Some(&Json::Bool(false))))
+}
+
 /// Follows `a.b[0].c` in a JSON value.
 fn lookup<'a>(mut v: &'a Json, path: &[&str]) -> Option<&'a Json> {
     for seg in path {
@@ -113,6 +118,47 @@ struct Sub {
     url: String,
     reference: String,
     body: Option<serde_json::Value>,
+    /// `httpHeaders`: headers of the subrequest.
+    headers: Vec<(String, String)>,
+}
+
+/// Headers a subrequest inherits from the top-level request and may not set:
+/// "If you do, the top-level request fails and returns an HTTP 400 response"
+/// (REST API guide, Composite Subrequest).
+const INHERITED: &[&str] = &["accept", "authorization", "content-type"];
+
+fn http_headers(item: &serde_json::Value) -> Result<Vec<(String, String)>, Resp> {
+    let Some(h) = item.get("httpHeaders") else {
+        return Ok(Vec::new());
+    };
+    let Some(map) = h.as_object() else {
+        return Err(Resp::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "httpHeaders must be a JSON object of header names and string values",
+        ));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let Some(v) = v.as_str() else {
+            return Err(Resp::error(
+                400,
+                "JSON_PARSER_ERROR",
+                &format!("httpHeaders: the value of {k} must be a string"),
+            ));
+        };
+        if INHERITED.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(Resp::error(
+                400,
+                "INVALID_API_INPUT",
+                &format!(
+                    "The {k} header cannot be set in a subrequest: subrequests inherit Accept, Authorization and Content-Type from the composite request"
+                ),
+            ));
+        }
+        out.push((k.clone(), v.to_string()));
+    }
+    Ok(out)
 }
 
 fn parse_subrequests(body: Option<&serde_json::Value>) -> Result<(bool, Vec<Sub>), Resp> {
@@ -163,10 +209,14 @@ fn parse_subrequests(body: Option<&serde_json::Value>) -> Result<(bool, Vec<Sub>
                 "Each subrequest needs method, url and referenceId",
             ));
         };
+        // "The referenceId must start with a letter or a number" and "must
+        // not contain anything besides letters, numbers, or underscores"; from
+        // API 52.0 "any illegal characters in reference IDs cause the whole
+        // request to fail".
         let valid_ref = reference
             .chars()
             .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
+            .is_some_and(|c| c.is_ascii_alphanumeric())
             && reference
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -175,7 +225,7 @@ fn parse_subrequests(body: Option<&serde_json::Value>) -> Result<(bool, Vec<Sub>
                 400,
                 "INVALID_API_INPUT",
                 &format!(
-                    "Invalid referenceId '{reference}': it must start with a letter and use letters, digits and underscores"
+                    "Invalid referenceId '{reference}': it must start with a letter or a number and use letters, numbers and underscores"
                 ),
             ));
         }
@@ -206,6 +256,7 @@ fn parse_subrequests(body: Option<&serde_json::Value>) -> Result<(bool, Vec<Sub>
             url,
             reference,
             body: item.get("body").cloned(),
+            headers: http_headers(item)?,
         });
     }
     Ok((all_or_none, subs))
@@ -282,7 +333,12 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
                 ),
                 Some((version, segs, params)) => {
                     let k = kind(&sub.method, &segs);
-                    if matches!(k, "composite" | "search" | "other" | "limits") {
+                    let version = crate::versions::parse(&format!("v{version}"));
+                    if let crate::versions::Version::Retired(v) = &version {
+                        crate::rest::gone(v)
+                    } else if version == crate::versions::Version::Unknown {
+                        Resp::not_found()
+                    } else if matches!(k, "composite" | "search" | "other" | "limits") {
                         Resp::error(
                             400,
                             "INVALID_API_INPUT",
@@ -291,8 +347,20 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
                             ),
                         )
                     } else {
+                        // Conditional and query-option headers come from the
+                        // subrequest's httpHeaders, not from the composite
+                        // request.
                         let mut sub_ctx = ctx.clone();
-                        sub_ctx.version = version;
+                        if let crate::versions::Version::Served(v) = version {
+                            sub_ctx.version = v;
+                        }
+                        let pairs = || sub.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                        sub_ctx.cond = crate::conditional::Conditions::from_pairs(pairs());
+                        sub_ctx.batch = crate::rest::batch_size(
+                            pairs()
+                                .find(|(k, _)| k.eq_ignore_ascii_case("sforce-query-options"))
+                                .map(|(_, v)| v),
+                        );
                         dispatch(world, &sub_ctx, &sub.method, &segs, &params, b.as_ref())
                     }
                 }
@@ -313,7 +381,17 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
                 format!("/services/data/v{version}/sobjects/{}/{id}", segs[1]),
             );
         }
+        for (k, v) in &resp.headers {
+            if k.eq_ignore_ascii_case("ETag") {
+                headers.push("ETag", v.as_str());
+            }
+        }
         let ok = resp.status < 400;
+        // With allOrNone, a collection whose records partly failed fails the
+        // transaction too (REST API guide, "allOrNone Parameters in Composite
+        // and Collections Requests", outer true / inner false): the later
+        // subrequests are halted and everything is rolled back.
+        let failed = !ok || (all_or_none && has_failed_record(&body));
         out.push(
             Json::obj()
                 .with("body", body.clone())
@@ -323,7 +401,8 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
         );
         if ok {
             results.insert(sub.reference.clone(), body);
-        } else if all_or_none {
+        }
+        if failed && all_or_none {
             failed_at = Some(i);
             break;
         }

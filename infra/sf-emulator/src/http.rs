@@ -141,6 +141,9 @@ impl Resp {
     fn into_response(self) -> Response {
         let (content_type, body) = match self.body {
             Body_::Json(j) => ("application/json;charset=UTF-8", j.to_string_compact()),
+            Body_::Html(h) if self.status == 414 || self.status == 431 => {
+                ("text/html;charset=iso-8859-1", h)
+            }
             Body_::Html(h) => ("text/html;charset=UTF-8", h),
             Body_::Text(t) => ("text/plain;charset=UTF-8", t),
             Body_::Empty => ("", String::new()),
@@ -207,9 +210,54 @@ impl Req {
     }
 }
 
+/// Longest request-target (path and query, as sent) Salesforce serves, and the
+/// most the request line and header lines together may take: "In each REST
+/// call, the maximum length for the combined URI and headers is 16,384 bytes
+/// […] 431 Request Header Fields Too Large […] If the URI itself exceeds this
+/// limit, the request returns a 414 URI Too Long error" (Salesforce Developer
+/// Limits, API Request Limits). The emulator counts the whole request line and
+/// every header line with its `: ` and CRLF, as Jetty (which answers with these
+/// bodies) does: never more lenient than Salesforce.
+pub const MAX_REQUEST_HEAD: usize = 16_384;
+
+/// The refusal of an oversized request, as Salesforce's front end words it
+/// (bodies quoted in jsforce#1134 and forcedotcom/cli#63), or None.
+pub fn head_too_large(method: &Method, target: &str, headers: &HeaderMap) -> Option<Resp> {
+    if target.len() > MAX_REQUEST_HEAD {
+        return Some(bad_message(414, "URI Too Long"));
+    }
+    // "GET " + target + " HTTP/1.1\r\n", each "Name: value\r\n", the final CRLF.
+    let line = method.as_str().len() + 1 + target.len() + " HTTP/1.1\r\n".len();
+    let fields: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.as_bytes().len() + 2)
+        .sum();
+    (line + fields + 2 > MAX_REQUEST_HEAD)
+        .then(|| bad_message(431, "Request Header Fields Too Large"))
+}
+
+fn bad_message(status: u16, reason: &str) -> Resp {
+    Resp {
+        status,
+        headers: Vec::new(),
+        body: Body_::Html(format!(
+            "<h1>Bad Message {status}</h1><pre>reason: {reason}</pre>"
+        )),
+    }
+}
+
 /// The single axum handler.
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let target = parts.uri.path_and_query().map_or_else(
+        || parts.uri.path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    if !parts.uri.path().starts_with("/__emulator")
+        && let Some(refused) = head_too_large(&parts.method, &target, &parts.headers)
+    {
+        return refused.into_response();
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -256,23 +304,18 @@ async fn route(shared: &Arc<Shared>, req: Req) -> Resp {
     Resp::not_found()
 }
 
-/// Lowest and highest REST versions served.
-pub const MIN_VERSION: u32 = 31;
-/// Highest version.
-pub const MAX_VERSION: u32 = 66;
-
 fn versions(_shared: &Arc<Shared>, req: &Req) -> Resp {
     if req.method != Method::GET {
         return Resp::error(
             405,
             "METHOD_NOT_ALLOWED",
-            "HTTP Method 'POST' not allowed. Allowed are GET",
+            &format!("HTTP Method '{}' not allowed. Allowed are GET", req.method),
         );
     }
-    let list = (MIN_VERSION..=MAX_VERSION)
+    let list = crate::versions::served()
         .map(|v| {
             Json::obj()
-                .with("label", format!("Emulated {v}"))
+                .with("label", crate::versions::label(v))
                 .with("url", format!("/services/data/v{v}.0"))
                 .with("version", format!("{v}.0"))
         })

@@ -24,7 +24,9 @@
 
 pub mod cdc;
 pub mod composite;
+pub mod conditional;
 pub mod control;
+pub mod describe;
 pub mod http;
 pub mod ids;
 pub mod json;
@@ -37,13 +39,15 @@ pub mod soql;
 pub mod sosl;
 pub mod store;
 pub mod time;
+pub mod versions;
 pub mod world;
 
 pub use cdc::{EventInfo, EventType};
+pub use org::PagePolicy;
 pub use org::{ChangeEntry, ChangeType, ConnectedApp, FailureKind};
 pub use world::{
-    AppSpec, ControlError, Counters, Fault, Footprint, OrgInfo, OrgSpec, SeedFile, SeedOrg,
-    SeedRecord, UserInfo, UserSpec,
+    AppSpec, ControlError, Counters, Fault, Footprint, OrgInfo, OrgSpec, RecordFault, SeedFile,
+    SeedOrg, SeedRecord, UserInfo, UserSpec, WriteOp,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -420,7 +424,9 @@ impl Emulator {
         })
     }
 
-    /// Runs SOQL in-process (not counted): the matching records as JSON rows.
+    /// Runs SOQL in-process (not counted): the matching records as JSON rows
+    /// (subqueries included; the single `AggregateResult` row of an aggregate
+    /// query; nothing for `COUNT()`).
     pub fn query(
         &self,
         org: &str,
@@ -431,14 +437,29 @@ impl Emulator {
             let i = self.org(w, org)?;
             let parsed = soql::parse_checked(soql_text)
                 .map_err(|e| ControlError::BadInput(format!("{}: {}", e.code, e.message)))?;
-            let plan = soql::compile(soql_text, &parsed)
+            let plan = soql::compile(soql_text, &parsed, w.now())
                 .map_err(|e| ControlError::BadInput(format!("{}: {}", e.code, e.message)))?;
             let o = &w.orgs[i];
             let view = o.view();
-            Ok(soql::execute(&plan, &view, include_deleted)
-                .into_iter()
-                .map(|r| soql::plan::render(&plan, &view, API_VERSION, r).to_value())
-                .collect())
+            let ids = soql::execute(&plan, &view, include_deleted);
+            Ok(match &plan.shape {
+                soql::Shape::Records => {
+                    let (_, rows) = soql::plan::page(
+                        &plan,
+                        &view,
+                        API_VERSION,
+                        &ids,
+                        0,
+                        usize::MAX,
+                        include_deleted,
+                    );
+                    rows.iter().map(json::Json::to_value).collect()
+                }
+                soql::Shape::Count => Vec::new(),
+                soql::Shape::Aggregate(_) => {
+                    vec![soql::plan::aggregate_row(&plan, &view, &ids).to_value()]
+                }
+            })
         })
     }
 

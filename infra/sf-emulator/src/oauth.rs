@@ -478,10 +478,34 @@ pub fn identity(shared: &Arc<Shared>, req: &Req) -> Resp {
             .with("search", format!("{b}/services/data/v{{version}}/search/"))
             .with("query", format!("{b}/services/data/v{{version}}/query/"))
             .with("recent", format!("{b}/services/data/v{{version}}/recent/"))
+            .with(
+                "tooling_soap",
+                format!("{b}/services/Soap/T/{{version}}/{}", &oid[..15]),
+            )
+            .with(
+                "tooling_rest",
+                format!("{b}/services/data/v{{version}}/tooling/"),
+            )
             .with("profile", format!("{b}/{uid}"))
+            .with(
+                "feeds",
+                format!("{b}/services/data/v{{version}}/chatter/feeds"),
+            )
+            .with(
+                "groups",
+                format!("{b}/services/data/v{{version}}/chatter/groups"),
+            )
             .with(
                 "users",
                 format!("{b}/services/data/v{{version}}/chatter/users"),
+            )
+            .with(
+                "feed_items",
+                format!("{b}/services/data/v{{version}}/chatter/feed-items"),
+            )
+            .with(
+                "feed_elements",
+                format!("{b}/services/data/v{{version}}/chatter/feed-elements"),
             )
             .with("custom_domain", b.as_str())
     };
@@ -498,7 +522,20 @@ pub fn identity(shared: &Arc<Shared>, req: &Req) -> Resp {
         .with("first_name", first)
         .with("last_name", last)
         .with("timezone", o.text(u, "TimeZoneSidKey"))
+        .with(
+            "photos",
+            Json::obj()
+                .with("picture", format!("{base}/profilephoto/005/F"))
+                .with("thumbnail", format!("{base}/profilephoto/005/T")),
+        )
+        .with("addr_street", Json::Null)
+        .with("addr_city", Json::Null)
+        .with("addr_state", Json::Null)
+        .with("addr_country", Json::Null)
+        .with("addr_zip", Json::Null)
         .with("mobile_phone", o.text(u, "MobilePhone"))
+        .with("mobile_phone_verified", false)
+        .with("is_lightning_login_user", false)
         .with(
             "status",
             Json::obj()
@@ -514,10 +551,15 @@ pub fn identity(shared: &Arc<Shared>, req: &Req) -> Resp {
         .with(
             "last_modified_date",
             match o.get(u, "LastModifiedDate") {
-                crate::store::ValueRef::DateTime(t) => Json::Str(crate::time::fmt_datetime(t)),
+                // The identity service writes `2022-02-15T23:21:10Z`
+                // (SwiftlySalesforce's recorded MockIdentity).
+                crate::store::ValueRef::DateTime(t) => {
+                    Json::Str(crate::time::fmt_datetime(t).replace(".000+0000", "Z"))
+                }
                 _ => Json::Null,
             },
-        );
+        )
+        .with("is_app_installed", true);
     Resp::json(200, body)
 }
 

@@ -104,7 +104,7 @@ struct Change {
     changed: u64,
     /// Field positions set to null.
     nulled: u64,
-    /// Index + 1 in `Org::clients` (0: none).
+    /// Index + 1 in `Org::origins` (0: none).
     client: u32,
     change_type: ChangeType,
     /// Made through the REST API (not a seed or the control API).
@@ -118,6 +118,8 @@ pub struct WriteCtx {
     pub user: RecordId,
     /// Client name from `Sforce-Call-Options`.
     pub client: Option<String>,
+    /// API version of the request (`62.0`; None for seeds).
+    pub version: Option<String>,
     /// Commit time (ms).
     pub now: Millis,
     /// Seeding: read-only and audit fields may be given.
@@ -195,6 +197,209 @@ pub struct Faults {
     pub fail_only: Option<String>,
     /// Latency added to each request (ms).
     pub latency_ms: u64,
+}
+
+/// Page size caps of query results. Salesforce: "There is no guarantee that
+/// the requested batch size is the actual batch size. Changes are made as
+/// necessary to maximize performance" (Query Options Header); pages are
+/// shorter e.g. for wide rows or relationship queries. Each cap applies when
+/// its condition holds; the smallest wins. Without caps pages are full (child
+/// rows of subqueries always count toward the page, as documented).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagePolicy {
+    /// Cap of every page.
+    pub max: Option<usize>,
+    /// Cap of pages of queries selecting a parent field or a subquery.
+    pub with_relationships: Option<usize>,
+    /// Cap of pages of queries selecting a long text field (a text area over
+    /// 255 characters, e.g. Task.Description).
+    pub with_long_text: Option<usize>,
+}
+
+impl PagePolicy {
+    /// Refuses caps of 0.
+    pub fn validate(&self) -> Result<(), String> {
+        if [self.max, self.with_relationships, self.with_long_text].contains(&Some(0)) {
+            return Err("query page caps must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The most rows a page of `plan` may hold when `batch` were asked for.
+    pub fn cap(&self, plan: &Plan, batch: usize) -> usize {
+        let mut cap = batch;
+        let mut apply = |c: Option<usize>, when: bool| {
+            if let (Some(c), true) = (c, when) {
+                cap = cap.min(c);
+            }
+        };
+        apply(self.max, true);
+        apply(self.with_relationships, plan.has_relationships());
+        apply(self.with_long_text, plan.has_long_text());
+        cap.max(1)
+    }
+}
+
+/// Status codes a [`crate::world::RecordFault`] may inject, with Salesforce's
+/// usual message for each.
+pub const INJECTABLE: &[(&str, &str)] = &[
+    (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "This record does not pass a validation rule of the org",
+    ),
+    ("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"),
+    ("ENTITY_IS_DELETED", "entity is deleted"),
+    (
+        "INSUFFICIENT_ACCESS_OR_READONLY",
+        "insufficient access rights on object id",
+    ),
+    (
+        "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+        "insufficient access rights on cross-reference id",
+    ),
+    ("DUPLICATES_DETECTED", "Use one of these records?"),
+    (
+        "DUPLICATE_VALUE",
+        "duplicate value found: an external id duplicates value on another record",
+    ),
+    (
+        "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+        "TaskTrigger: execution of BeforeInsert caused by: System.DmlException: Insert failed",
+    ),
+    ("FIELD_INTEGRITY_EXCEPTION", "field integrity exception"),
+    (
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    ),
+];
+
+/// A compiled [`crate::world::RecordFault`].
+#[derive(Debug, Clone)]
+pub struct InjectedError {
+    obj: usize,
+    op: crate::world::WriteOp,
+    record: Option<RecordId>,
+    field: Option<usize>,
+    equals: Option<serde_json::Value>,
+    contains: Option<String>,
+    code: &'static str,
+    message: String,
+    fields: Vec<String>,
+    remaining: Option<u64>,
+}
+
+impl InjectedError {
+    /// Checks a fault against the schema and the org's records.
+    pub fn compile(org: &Org, spec: &crate::world::RecordFault) -> Result<InjectedError, String> {
+        let obj = Schema::get()
+            .object(&spec.object)
+            .ok_or_else(|| format!("unknown object {}", spec.object))?;
+        let (code, default_message) = INJECTABLE
+            .iter()
+            .find(|(c, _)| *c == spec.status_code)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "status_code {} cannot be injected; one of: {}",
+                    spec.status_code,
+                    INJECTABLE
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        let field = match &spec.field {
+            None => None,
+            Some(f) => Some(
+                *obj.by_name
+                    .get(&f.to_ascii_lowercase())
+                    .ok_or_else(|| format!("no field {f} on {}", obj.name))?,
+            ),
+        };
+        if field.is_none() && (spec.equals.is_some() || spec.contains.is_some()) {
+            return Err("equals and contains need a field".into());
+        }
+        let record = match &spec.record_id {
+            None => None,
+            Some(id) => match org.parse_id(id) {
+                Some(r) if r.obj() == obj.index => Some(r),
+                _ => return Err(format!("no {} record {id}", obj.name)),
+            },
+        };
+        if spec.times == Some(0) {
+            return Err("times must be at least 1".into());
+        }
+        let fields = spec.fields.clone().unwrap_or_else(|| match (code, field) {
+            ("INVALID_CROSS_REFERENCE_KEY", Some(f)) => vec![obj.fields[f].name.to_string()],
+            _ => Vec::new(),
+        });
+        Ok(InjectedError {
+            obj: obj.index,
+            op: spec.operation,
+            record,
+            field,
+            equals: spec.equals.clone(),
+            contains: spec.contains.clone(),
+            code,
+            message: spec
+                .message
+                .clone()
+                .unwrap_or_else(|| default_message.to_string()),
+            fields,
+            remaining: spec.times,
+        })
+    }
+
+    fn matches(
+        &self,
+        view: &DataView,
+        obj: usize,
+        op: crate::world::WriteOp,
+        id: Option<RecordId>,
+        vals: &[Value],
+    ) -> bool {
+        use crate::world::WriteOp;
+        if self.obj != obj || !(self.op == WriteOp::Any || self.op == op) {
+            return false;
+        }
+        if self.record.is_some() && self.record != id {
+            return false;
+        }
+        let Some(fi) = self.field else {
+            return true;
+        };
+        let v = vals.get(fi).unwrap_or(&Value::Null);
+        if let Some(want) = &self.contains
+            && !matches!(v, Value::Text(t) if t.contains(want.as_str()))
+        {
+            return false;
+        }
+        match &self.equals {
+            None => true,
+            Some(want) => value_equals(view, v, want),
+        }
+    }
+}
+
+/// A stored value compared with a JSON value (ids on their 15 characters,
+/// dates and datetimes as Salesforce writes them).
+fn value_equals(view: &DataView, v: &Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (v, want) {
+        (Value::Null, J::Null) => true,
+        (Value::Text(t), J::String(w)) => t.as_ref() == w,
+        (Value::Ref(r), J::String(w)) => {
+            ids::normalize15(w).is_some_and(|w| view.id15(*r) == w.as_bytes())
+        }
+        (Value::Bool(b), J::Bool(w)) => b == w,
+        (Value::Int(i), J::Number(n)) => n.as_i64() == Some(*i),
+        (Value::Float(f), J::Number(n)) => n.as_f64() == Some(*f),
+        (Value::Date(d), J::String(w)) => parse_date(w) == Some(*d),
+        (Value::DateTime(t), J::String(w)) => parse_datetime(w) == Some(*t),
+        _ => false,
+    }
 }
 
 /// A query cursor.
@@ -277,8 +482,9 @@ pub struct Org {
     locator_seq: u64,
     /// Change log (compact; see [`Org::change_entries`]).
     changes: Vec<Change>,
-    /// `client=` names seen in the change log.
-    clients: Vec<Arc<str>>,
+    /// Origins seen in the change log: `<version>[;client=<name>]`, the
+    /// tail of CDC's `changeOrigin` (`com/salesforce/api/rest/<tail>`).
+    origins: Vec<Arc<str>>,
     /// Record changes in the log.
     pub change_log_enabled: bool,
     /// Session idle timeout (ms).
@@ -293,6 +499,10 @@ pub struct Org {
     undo: Vec<Undo>,
     /// Change Data Capture: selected objects and the event bus.
     pub cdc: crate::cdc::Cdc,
+    /// Injected per-record failures.
+    pub record_faults: Vec<InjectedError>,
+    /// Query page caps.
+    pub page_policy: PagePolicy,
 }
 
 fn string_json(v: &serde_json::Value) -> String {
@@ -405,7 +615,7 @@ impl Org {
             locators: HashMap::new(),
             locator_seq: 0,
             changes: Vec::new(),
-            clients: Vec::new(),
+            origins: Vec::new(),
             change_log_enabled: true,
             session_timeout_ms: 2 * 3600 * 1000,
             search_lag_ms: 0,
@@ -414,6 +624,8 @@ impl Org {
             tx_depth: 0,
             undo: Vec::new(),
             cdc: crate::cdc::Cdc::default(),
+            record_faults: Vec::new(),
+            page_policy: PagePolicy::default(),
         }
     }
 
@@ -567,7 +779,7 @@ impl Org {
                 nulled: c.nulled,
                 client: (c.client as usize)
                     .checked_sub(1)
-                    .and_then(|i| self.clients.get(i))
+                    .and_then(|i| self.origins.get(i))
                     .cloned(),
                 api: c.api,
                 change_type: c.change_type,
@@ -642,13 +854,18 @@ impl Org {
                 acc | 1u64.checked_shl(*fi as u32).unwrap_or(0)
             })
         };
-        let client = match ctx.client.as_deref() {
+        let origin = match (ctx.version.as_deref(), ctx.client.as_deref()) {
+            (None, None) => None,
+            (v, Some(name)) => Some(format!("{};client={name}", v.unwrap_or(crate::API_VERSION))),
+            (Some(v), None) => Some(v.to_string()),
+        };
+        let client = match origin {
             None => 0,
-            Some(name) => match self.clients.iter().position(|c| &**c == name) {
+            Some(tail) => match self.origins.iter().position(|c| **c == *tail) {
                 Some(i) => i + 1,
                 None => {
-                    self.clients.push(Arc::from(name));
-                    self.clients.len()
+                    self.origins.push(Arc::from(tail));
+                    self.origins.len()
                 }
             },
         };
@@ -689,8 +906,9 @@ impl Org {
                     nulled_fields: names(c.nulled),
                     client: (c.client as usize)
                         .checked_sub(1)
-                        .and_then(|i| self.clients.get(i))
-                        .map(|s| s.to_string()),
+                        .and_then(|i| self.origins.get(i))
+                        .and_then(|tail| tail.split_once(";client="))
+                        .map(|(_, name)| name.to_string()),
                     commit_timestamp: c.commit,
                     commit_user: self.id18(c.user),
                 }
@@ -781,16 +999,19 @@ impl Org {
                 }
                 t if t.is_text() => {
                     if let Value::Text(s) = v {
-                        let n = s.chars().count();
+                        // Salesforce counts UTF-16 code units (a Java
+                        // platform): an emoji is 2 of them. Its message
+                        // quotes the whole value: "Description: data value
+                        // too large: <value> (max length=255)" (as quoted in
+                        // SalesforceLabs/Milestones-PM#32 and
+                        // SalesforceCommerceCloud/b2c-crm-sync#181).
+                        let n = s.encode_utf16().count();
                         if n > f.length as usize {
-                            let shown: String = s.chars().take(40).collect();
                             return Err(RecError::new(
                                 "STRING_TOO_LONG",
                                 format!(
-                                    "{}: data value too large: {shown}{} (max length={})",
-                                    f.label,
-                                    if n > 40 { "..." } else { "" },
-                                    f.length
+                                    "{}: data value too large: {s} (max length={})",
+                                    f.label, f.length
                                 ),
                                 vec![f.name.to_string()],
                             ));
@@ -939,6 +1160,38 @@ impl Org {
         }
     }
 
+    /// Fails a write that an injected [`InjectedError`] matches (API writes
+    /// only: seeds and the control API are never refused).
+    fn check_injected(
+        &mut self,
+        obj: &ObjectDef,
+        op: crate::world::WriteOp,
+        id: Option<RecordId>,
+        vals: &[Value],
+        ctx: &WriteCtx,
+    ) -> Result<(), RecError> {
+        if ctx.seed || self.record_faults.is_empty() {
+            return Ok(());
+        }
+        let view = self.view();
+        let Some(i) = self
+            .record_faults
+            .iter()
+            .position(|f| f.matches(&view, obj.index, op, id, vals))
+        else {
+            return Ok(());
+        };
+        let f = &mut self.record_faults[i];
+        let err = RecError::new(f.code, f.message.clone(), f.fields.clone());
+        if let Some(n) = &mut f.remaining {
+            *n -= 1;
+            if *n == 0 {
+                self.record_faults.remove(i);
+            }
+        }
+        Err(err)
+    }
+
     fn check_required(obj: &ObjectDef, vals: &[Value]) -> Result<(), RecError> {
         let missing: Vec<String> = obj
             .fields
@@ -1042,6 +1295,7 @@ impl Org {
         Self::check_required(obj, &vals)?;
         self.check_rules(obj, &vals)?;
         self.derive(obj, &mut vals);
+        self.check_injected(obj, crate::world::WriteOp::Create, None, &vals, ctx)?;
         let now = to_second(ctx.now);
         let set_audit = |vals: &mut Vec<Value>, name: &str, v: Value| {
             if let Some(i) = obj.by_name.get(&name.to_ascii_lowercase()) {
@@ -1103,6 +1357,7 @@ impl Org {
         Self::check_required(obj, &vals)?;
         self.check_rules(obj, &vals)?;
         self.derive(obj, &mut vals);
+        self.check_injected(obj, crate::world::WriteOp::Update, Some(id), &vals, ctx)?;
         let now = to_second(ctx.now);
         let audit_given: Vec<usize> = fields
             .iter()
@@ -1166,6 +1421,8 @@ impl Org {
                 vec![],
             ));
         }
+        let before = self.merged(obj, Some(id.row()), &[]);
+        self.check_injected(obj, crate::world::WriteOp::Delete, Some(id), &before, ctx)?;
         let now = to_second(ctx.now);
         let row = id.row();
         for (name, v) in [

@@ -2,14 +2,15 @@
 //! the resources (query, sObjects, collections, composite, search, updated,
 //! deleted, limits, describe).
 
-use crate::http::{MAX_VERSION, MIN_VERSION, Req, Resp, Shared};
+use crate::conditional::{self, Conditions, Outcome};
+use crate::http::{Req, Resp, Shared};
 use crate::json::Json;
 use crate::oauth::{bearer, session};
 use crate::org::{
     FailureKind, LOCATOR_IDLE_MS, Locator, Mutation, RecError, WriteCtx, parse_fields,
 };
 use crate::schema::{ObjectDef, Schema};
-use crate::soql::{self, plan::DataView};
+use crate::soql;
 use crate::store::RecordId;
 use crate::time::{Millis, fmt_datetime, parse_datetime, to_minute};
 use crate::world::World;
@@ -43,21 +44,19 @@ pub struct ApiCtx {
     pub client: Option<String>,
     /// Page size requested by Sforce-Query-Options.
     pub batch: Option<usize>,
+    /// Conditional request headers (`If-Unmodified-Since`, …).
+    pub cond: Conditions,
 }
 
-fn parse_version(seg: &str) -> Option<String> {
-    let v = seg.strip_prefix('v')?;
-    let (major, minor) = v.split_once('.')?;
-    let m: u32 = major.parse().ok()?;
-    if minor != "0" || !(MIN_VERSION..=MAX_VERSION).contains(&m) {
-        return None;
-    }
-    Some(format!("{m}.0"))
-}
-
-fn batch_size(req_header: Option<&str>) -> Option<usize> {
+/// The page size a `Sforce-Query-Options` header asks for. "The default is
+/// 2,000; the minimum is 200, and the maximum is 2,000" (REST API guide,
+/// Query Options Header): a value outside is brought inside (a request for 5
+/// or 20 records a page is not honoured, SwiftlySalesforce#85); an unreadable
+/// one is ignored. Even then "there is no guarantee that the requested batch
+/// size is the actual batch size": see [`crate::org::PagePolicy`].
+pub fn batch_size(req_header: Option<&str>) -> Option<usize> {
     let h = req_header?;
-    h.split(',').find_map(|part| {
+    h.split([',', ';']).find_map(|part| {
         let (k, v) = part.trim().split_once('=')?;
         if k.trim().eq_ignore_ascii_case("batchSize") {
             v.trim()
@@ -136,11 +135,27 @@ fn invalid_session(msg: &str) -> Resp {
     Resp::error(401, "INVALID_SESSION_ID", msg)
 }
 
+/// 410 for a retired version. Salesforce answers "410: GONE" (its
+/// retirement notices) with the error code `GONE` (restforce#941); the message
+/// is the emulator's.
+pub fn gone(version: &str) -> Resp {
+    Resp::error(
+        410,
+        "GONE",
+        &format!(
+            "API version {version} is retired and no longer available. Use version {}.0 or later.",
+            crate::versions::MIN_VERSION
+        ),
+    )
+}
+
 /// Entry point for `/services/data/<rest>`.
 pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
     let (ver_seg, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let Some(version) = parse_version(ver_seg) else {
-        return Resp::not_found();
+    let version = match crate::versions::parse(ver_seg) {
+        crate::versions::Version::Served(v) => v,
+        crate::versions::Version::Retired(v) => return gone(&v),
+        crate::versions::Version::Unknown => return Resp::not_found(),
     };
     let token = bearer(req);
     // Authenticate and read the latency without holding the lock while sleeping.
@@ -168,6 +183,7 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
         version,
         client: call_client(req.header("sforce-call-options")),
         batch: batch_size(req.header("sforce-query-options")),
+        cond: Conditions::from_headers(&req.headers),
     };
     let segs = segments(tail);
     let o = &mut world.orgs[org];
@@ -281,19 +297,7 @@ pub fn dispatch(
             if *method != Method::GET {
                 return method_not_allowed(method, "GET");
             }
-            let v = &ctx.version;
-            let mut j = Json::obj();
-            for r in [
-                "sobjects",
-                "query",
-                "queryAll",
-                "search",
-                "limits",
-                "composite",
-            ] {
-                j.push(r, format!("/services/data/v{v}/{r}"));
-            }
-            Resp::json(200, j)
+            resources(world, ctx)
         }
         ["query" | "queryAll"] => {
             if *method != Method::GET {
@@ -323,7 +327,10 @@ pub fn dispatch(
             if *method != Method::GET {
                 return method_not_allowed(method, "GET");
             }
-            global_describe(ctx)
+            if let Some(r) = describe_conditions(world, ctx) {
+                return r;
+            }
+            Resp::json(200, crate::describe::global(&ctx.version))
         }
         ["sobjects", t] => {
             let Some(obj) = Schema::get().object(t) else {
@@ -334,7 +341,10 @@ pub fn dispatch(
                 Method::GET => Resp::json(
                     200,
                     Json::obj()
-                        .with("objectDescribe", describe_summary(obj, &ctx.version))
+                        .with(
+                            "objectDescribe",
+                            crate::describe::summary(obj, &ctx.version),
+                        )
                         .with("recentItems", Json::Arr(vec![])),
                 ),
                 _ => method_not_allowed(method, "GET, POST"),
@@ -347,7 +357,13 @@ pub fn dispatch(
             if *method != Method::GET {
                 return method_not_allowed(method, "GET");
             }
-            Resp::json(200, describe(obj, &ctx.version))
+            if let Some(r) = describe_conditions(world, ctx) {
+                return r;
+            }
+            Resp::json(
+                200,
+                crate::describe::object(obj, &ctx.version, &world.base_url),
+            )
         }
         ["sobjects", t, which @ ("updated" | "deleted")] => {
             let Some(obj) = Schema::get().object(t) else {
@@ -414,27 +430,93 @@ pub fn dispatch(
     }
 }
 
+/// The resources `GET /services/data/vXX.X/` lists, in Salesforce's order
+/// (REST API guide, "List Available REST Resources", v66.0). `identity` is
+/// the caller's identity URL; the others are relative. Only `sobjects`,
+/// `query`, `queryAll`, `search`, `limits` and `composite` are emulated: the
+/// rest answer 404 NOT_FOUND.
+pub const RESOURCES: &[&str] = &[
+    "tooling",
+    "metadata",
+    "eclair",
+    "folders",
+    "prechatForms",
+    "contact-tracing",
+    "jsonxform",
+    "chatter",
+    "payments",
+    "tabs",
+    "appMenu",
+    "quickActions",
+    "queryAll",
+    "commerce",
+    "wave",
+    "iot",
+    "analytics",
+    "search",
+    "smartdatadiscovery",
+    "identity",
+    "composite",
+    "parameterizedSearch",
+    "fingerprint",
+    "theme",
+    "nouns",
+    "domino",
+    "event",
+    "serviceTemplates",
+    "recent",
+    "connect",
+    "licensing",
+    "limits",
+    "process",
+    "dedupe",
+    "async-queries",
+    "query",
+    "jobs",
+    "localizedvalue",
+    "mobile",
+    "emailConnect",
+    "consent",
+    "tokenizer",
+    "compactLayouts",
+    "async",
+    "sobjects",
+    "actions",
+    "support",
+];
+
+fn resources(world: &World, ctx: &ApiCtx) -> Resp {
+    let o = &world.orgs[ctx.org];
+    let v = &ctx.version;
+    let mut j = Json::obj();
+    for r in RESOURCES {
+        if *r == "identity" {
+            j.push(
+                r,
+                format!("{}/id/{}/{}", world.base_url, o.id, o.id18(ctx.user)),
+            );
+        } else {
+            j.push(r, format!("/services/data/v{v}/{r}"));
+        }
+    }
+    Resp::json(200, j)
+}
+
+/// `If-Modified-Since` / `If-Unmodified-Since` on describes: the emulated
+/// metadata last changed when the org was created.
+fn describe_conditions(world: &World, ctx: &ApiCtx) -> Option<Resp> {
+    match conditional::evaluate(&ctx.cond, false, world.orgs[ctx.org].created_at, None) {
+        Outcome::Proceed | Outcome::BadHeader(..) => None,
+        Outcome::NotModified => Some(Resp::empty(304)),
+        Outcome::Failed(h) => Some(conditional::precondition_failed(h)),
+    }
+}
+
 fn soql_error(e: &soql::SoqlError) -> Resp {
     Resp::error(400, e.code, &e.message)
 }
 
-fn page_json(
-    world: &World,
-    ctx: &ApiCtx,
-    plan: &soql::Plan,
-    ids: &[RecordId],
-    total: usize,
-    next: Option<String>,
-) -> Json {
-    let o = &world.orgs[ctx.org];
-    let view = DataView {
-        tables: &o.tables,
-        pod: &o.pod,
-    };
-    let records = ids
-        .iter()
-        .map(|r| soql::plan::render(plan, &view, &ctx.version, *r))
-        .collect();
+fn page_json(total: usize, next: Option<String>, records: Vec<Json>) -> Json {
     let mut j = Json::obj()
         .with("totalSize", total)
         .with("done", next.is_none());
@@ -453,20 +535,29 @@ pub fn query(world: &mut World, ctx: &ApiCtx, q: Option<&str>, all: bool) -> Res
         Ok(p) => p,
         Err(e) => return soql_error(&e),
     };
-    let plan = match soql::compile(q, &parsed) {
+    let now = world.now();
+    let plan = match soql::compile(q, &parsed, now) {
         Ok(p) => p,
         Err(e) => return soql_error(&e),
     };
-    let now = world.now();
     let o = &mut world.orgs[ctx.org];
     let ids = soql::execute(&plan, &o.view(), all);
-    let total = ids.len();
+    match &plan.shape {
+        // "SELECT COUNT() FROM …": the count is totalSize, no records.
+        soql::Shape::Count => return Resp::json(200, page_json(ids.len(), None, Vec::new())),
+        soql::Shape::Aggregate(_) => {
+            let row = soql::plan::aggregate_row(&plan, &o.view(), &ids);
+            return Resp::json(200, page_json(1, None, vec![row]));
+        }
+        soql::Shape::Records => {}
+    }
     let batch = ctx.batch.unwrap_or(DEFAULT_BATCH);
-    let first: Vec<RecordId> = ids.iter().take(batch).copied().collect();
-    let plan = Arc::new(plan);
-    let next = if total > batch {
+    let cap = o.page_policy.cap(&plan, batch);
+    let (end, records) = soql::plan::page(&plan, &o.view(), &ctx.version, &ids, 0, cap, all);
+    let total = ids.len();
+    let next = if end < total {
         let loc = o.open_locator(Locator {
-            plan: plan.clone(),
+            plan: Arc::new(plan),
             ids: Arc::new(ids),
             token: ctx.token.clone(),
             user: ctx.user,
@@ -476,14 +567,14 @@ pub fn query(world: &mut World, ctx: &ApiCtx, q: Option<&str>, all: bool) -> Res
             all,
         });
         Some(format!(
-            "/services/data/v{}/{}/{loc}-{batch}",
+            "/services/data/v{}/{}/{loc}-{end}",
             ctx.version,
             if all { "queryAll" } else { "query" }
         ))
     } else {
         None
     };
-    Resp::json(200, page_json(world, ctx, &plan, &first, total, next))
+    Resp::json(200, page_json(total, next, records))
 }
 
 fn invalid_locator() -> Resp {
@@ -512,8 +603,16 @@ pub fn query_more(world: &mut World, ctx: &ApiCtx, loc_text: &str) -> Resp {
         return invalid_locator();
     }
     let batch = ctx.batch.unwrap_or(loc.batch);
-    let end = (offset + batch).min(loc.ids.len());
-    let page: Vec<RecordId> = loc.ids[offset..end].to_vec();
+    let cap = o.page_policy.cap(&loc.plan, batch);
+    let (end, records) = soql::plan::page(
+        &loc.plan,
+        &o.view(),
+        &ctx.version,
+        &loc.ids,
+        offset,
+        cap,
+        loc.all,
+    );
     let total = loc.ids.len();
     let next = if end >= total {
         o.locators.remove(loc_id);
@@ -528,13 +627,22 @@ pub fn query_more(world: &mut World, ctx: &ApiCtx, loc_text: &str) -> Resp {
             if loc.all { "queryAll" } else { "query" }
         ))
     };
-    Resp::json(200, page_json(world, ctx, &loc.plan, &page, total, next))
+    Resp::json(200, page_json(total, next, records))
+}
+
+/// A request refused before any DML (unknown field, wrong JSON type): the
+/// error array without `fields`, as Salesforce answers deserialisation errors
+/// (`[{"message":"No such column 'foo' on sobject of type Bar","errorCode":"INVALID_FIELD"}]`,
+/// restforce's write_error_response fixture).
+fn request_error(e: &RecError) -> Resp {
+    Resp::error(400, e.code, &e.message)
 }
 
 fn write_ctx(world: &World, ctx: &ApiCtx) -> WriteCtx {
     WriteCtx {
         user: ctx.user,
         client: ctx.client.clone(),
+        version: Some(ctx.version.clone()),
         now: world.now(),
         seed: false,
     }
@@ -582,7 +690,7 @@ fn create(
     }
     let fields = match parse_fields(obj, map) {
         Ok(f) => f,
-        Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+        Err(e) => return request_error(&e),
     };
     let wctx = write_ctx(world, ctx);
     let o = &mut world.orgs[ctx.org];
@@ -653,7 +761,33 @@ fn read(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str, fields: Opti
             Some(v)
         }
     };
-    Resp::json(200, o.record_json(r, selected.as_deref(), &ctx.version))
+    let tag = record_etag(o, r, &ctx.version);
+    match conditional::evaluate(&ctx.cond, false, last_modified(o, r), tag.as_deref()) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => return Resp::empty(304),
+        Outcome::Failed(h) => return conditional::precondition_failed(h),
+        Outcome::BadHeader(_, m) => return conditional::bad_header(&m),
+    }
+    let resp = Resp::json(200, o.record_json(r, selected.as_deref(), &ctx.version));
+    match tag {
+        Some(t) => resp.header("ETag", &t),
+        None => resp,
+    }
+}
+
+/// LastModifiedDate of a record (ms).
+fn last_modified(o: &crate::org::Org, r: RecordId) -> Millis {
+    match o.get(r, "LastModifiedDate") {
+        crate::store::ValueRef::DateTime(t) => t,
+        _ => 0,
+    }
+}
+
+/// The ETag of a record: Accounts only ("This header is supported by sObject
+/// Rows (Account records only)"), a hash of every field.
+fn record_etag(o: &crate::org::Org, r: RecordId, version: &str) -> Option<String> {
+    (Schema::get().at(r.obj()).name == "Account")
+        .then(|| conditional::etag(&o.record_json(r, None, version).to_string_compact()))
 }
 
 fn update(
@@ -679,12 +813,31 @@ fn update(
     }
     let fields = match parse_fields(obj, map) {
         Ok(f) => f,
-        Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+        Err(e) => return request_error(&e),
     };
+    let o = &world.orgs[ctx.org];
+    if !o.is_live(r) {
+        return entity_deleted();
+    }
+    let tag = record_etag(o, r, &ctx.version);
+    match conditional::evaluate(&ctx.cond, true, last_modified(o, r), tag.as_deref()) {
+        Outcome::Proceed | Outcome::NotModified => {}
+        Outcome::Failed(h) => return conditional::precondition_failed(h),
+        Outcome::BadHeader(_, m) => return conditional::bad_header(&m),
+    }
     let wctx = write_ctx(world, ctx);
-    match world.orgs[ctx.org].mutate(Mutation::Update { id: r, fields }, &wctx) {
-        Ok(_) => Resp::empty(204),
-        Err(e) if e.code == "ENTITY_IS_DELETED" => entity_deleted(),
+    let o = &mut world.orgs[ctx.org];
+    match o.mutate(Mutation::Update { id: r, fields }, &wctx) {
+        Ok(_) => {
+            let resp = Resp::empty(204);
+            match record_etag(o, r, &ctx.version) {
+                Some(t) => resp.header("ETag", &t),
+                None => resp,
+            }
+        }
+        Err(e) if e.code == "ENTITY_IS_DELETED" => {
+            Resp::json(404, Json::Arr(vec![e.to_error_json()]))
+        }
         Err(e) => Resp::json(400, Json::Arr(vec![e.to_error_json()])),
     }
 }
@@ -708,7 +861,7 @@ fn delete(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Resp {
         Err(e) => {
             o.rollback(sp);
             if e.code == "ENTITY_IS_DELETED" {
-                entity_deleted()
+                Resp::json(404, Json::Arr(vec![e.to_error_json()]))
             } else {
                 Resp::json(400, Json::Arr(vec![e.to_error_json()]))
             }
@@ -809,7 +962,7 @@ pub fn collection_write(
         }
         let fields = match parse_fields(obj, &m) {
             Ok(f) => f,
-            Err(e) => return Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+            Err(e) => return request_error(&e),
         };
         let id_text = id.map(|(_, v)| match v {
             serde_json::Value::String(s) => s,
@@ -1072,90 +1225,4 @@ fn replication(
             .with("earliestDateAvailable", fmt_datetime(earliest))
             .with("latestDateCovered", fmt_datetime(latest)),
     )
-}
-
-fn describe_summary(obj: &ObjectDef, version: &str) -> Json {
-    Json::obj()
-        .with("name", obj.name)
-        .with("label", obj.name)
-        .with("keyPrefix", obj.key_prefix)
-        .with("createable", obj.api_writable)
-        .with("updateable", obj.api_writable)
-        .with("deletable", obj.api_writable && obj.has_is_deleted)
-        .with("queryable", true)
-        .with("replicateable", obj.replicable)
-        .with("searchable", obj.searchable)
-        .with(
-            "urls",
-            Json::obj()
-                .with(
-                    "sobject",
-                    format!("/services/data/v{version}/sobjects/{}", obj.name),
-                )
-                .with(
-                    "describe",
-                    format!("/services/data/v{version}/sobjects/{}/describe", obj.name),
-                )
-                .with(
-                    "rowTemplate",
-                    format!("/services/data/v{version}/sobjects/{}/{{ID}}", obj.name),
-                ),
-        )
-}
-
-fn global_describe(ctx: &ApiCtx) -> Resp {
-    let list = Schema::get()
-        .objects
-        .iter()
-        .map(|o| describe_summary(o, &ctx.version))
-        .collect();
-    Resp::json(
-        200,
-        Json::obj()
-            .with("encoding", "UTF-8")
-            .with("maxBatchSize", 200i64)
-            .with("sobjects", Json::Arr(list)),
-    )
-}
-
-fn describe(obj: &ObjectDef, version: &str) -> Json {
-    let fields = obj
-        .fields
-        .iter()
-        .map(|f| {
-            let picklist = f
-                .restricted
-                .map(|vals| {
-                    vals.iter()
-                        .map(|v| {
-                            Json::obj()
-                                .with("active", true)
-                                .with("label", *v)
-                                .with("value", *v)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Json::obj()
-                .with("name", f.name)
-                .with("label", f.label)
-                .with("type", f.ftype.describe_name())
-                .with("length", i64::from(f.length))
-                .with("createable", f.createable)
-                .with("updateable", f.updateable)
-                .with("nillable", f.nillable)
-                .with("calculated", f.computed.is_some())
-                .with(
-                    "referenceTo",
-                    Json::Arr(f.refs.iter().map(|r| Json::from(*r)).collect()),
-                )
-                .with("relationshipName", f.rel_name)
-                .with("polymorphicForeignKey", f.polymorphic)
-                .with("restrictedPicklist", f.restricted.is_some())
-                .with("picklistValues", Json::Arr(picklist))
-        })
-        .collect();
-    let mut d = describe_summary(obj, version);
-    d.push("fields", Json::Arr(fields));
-    d
 }

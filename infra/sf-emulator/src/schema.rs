@@ -272,9 +272,36 @@ pub struct ObjectDef {
     pub api_writable: bool,
     /// Deleting a record of this object also deletes (object, lookup field) children.
     pub cascade: &'static [(&'static str, &'static str)],
+    /// Named child relationships (usable in parent-to-child subqueries).
+    pub children: Vec<ChildRel>,
+    /// Plural label (describe).
+    pub label_plural: &'static str,
+}
+
+/// A child relationship: `Contacts` on Account is Contact.AccountId.
+#[derive(Debug, Clone)]
+pub struct ChildRel {
+    /// Relationship name (`Contacts`).
+    pub name: &'static str,
+    /// Child object index.
+    pub child: usize,
+    /// Index of the lookup field in the child's `fields`.
+    pub field: usize,
 }
 
 impl ObjectDef {
+    /// True when records have an owner (OwnerId).
+    pub fn has_owner(&self) -> bool {
+        self.by_name.contains_key("ownerid")
+    }
+
+    /// Child relationship by name, case-insensitively.
+    pub fn child_relationship(&self, name: &str) -> Option<&ChildRel> {
+        self.children
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
     /// Field by name, case-insensitively.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.by_name
@@ -426,6 +453,7 @@ fn names() -> Vec<FieldDef> {
 
 struct Spec {
     name: &'static str,
+    plural: &'static str,
     prefix: &'static str,
     fields: Vec<FieldDef>,
     searchable: bool,
@@ -457,6 +485,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(false, false));
     out.push(Spec {
         name: "User",
+        plural: "Users",
         prefix: "005",
         fields: f,
         searchable: true,
@@ -487,6 +516,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(true, true));
     out.push(Spec {
         name: "Account",
+        plural: "Accounts",
         prefix: "001",
         fields: f,
         searchable: true,
@@ -522,6 +552,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(true, true));
     out.push(Spec {
         name: "Contact",
+        plural: "Contacts",
         prefix: "003",
         fields: f,
         searchable: true,
@@ -566,6 +597,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(true, true));
     out.push(Spec {
         name: "Lead",
+        plural: "Leads",
         prefix: "00Q",
         fields: f,
         searchable: true,
@@ -603,6 +635,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(true, true));
     out.push(Spec {
         name: "Opportunity",
+        plural: "Opportunities",
         prefix: "006",
         fields: f,
         searchable: true,
@@ -631,6 +664,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(false, true));
     out.push(Spec {
         name: "OpportunityContactRole",
+        plural: "Opportunity Contact Role",
         prefix: "00K",
         fields: f,
         searchable: false,
@@ -686,6 +720,7 @@ fn specs() -> Vec<Spec> {
     f.extend(a);
     out.push(Spec {
         name: "Task",
+        plural: "Tasks",
         prefix: "00T",
         fields: f,
         searchable: true,
@@ -723,6 +758,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(false, true));
     out.push(Spec {
         name: "EmailMessage",
+        plural: "Email Messages",
         prefix: "02s",
         fields: f,
         searchable: true,
@@ -752,6 +788,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(false, true));
     out.push(Spec {
         name: "EmailMessageRelation",
+        plural: "Email Message Relations",
         prefix: "0EM",
         fields: f,
         searchable: false,
@@ -770,6 +807,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(true, true));
     out.push(Spec {
         name: "ContentNote",
+        plural: "Notes",
         prefix: "069",
         fields: f,
         searchable: false,
@@ -807,6 +845,7 @@ fn specs() -> Vec<Spec> {
     f.extend(audit(false, true));
     out.push(Spec {
         name: "ContentDocumentLink",
+        plural: "Content Document Links",
         prefix: "06A",
         fields: f,
         searchable: false,
@@ -817,6 +856,60 @@ fn specs() -> Vec<Spec> {
 
     out
 }
+
+/// Named child relationships: (parent, relationship, child, lookup field), as
+/// in Salesforce's standard objects.
+const CHILD_RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
+    ("Account", "ChildAccounts", "Account", "ParentId"),
+    ("Account", "Contacts", "Contact", "AccountId"),
+    ("Account", "Opportunities", "Opportunity", "AccountId"),
+    ("Account", "Tasks", "Task", "WhatId"),
+    (
+        "Account",
+        "ContentDocumentLinks",
+        "ContentDocumentLink",
+        "LinkedEntityId",
+    ),
+    (
+        "Contact",
+        "OpportunityContactRoles",
+        "OpportunityContactRole",
+        "ContactId",
+    ),
+    ("Contact", "Tasks", "Task", "WhoId"),
+    (
+        "Contact",
+        "ContentDocumentLinks",
+        "ContentDocumentLink",
+        "LinkedEntityId",
+    ),
+    ("Lead", "Tasks", "Task", "WhoId"),
+    (
+        "Lead",
+        "ContentDocumentLinks",
+        "ContentDocumentLink",
+        "LinkedEntityId",
+    ),
+    (
+        "Opportunity",
+        "OpportunityContactRoles",
+        "OpportunityContactRole",
+        "OpportunityId",
+    ),
+    ("Opportunity", "Tasks", "Task", "WhatId"),
+    (
+        "Opportunity",
+        "ContentDocumentLinks",
+        "ContentDocumentLink",
+        "LinkedEntityId",
+    ),
+    (
+        "EmailMessage",
+        "EmailMessageRelations",
+        "EmailMessageRelation",
+        "EmailMessageId",
+    ),
+];
 
 fn build() -> Schema {
     let mut objects = Vec::new();
@@ -843,6 +936,8 @@ fn build() -> Schema {
         }
         objects.push(ObjectDef {
             name: spec.name,
+            label_plural: spec.plural,
+            children: Vec::new(),
             index,
             key_prefix: spec.prefix,
             fields,
@@ -856,10 +951,30 @@ fn build() -> Schema {
             cascade: spec.cascade,
         });
     }
-    let by_name = objects
+    let by_name: HashMap<String, usize> = objects
         .iter()
         .map(|o| (o.name.to_ascii_lowercase(), o.index))
         .collect();
+    for (parent, rel, child, field) in CHILD_RELATIONSHIPS {
+        let (Some(p), Some(c)) = (
+            by_name.get(&parent.to_ascii_lowercase()),
+            by_name.get(&child.to_ascii_lowercase()),
+        ) else {
+            continue;
+        };
+        let Some(f) = objects[*c]
+            .by_name
+            .get(&field.to_ascii_lowercase())
+            .copied()
+        else {
+            continue;
+        };
+        objects[*p].children.push(ChildRel {
+            name: rel,
+            child: *c,
+            field: f,
+        });
+    }
     let by_prefix = objects.iter().map(|o| (o.key_prefix, o.index)).collect();
     Schema {
         objects,
@@ -893,6 +1008,19 @@ mod tests {
                 assert!(c.field(field).is_some());
             }
         }
+        for o in &s.objects {
+            for c in &o.children {
+                let child = s.at(c.child);
+                assert!(
+                    child.fields[c.field].refs.contains(&o.name),
+                    "{}.{} does not point to {}",
+                    child.name,
+                    child.fields[c.field].name,
+                    o.name
+                );
+            }
+        }
+        assert_eq!(s.object("Account").unwrap().children.len(), 5);
         let contact = s.object("contact").unwrap();
         assert_eq!(contact.name, "Contact");
         assert_eq!(contact.relationship("ACCOUNT").unwrap().name, "AccountId");

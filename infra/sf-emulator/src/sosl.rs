@@ -705,7 +705,7 @@ pub fn search(world: &mut World, ctx: &ApiCtx, q: Option<&str>) -> Resp {
             "A search string has to be specified",
         );
     };
-    if q.chars().count() > crate::soql::MAX_STATEMENT {
+    if q.encode_utf16().count() > crate::soql::MAX_STATEMENT {
         return Resp::error(400, "MALFORMED_SEARCH", "SOSL statement too long");
     }
     let s = match parse(q) {
@@ -750,7 +750,20 @@ pub fn search(world: &mut World, ctx: &ApiCtx, q: Option<&str>) -> Resp {
             r.fields.join(", ")
         };
         let soql_text = format!("SELECT {fields} FROM {}", obj.name);
-        let plan = match soql::parse(&soql_text).and_then(|p| soql::compile(&soql_text, &p)) {
+        let compiled = soql::parse(&soql_text).and_then(|p| {
+            // RETURNING takes fields only: no COUNT(), no subquery.
+            if p.select
+                .iter()
+                .any(|i| !matches!(i, soql::SelectItem::Field(_)))
+            {
+                return Err(soql::SoqlError::plain(
+                    "MALFORMED_SEARCH",
+                    format!("RETURNING {}: only fields may be listed", obj.name),
+                ));
+            }
+            soql::compile(&soql_text, &p, world.now())
+        });
+        let plan = match compiled {
             Ok(p) => p,
             Err(e) => {
                 let code = if e.code == "MALFORMED_QUERY" {
@@ -797,6 +810,18 @@ pub fn search(world: &mut World, ctx: &ApiCtx, q: Option<&str>) -> Resp {
             out.push(soql::plan::render(plan, &view, &ctx.version, r));
             n += 1;
         }
+    }
+    // Versions up to 35.0 answered a bare array (REST API guide, Spring '16,
+    // "Search for a String", v35.0 example); later ones wrap it in
+    // `searchRecords` (the v68.0 example). The switch at 36.0 is unconfirmed.
+    let major: u32 = ctx
+        .version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(crate::versions::MAX_VERSION);
+    if major <= 35 {
+        return Resp::json(200, Json::Arr(out));
     }
     Resp::json(200, Json::obj().with("searchRecords", Json::Arr(out)))
 }

@@ -81,6 +81,8 @@ pub struct OrgSpec {
     /// Objects selected for Change Data Capture (default none), e.g.
     /// `["Opportunity", "OpportunityContactRole"]`.
     pub cdc: Vec<String>,
+    /// Page size caps of query results (default: full pages).
+    pub query_pages: Option<crate::org::PagePolicy>,
 }
 
 /// What was created.
@@ -257,8 +259,62 @@ pub enum Fault {
         /// Allocation.
         limit: u64,
     },
-    /// Removes the injected failures and latency.
+    /// Makes matching record writes fail with a permanent per-record error,
+    /// as a validation rule, trigger or sharing rule of the org would.
+    RecordError(RecordFault),
+    /// Shortens query pages (Salesforce: "There is no guarantee that the
+    /// requested batch size is the actual batch size").
+    QueryPages(crate::org::PagePolicy),
+    /// Removes the injected failures, latency, record errors and page caps.
     Clear,
+}
+
+/// Which writes a [`RecordFault`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOp {
+    /// Creates, updates and deletes.
+    #[default]
+    Any,
+    /// Inserts (REST create, collections POST, composite).
+    Create,
+    /// Updates (PATCH, collections PATCH, composite).
+    Update,
+    /// Deletes.
+    Delete,
+}
+
+/// A permanent per-record failure: every write of `object` (by `operation`)
+/// that matches fails with `status_code`. Match on `record_id` (updates and
+/// deletes), or on one field of the record as it would be after the write
+/// (`field` with `equals` a JSON value, or `contains` a substring), or
+/// neither (every write of the object). `times` limits how often it fires
+/// (default: every time). Applies to REST, collections and composite writes,
+/// never to seeds or the control API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordFault {
+    /// Object, e.g. `Task`.
+    pub object: String,
+    /// Which writes.
+    pub operation: WriteOp,
+    /// Only this record (15 or 18 characters).
+    pub record_id: Option<String>,
+    /// Field whose value is tested.
+    pub field: Option<String>,
+    /// The field's value equals this JSON value (ids compare on 15 characters).
+    pub equals: Option<serde_json::Value>,
+    /// The field's text contains this.
+    pub contains: Option<String>,
+    /// Salesforce status code, e.g. `FIELD_CUSTOM_VALIDATION_EXCEPTION`.
+    pub status_code: String,
+    /// Message (default: Salesforce's usual wording for the code).
+    pub message: Option<String>,
+    /// `fields` of the error (default: `[field]` for
+    /// `INVALID_CROSS_REFERENCE_KEY`, else none).
+    pub fields: Option<Vec<String>>,
+    /// Fire this many times only.
+    pub times: Option<u64>,
 }
 
 /// An OAuth access token (a session).
@@ -465,6 +521,10 @@ impl World {
         if let Some(c) = spec.change_log {
             org.change_log_enabled = c;
         }
+        if let Some(p) = &spec.query_pages {
+            p.validate().map_err(ControlError::BadInput)?;
+            org.page_policy = p.clone();
+        }
         for name in &spec.cdc {
             let obj = crate::cdc::cdc_object(name).ok_or_else(|| {
                 ControlError::BadInput(format!("Change Data Capture is not available for {name}"))
@@ -594,6 +654,7 @@ impl World {
         let ctx = WriteCtx {
             user: acting,
             client: None,
+            version: None,
             now,
             seed: true,
         };
@@ -644,6 +705,7 @@ impl World {
         let ctx = WriteCtx {
             user: o.first_user().unwrap_or(id),
             client: None,
+            version: None,
             now,
             seed: true,
         };
@@ -758,6 +820,7 @@ impl World {
             let ctx = WriteCtx {
                 user,
                 client: None,
+                version: None,
                 now: stamp,
                 seed: true,
             };
@@ -931,7 +994,21 @@ impl World {
             Fault::Latency { ms } => self.orgs[org].faults.latency_ms = *ms,
             Fault::SetApiUsage { used } => self.orgs[org].api_used = *used,
             Fault::SetApiLimit { limit } => self.orgs[org].api_limit = *limit,
-            Fault::Clear => self.orgs[org].faults = Default::default(),
+            Fault::RecordError(spec) => {
+                let fault = crate::org::InjectedError::compile(&self.orgs[org], spec)
+                    .map_err(ControlError::BadInput)?;
+                self.orgs[org].record_faults.push(fault);
+            }
+            Fault::QueryPages(policy) => {
+                policy.validate().map_err(ControlError::BadInput)?;
+                self.orgs[org].page_policy = policy.clone();
+            }
+            Fault::Clear => {
+                let o = &mut self.orgs[org];
+                o.faults = Default::default();
+                o.record_faults.clear();
+                o.page_policy = Default::default();
+            }
         }
         Ok(())
     }
@@ -1052,6 +1129,7 @@ impl World {
             let ctx = WriteCtx {
                 user: o.first_user().unwrap_or(r),
                 client: None,
+                version: None,
                 now,
                 seed: true,
             };

@@ -23,8 +23,9 @@ pub struct StrLit {
     pub pattern: Vec<PatChar>,
     /// The literal used a LIKE-only escape (`\%` or `\_`).
     pub like_escapes: bool,
-    /// Length in characters of the value.
-    pub chars: usize,
+    /// Length of the value in UTF-16 code units (how Salesforce, a Java
+    /// platform, measures text).
+    pub units: usize,
 }
 
 /// Comparison operators.
@@ -203,13 +204,13 @@ fn lex_string(src: &str, open: usize) -> Result<(StrLit, usize), SoqlError> {
         let here = open + 1 + off;
         match c {
             '\'' => {
-                let n = value.chars().count();
+                let n = value.encode_utf16().count();
                 return Ok((
                     StrLit {
                         value,
                         pattern,
                         like_escapes,
-                        chars: n,
+                        units: n,
                     },
                     here + 1,
                 ));

@@ -1,6 +1,7 @@
 //! SOQL: tokenizer, recursive-descent parser to an AST, a planner that resolves the
 //! AST against the schema, and an evaluator over the column store.
 
+pub mod dates;
 pub mod lexer;
 pub mod parser;
 pub mod plan;
@@ -8,12 +9,12 @@ pub mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use parser::{Query, parse};
-pub use plan::{Accessor, OutItem, Plan, compile, execute};
+pub use parser::{Query, SelectItem, parse};
+pub use plan::{Accessor, OutItem, Plan, Shape, compile, execute};
 
-/// Maximum statement length.
+/// Maximum statement length (UTF-16 code units).
 pub const MAX_STATEMENT: usize = 100_000;
-/// Maximum length of one string literal in WHERE.
+/// Maximum length of one string literal in WHERE (UTF-16 code units).
 pub const MAX_WHERE_STRING: usize = 4_000;
 
 /// A SOQL error as Salesforce reports it (`errorCode` + message).
@@ -58,7 +59,7 @@ impl SoqlError {
 
 /// Parses and checks the statement-level limits.
 pub fn parse_checked(src: &str) -> Result<Query, SoqlError> {
-    if src.chars().count() > MAX_STATEMENT {
+    if src.encode_utf16().count() > MAX_STATEMENT {
         return Err(SoqlError::plain(
             "MALFORMED_QUERY",
             format!(

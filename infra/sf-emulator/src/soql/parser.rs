@@ -34,6 +34,9 @@ pub enum Literal {
     Date(i32),
     /// datetime (ms)
     DateTime(i64),
+    /// A date literal: `TODAY`, `LAST_N_DAYS:7`, … (a range, resolved when
+    /// the query runs).
+    Relative(super::dates::DateLiteral),
 }
 
 /// A literal and where it was written.
@@ -92,12 +95,40 @@ pub struct OrderItem {
     pub nulls_last: bool,
 }
 
+/// One entry of the SELECT list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectItem {
+    /// A field or parent field.
+    Field(FieldPath),
+    /// `COUNT()`: the number of matching rows, no records.
+    CountAll {
+        /// Byte offset.
+        pos: usize,
+    },
+    /// `COUNT(field) [alias]`: an aggregate result row.
+    Count {
+        /// Counted field (its non-null values are counted).
+        field: FieldPath,
+        /// Alias (default `exprN`).
+        alias: Option<String>,
+        /// Byte offset.
+        pos: usize,
+    },
+    /// A parent-to-child subquery `(SELECT … FROM Relationship …)`.
+    Subquery {
+        /// The inner statement; `from` is the child relationship name.
+        query: Box<Query>,
+        /// Byte offset.
+        pos: usize,
+    },
+}
+
 /// A parsed SELECT statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// Selected fields, in order.
-    pub select: Vec<FieldPath>,
-    /// FROM object as written.
+    /// Selected items, in order.
+    pub select: Vec<SelectItem>,
+    /// FROM object (or, in a subquery, child relationship) as written.
     pub from: String,
     /// Offset of the FROM object.
     pub from_pos: usize,
@@ -180,7 +211,11 @@ fn unsupported_clause(word: &str) -> Option<&'static str> {
 pub fn parse(src: &str) -> Result<Query, SoqlError> {
     let tokens = tokenize(src)?;
     let mut p = Parser { src, tokens, at: 0 };
-    p.query()
+    let q = p.statement(false)?;
+    if !matches!(p.peek().tok, Tok::Eof) {
+        return Err(p.unexpected());
+    }
+    Ok(q)
 }
 
 struct Parser<'a> {
@@ -247,11 +282,13 @@ impl Parser<'_> {
         }
     }
 
-    fn query(&mut self) -> Result<Query, SoqlError> {
+    /// `SELECT … FROM … [WHERE …] [ORDER BY …] [LIMIT n]`; `nested` for a
+    /// parent-to-child subquery (whose FROM names a child relationship).
+    fn statement(&mut self, nested: bool) -> Result<Query, SoqlError> {
         self.expect_kw("select")?;
         let mut select = Vec::new();
         loop {
-            select.push(self.select_item()?);
+            select.push(self.select_item(nested)?);
             if matches!(self.peek().tok, Tok::Comma) {
                 self.bump();
                 continue;
@@ -314,9 +351,6 @@ impl Parser<'_> {
                 }
             }
         }
-        if !matches!(self.peek().tok, Tok::Eof) {
-            return Err(self.unexpected());
-        }
         Ok(Query {
             select,
             from,
@@ -327,21 +361,41 @@ impl Parser<'_> {
         })
     }
 
-    fn select_item(&mut self) -> Result<FieldPath, SoqlError> {
+    fn select_item(&mut self, nested: bool) -> Result<SelectItem, SoqlError> {
         let t = self.peek().clone();
         match &t.tok {
-            Tok::LParen => Err(SoqlError::malformed(
+            Tok::LParen if nested => Err(SoqlError::malformed(
                 self.src,
                 t.pos,
-                "subqueries (parent-to-child relationships) are not supported by the emulator",
+                "unexpected token: '(': a subquery cannot contain another subquery",
             )),
+            Tok::LParen => {
+                self.bump();
+                if !self.is_kw("select") {
+                    return Err(self.unexpected());
+                }
+                let query = self.statement(true)?;
+                if !matches!(self.peek().tok, Tok::RParen) {
+                    return Err(self.unexpected());
+                }
+                self.bump();
+                Ok(SelectItem::Subquery {
+                    query: Box::new(query),
+                    pos: t.pos,
+                })
+            }
             Tok::Ident(w) if matches!(self.peek_at(1).tok, Tok::LParen) => {
+                if w.eq_ignore_ascii_case("count") && !nested {
+                    return self.count(t.pos);
+                }
                 let msg = if w.eq_ignore_ascii_case("fields") {
                     "FIELDS() is not supported by the emulator: name the fields explicitly"
                         .to_string()
+                } else if w.eq_ignore_ascii_case("count") {
+                    "aggregate functions are not allowed in a subquery".to_string()
                 } else {
                     format!(
-                        "aggregate and function calls are not supported by the emulator: '{w}(…)'"
+                        "only COUNT() and COUNT(field) are supported by the emulator, not '{w}(…)'"
                     )
                 };
                 Err(SoqlError::malformed(self.src, t.pos, &msg))
@@ -356,10 +410,34 @@ impl Parser<'_> {
                 {
                     return Err(self.unexpected());
                 }
-                Ok(path)
+                Ok(SelectItem::Field(path))
             }
             _ => Err(self.unexpected()),
         }
+    }
+
+    /// `COUNT()` or `COUNT(field) [alias]`, at the `COUNT` token.
+    fn count(&mut self, pos: usize) -> Result<SelectItem, SoqlError> {
+        self.bump();
+        self.bump();
+        if matches!(self.peek().tok, Tok::RParen) {
+            self.bump();
+            return Ok(SelectItem::CountAll { pos });
+        }
+        let field = self.field_path()?;
+        if !matches!(self.peek().tok, Tok::RParen) {
+            return Err(self.unexpected());
+        }
+        self.bump();
+        let alias = match &self.peek().tok {
+            Tok::Ident(w) if !is_reserved(w) && !w.contains('.') => {
+                let a = w.clone();
+                self.bump();
+                Some(a)
+            }
+            _ => None,
+        };
+        Ok(SelectItem::Count { field, alias, pos })
     }
 
     fn field_path(&mut self) -> Result<FieldPath, SoqlError> {
@@ -566,18 +644,7 @@ impl Parser<'_> {
             Tok::Ident(w) if w.eq_ignore_ascii_case("null") => Literal::Null,
             Tok::Ident(w) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
             Tok::Ident(w) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
-            Tok::Ident(w) => {
-                let msg = if matches!(self.peek().tok, Tok::Colon) {
-                    format!("date literals such as {w}:n are not supported by the emulator")
-                } else if w.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-                    format!(
-                        "date literals such as {w} are not supported by the emulator: use an explicit date or datetime"
-                    )
-                } else {
-                    format!("unexpected token: '{w}'")
-                };
-                return Err(SoqlError::malformed(self.src, t.pos, &msg));
-            }
+            Tok::Ident(w) => return self.date_literal(&w, t.pos),
             Tok::Colon => {
                 return Err(SoqlError::malformed(
                     self.src,
@@ -590,6 +657,65 @@ impl Parser<'_> {
             }
         };
         Ok(Lit { value, pos: t.pos })
+    }
+}
+
+impl Parser<'_> {
+    /// A date literal at `pos` (its name already consumed): `TODAY`,
+    /// `LAST_N_DAYS:7`, … Names are case-insensitive.
+    fn date_literal(&mut self, word: &str, pos: usize) -> Result<Lit, SoqlError> {
+        use super::dates::{DateLiteral, Takes};
+        let Some((name, takes)) = DateLiteral::lookup(word) else {
+            let msg = if word.to_ascii_uppercase().contains("FISCAL") {
+                format!(
+                    "fiscal date literals such as {word} are not supported by the emulator (the org has no fiscal year settings)"
+                )
+            } else {
+                format!("unexpected token: '{word}'")
+            };
+            return Err(SoqlError::malformed(self.src, pos, &msg));
+        };
+        let has_colon = matches!(self.peek().tok, Tok::Colon);
+        let n = match (takes, has_colon) {
+            (Takes::Nothing, false) => None,
+            (Takes::Nothing, true) => {
+                return Err(
+                    self.err_here(&format!("unexpected token: ':' ({name} takes no number)"))
+                );
+            }
+            (Takes::Number, false) => {
+                return Err(SoqlError::malformed(
+                    self.src,
+                    pos,
+                    &format!("date literal {name} needs a number: {name}:n"),
+                ));
+            }
+            (Takes::Number, true) => {
+                self.bump();
+                let t = self.peek().clone();
+                match t.tok {
+                    Tok::Num(n) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                        self.bump();
+                        Some(n.parse::<u32>().map_err(|_| {
+                            SoqlError::malformed(
+                                self.src,
+                                t.pos,
+                                "date literal number is too large",
+                            )
+                        })?)
+                    }
+                    _ => {
+                        return Err(self.err_here(&format!(
+                            "{name}: must be followed by a non-negative integer"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Lit {
+            value: Literal::Relative(DateLiteral { name, n }),
+            pos,
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! evaluates it over the column store.
 
 use super::lexer::{CmpOp, PatChar};
-use super::parser::{Cond, FieldPath, Lit, Literal, Query};
+use super::parser::{Cond, FieldPath, Lit, Literal, Query, SelectItem};
 use super::{MAX_WHERE_STRING, SoqlError};
 use crate::ids;
 use crate::json::Json;
@@ -10,6 +10,9 @@ use crate::schema::{Computed, FieldDef, FieldType, ObjectDef, Schema};
 use crate::store::{RecordId, Table, ValueRef};
 use crate::time::{fmt_date, fmt_datetime};
 use std::cmp::Ordering;
+use std::collections::HashMap;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// Read access to one org's records.
 #[derive(Clone, Copy)]
@@ -194,6 +197,30 @@ pub enum OutItem {
         /// Parent fields (canonical name, accessor on the child).
         fields: Vec<(&'static str, Accessor)>,
     },
+    /// A parent-to-child subquery: `{"totalSize","done","records"}` or null.
+    Children(Box<ChildPlan>),
+}
+
+/// A parent-to-child subquery, resolved.
+#[derive(Debug, Clone)]
+pub struct ChildPlan {
+    /// Child relationship name (`OpportunityContactRoles`).
+    pub name: &'static str,
+    /// Column of the child's lookup to the parent.
+    pub lookup: usize,
+    /// The inner query, over the child object.
+    pub plan: Plan,
+}
+
+/// What a query returns.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// Records.
+    Records,
+    /// `COUNT()`: `totalSize` only, no records.
+    Count,
+    /// Aggregates: one `AggregateResult` row; (name, counted field or None).
+    Aggregate(Vec<(String, Option<Accessor>)>),
 }
 
 /// A compiled literal.
@@ -213,6 +240,9 @@ pub enum CLit {
     Date(i32),
     /// datetime
     DateTime(i64),
+    /// A date literal's range `[start, end)`, in the field's unit (days for
+    /// dates, ms for datetimes).
+    Range(i64, i64),
 }
 
 /// A compiled WHERE condition.
@@ -275,6 +305,37 @@ pub struct Plan {
     pub order: Vec<OrderKey>,
     /// LIMIT.
     pub limit: Option<usize>,
+    /// Records, COUNT() or aggregates.
+    pub shape: Shape,
+}
+
+impl Plan {
+    /// The subqueries, in select order.
+    pub fn children(&self) -> impl Iterator<Item = &ChildPlan> {
+        self.out.iter().filter_map(|o| match o {
+            OutItem::Children(c) => Some(&**c),
+            _ => None,
+        })
+    }
+
+    /// True when the query selects a parent field or a subquery.
+    pub fn has_relationships(&self) -> bool {
+        self.out
+            .iter()
+            .any(|o| matches!(o, OutItem::Rel { .. } | OutItem::Children(_)))
+    }
+
+    /// True when the query selects a long text field (over 255 characters).
+    pub fn has_long_text(&self) -> bool {
+        let obj = Schema::get().at(self.obj);
+        self.out.iter().any(|o| match o {
+            OutItem::Field { name, .. } => obj
+                .field(name)
+                .is_some_and(|f| f.ftype == FieldType::TextArea && f.length > 255),
+            OutItem::Children(c) => c.plan.has_long_text(),
+            _ => false,
+        })
+    }
 }
 
 fn invalid_field(src: &str, pos: usize, name: &str, obj: &str) -> SoqlError {
@@ -428,9 +489,26 @@ fn type_error(src: &str, lit: &Lit, field: &str, ftype: FieldType) -> SoqlError 
     )
 }
 
-fn compile_lit(src: &str, lit: &Lit, field: &str, ftype: FieldType) -> Result<CLit, SoqlError> {
+fn compile_lit(
+    src: &str,
+    lit: &Lit,
+    field: &str,
+    ftype: FieldType,
+    now: i64,
+) -> Result<CLit, SoqlError> {
+    if let Literal::Relative(d) = &lit.value {
+        let (start, end) = d.days(i32::try_from(now.div_euclid(DAY_MS)).unwrap_or(0));
+        return match ftype {
+            FieldType::Date => Ok(CLit::Range(i64::from(start), i64::from(end))),
+            FieldType::DateTime => Ok(CLit::Range(
+                i64::from(start) * DAY_MS,
+                i64::from(end) * DAY_MS,
+            )),
+            _ => Err(type_error(src, lit, field, ftype)),
+        };
+    }
     if let Literal::Str(s) = &lit.value {
-        if s.chars > MAX_WHERE_STRING {
+        if s.units > MAX_WHERE_STRING {
             return Err(SoqlError::at(
                 "MALFORMED_QUERY",
                 src,
@@ -493,19 +571,19 @@ fn compile_lit(src: &str, lit: &Lit, field: &str, ftype: FieldType) -> Result<CL
     }
 }
 
-fn compile_cond(src: &str, obj: &ObjectDef, c: &Cond) -> Result<Filter, SoqlError> {
+fn compile_cond(src: &str, obj: &ObjectDef, c: &Cond, now: i64) -> Result<Filter, SoqlError> {
     Ok(match c {
         Cond::And(v) => Filter::And(
             v.iter()
-                .map(|c| compile_cond(src, obj, c))
+                .map(|c| compile_cond(src, obj, c, now))
                 .collect::<Result<_, _>>()?,
         ),
         Cond::Or(v) => Filter::Or(
             v.iter()
-                .map(|c| compile_cond(src, obj, c))
+                .map(|c| compile_cond(src, obj, c, now))
                 .collect::<Result<_, _>>()?,
         ),
-        Cond::Not(inner) => Filter::Not(Box::new(compile_cond(src, obj, inner)?)),
+        Cond::Not(inner) => Filter::Not(Box::new(compile_cond(src, obj, inner, now)?)),
         Cond::Cmp { field, op, value } => {
             let r = resolve(src, obj, field)?;
             let ftype = r.acc.ftype();
@@ -526,7 +604,7 @@ fn compile_cond(src: &str, obj: &ObjectDef, c: &Cond) -> Result<Filter, SoqlErro
                     &format!("invalid operator on boolean field '{}'", r.name),
                 ));
             }
-            let lit = compile_lit(src, value, r.name, ftype)?;
+            let lit = compile_lit(src, value, r.name, ftype, now)?;
             Filter::Cmp {
                 acc: r.acc,
                 op: *op,
@@ -542,7 +620,7 @@ fn compile_cond(src: &str, obj: &ObjectDef, c: &Cond) -> Result<Filter, SoqlErro
             let ftype = r.acc.ftype();
             let lits = values
                 .iter()
-                .map(|v| compile_lit(src, v, r.name, ftype))
+                .map(|v| compile_lit(src, v, r.name, ftype, now))
                 .collect::<Result<_, _>>()?;
             Filter::In {
                 acc: r.acc,
@@ -572,7 +650,7 @@ fn compile_cond(src: &str, obj: &ObjectDef, c: &Cond) -> Result<Filter, SoqlErro
                     "LIKE needs a string",
                 ));
             };
-            if s.chars > MAX_WHERE_STRING {
+            if s.units > MAX_WHERE_STRING {
                 return Err(SoqlError::at(
                     "MALFORMED_QUERY",
                     src,
@@ -624,8 +702,8 @@ fn filters_link_by_id(f: &Filter, obj: &ObjectDef) -> bool {
     }
 }
 
-/// Resolves a parsed query.
-pub fn compile(src: &str, q: &Query) -> Result<Plan, SoqlError> {
+/// Resolves a parsed query; date literals are resolved against `now` (ms).
+pub fn compile(src: &str, q: &Query, now: i64) -> Result<Plan, SoqlError> {
     let schema = Schema::get();
     let obj = schema.object(&q.from).ok_or_else(|| {
         SoqlError::at(
@@ -638,9 +716,117 @@ pub fn compile(src: &str, q: &Query) -> Result<Plan, SoqlError> {
             ),
         )
     })?;
+    compile_on(src, q, obj, now, false)
+}
+
+/// The select list of an aggregate query may only hold aggregates.
+fn aggregate_shape(src: &str, q: &Query, obj: &ObjectDef) -> Result<Shape, SoqlError> {
+    let count_all = q.select.iter().find_map(|i| match i {
+        SelectItem::CountAll { pos } => Some(*pos),
+        _ => None,
+    });
+    let aggregates = q
+        .select
+        .iter()
+        .any(|i| matches!(i, SelectItem::CountAll { .. } | SelectItem::Count { .. }));
+    if !aggregates {
+        return Ok(Shape::Records);
+    }
+    if let Some(pos) = count_all
+        && q.select.len() > 1
+    {
+        return Err(SoqlError::malformed(
+            src,
+            pos,
+            "COUNT() must be the only element in the SELECT list",
+        ));
+    }
+    if let Some(o) = q.order_by.first() {
+        return Err(SoqlError::malformed(
+            src,
+            o.field.pos,
+            &format!(
+                "Ordered field must be grouped or aggregated: {}",
+                o.field.text()
+            ),
+        ));
+    }
+    if count_all.is_some() {
+        return Ok(Shape::Count);
+    }
+    let mut out: Vec<(String, Option<Accessor>)> = Vec::new();
+    let mut unnamed = 0;
+    for item in &q.select {
+        match item {
+            SelectItem::Count { field, alias, pos } => {
+                let r = resolve(src, obj, field)?;
+                let name = match alias {
+                    Some(a) => a.clone(),
+                    None => {
+                        unnamed += 1;
+                        format!("expr{}", unnamed - 1)
+                    }
+                };
+                if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                    return Err(SoqlError::malformed(
+                        src,
+                        *pos,
+                        &format!("duplicate alias: {name}"),
+                    ));
+                }
+                out.push((name, Some(r.acc)));
+            }
+            SelectItem::Field(f) => {
+                return Err(SoqlError::malformed(
+                    src,
+                    f.pos,
+                    &format!("Field must be grouped or aggregated: {}", f.text()),
+                ));
+            }
+            SelectItem::Subquery { pos, .. } => {
+                return Err(SoqlError::malformed(
+                    src,
+                    *pos,
+                    "a subquery cannot be selected with aggregate functions",
+                ));
+            }
+            SelectItem::CountAll { .. } => {}
+        }
+    }
+    Ok(Shape::Aggregate(out))
+}
+
+/// Resolves a query on `obj`; `subquery` when it is a parent-to-child
+/// subquery (its rows are already restricted to one parent).
+fn compile_on(
+    src: &str,
+    q: &Query,
+    obj: &ObjectDef,
+    now: i64,
+    subquery: bool,
+) -> Result<Plan, SoqlError> {
+    let shape = aggregate_shape(src, q, obj)?;
     let mut out: Vec<OutItem> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    for path in &q.select {
+    for item in &q.select {
+        let path = match item {
+            SelectItem::Field(path) => path,
+            SelectItem::Subquery { query, pos } => {
+                let child = compile_child(src, obj, query, now)?;
+                let key = child.name.to_ascii_lowercase();
+                if seen.contains(&key) {
+                    return Err(SoqlError::malformed(
+                        src,
+                        *pos,
+                        &format!("duplicate subquery on relationship {}", child.name),
+                    ));
+                }
+                seen.push(key);
+                out.push(OutItem::Children(Box::new(child)));
+                continue;
+            }
+            SelectItem::CountAll { .. } | SelectItem::Count { .. } => continue,
+        };
         let r = resolve(src, obj, path)?;
         let key = match r.rel {
             Some((rel, _, _)) => format!("{rel}.{}", r.name).to_ascii_lowercase(),
@@ -677,10 +863,11 @@ pub fn compile(src: &str, q: &Query) -> Result<Plan, SoqlError> {
         }
     }
     let filter = match &q.where_ {
-        Some(c) => Some(compile_cond(src, obj, c)?),
+        Some(c) => Some(compile_cond(src, obj, c, now)?),
         None => None,
     };
     if obj.name == "ContentDocumentLink"
+        && !subquery
         && !filter.as_ref().is_some_and(|f| filters_link_by_id(f, obj))
     {
         return Err(SoqlError::plain(
@@ -703,6 +890,36 @@ pub fn compile(src: &str, q: &Query) -> Result<Plan, SoqlError> {
         filter,
         order,
         limit: q.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        shape,
+    })
+}
+
+/// Resolves `(SELECT … FROM <child relationship> …)` on `parent`.
+fn compile_child(
+    src: &str,
+    parent: &ObjectDef,
+    q: &Query,
+    now: i64,
+) -> Result<ChildPlan, SoqlError> {
+    let schema = Schema::get();
+    let rel = parent.child_relationship(&q.from).ok_or_else(|| {
+        SoqlError::at(
+            "INVALID_TYPE",
+            src,
+            q.from_pos,
+            &format!(
+                "Didn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                q.from
+            ),
+        )
+    })?;
+    let child = schema.at(rel.child);
+    let lookup = child.fields[rel.field].column.unwrap_or(usize::MAX);
+    // The ContentDocumentLink restriction is met by the parent id.
+    Ok(ChildPlan {
+        name: rel.name,
+        lookup,
+        plan: compile_on(src, q, child, now, true)?,
     })
 }
 
@@ -733,6 +950,15 @@ fn cmp_lit(view: &DataView, v: ValueRef, lit: &CLit) -> Option<Ordering> {
         (ValueRef::Date(d), CLit::Date(e)) => Some(d.cmp(e)),
         (ValueRef::DateTime(t), CLit::DateTime(u)) => Some(t.cmp(u)),
         (ValueRef::Ref(r), CLit::Id(id)) => Some(view.id15(r).as_slice().cmp(id.as_bytes())),
+        _ => None,
+    }
+}
+
+/// A date (days) or datetime (ms) value, for date literal ranges.
+fn day_or_ms(v: ValueRef) -> Option<i64> {
+    match v {
+        ValueRef::Date(d) => Some(i64::from(d)),
+        ValueRef::DateTime(t) => Some(t),
         _ => None,
     }
 }
@@ -783,6 +1009,20 @@ fn eval(view: &DataView, f: &Filter, r: RecordId) -> bool {
                     _ => !v.is_null(),
                 };
             }
+            if let CLit::Range(start, end) = lit {
+                let Some(x) = day_or_ms(v) else {
+                    // As with other literals, `!=` keeps rows whose field is null.
+                    return *op == CmpOp::Ne;
+                };
+                return match op {
+                    CmpOp::Eq => *start <= x && x < *end,
+                    CmpOp::Ne => !(*start <= x && x < *end),
+                    CmpOp::Lt => x < *start,
+                    CmpOp::Le => x < *end,
+                    CmpOp::Gt => x >= *end,
+                    CmpOp::Ge => x >= *start,
+                };
+            }
             let ord = cmp_lit(view, v, lit);
             match op {
                 CmpOp::Eq => ord == Some(Ordering::Equal),
@@ -798,6 +1038,7 @@ fn eval(view: &DataView, f: &Filter, r: RecordId) -> bool {
             let v = got.as_ref();
             let found = lits.iter().any(|l| match l {
                 CLit::Null => v.is_null(),
+                CLit::Range(start, end) => day_or_ms(v).is_some_and(|x| *start <= x && x < *end),
                 _ => cmp_lit(view, v, l) == Some(Ordering::Equal),
             });
             found != *negated
@@ -837,11 +1078,15 @@ pub fn execute(plan: &Plan, view: &DataView, include_deleted: bool) -> Vec<Recor
     let Some(table) = view.tables.get(plan.obj) else {
         return Vec::new();
     };
-    let mut ids: Vec<RecordId> = (0..table.len())
+    let ids: Vec<RecordId> = (0..table.len())
         .filter(|row| include_deleted || !table.is_deleted(*row))
         .map(|row| RecordId::new(plan.obj, row as u64 + 1))
         .filter(|r| plan.filter.as_ref().is_none_or(|f| eval(view, f, *r)))
         .collect();
+    order_and_limit(plan, view, ids)
+}
+
+fn order_and_limit(plan: &Plan, view: &DataView, mut ids: Vec<RecordId>) -> Vec<RecordId> {
     if !plan.order.is_empty() {
         let keys: Vec<Vec<SortKey>> = ids
             .iter()
@@ -891,6 +1136,102 @@ pub fn execute(plan: &Plan, view: &DataView, include_deleted: bool) -> Vec<Recor
     ids
 }
 
+/// The rows of each subquery of a plan (in select order) for some parents:
+/// parent → its matching children, filtered, ordered and limited.
+pub type Kids = Vec<HashMap<RecordId, Vec<RecordId>>>;
+
+/// Child rows of `parents` for every subquery of `plan` (one scan of each
+/// child table).
+pub fn children_of(
+    plan: &Plan,
+    view: &DataView,
+    parents: &[RecordId],
+    include_deleted: bool,
+) -> Kids {
+    plan.children()
+        .map(|c| {
+            let mut map: HashMap<RecordId, Vec<RecordId>> = HashMap::new();
+            let Some(table) = view.tables.get(c.plan.obj) else {
+                return map;
+            };
+            if parents.is_empty() {
+                return map;
+            }
+            let wanted: std::collections::HashSet<RecordId> = parents.iter().copied().collect();
+            for row in 0..table.len() {
+                if !include_deleted && table.is_deleted(row) {
+                    continue;
+                }
+                if let ValueRef::Ref(p) = table.get(c.lookup, row)
+                    && wanted.contains(&p)
+                {
+                    let r = RecordId::new(c.plan.obj, row as u64 + 1);
+                    if c.plan.filter.as_ref().is_none_or(|f| eval(view, f, r)) {
+                        map.entry(p).or_default().push(r);
+                    }
+                }
+            }
+            map.into_iter()
+                .map(|(p, kids)| (p, order_and_limit(&c.plan, view, kids)))
+                .collect()
+        })
+        .collect()
+}
+
+/// One page of results from `offset`: at most `cap` rows, where "child
+/// objects count toward the number of records for the batch size" (each
+/// parent counts 1 plus its subquery rows), and always at least one parent.
+/// Returns the offset after the page and its records.
+pub fn page(
+    plan: &Plan,
+    view: &DataView,
+    version: &str,
+    ids: &[RecordId],
+    offset: usize,
+    cap: usize,
+    include_deleted: bool,
+) -> (usize, Vec<Json>) {
+    let start = offset.min(ids.len());
+    let candidates = &ids[start..start.saturating_add(cap.max(1)).min(ids.len())];
+    let kids = children_of(plan, view, candidates, include_deleted);
+    let mut used = 0usize;
+    let mut taken = 0usize;
+    for p in candidates {
+        let weight = 1 + kids
+            .iter()
+            .map(|m| m.get(p).map_or(0, Vec::len))
+            .sum::<usize>();
+        if taken > 0 && used + weight > cap {
+            break;
+        }
+        used += weight;
+        taken += 1;
+    }
+    let records = candidates[..taken]
+        .iter()
+        .map(|r| render_with(plan, view, version, *r, &kids))
+        .collect();
+    (start + taken, records)
+}
+
+/// The single `AggregateResult` row of an aggregate query over `ids`.
+pub fn aggregate_row(plan: &Plan, view: &DataView, ids: &[RecordId]) -> Json {
+    let mut row = Json::obj().with("attributes", Json::obj().with("type", "AggregateResult"));
+    if let Shape::Aggregate(items) = &plan.shape {
+        for (name, acc) in items {
+            let n = match acc {
+                None => ids.len(),
+                Some(acc) => ids
+                    .iter()
+                    .filter(|r| !view.get(acc, **r).as_ref().is_null())
+                    .count(),
+            };
+            row.push(name, n);
+        }
+    }
+    row
+}
+
 /// JSON of a stored value.
 pub fn value_json(view: &DataView, v: ValueRef) -> Json {
     match v {
@@ -914,9 +1255,16 @@ pub fn attributes(view: &DataView, version: &str, r: RecordId, type_name: &str) 
     )
 }
 
-/// Renders one record as a query result row.
+/// Renders one record as a query result row (subqueries render as null: use
+/// [`page`] for queries that have some).
 pub fn render(plan: &Plan, view: &DataView, version: &str, r: RecordId) -> Json {
+    render_with(plan, view, version, r, &Vec::new())
+}
+
+/// Renders one record, its subqueries' rows taken from `kids`.
+pub fn render_with(plan: &Plan, view: &DataView, version: &str, r: RecordId, kids: &Kids) -> Json {
     let schema = Schema::get();
+    let mut child_index = 0usize;
     let mut rec = Json::obj().with(
         "attributes",
         attributes(view, version, r, schema.at(r.obj()).name),
@@ -953,6 +1301,25 @@ pub fn render(plan: &Plan, view: &DataView, version: &str, r: RecordId) -> Json 
                     _ => Json::Null,
                 };
                 rec.push(name, nested);
+            }
+            OutItem::Children(c) => {
+                let rows = kids.get(child_index).and_then(|m| m.get(&r));
+                child_index += 1;
+                let nested = match rows {
+                    Some(rows) if !rows.is_empty() => Json::obj()
+                        .with("totalSize", rows.len())
+                        .with("done", true)
+                        .with(
+                            "records",
+                            Json::Arr(
+                                rows.iter()
+                                    .map(|k| render(&c.plan, view, version, *k))
+                                    .collect(),
+                            ),
+                        ),
+                    _ => Json::Null,
+                };
+                rec.push(c.name, nested);
             }
         }
     }

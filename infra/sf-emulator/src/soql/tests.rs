@@ -7,15 +7,18 @@ use super::{SoqlError, compile, execute, parse_checked};
 use crate::world::{OrgSpec, SeedRecord, UserSpec, World};
 use proptest::prelude::*;
 
+/// The emulated clock of [`world`]: 2026-05-28T20:26:40Z, a Thursday.
+const NOW: i64 = 1_780_000_000_000;
+
 fn err(q: &str) -> SoqlError {
-    match parse_checked(q).and_then(|p| compile(q, &p)) {
+    match parse_checked(q).and_then(|p| compile(q, &p, NOW)) {
         Ok(_) => panic!("expected an error for {q}"),
         Err(e) => e,
     }
 }
 
 fn plan(q: &str) -> Plan {
-    match parse_checked(q).and_then(|p| compile(q, &p)) {
+    match parse_checked(q).and_then(|p| compile(q, &p, NOW)) {
         Ok(p) => p,
         Err(e) => panic!("{q}: {} {}", e.code, e.message),
     }
@@ -32,7 +35,7 @@ fn rec(object: &str, reference: &str, fields: serde_json::Value) -> SeedRecord {
 /// An org with a few accounts, contacts, leads and tasks.
 fn world() -> World {
     let mut w = World::new("http://emu".into(), 1000);
-    w.clock.set(1_780_000_000_000);
+    w.clock.set(NOW);
     w.clock.freeze();
     w.create_org(&OrgSpec {
         key: Some("t".into()),
@@ -113,7 +116,10 @@ fn parses_full_statement() {
     )
     .unwrap();
     assert_eq!(q.select.len(), 3);
-    assert_eq!(q.select[2].parts, vec!["Account", "Name"]);
+    match &q.select[2] {
+        super::parser::SelectItem::Field(f) => assert_eq!(f.parts, vec!["Account", "Name"]),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(q.from, "Contact");
     assert_eq!(q.limit, Some(10));
     assert_eq!(q.order_by.len(), 2);
@@ -219,14 +225,22 @@ fn string_escapes() {
 #[test]
 fn rejects_unsupported_constructs() {
     for q in [
-        "SELECT COUNT() FROM Contact",
-        "SELECT Count(Id) FROM Contact",
+        "SELECT SUM(Amount) FROM Opportunity",
+        "SELECT Id, COUNT() FROM Contact",
+        "SELECT LastName, COUNT(Id) FROM Contact",
+        "SELECT COUNT() FROM Contact ORDER BY LastName",
+        "SELECT COUNT(Id) c, COUNT(Email) c FROM Contact",
         "SELECT LastName FROM Contact GROUP BY LastName",
         "SELECT Id FROM Contact LIMIT 10 OFFSET 5",
-        "SELECT Id FROM Contact WHERE CreatedDate = TODAY",
-        "SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS:3",
+        "SELECT Id FROM Contact WHERE CreatedDate = THIS_FISCAL_YEAR",
+        "SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS",
+        "SELECT Id FROM Contact WHERE CreatedDate = TODAY:3",
+        "SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS:x",
         "SELECT Id FROM Contact FOR UPDATE",
-        "SELECT Id, (SELECT Id FROM Tasks) FROM Contact",
+        "SELECT Id, (SELECT Id, (SELECT Id FROM Tasks) FROM Contacts) FROM Account",
+        "SELECT Id, (SELECT COUNT() FROM Tasks) FROM Contact",
+        "SELECT Id, (SELECT Id FROM Tasks), (SELECT Subject FROM Tasks) FROM Contact",
+        "SELECT Id, (SELECT Id FROM Tasks FROM Contact",
         "SELECT Id FROM Contact WHERE AccountId IN (SELECT Id FROM Account)",
         "SELECT Id FROM Contact WHERE LastName = :name",
         "SELECT Id FROM Contact WHERE LastName = 'a' AND Email = 'b' OR Phone = 'c'",
@@ -564,6 +578,7 @@ fn query_all_sees_deleted() {
     let ctx = crate::org::WriteCtx {
         user: w.orgs[0].first_user().unwrap(),
         client: None,
+        version: Some("62.0".into()),
         now: w.now(),
         seed: false,
     };
@@ -630,4 +645,133 @@ proptest! {
         let expected: Vec<PatChar> = s.chars().map(PatChar::Lit).collect();
         prop_assert_eq!(lit.pattern, expected);
     }
+}
+
+fn page_rows(w: &World, q: &str) -> Vec<serde_json::Value> {
+    let p = plan(q);
+    let view = w.orgs[0].view();
+    let ids = execute(&p, &view, false);
+    let (end, rows) = super::plan::page(&p, &view, "62.0", &ids, 0, 2000, false);
+    assert_eq!(end, ids.len());
+    rows.iter().map(crate::json::Json::to_value).collect()
+}
+
+#[test]
+fn date_literals_select_ranges_of_days() {
+    // NOW is Thursday 2026-05-28; contacts were modified on May 1 and 2, created today.
+    let w = world();
+    let last = |q: &str| names(&run(&w, q, false), "LastName");
+    assert_eq!(
+        last(
+            "SELECT LastName FROM Contact WHERE LastModifiedDate = LAST_N_DAYS:27 ORDER BY LastName"
+        ),
+        vec!["Doe", "O'Brien", "Zed"]
+    );
+    assert_eq!(
+        last("SELECT LastName FROM Contact WHERE LastModifiedDate = last_n_days:26"),
+        vec!["Zed"]
+    );
+    assert_eq!(
+        last("SELECT LastName FROM Contact WHERE LastModifiedDate < N_DAYS_AGO:26"),
+        vec!["Doe", "O'Brien"]
+    );
+    assert_eq!(
+        last(
+            "SELECT LastName FROM Contact WHERE LastModifiedDate <= N_DAYS_AGO:26 AND LastModifiedDate >= N_DAYS_AGO:26"
+        ),
+        vec!["Zed"]
+    );
+    assert!(last("SELECT LastName FROM Contact WHERE LastModifiedDate < THIS_MONTH").is_empty());
+    assert_eq!(
+        last(
+            "SELECT LastName FROM Contact WHERE LastModifiedDate = THIS_MONTH AND LastModifiedDate != THIS_WEEK ORDER BY LastName"
+        ),
+        vec!["Doe", "O'Brien", "Zed"]
+    );
+    assert!(last("SELECT LastName FROM Contact WHERE CreatedDate > TODAY").is_empty());
+    assert_eq!(
+        last("SELECT LastName FROM Contact WHERE LastModifiedDate IN (YESTERDAY, N_DAYS_AGO:26)"),
+        vec!["Zed"]
+    );
+    let subjects = |q: &str| names(&run(&w, q, false), "Subject");
+    // A date field: ActivityDate is 2026-05-01.
+    assert_eq!(
+        subjects("SELECT Subject FROM Task WHERE ActivityDate = N_DAYS_AGO:27"),
+        vec!["Call"]
+    );
+    assert_eq!(
+        subjects(
+            "SELECT Subject FROM Task WHERE ActivityDate < TODAY AND ActivityDate = THIS_QUARTER"
+        ),
+        vec!["Call"]
+    );
+    assert!(subjects("SELECT Subject FROM Task WHERE ActivityDate = LAST_MONTH").is_empty());
+    assert!(subjects("SELECT Subject FROM Task WHERE ActivityDate > NEXT_N_DAYS:3").is_empty());
+    let e = err("SELECT Id FROM Contact WHERE LastName = TODAY");
+    assert_eq!(e.code, "INVALID_QUERY_FILTER_OPERATOR", "{}", e.message);
+}
+
+#[test]
+fn count_and_aggregates() {
+    let w = world();
+    let view = w.orgs[0].view();
+    let p = plan("SELECT COUNT() FROM Contact WHERE Email != null");
+    assert!(matches!(p.shape, super::Shape::Count));
+    assert_eq!(execute(&p, &view, false).len(), 1);
+    let p = plan("SELECT count() FROM Contact LIMIT 2");
+    assert_eq!(execute(&p, &view, false).len(), 2, "LIMIT caps COUNT()");
+    let p = plan("SELECT COUNT(Id), COUNT(Email) withEmail, COUNT(Account.Name) FROM Contact");
+    let ids = execute(&p, &view, false);
+    assert_eq!(
+        super::plan::aggregate_row(&p, &view, &ids).to_string_compact(),
+        r#"{"attributes":{"type":"AggregateResult"},"expr0":3,"withEmail":1,"expr1":2}"#
+    );
+    let e = err("SELECT LastName, COUNT(Id) FROM Contact");
+    assert!(
+        e.message
+            .contains("Field must be grouped or aggregated: LastName"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn subqueries_render_child_records_or_null() {
+    let w = world();
+    let rows = page_rows(
+        &w,
+        "SELECT Name, (SELECT LastName, Account.Name FROM Contacts ORDER BY LastName) FROM Account ORDER BY Name",
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["Name"], "Acme");
+    let kids = &rows[0]["Contacts"];
+    assert_eq!(kids["totalSize"], 1);
+    assert_eq!(kids["done"], true);
+    assert_eq!(kids["records"][0]["attributes"]["type"], "Contact");
+    assert_eq!(kids["records"][0]["LastName"], "Doe");
+    assert_eq!(kids["records"][0]["Account"]["Name"], "Acme");
+    let rows = page_rows(
+        &w,
+        "SELECT LastName, (SELECT Subject FROM Tasks WHERE Status = 'Completed') FROM Contact ORDER BY LastName",
+    );
+    assert_eq!(rows[0]["Tasks"]["records"][0]["Subject"], "Call");
+    assert_eq!(rows[1]["Tasks"], serde_json::Value::Null, "no child: null");
+    assert_eq!(rows[2]["Tasks"], serde_json::Value::Null);
+    let rows = page_rows(
+        &w,
+        "SELECT LastName, (SELECT Subject FROM Tasks WHERE Status = 'Not Started') FROM Contact ORDER BY LastName",
+    );
+    assert_eq!(
+        rows[0]["Tasks"],
+        serde_json::Value::Null,
+        "filtered out: null"
+    );
+    let e = err("SELECT Id, (SELECT Id FROM Widgets) FROM Account");
+    assert_eq!(e.code, "INVALID_TYPE", "{}", e.message);
+    assert!(
+        e.message
+            .contains("Didn't understand relationship 'Widgets'"),
+        "{}",
+        e.message
+    );
 }
