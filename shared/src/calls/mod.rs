@@ -36,7 +36,8 @@ use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::{Cond, Literal, Select};
 use crate::salesforce::sosl::PhoneSearch;
-use crate::salesforce::{ApiError, NewRecord, RecordUpdate, SalesforceError, Session, Usage};
+use crate::salesforce::text;
+use crate::salesforce::{ApiError, NewRecord, RecordUpdate, Session, Usage};
 use crate::sync::objects::{CONTACT_PHONES, LEAD_PHONES};
 use event::{CallEvent, Direction, Role};
 use matching::{Candidate, Decision, Kind, MatchPolicy, OpportunityCandidate};
@@ -1005,14 +1006,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 .iter()
                 .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
-            let Some(sosl) = PhoneSearch::new(variants)
+            let search = PhoneSearch::new(variants)
                 .returning("Contact", &contact_fields)
-                .returning("Lead", &lead_fields)
-                .render()
-            else {
-                continue;
-            };
-            for r in session.search(&sosl).await? {
+                .returning("Lead", &lead_fields);
+            for r in session.search_phones(&search).await? {
                 let kind = match r
                     .get("attributes")
                     .and_then(|a| a.get("type"))
@@ -1057,7 +1054,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         Ok(found)
     }
 
-    /// One query for the batch: our Tasks (CallObject) and candidate dialer Tasks.
+    /// One query for the batch (cut into several when its URI would exceed
+    /// Salesforce's limit): our Tasks (CallObject) and candidate dialer Tasks.
     async fn lookup_tasks(
         &self,
         session: &Session<'_, K, S>,
@@ -1107,7 +1105,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 Cond::or(dialer_links),
             ]));
         }
-        let soql = Select::new(
+        let select = Select::new(
             "Task",
             &[
                 "Id",
@@ -1122,10 +1120,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 "CreatedDate",
             ],
         )
-        .filter(Cond::or(any))
-        .render()
-        .map_err(SalesforceError::from)?;
-        Ok(session.query_all_pages(&soql, false).await?)
+        .filter(Cond::or(any));
+        Ok(session.query_select(&select, false).await?)
     }
 }
 
@@ -1259,7 +1255,7 @@ fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<Str
             Some(n) => format!("{} with {n}", w.call.direction.label()),
             None => w.call.direction.label().to_string(),
         });
-    let subject: String = subject.chars().take(255).collect();
+    let subject = text::shorten(&subject, text::SUBJECT_LIMIT);
     let mut fields = Map::new();
     fields.insert("Subject".into(), json!(subject));
     fields.insert("TaskSubtype".into(), json!("Call"));

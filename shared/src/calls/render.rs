@@ -13,10 +13,9 @@ pub const DESCRIPTION_LIMIT: usize = 32_000;
 pub const BEGIN: &str = "=== Modjo call (kept in sync by Modjo; edit outside this block) ===";
 pub const END: &str = "=== end of Modjo call ===";
 
+use crate::salesforce::text::shorten as truncate_to;
 /// Length as Salesforce counts it (UTF-16 code units: an emoji counts twice).
-pub fn sf_len(s: &str) -> usize {
-    s.encode_utf16().count()
-}
+pub use crate::salesforce::text::utf16_len as sf_len;
 
 /// Text from Modjo users, made safe for the block: control characters removed
 /// (line breaks kept), and `===` broken so no content can forge a marker.
@@ -53,24 +52,6 @@ fn duration(seconds: u64) -> String {
         (0, m, s) => format!("{m} min {s:02} s"),
         (h, m, _) => format!("{h} h {m:02} min"),
     }
-}
-
-fn truncate_to(text: &str, max_units: usize) -> String {
-    if sf_len(text) <= max_units {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = c.len_utf16();
-        if used + w + 1 > max_units {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out
 }
 
 /// The block for `call` with its live (not deleted) comments, in call order,

@@ -23,7 +23,7 @@ use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, SecretStore, StoreError};
 use crate::salesforce::id::id15;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{ApiError, RecordUpdate, SalesforceError, Session};
+use crate::salesforce::{ApiError, RecordUpdate, Session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -297,12 +297,9 @@ async fn render_calls_inner<S: Store, K: SecretStore>(
 ) -> Result<Vec<Verdict>, WorkError> {
     let tenant = session.tenant().clone();
     let task_ids: Vec<String> = outcomes.iter().filter_map(|o| o.task_id.clone()).collect();
-    let soql = Select::new("Task", &["Id", "Description"])
-        .filter(Cond::is_in("Id", task_ids))
-        .render()
-        .map_err(SalesforceError::from)?;
+    let select = Select::new("Task", &["Id", "Description"]).filter(Cond::is_in("Id", task_ids));
     let current: HashMap<String, Option<String>> = session
-        .query_all_pages::<Map<String, Value>>(&soql, false)
+        .query_select(&select, false)
         .await?
         .into_iter()
         .filter_map(|r| {
