@@ -892,3 +892,80 @@ async fn recorded_limits_and_identity_bodies_are_read() {
     );
     assert_eq!(identity.username, recorded["username"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
+    use shared::app::App;
+    use shared::config::{BudgetThresholds, Config, OAuthConfig};
+    use shared::connect::{Actor, CallbackParams, CallbackResult, SettingsInput};
+
+    let aws = AwsEnv::new().await;
+    let server = ReplayServer::start().await;
+    let salesforce = shared::config::SalesforceConfig {
+        api_version: shared::config::DEFAULT_API_VERSION.into(),
+        client_name: "modjo".into(),
+        extra_allowed_origins: vec![url::Url::parse(server.base_url()).unwrap()],
+        pubsub_endpoint: None,
+    };
+    let config = Config {
+        stage: "test".into(),
+        table_name: aws.resources.table.clone(),
+        secret_prefix: aws.resources.secret_prefix.clone(),
+        salesforce,
+        budget: BudgetThresholds::default(),
+        metrics_namespace: "Modjo/Test".into(),
+    };
+    let oauth = OAuthConfig {
+        callback_url: url::Url::parse(e2e::stack::CALLBACK_URL).unwrap(),
+        return_url: url::Url::parse(e2e::stack::RETURN_URL).unwrap(),
+        state_signing_secret_id: aws.resources.signing_key_id.clone(),
+        state_ttl: Duration::from_secs(600),
+    };
+    let app = App::new(config, aws.store(), aws.secrets(), Some(oauth)).unwrap();
+    let actor = Actor {
+        tenant: TenantId::parse(&e2e::unique("acme")).unwrap(),
+        user_id: "usr_admin".into(),
+    };
+    app.save_settings(
+        &actor,
+        SettingsInput {
+            consumer_key: "3MVG9replay".into(),
+            consumer_secret: Some(secrecy::SecretString::from(e2e::replay::CONSUMER_SECRET)),
+            instance_url: server.base_url().into(),
+            login_url: None,
+            sandbox: false,
+            phone_region: None,
+            default_owner_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let authorize = app.start_connect(&actor, false).await.unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    server.on(
+        "POST",
+        "/services/oauth2/token",
+        Reply::html(
+            503,
+            fixtures::bytes("issues/cdn_503_service_not_available.html"),
+        ),
+    );
+    let queue = aws.queue(&aws.resources.call_events_queue);
+    let (result, tenant) = app
+        .complete_callback(
+            &CallbackParams {
+                code: Some("aPrxcode".into()),
+                state: Some(state),
+                ..Default::default()
+            },
+            &queue,
+        )
+        .await;
+    assert_eq!(result, CallbackResult::Unavailable);
+    assert_eq!(tenant.as_ref(), Some(&actor.tenant));
+    assert_eq!(server.received_on("/services/oauth2/token").len(), 1);
+}

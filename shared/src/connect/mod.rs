@@ -567,6 +567,11 @@ impl<S: Store, K: SecretStore> App<S, K> {
         {
             Ok(g) => g,
             Err(SalesforceError::BadSignature) => return Ok(CallbackResult::InvalidSignature),
+            // Salesforce busy or down (5xx, unknown_error): the admin can try again.
+            Err(e @ SalesforceError::OAuth { .. }) if e.is_transient() => {
+                tracing::warn!(tenant_id = %tenant, error = %e, "code exchange failed transiently");
+                return Ok(CallbackResult::Unavailable);
+            }
             Err(SalesforceError::OAuth {
                 error, description, ..
             }) => {
