@@ -862,10 +862,16 @@ where
 
     /// Updates each record only if it was not modified after its
     /// `unmodified_since`: `If-Unmodified-Since` on each subrequest of composite
-    /// requests, 25 records per API call (the REST API guide documents the header
-    /// for sObject Rows, and composite subrequests carry any header their resource
-    /// supports). Outcomes in input order. A record with an invalid id or object
-    /// name fails alone, without a request.
+    /// requests, 25 records per API call. The REST API guide documents the header
+    /// for sObject Rows ("Conditional Request Headers",
+    /// api_rest/intro_rest_conditional_requests.htm; weak validation against
+    /// `LastModifiedDate`, 412 when modified since), and a composite subrequest's
+    /// `httpHeaders` carries any header its resource supports but Accept,
+    /// Authorization and Content-Type ("Composite Request Body",
+    /// api_rest/requests_composite.htm). Outcomes in input order. A record with an invalid id or object
+    /// name fails alone, without a request. Sending again is safe: a request retried
+    /// after a lost answer finds its own write and says `Modified` for that record,
+    /// which a re-read shows already done.
     pub async fn update_if_unmodified(
         &self,
         updates: &[ConditionalUpdate],
@@ -974,7 +980,7 @@ where
     /// Reads the identity service (`id` URL from the token response).
     pub async fn identity(&self, identity_url: &str) -> Result<Identity, SalesforceError> {
         let url = self.client.hosts().check_url(identity_url)?;
-        let mut refreshes = 0;
+        let mut refreshed = false;
         loop {
             let token = self.token().await?;
             let response = self
@@ -993,10 +999,9 @@ where
                 return decode(&body);
             }
             // The identity service answers 403 (not 401) to a dead token.
-            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
-                && refreshes < MAX_REFRESHES
+            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && !refreshed
             {
-                refreshes += 1;
+                refreshed = true;
                 self.refresh(Some(&token)).await?;
                 continue;
             }
