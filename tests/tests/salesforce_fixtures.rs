@@ -668,6 +668,14 @@ async fn unknown_error_and_outages_at_the_token_endpoint_are_retried() {
         assert_eq!(org.server.received_on("/services/oauth2/token").len(), 2);
         assert_eq!(status_of(&org, &tenant).await, ConnectionStatus::Connected);
     }
+    // A JSON error keeps its real status (not 400 for every JSON body).
+    let (_, _, result) = refresh_answered(vec![unknown(503); 10]).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, SalesforceError::OAuth { status: 503, error, .. } if error == "unknown_error"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("HTTP 503"), "{err}");
     // An outage that lasts keeps its real status, named in the message.
     let (org, tenant, result) = refresh_answered(vec![cdn(); 10]).await;
     let err = result.unwrap_err();
