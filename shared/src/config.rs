@@ -73,8 +73,12 @@ pub mod vars {
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 }
 
-/// Salesforce REST API version used for every request (one constant).
-pub const DEFAULT_API_VERSION: &str = "62.0";
+/// Salesforce REST API version used for every request unless configured: 64.0
+/// (Summer '25), over a year old, so every production org serves it; newer ones
+/// reach orgs over weeks of a release. Versions 21.0 to 30.0 are retired.
+pub const DEFAULT_API_VERSION: &str = "64.0";
+/// The oldest version Salesforce still serves.
+pub const OLDEST_API_VERSION: u32 = 31;
 
 /// Settings every function shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +162,9 @@ impl Config {
         if !is_api_version(&api_version) {
             return Err(ConfigError::Invalid {
                 name: vars::SALESFORCE_API_VERSION,
-                reason: format!("expected a version like 62.0, got {api_version:?}"),
+                reason: format!(
+                    "expected a version Salesforce serves, {OLDEST_API_VERSION}.0 or later, like {DEFAULT_API_VERSION}; got {api_version:?}"
+                ),
             });
         }
         let defaults = BudgetThresholds::default();
@@ -328,13 +334,12 @@ fn percent(env: &dyn Source, name: &'static str, default: u8) -> Result<u8, Conf
 
 fn is_api_version(v: &str) -> bool {
     match v.split_once('.') {
-        Some((major, minor)) => {
-            !major.is_empty()
-                && major.len() <= 3
+        Some((major, "0")) => {
+            (1..=3).contains(&major.len())
                 && major.bytes().all(|b| b.is_ascii_digit())
-                && minor == "0"
+                && major.parse::<u32>().is_ok_and(|m| m >= OLDEST_API_VERSION)
         }
-        None => false,
+        _ => false,
     }
 }
 
@@ -356,7 +361,7 @@ mod tests {
         let c = Config::from_source(&env(BASE)).unwrap();
         assert_eq!(c.table_name, "modjo-sf");
         assert_eq!(c.secret_prefix, "modjo/dev/sf/");
-        assert_eq!(c.salesforce.api_version, "62.0");
+        assert_eq!(c.salesforce.api_version, DEFAULT_API_VERSION);
         assert_eq!(c.salesforce.client_name, "modjo");
         assert_eq!(
             c.salesforce
@@ -390,6 +395,9 @@ mod tests {
             ("SYNC_PAUSE_AT_PERCENT", "180"),
             ("CALL_LOGGING_DEFER_AT_PERCENT", "ninety"),
             ("SALESFORCE_API_VERSION", "v62"),
+            ("SALESFORCE_API_VERSION", "30.0"),
+            ("SALESFORCE_API_VERSION", "+64.0"),
+            ("SALESFORCE_API_VERSION", "64.1"),
             (
                 "SALESFORCE_EXTRA_ALLOWED_ORIGINS",
                 "http://127.0.0.1:1/path",

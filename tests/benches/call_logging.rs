@@ -70,7 +70,15 @@ fn build_call_logger() -> PathBuf {
         .to_path_buf();
     let target_dir = profile_dir.parent().expect("target").to_path_buf();
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--profile", "bench", "-p", "call-logger", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "bench",
+            "-p",
+            "call-logger",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .current_dir(e2e::repo_root())
         .status()
@@ -163,11 +171,21 @@ async fn seed(sf: &SfWorld, aws: &AwsEnv) -> Org {
 }
 
 fn contact_phone(i: usize) -> String {
-    format!("06 20 {:02} {:02} {:02}", i / 10000 % 100, i / 100 % 100, i % 100)
+    format!(
+        "06 20 {:02} {:02} {:02}",
+        i / 10000 % 100,
+        i / 100 % 100,
+        i % 100
+    )
 }
 
 fn lead_phone(l: usize) -> String {
-    format!("07 30 {:02} {:02} {:02}", l / 10000 % 100, l / 100 % 100, l % 100)
+    format!(
+        "07 30 {:02} {:02} {:02}",
+        l / 10000 % 100,
+        l / 100 % 100,
+        l % 100
+    )
 }
 
 /// Call `i` of the mix.
@@ -175,14 +193,29 @@ fn call(org: &Org, i: usize, started_at: &str) -> String {
     let c = (i / 10 * 10 + i % 10) % CONTACTS;
     let (direction, participants) = match i % 10 {
         // The dialer's call on a contact whose index is a multiple of ten.
-        0 => ("outbound", json!([{"role": "external", "phone": contact_phone(i / 10 * 10 % CONTACTS)}])),
-        1..=5 => ("outbound", json!([{"role": "external", "name": "Someone", "phone": contact_phone(c)}])),
-        6 | 7 => ("inbound", json!([{"role": "external", "phone": lead_phone(i % LEADS)}])),
-        8 => ("outbound", json!([{"role": "external", "phone": format!("+33 1 99 {:02} {:02} {:02}", i / 10000 % 100, i / 100 % 100, i % 100)}])),
-        _ => ("meeting", json!([
-            {"role": "external", "name": "Guest", "email": format!("person{c}@account{}.example", c % ACCOUNTS)},
-            {"role": "internal", "userId": "usr_12", "email": "bob@modjo.ai"}
-        ])),
+        0 => (
+            "outbound",
+            json!([{"role": "external", "phone": contact_phone(i / 10 * 10 % CONTACTS)}]),
+        ),
+        1..=5 => (
+            "outbound",
+            json!([{"role": "external", "name": "Someone", "phone": contact_phone(c)}]),
+        ),
+        6 | 7 => (
+            "inbound",
+            json!([{"role": "external", "phone": lead_phone(i % LEADS)}]),
+        ),
+        8 => (
+            "outbound",
+            json!([{"role": "external", "phone": format!("+33 1 99 {:02} {:02} {:02}", i / 10000 % 100, i / 100 % 100, i % 100)}]),
+        ),
+        _ => (
+            "meeting",
+            json!([
+                {"role": "external", "name": "Guest", "email": format!("person{c}@account{}.example", c % ACCOUNTS)},
+                {"role": "internal", "userId": "usr_12", "email": "bob@modjo.ai"}
+            ]),
+        ),
     };
     json!({"version": 1, "tenantId": org.tenant, "callId": format!("bench_{i}"), "url": format!("https://app.modjo.ai/calls/bench_{i}"),
         "title": format!("Call {i}"), "direction": direction, "startedAt": started_at, "durationSeconds": 300, "hostUserId": "usr_12",
@@ -190,7 +223,7 @@ fn call(org: &Org, i: usize, started_at: &str) -> String {
     .to_string()
 }
 
-async fn run(binary: &PathBuf, calls: usize, batch: usize) {
+async fn run(binary: &std::path::Path, calls: usize, batch: usize) {
     let aws = AwsEnv::new().await;
     let sf = SfWorld::start(WorldOptions {
         api_daily_limit: Some(1_000_000),
@@ -200,7 +233,12 @@ async fn run(binary: &PathBuf, calls: usize, batch: usize) {
     let org = seed(&sf, &aws).await;
     // The index, as the scheduled sync builds it.
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
-    let app = e2e::stack::build_app(&aws, &sf, Duration::from_secs(600), e2e::stack::CALLBACK_URL);
+    let app = e2e::stack::build_app(
+        &aws,
+        &sf,
+        Duration::from_secs(600),
+        e2e::stack::CALLBACK_URL,
+    );
     let syncer = shared::sync::Syncer::new(&app, &jobs);
     shared::sync::handler::handle(
         &syncer,
@@ -222,7 +260,10 @@ async fn run(binary: &PathBuf, calls: usize, batch: usize) {
                 updated_at: Utc::now(),
                 deleted: false,
             };
-            store.upsert_comment(&org.tenant, &c).await.expect("comment");
+            store
+                .upsert_comment(&org.tenant, &c)
+                .await
+                .expect("comment");
         }
     }
 
@@ -237,7 +278,10 @@ async fn run(binary: &PathBuf, calls: usize, batch: usize) {
         .collect();
     for (k, v) in [
         (vars::STAGE, "bench".to_string()),
-        (vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS, sf.base_url().to_string()),
+        (
+            vars::SALESFORCE_EXTRA_ALLOWED_ORIGINS,
+            sf.base_url().to_string(),
+        ),
         ("AWS_ENDPOINT_URL", proxy.endpoint()),
         ("AWS_REGION", "eu-west-1".into()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -252,7 +296,9 @@ async fn run(binary: &PathBuf, calls: usize, batch: usize) {
         .expect("call-logger starts");
     assert!(logger.ready(Duration::from_secs(30)).await);
 
-    sf.emu.inject(ORG, Fault::Latency { ms: 50 }).expect("latency");
+    sf.emu
+        .inject(ORG, Fault::Latency { ms: 50 })
+        .expect("latency");
     sf.emu.reset_counters(ORG).expect("counters");
     proxy.reset_counts();
     let started_at = (Utc::now() - chrono::Duration::minutes(62)).to_rfc3339();

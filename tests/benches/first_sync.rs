@@ -203,7 +203,7 @@ async fn child(n: usize) -> Value {
         table_name: aws.resources.table.clone(),
         secret_prefix: aws.resources.secret_prefix.clone(),
         salesforce: SalesforceConfig {
-            api_version: "62.0".into(),
+            api_version: shared::config::DEFAULT_API_VERSION.into(),
             client_name: "modjo".into(),
             extra_allowed_origins: vec![url::Url::parse(&emulator.base_url).expect("url")],
             pubsub_endpoint: None,

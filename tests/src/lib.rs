@@ -4,7 +4,10 @@
 //!   process and hands each test its own table, secret prefix and queues.
 
 pub mod faulty;
+pub mod fixtures;
 pub mod moto;
+pub mod proxy;
+pub mod replay;
 pub mod scenario;
 pub mod sf;
 pub mod stack;

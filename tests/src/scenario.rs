@@ -36,7 +36,12 @@ pub fn rfc(t: DateTime<Utc>) -> String {
 /// An org with contacts, leads, accounts, opportunities and a dialer's Task,
 /// synced into the index, with the host `usr_12` mapped to a rep.
 pub async fn world() -> World {
-    let stack = Stack::start(WorldOptions::default()).await;
+    world_with(WorldOptions::default()).await
+}
+
+/// As [`world`], on an emulator started with `options`.
+pub async fn world_with(options: WorldOptions) -> World {
+    let stack = Stack::start(options).await;
     let rep = stack
         .sf
         .emu

@@ -1,12 +1,14 @@
 //! A Salesforce org on the emulator, and a tenant connected to it on moto.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 use sf_emulator::{
     AppSpec, ConnectedApp, Emulator, Options, OrgSpec, SeedRecord, UserInfo, UserSpec,
 };
-use shared::config::SalesforceConfig;
+use shared::config::{DEFAULT_API_VERSION, SalesforceConfig};
 use shared::domain::{Connection, ConnectionStatus, TenantId};
 use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
 use shared::salesforce::SalesforceClient;
@@ -15,13 +17,18 @@ use shared::salesforce::pubsub::PubSubEndpoint;
 use url::Url;
 
 use crate::moto::AwsEnv;
+use crate::proxy::Proxy;
 use crate::unique;
 
 pub const ORG: &str = "acme";
 
 /// The emulator with one org, an admin user and a connected app.
 pub struct SfWorld {
-    pub emu: Emulator,
+    /// Shared, so a proxy hook can act on it mid-conversation.
+    pub emu: Arc<Emulator>,
+    /// In front of the emulator when asked for: the org's announced address, so
+    /// everything the product sends passes through it.
+    pub proxy: Option<Proxy>,
     pub org_id: String,
     pub admin: UserInfo,
     pub app: ConnectedApp,
@@ -35,6 +42,8 @@ pub struct WorldOptions {
     /// Serve the Pub/Sub API, with Change Data Capture enabled for these objects
     /// (possibly none); the product is then configured to use it.
     pub cdc: Option<Vec<String>>,
+    /// Put a recording [`Proxy`] in front of the emulator.
+    pub proxy: bool,
 }
 
 impl WorldOptions {
@@ -50,13 +59,20 @@ impl WorldOptions {
 
 impl SfWorld {
     pub async fn start(options: WorldOptions) -> Self {
+        let bound = if options.proxy {
+            Some(Proxy::bind().await)
+        } else {
+            None
+        };
         let emu = Emulator::start(Options {
             pubsub: options.cdc.is_some(),
             pubsub_keepalive: std::time::Duration::from_millis(200),
+            public_url: bound.as_ref().map(|b| b.base_url.clone()),
             ..Options::default()
         })
         .await
         .expect("emulator starts");
+        let proxy = bound.map(|b| Proxy::start(b, emu.addr()));
         let org = emu
             .create_org(OrgSpec {
                 key: Some(ORG.into()),
@@ -94,7 +110,8 @@ impl SfWorld {
             )
             .expect("connected app");
         Self {
-            emu,
+            emu: Arc::new(emu),
+            proxy,
             org_id: org.org_id,
             admin,
             app,
@@ -123,7 +140,7 @@ impl SfWorld {
                 .expect("allowed Pub/Sub endpoint")
         });
         SalesforceConfig {
-            api_version: "62.0".into(),
+            api_version: DEFAULT_API_VERSION.into(),
             client_name: "modjo".into(),
             extra_allowed_origins,
             pubsub_endpoint,
@@ -233,7 +250,7 @@ impl SfWorld {
         let (_, access) = self.mint_refresh_token();
         OrgUser {
             http: reqwest::Client::new(),
-            base: format!("{}/services/data/v62.0", self.base_url()),
+            base: format!("{}/services/data/v{DEFAULT_API_VERSION}", self.base_url()),
             token: access.expect("access token"),
         }
     }

@@ -246,9 +246,10 @@ async fn two_thousand_long_comments_respect_the_bound() {
         d.contains("[33:19] Alice Martin"),
         "comment 1999 (at 33:19) shown"
     );
-    // One lookup and one update for the batch of 50 comments.
+    // One lookup and one conditional update (a composite call) for the batch of
+    // 50 comments on one call.
     assert_eq!(w.stack.sf.calls("query"), 1);
-    assert_eq!(w.stack.sf.calls("collectionsUpdate"), 1);
+    assert_eq!(w.stack.sf.calls("composite"), 1);
 }
 
 #[tokio::test]
@@ -367,7 +368,7 @@ async fn a_token_expiring_and_a_503_mid_batch_are_survived() {
         .inject(
             ORG,
             Fault::FailNextOf {
-                api: "collectionsUpdate".into(),
+                api: "composite".into(),
                 count: 50,
                 kind: FailureKind::ServerUnavailable,
             },

@@ -573,3 +573,40 @@ async fn concurrent_renders_converge_on_the_newest_state() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reps_edit_saved_during_a_render_is_kept() {
+    let w = world().await;
+    let task = logged_call(&w, "call_edit").await;
+    // Every request takes 1.5 s: the render reads the Task, and while its write
+    // is on the way the rep saves a note outside the block.
+    w.stack
+        .sf
+        .emu
+        .inject(ORG, Fault::Latency { ms: 1_500 })
+        .unwrap();
+    let body = comment(&w, "call_edit", "cmt_1", "upsert", "well handled", 12, 1);
+    let render = comments(&w, std::slice::from_ref(&body));
+    let edit = async {
+        // After the read (1.5 s), before the write lands (3 s).
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        let current = description(&w, &task);
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            "Description".into(),
+            json!(format!("Rep's note: call back Friday\n\n{current}")),
+        );
+        w.stack.sf.emu.edit_record(ORG, &task, &fields).unwrap();
+    };
+    let (response, ()) = tokio::join!(render, edit);
+    assert!(response.batch_item_failures.is_empty());
+    let d = description(&w, &task);
+    assert!(d.starts_with("Rep's note: call back Friday\n\n"), "{d}");
+    assert_eq!(shown(&d), ["[00:12] Alice Martin: well handled"]);
+    // The write that would have overwritten the note was refused, then redone.
+    assert!(
+        w.stack.sf.calls("composite") >= 2,
+        "{:?}",
+        w.stack.sf.emu.counters(ORG)
+    );
+}

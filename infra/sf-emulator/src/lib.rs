@@ -416,6 +416,20 @@ impl Emulator {
         })
     }
 
+    /// Edits a record as a user saving it in Salesforce's UI would (its
+    /// `LastModifiedDate` moves to now; no API call counted, no latency).
+    pub fn edit_record(
+        &self,
+        org: &str,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.edit_record(i, id, fields)
+        })
+    }
+
     /// One record by id (deleted or not).
     pub fn record(&self, org: &str, id: &str) -> Result<serde_json::Value, ControlError> {
         self.with(|w| {

@@ -894,6 +894,45 @@ impl World {
     }
 
     /// One record (deleted or not).
+    /// Edits a record as a user saving it in Salesforce's UI would: its fields
+    /// change, `LastModifiedDate` and `SystemModstamp` move to now (no API call is
+    /// counted, no latency applies).
+    pub fn edit_record(
+        &mut self,
+        org: usize,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ControlError> {
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        let r = o
+            .parse_id(id)
+            .ok_or_else(|| ControlError::UnknownRecord(id.to_string()))?;
+        let obj = Schema::get().objects[r.obj()].clone();
+        let refused = |e: crate::org::RecError| ControlError::Refused {
+            code: e.code.to_string(),
+            message: e.message.clone(),
+            record: id.to_string(),
+        };
+        let fields = crate::org::parse_fields(&obj, fields).map_err(refused)?;
+        let user = o
+            .first_user()
+            .ok_or_else(|| ControlError::UnknownUser("the org has no user".into()))?;
+        let ctx = WriteCtx {
+            user,
+            client: None,
+            version: None,
+            now,
+            seed: false,
+        };
+        o.mutate(Mutation::Update { id: r, fields }, &ctx)
+            .map(|_| ())
+            .map_err(refused)
+    }
+
     pub fn record(&self, org: usize, id: &str) -> Result<serde_json::Value, ControlError> {
         let o = self
             .orgs

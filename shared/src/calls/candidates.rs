@@ -424,14 +424,10 @@ async fn search_numbers<S: Store, K: SecretStore>(
             .iter()
             .flat_map(|(_, v)| v.iter().cloned())
             .collect();
-        let Some(sosl) = PhoneSearch::new(variants)
+        let search = PhoneSearch::new(variants)
             .returning("Contact", &contact_fields)
-            .returning("Lead", &lead_fields)
-            .render()
-        else {
-            continue;
-        };
-        for r in session.search(&sosl).await? {
+            .returning("Lead", &lead_fields);
+        for r in session.search_phones(&search).await? {
             let kind = match r
                 .get("attributes")
                 .and_then(|a| a.get("type"))

@@ -15,10 +15,10 @@ use crate::app::Store;
 use crate::domain::normalize;
 use crate::error::WorkError;
 use crate::ports::SecretStore;
+use crate::salesforce::Session;
 use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Literal, Select};
-use crate::salesforce::{SalesforceError, Session};
 
 /// Dialer Tasks are looked for from this long before the call starts...
 const DIALER_BEFORE: i64 = 10 * 60;
@@ -46,7 +46,8 @@ pub(super) fn text<'t>(task: &'t Task, key: &str) -> Option<&'t str> {
     task.get(key).and_then(Value::as_str)
 }
 
-/// One query for the batch: our Tasks (CallObject) and candidate dialer Tasks.
+/// One query for the batch (cut into several when its URI would exceed
+/// Salesforce's limit): our Tasks (CallObject) and candidate dialer Tasks.
 pub(super) async fn existing_tasks<S: Store, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &[&Claimed],
@@ -95,11 +96,8 @@ pub(super) async fn existing_tasks<S: Store, K: SecretStore>(
             Cond::or(dialer_links),
         ]));
     }
-    let soql = Select::new("Task", TASK_FIELDS)
-        .filter(Cond::or(any))
-        .render()
-        .map_err(SalesforceError::from)?;
-    Ok(session.query_all_pages(&soql, false).await?)
+    let select = Select::new("Task", TASK_FIELDS).filter(Cond::or(any));
+    Ok(session.query_select(&select, false).await?)
 }
 
 /// The Task we created for this call before, if any.

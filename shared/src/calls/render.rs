@@ -13,10 +13,9 @@ pub const DESCRIPTION_LIMIT: usize = 32_000;
 pub const BEGIN: &str = "=== Modjo call (kept in sync by Modjo; edit outside this block) ===";
 pub const END: &str = "=== end of Modjo call ===";
 
+use crate::salesforce::text::shorten as truncate_to;
 /// Length as Salesforce counts it (UTF-16 code units: an emoji counts twice).
-pub fn sf_len(s: &str) -> usize {
-    s.encode_utf16().count()
-}
+pub use crate::salesforce::text::utf16_len as sf_len;
 
 /// A comment longer than this (UTF-16 units) is shortened, so that one long
 /// comment never hides the rest of the thread.
@@ -67,30 +66,6 @@ fn duration(seconds: u64) -> String {
         (0, m, s) => format!("{m} min {s:02} s"),
         (h, m, _) => format!("{h} h {m:02} min"),
     }
-}
-
-/// `text` cut to at most `max_units` UTF-16 units, whole characters only, with an
-/// ellipsis when cut.
-pub fn cut_units(text: &str, max_units: usize) -> String {
-    truncate_to(text, max_units)
-}
-
-fn truncate_to(text: &str, max_units: usize) -> String {
-    if sf_len(text) <= max_units {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = c.len_utf16();
-        if used + w + 1 > max_units {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out
 }
 
 /// The block for `call` with its live (not deleted) comments, in call order,
@@ -227,23 +202,14 @@ fn comment_line(c: &StoredComment, url: &str, max_units: usize) -> Option<String
     if room < MIN_SHORTENED_COMMENT {
         return None;
     }
-    Some(format!("{prefix}{}{tail}", take_units(&text, room)))
+    Some(format!(
+        "{prefix}{}{tail}",
+        crate::salesforce::text::cut_utf16(&text, room)
+    ))
 }
 
 /// The shortest useful head of a shortened comment.
 const MIN_SHORTENED_COMMENT: usize = 40;
-
-/// The longest head of `text` within `max_units` UTF-16 units, whole characters.
-fn take_units(text: &str, max_units: usize) -> &str {
-    let mut used = 0;
-    for (i, c) in text.char_indices() {
-        used += c.len_utf16();
-        if used > max_units {
-            return &text[..i];
-        }
-    }
-    text
-}
 
 /// The user's own text: the description without any Modjo block.
 pub fn user_text(description: &str) -> String {

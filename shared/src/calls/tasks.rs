@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::claim::Claimed;
-use super::dialer::{self, Task, text};
+use super::dialer::{self, Task};
 use super::matching::Decision;
 use super::outcomes::{End, TaskLinks};
 use super::render;
@@ -17,10 +17,8 @@ use crate::app::Store;
 use crate::domain::{CallState, Connection};
 use crate::error::WorkError;
 use crate::ports::SecretStore;
+use crate::salesforce::text;
 use crate::salesforce::{ApiError, NewRecord, RecordResult, RecordUpdate, Session};
-
-/// Salesforce's limit on Task.Subject, in UTF-16 units.
-const SUBJECT_LIMIT: usize = 255;
 
 /// A write planned for one call.
 struct Planned {
@@ -63,7 +61,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         if let Some(ours) = dialer::ours(&existing, w) {
             let planned = planned(i, CallState::Created, ours);
             taken.insert(planned.task.id.clone());
-            let current = text(ours, "Description");
+            let current = dialer::text(ours, "Description");
             match render::merge_description(current, &w.call, &w.comments) {
                 Some(m) if Some(m.as_str()) != current => {
                     updates.push((planned, description_update(ours, m)))
@@ -81,7 +79,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         if let Some(dialer) = dialer::dialer_task(&existing, w, &decision, &taken, region) {
             let planned = planned(i, CallState::Enriched, dialer);
             taken.insert(planned.task.id.clone());
-            let current = text(dialer, "Description");
+            let current = dialer::text(dialer, "Description");
             match render::merge_description(current, &w.call, &w.comments) {
                 Some(merged) => updates.push((planned, description_update(dialer, merged))),
                 None => {
@@ -134,7 +132,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
 }
 
 fn planned(call: usize, state: CallState, task: &Task) -> Planned {
-    let field = |k: &str| text(task, k).map(str::to_string);
+    let field = |k: &str| dialer::text(task, k).map(str::to_string);
     Planned {
         call,
         state,
@@ -151,7 +149,7 @@ fn description_update(task: &Task, description: String) -> RecordUpdate {
     fields.insert("Description".into(), Value::String(description));
     RecordUpdate {
         object: "Task",
-        id: text(task, "Id").unwrap_or_default().to_string(),
+        id: dialer::text(task, "Id").unwrap_or_default().to_string(),
         fields,
     }
 }
@@ -195,7 +193,7 @@ fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<Str
     let mut fields = Map::new();
     fields.insert(
         "Subject".into(),
-        json!(render::cut_units(&subject, SUBJECT_LIMIT)),
+        json!(text::shorten(&subject, text::SUBJECT_LIMIT)),
     );
     fields.insert("TaskSubtype".into(), json!("Call"));
     if let Some(t) = w.call.direction.call_type() {

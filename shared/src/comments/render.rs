@@ -1,15 +1,21 @@
 //! Rebuilding the Modjo block of logged calls' Tasks from stored state: one
-//! query reads the current descriptions, one collections update writes the
-//! changed ones. Used by comment-sync, and by the sync for pending comments.
+//! query reads the current descriptions, conditional updates write the changed
+//! ones (25 per API call). Used by comment-sync, and by the sync for pending
+//! comments.
 //!
-//! Concurrent renders converge: each call's comment-state version is read before
-//! its comments, and again after the write; a call whose comments changed
-//! meanwhile is rendered again, so the last write always shows the newest state,
-//! whatever the interleaving of invocations.
+//! Nothing is overwritten, nothing left behind:
+//! - a rep's edit saved between the read and the write is kept: each update
+//!   carries `If-Unmodified-Since` with the `LastModifiedDate` that was read, and a
+//!   Task modified since (412) is read and rendered again;
+//! - concurrent renders converge: each call's comment-state version is read
+//!   before its comments and again after the write; a call whose comments changed
+//!   meanwhile is rendered again, so the last write shows the newest state,
+//!   whatever the interleaving of invocations. The version also covers what
+//!   `If-Unmodified-Since` cannot see (its precision is the second).
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
@@ -21,8 +27,9 @@ use crate::domain::{CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{SecretStore, StoreError};
 use crate::salesforce::id::id15;
+use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{ApiError, RecordUpdate, SalesforceError, Session};
+use crate::salesforce::{ConditionalOutcome, ConditionalUpdate, SalesforceError, Session};
 
 /// Rounds of rendering a call whose comments keep changing, before SQS retries it.
 const MAX_ROUNDS: usize = 3;
@@ -36,7 +43,7 @@ enum Round {
     Shown,
     /// The Task was deleted in Salesforce.
     TaskDeleted,
-    /// The comments changed meanwhile: render again.
+    /// The comments or the Task changed meanwhile: render again.
     Again,
     /// Settled without showing (logged): no room, a permanent refusal.
     Given,
@@ -131,10 +138,10 @@ async fn render_round<S: Store, K: SecretStore>(
     let current = task_descriptions(session, outcomes).await?;
 
     let mut results = vec![Round::Shown; outcomes.len()];
-    let mut updates: Vec<(usize, RecordUpdate)> = Vec::new();
+    let mut updates: Vec<(usize, ConditionalUpdate)> = Vec::new();
     for (k, o) in outcomes.iter().enumerate() {
         let task_id = o.task_id.clone().unwrap_or_default();
-        let Some(description) = current.get(id15(&task_id)) else {
+        let Some(task) = current.get(id15(&task_id)) else {
             // Not returned: deleted in Salesforce. Recorded, never retried.
             results[k] = Round::TaskDeleted;
             continue;
@@ -148,16 +155,17 @@ async fn render_round<S: Store, K: SecretStore>(
             .get(&o.call_id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        match merge_description(description.as_deref(), &call, shown) {
-            Some(merged) if Some(merged.as_str()) != description.as_deref() => {
+        match merge_description(task.description.as_deref(), &call, shown) {
+            Some(merged) if Some(merged.as_str()) != task.description.as_deref() => {
                 let mut fields = Map::new();
                 fields.insert("Description".into(), Value::String(merged));
                 updates.push((
                     k,
-                    RecordUpdate {
+                    ConditionalUpdate {
                         object: "Task",
                         id: task_id,
                         fields,
+                        unmodified_since: task.last_modified,
                     },
                 ));
             }
@@ -170,15 +178,15 @@ async fn render_round<S: Store, K: SecretStore>(
     }
     if !updates.is_empty() {
         let written = session
-            .update_many(&updates.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
+            .update_if_unmodified(&updates.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
             .await?;
-        for ((k, _), result) in updates.iter().zip(written) {
-            results[*k] = row_round(
-                tenant,
-                &outcomes[*k].call_id,
-                &result.errors,
-                result.success,
-            );
+        for ((k, _), outcome) in updates.iter().zip(written) {
+            results[*k] = match outcome {
+                ConditionalOutcome::Updated => Round::Shown,
+                // Edited in Salesforce since it was read: read it again.
+                ConditionalOutcome::Modified => Round::Again,
+                ConditionalOutcome::Failed(e) => row_round(tenant, &outcomes[*k].call_id, &e),
+            };
         }
     }
     // A newer state stored meanwhile (by another invocation) is rendered again.
@@ -191,18 +199,14 @@ async fn render_round<S: Store, K: SecretStore>(
     Ok(results)
 }
 
-fn row_round(tenant: &TenantId, call_id: &str, errors: &[ApiError], success: bool) -> Round {
-    if success {
-        Round::Shown
-    } else if errors
-        .iter()
-        .any(|e| matches!(e.code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND"))
-    {
+/// How a refused update ends its call's round.
+fn row_round(tenant: &TenantId, call_id: &str, e: &SalesforceError) -> Round {
+    if matches!(e.code(), Some("ENTITY_IS_DELETED" | "NOT_FOUND")) {
         Round::TaskDeleted
-    } else if errors.iter().any(ApiError::is_transient_row_error) {
+    } else if e.class() == ErrorClass::Retryable {
         Round::Retry
     } else {
-        tracing::error!(tenant_id = %tenant, call_id, errors = ?errors, "Salesforce refused the comments update");
+        tracing::error!(tenant_id = %tenant, call_id, error = %e, "Salesforce refused the comments update");
         Round::Given
     }
 }
@@ -224,27 +228,40 @@ async fn comments_of<S: Store>(
         .collect()
 }
 
+/// A Task as read before its block is rebuilt.
+struct TaskNow {
+    description: Option<String>,
+    last_modified: DateTime<Utc>,
+}
+
 /// The current description of each Task, by 15-character id; a deleted Task is absent.
 async fn task_descriptions<S: Store, K: SecretStore>(
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],
-) -> Result<HashMap<String, Option<String>>, WorkError> {
+) -> Result<HashMap<String, TaskNow>, WorkError> {
     let task_ids: Vec<String> = outcomes.iter().filter_map(|o| o.task_id.clone()).collect();
-    let soql = Select::new("Task", &["Id", "Description"])
-        .filter(Cond::is_in("Id", task_ids))
-        .render()
-        .map_err(SalesforceError::from)?;
+    let select = Select::new("Task", &["Id", "Description", "LastModifiedDate"])
+        .filter(Cond::is_in("Id", task_ids));
     Ok(session
-        .query_all_pages::<Map<String, Value>>(&soql, false)
+        .query_select(&select, false)
         .await?
         .into_iter()
         .filter_map(|r| {
             let id = r.get("Id")?.as_str()?.to_string();
+            let last_modified = r
+                .get("LastModifiedDate")
+                .and_then(Value::as_str)
+                .and_then(parse_datetime)?;
+            let description = r
+                .get("Description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             Some((
                 id15(&id).to_string(),
-                r.get("Description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                TaskNow {
+                    description,
+                    last_modified,
+                },
             ))
         })
         .collect())

@@ -22,6 +22,7 @@ use crate::domain::{
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials};
 use crate::salesforce::id::same_id;
+use crate::salesforce::instance::SANDBOX_LOGIN_HOST;
 use crate::salesforce::soql::{Cond, Order, Select};
 use crate::salesforce::{InstanceUrlError, SalesforceError};
 use state::{StateClaims, StateError};
@@ -112,6 +113,9 @@ pub struct SettingsView {
     pub phone_region: String,
     pub default_owner_id: Option<String>,
     pub callback_url: Option<String>,
+    /// What was changed in the addresses typed, in plain words (on save only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -285,16 +289,23 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 "a consumer key is 1-256 characters without spaces",
             ));
         }
-        let instance = hosts.origin(&input.instance_url)?;
+        let address = hosts.org_address(&input.instance_url)?;
+        let instance = address.instance;
+        let mut notes = address.notes;
         let login = match (&input.login_url, input.sandbox) {
-            (Some(login), _) if !login.trim().is_empty() => hosts
-                .origin(login)
-                .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?,
+            (Some(login), _) if !login.trim().is_empty() => {
+                let typed = hosts
+                    .org_address(login)
+                    .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?;
+                notes.extend(typed.notes);
+                typed.login
+            }
             (_, true) => hosts
-                .origin("https://test.salesforce.com")
+                .origin(SANDBOX_LOGIN_HOST)
                 .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?,
-            // My Domain serves the OAuth endpoints of its org.
-            _ => instance.clone(),
+            // A My Domain serves the OAuth endpoints of its org; a pod's address
+            // signs in at Salesforce's login host.
+            _ => address.login,
         };
         let phone_region = match input.phone_region.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -379,7 +390,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 ),
             )
             .await?;
-        Ok(self.settings_view(&credentials, &connection))
+        let mut view = self.settings_view(&credentials, &connection);
+        view.notes = notes;
+        Ok(view)
     }
 
     fn settings_view(&self, c: &TenantCredentials, connection: &Connection) -> SettingsView {
@@ -391,6 +404,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             phone_region: connection.phone_region.clone(),
             default_owner_id: connection.default_owner_id.clone(),
             callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
+            notes: Vec::new(),
         }
     }
 
@@ -553,6 +567,11 @@ impl<S: Store, K: SecretStore> App<S, K> {
         {
             Ok(g) => g,
             Err(SalesforceError::BadSignature) => return Ok(CallbackResult::InvalidSignature),
+            // Salesforce busy or down (5xx, unknown_error): the admin can try again.
+            Err(e @ SalesforceError::OAuth { .. }) if e.is_transient() => {
+                tracing::warn!(tenant_id = %tenant, error = %e, "code exchange failed transiently");
+                return Ok(CallbackResult::Unavailable);
+            }
             Err(SalesforceError::OAuth {
                 error, description, ..
             }) => {

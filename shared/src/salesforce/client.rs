@@ -2,13 +2,13 @@
 //! refreshed single-flight under a lease), streamed queries, batched writes,
 //! retries within a deadline, API budget tracking and call counting.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,11 +18,13 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{ApiError, SalesforceError, parse_error_body};
+use super::error::{ApiError, SalesforceError};
 use super::instance::{HostPolicy, SalesforceOrigin};
 use super::keyset::{KeysetQuery, Position};
-use super::limits::{USAGE_FRESHNESS, parse_limit_info};
+use super::limits::{Counter, USAGE_FRESHNESS, parse_limit_info};
 use super::oauth::{Identity, OAuthApp};
+use super::soql::Select;
+use super::sosl::PhoneSearch;
 use crate::config::SalesforceConfig;
 use crate::domain::{ApiUsage, ConnectionStatus, TenantId};
 use crate::error::{Classify, ErrorClass};
@@ -30,12 +32,26 @@ use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantC
 
 /// sObject Collections take at most 200 records per request.
 pub const COLLECTION_LIMIT: usize = 200;
+/// A composite request takes at most 25 subrequests.
+pub const COMPOSITE_LIMIT: usize = 25;
+/// Salesforce refuses a request whose URI and headers together exceed 16,384
+/// bytes (414 when the URI alone does, 431 otherwise).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16_384;
+/// Room kept for the headers (bearer token, host, user agent, options: about
+/// 400 bytes in practice) when a statement is cut to fit: the rest is the URI's.
+const HEADER_RESERVE: usize = 1_024;
+/// The longest request URI (path and query, percent-encoded) the client builds.
+pub const MAX_URI_BYTES: usize = MAX_REQUEST_HEAD_BYTES - HEADER_RESERVE;
+const USER_AGENT: &str = concat!("modjo-salesforce/", env!("CARGO_PKG_VERSION"));
 /// Largest query page Salesforce serves.
 pub const MAX_BATCH_SIZE: u32 = 2000;
 /// Lease that serialises token refreshes of one tenant across Lambda containers.
 const REFRESH_LEASE: &str = "token-refresh";
 const REFRESH_LEASE_TTL: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: u32 = 5;
+/// Token refreshes one request may trigger: a session can die again after a
+/// refresh (sessions expired during retries, a refresh by another container).
+const MAX_REFRESHES: u32 = 3;
 /// Per-request cap on top of the caller's deadline.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -190,21 +206,50 @@ pub struct SubRequest {
     pub reference_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Headers of the subrequest (any the resource supports but `Accept`,
+    /// `Authorization` and `Content-Type`, which come from the composite request).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubResponse {
+    #[serde(default)]
     pub body: Value,
     pub http_status_code: u16,
     pub reference_id: String,
 }
 
+/// A record update applied only if the record was not modified after
+/// `unmodified_since` (its `LastModifiedDate` when it was read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionalUpdate {
+    pub object: &'static str,
+    pub id: String,
+    pub fields: Map<String, Value>,
+    pub unmodified_since: DateTime<Utc>,
+}
+
+/// What became of one [`ConditionalUpdate`].
+#[derive(Debug)]
+pub enum ConditionalOutcome {
+    Updated,
+    /// 412 Precondition Failed: the record changed after it was read. Nothing was
+    /// written: read it again and rebuild the update.
+    Modified,
+    /// Refused for another reason, classified.
+    Failed(SalesforceError),
+}
+
 /// The last API usage seen for a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
+    /// The org's daily allocation (`api-usage`).
     pub used: u64,
     pub max: u64,
+    /// The connected app's own cap (`per-app-api-usage`), when the org set one.
+    pub per_app: Option<Counter>,
     /// When the response carrying it arrived.
     pub observed_at: Instant,
 }
@@ -262,7 +307,7 @@ impl SalesforceClient {
             .connect_timeout(Duration::from_secs(5))
             .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("modjo-salesforce/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| SalesforceError::Transport(e.to_string()))?;
         Ok(Self {
@@ -354,16 +399,20 @@ impl SalesforceClient {
     }
 
     fn record_usage(&self, tenant: &TenantId, headers: &reqwest::header::HeaderMap) {
-        let parsed = headers
+        let Some(info) = headers
             .get("sforce-limit-info")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_limit_info);
-        if let (Some((used, max)), Ok(mut usage)) = (parsed, self.inner.usage.lock()) {
+            .map(parse_limit_info)
+        else {
+            return;
+        };
+        if let (Some(api), Ok(mut usage)) = (info.api_usage, self.inner.usage.lock()) {
             usage.insert(
                 tenant.clone(),
                 Usage {
-                    used,
-                    max,
+                    used: api.used,
+                    max: api.max,
+                    per_app: info.per_app.map(|(counter, _)| counter),
                     observed_at: Instant::now(),
                 },
             );
@@ -586,14 +635,77 @@ where
         Ok(pages.into_iter().flat_map(|p| p.records).collect())
     }
 
-    /// `GET …/search?q=` (SOSL): the found records, whichever object they belong to.
-    pub async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+    /// Every record of `select`, in as few requests as Salesforce's URI limit
+    /// allows: one query when the statement fits in [`MAX_URI_BYTES`] once
+    /// encoded, else its `IN` lists cut across several (each one API call, counted
+    /// and recorded like any other) and their rows merged, each record once (by Id).
+    /// Rows come in no particular order across parts.
+    pub async fn query_select(
+        &self,
+        select: &Select,
+        all: bool,
+    ) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+        let statements =
+            select.render_within(|soql| self.query_path(soql, all).0.len() <= MAX_URI_BYTES)?;
+        if statements.len() > 1 {
+            tracing::info!(tenant_id = %self.tenant, queries = statements.len(), "a lookup cut into several queries to fit Salesforce's URI limit");
+        }
+        let mut rows = Vec::new();
+        let mut seen = HashSet::new();
+        for soql in &statements {
+            let page: Vec<Map<String, Value>> = self.query_all_pages(soql, all).await?;
+            for row in page {
+                let first = match row.get("Id").and_then(Value::as_str) {
+                    Some(id) => seen.insert(id.to_string()),
+                    None => true,
+                };
+                if first {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Every record a phone search finds, in as few SOSL requests as Salesforce's
+    /// limits allow (URI length, and 4,000 characters of search query), each
+    /// record once (by Id).
+    pub async fn search_phones(
+        &self,
+        search: &PhoneSearch,
+    ) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+        let statements =
+            search.render_within(|sosl| self.search_path(sosl).len() <= MAX_URI_BYTES)?;
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        for sosl in &statements {
+            for record in self.search(sosl).await? {
+                let first = match record.get("Id").and_then(Value::as_str) {
+                    Some(id) => seen.insert(id.to_string()),
+                    None => true,
+                };
+                if first {
+                    found.push(record);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn search_path(&self, sosl: &str) -> String {
         let encoded: String = url::form_urlencoded::byte_serialize(sosl.as_bytes()).collect();
+        self.client.data_path(&format!("search/?q={encoded}"))
+    }
+
+    /// `GET …/search?q=` (SOSL): the found records, whichever object they belong to.
+    /// Both shapes Salesforce answered over the versions are read: `searchRecords`,
+    /// and the bare array of API 35.0 and before.
+    pub async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
         let bytes = self
             .send(Request {
                 kind: ApiKind::Search,
                 method: Method::GET,
-                path: self.client.data_path(&format!("search/?q={encoded}")),
+                path: self.search_path(sosl),
                 body: None,
                 batch_size: None,
             })
@@ -637,6 +749,7 @@ where
             _ => Err(SalesforceError::Api {
                 status: 201,
                 errors: result.errors,
+                excerpt: None,
             }),
         }
     }
@@ -756,13 +869,86 @@ where
         Ok(results)
     }
 
+    /// Updates each record only if it was not modified after its
+    /// `unmodified_since`: `If-Unmodified-Since` on each subrequest of composite
+    /// requests, 25 records per API call. The REST API guide documents the header
+    /// for sObject Rows ("Conditional Request Headers",
+    /// api_rest/intro_rest_conditional_requests.htm; weak validation against
+    /// `LastModifiedDate`, 412 when modified since), and a composite subrequest's
+    /// `httpHeaders` carries any header its resource supports but Accept,
+    /// Authorization and Content-Type ("Composite Request Body",
+    /// api_rest/requests_composite.htm). Outcomes in input order. A record with an invalid id or object
+    /// name fails alone, without a request. Sending again is safe: a request retried
+    /// after a lost answer finds its own write and says `Modified` for that record,
+    /// which a re-read shows already done.
+    pub async fn update_if_unmodified(
+        &self,
+        updates: &[ConditionalUpdate],
+    ) -> Result<Vec<ConditionalOutcome>, SalesforceError> {
+        let mut outcomes: Vec<Option<ConditionalOutcome>> = Vec::with_capacity(updates.len());
+        let mut valid = Vec::new();
+        for (i, u) in updates.iter().enumerate() {
+            match (checked_name(u.object), checked_id(&u.id)) {
+                (Ok(object), Ok(id)) => {
+                    outcomes.push(None);
+                    valid.push((i, object, id));
+                }
+                (Err(e), _) | (_, Err(e)) => outcomes.push(Some(ConditionalOutcome::Failed(e))),
+            }
+        }
+        for chunk in valid.chunks(COMPOSITE_LIMIT) {
+            let requests: Vec<SubRequest> = chunk
+                .iter()
+                .map(|(i, object, id)| SubRequest {
+                    method: "PATCH".into(),
+                    url: self.client.data_path(&format!("sobjects/{object}/{id}")),
+                    reference_id: format!("update{i}"),
+                    body: Some(Value::Object(updates[*i].fields.clone())),
+                    http_headers: BTreeMap::from([(
+                        "If-Unmodified-Since".to_string(),
+                        http_date(updates[*i].unmodified_since),
+                    )]),
+                })
+                .collect();
+            let responses = self.composite(false, &requests).await?;
+            let mut by_reference: HashMap<String, SubResponse> = responses
+                .into_iter()
+                .map(|r| (r.reference_id.clone(), r))
+                .collect();
+            for (i, _, _) in chunk {
+                let outcome = match by_reference.remove(&format!("update{i}")) {
+                    Some(r) if (200..300).contains(&r.http_status_code) => {
+                        ConditionalOutcome::Updated
+                    }
+                    Some(r) if r.http_status_code == 412 => ConditionalOutcome::Modified,
+                    Some(r) => ConditionalOutcome::Failed(SalesforceError::from_response(
+                        r.http_status_code,
+                        r.body.to_string().as_bytes(),
+                    )),
+                    None => ConditionalOutcome::Failed(SalesforceError::Decode(
+                        "the composite answer has no result for this record".into(),
+                    )),
+                };
+                outcomes[*i] = Some(outcome);
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    ConditionalOutcome::Failed(SalesforceError::Decode("not sent".into()))
+                })
+            })
+            .collect())
+    }
+
     /// `POST …/composite` (≤ 25 subrequests, one API call).
     pub async fn composite(
         &self,
         all_or_none: bool,
         requests: &[SubRequest],
     ) -> Result<Vec<SubResponse>, SalesforceError> {
-        if requests.len() > 25 {
+        if requests.len() > COMPOSITE_LIMIT {
             return Err(SalesforceError::Decode(format!(
                 "{} composite subrequests (max 25)",
                 requests.len()
@@ -821,16 +1007,14 @@ where
             if status.is_success() {
                 return decode(&body);
             }
+            // The identity service answers 403 (not 401) to a dead token.
             if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && !refreshed
             {
                 refreshed = true;
                 self.refresh(Some(&token)).await?;
                 continue;
             }
-            return Err(SalesforceError::Api {
-                status: status.as_u16(),
-                errors: parse_error_body(&body),
-            });
+            return Err(SalesforceError::from_response(status.as_u16(), &body));
         }
     }
 
@@ -843,22 +1027,37 @@ where
         }
     }
 
-    /// Sends one API request: token attached, refreshed once on `INVALID_SESSION_ID`,
-    /// transient failures retried with back-off and jitter within the deadline.
+    /// Sends one API request: token attached; on a refused session, a fresh token
+    /// and again (a session refused after fresh tokens is retryable: only the token
+    /// endpoint refusing the refresh token means re-authorising); transient
+    /// failures retried with back-off and jitter within the deadline.
     async fn send(&self, request: Request<'_>) -> Result<Bytes, SalesforceError> {
-        let mut refreshed = false;
+        let mut refreshes = 0u32;
         let mut attempt = 0u32;
         loop {
             let token = self.token().await?;
-            let result = self.send_once(&request, &token).await;
-            let err = match result {
+            let err = match self.send_once(&request, &token).await {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) => e,
             };
-            if !refreshed && err.code() == Some("INVALID_SESSION_ID") {
-                refreshed = true;
+            if err.is_session_refused() {
+                if refreshes >= MAX_REFRESHES {
+                    tracing::warn!(tenant_id = %self.tenant, kind = request.kind.as_str(), refreshes, "Salesforce keeps refusing fresh sessions; retrying later");
+                    return Err(err);
+                }
+                refreshes += 1;
                 self.refresh(Some(&token)).await?;
                 continue;
+            }
+            if err.class() == ErrorClass::NeedsReauth {
+                // API access is off for the org or the connected user: the status says
+                // so, and parked work is replayed once an admin reconnects.
+                let reason = format!(
+                    "Salesforce refused API access ({}); an administrator must enable API access for the connected user, then reconnect",
+                    err.code().unwrap_or("error")
+                );
+                mark_needs_reauth(self.store, &self.tenant, &reason).await?;
+                return Err(err);
             }
             attempt += 1;
             if !err.is_transient() || attempt >= MAX_ATTEMPTS {
@@ -898,7 +1097,15 @@ where
         if let Some(body) = request.body {
             builder = builder.json(body);
         }
-        let response = builder.send().await.map_err(transport)?;
+        let built = builder.build().map_err(transport)?;
+        let bytes = head_bytes(&built, token.origin.host());
+        if bytes > MAX_REQUEST_HEAD_BYTES {
+            return Err(SalesforceError::RequestTooLarge {
+                bytes,
+                limit: MAX_REQUEST_HEAD_BYTES,
+            });
+        }
+        let response = self.client.http().execute(built).await.map_err(transport)?;
         self.client.inner.counters.add(request.kind);
         self.client.record_usage(&self.tenant, response.headers());
         let status = response.status();
@@ -909,10 +1116,7 @@ where
         if status.is_success() {
             Ok(body)
         } else {
-            Err(SalesforceError::Api {
-                status: status.as_u16(),
-                errors: parse_error_body(&body),
-            })
+            Err(SalesforceError::from_response(status.as_u16(), &body))
         }
     }
 
@@ -1040,17 +1244,32 @@ where
         let placeholder = Url::parse("https://invalid.invalid/")
             .map_err(|e| SalesforceError::Decode(e.to_string()))?;
         let app = self.client.oauth_app(&creds, &placeholder)?;
-        let grant = match app.refresh(self.client.http(), &refresh_token).await {
-            Ok(g) => g,
-            Err(e) if e.class() == ErrorClass::NeedsReauth => {
+        let mut tries = 0u32;
+        let grant = loop {
+            let err = match app.refresh(self.client.http(), &refresh_token).await {
+                Ok(g) => break g,
+                Err(e) => e,
+            };
+            if err.class() == ErrorClass::NeedsReauth {
                 let reason = format!(
                     "Salesforce refused the stored authorisation ({}); reconnect the org",
-                    e.code().unwrap_or("error")
+                    err.code().unwrap_or("error")
                 );
                 mark_needs_reauth(self.store, &self.tenant, &reason).await?;
                 return Err(SalesforceError::NeedsReauth(reason));
             }
-            Err(e) => return Err(e),
+            // Busy (5xx, `unknown_error`), or the same refresh token being used at
+            // that instant (another refresh in flight): wait and try again.
+            tries += 1;
+            let pause = backoff(tries);
+            if !err.is_transient()
+                || tries >= MAX_ATTEMPTS
+                || Instant::now() + pause >= self.deadline
+            {
+                return Err(err);
+            }
+            tracing::warn!(tenant_id = %self.tenant, attempt = tries, error = %err, "token refresh failed transiently; retrying");
+            tokio::time::sleep(pause).await;
         };
         creds.access_token = Some(grant.access_token.clone());
         if let Some(rotated) = grant.refresh_token {
@@ -1109,8 +1328,46 @@ fn collection_results(bytes: &[u8], expected: usize) -> Result<Vec<RecordResult>
     Ok(results)
 }
 
+/// Parses a success body. Not JSON at all (a truncated or mangled body, a
+/// proxy's page): [`SalesforceError::InvalidJson`], worth another try later. JSON
+/// of another shape: [`SalesforceError::Decode`], which another try will not fix.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SalesforceError> {
-    serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => SalesforceError::Decode(e.to_string()),
+        _ => SalesforceError::InvalidJson(e.to_string()),
+    })
+}
+
+/// The bytes of a request's head as Salesforce counts them against its limit:
+/// the request URI (path and query, as sent) and every header line, the ones the
+/// HTTP client adds (host, user agent, content length) included.
+fn head_bytes(request: &reqwest::Request, host: &str) -> usize {
+    let url = request.url();
+    let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
+    let line = |name: usize, value: usize| name + value + 4; // "name: value\r\n"
+    let explicit: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| line(k.as_str().len(), v.len()))
+        .sum();
+    let host_port = host.len() + url.port().map_or(0, |p| p.to_string().len() + 1);
+    let body = request
+        .body()
+        .and_then(reqwest::Body::as_bytes)
+        .map_or(0, |b| {
+            line("content-length".len(), b.len().to_string().len())
+        });
+    target
+        + explicit
+        + line("host".len(), host_port)
+        + line("user-agent".len(), USER_AGENT.len())
+        + body
+}
+
+/// An HTTP-date (RFC 7231 IMF-fixdate), as conditional request headers take it:
+/// `Tue, 10 Aug 2015 00:00:00 GMT`. Whole seconds, like Salesforce's audit dates.
+pub fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 fn transport(e: reqwest::Error) -> SalesforceError {
@@ -1193,6 +1450,47 @@ mod tests {
         assert!(checked_id("00T00000000000/AAA").is_err());
         assert!(checked_name("Task").is_ok());
         assert!(checked_name("Task/../x").is_err());
+    }
+
+    #[test]
+    fn conditional_dates_are_http_dates() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2015, 8, 10, 7, 5, 9).unwrap();
+        assert_eq!(http_date(at), "Mon, 10 Aug 2015 07:05:09 GMT");
+        assert_eq!(
+            http_date(at + chrono::Duration::milliseconds(999)),
+            "Mon, 10 Aug 2015 07:05:09 GMT"
+        );
+    }
+
+    #[test]
+    fn a_request_head_counts_uri_and_every_header() {
+        let http = reqwest::Client::new();
+        let request = http
+            .get("https://acme.my.salesforce.com/services/data/v64.0/query?q=SELECT+Id")
+            .bearer_auth("t0ken")
+            .build()
+            .unwrap();
+        let expected = "/services/data/v64.0/query?q=SELECT+Id".len()
+            + "authorization: Bearer t0ken\r\n".len()
+            + "host: acme.my.salesforce.com\r\n".len()
+            + format!("user-agent: {USER_AGENT}\r\n").len();
+        assert_eq!(head_bytes(&request, "acme.my.salesforce.com"), expected);
+    }
+
+    #[test]
+    fn unparseable_and_unexpected_answers_are_told_apart() {
+        let truncated = decode::<Map<String, Value>>(br#"{"totalSize": 1, "records": ["#);
+        assert!(matches!(truncated, Err(SalesforceError::InvalidJson(_))));
+        let trailing_comma = decode::<Map<String, Value>>(br#"{"Id": "x",}"#);
+        assert!(matches!(
+            trailing_comma,
+            Err(SalesforceError::InvalidJson(_))
+        ));
+        let html = decode::<Map<String, Value>>(b"<html>maintenance</html>");
+        assert!(matches!(html, Err(SalesforceError::InvalidJson(_))));
+        let shape = decode::<RawPage<Value>>(br#"{"records": []}"#);
+        assert!(matches!(shape, Err(SalesforceError::Decode(_))));
     }
 
     #[test]

@@ -72,6 +72,49 @@ impl fmt::Debug for SalesforceOrigin {
     }
 }
 
+/// Production's login host, and the sandboxes'.
+pub const LOGIN_HOST: &str = "login.salesforce.com";
+pub const SANDBOX_LOGIN_HOST: &str = "test.salesforce.com";
+
+/// Pods (shared instances) named by a host's first label: classic ones (`na85`,
+/// `eu40`, `ap15`, `cs42` for sandboxes, `um5`, `gs0`) and Hyperforce ones (a
+/// country code, a number and `s`: `usa2s`, `deu4s`).
+const CLASSIC_PODS: &[&str] = &["na", "eu", "ap", "cs", "um", "gs"];
+const HYPERFORCE_PODS: &[&str] = &[
+    "usa", "can", "aus", "ind", "jpn", "deu", "fra", "gbr", "sgp", "bra", "kor", "che", "swe",
+    "isr", "ita", "esp", "zaf", "are",
+];
+
+/// A pod named by `host` (`eu40.lightning.force.com`, `na85.salesforce.com`), and
+/// whether it is a sandbox pod.
+fn pod(host: &str) -> Option<(&str, bool)> {
+    let label = host
+        .strip_suffix(".lightning.force.com")
+        .or_else(|| host.strip_suffix(".salesforce.com"))?;
+    if label.contains('.') {
+        return None;
+    }
+    let letters = label.bytes().take_while(u8::is_ascii_lowercase).count();
+    let (prefix, rest) = label.split_at(letters);
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, tail) = rest.split_at(digits);
+    let classic = CLASSIC_PODS.contains(&prefix) && tail.is_empty();
+    let hyperforce = HYPERFORCE_PODS.contains(&prefix) && tail == "s";
+    ((1..=3).contains(&number.len()) && (classic || hyperforce)).then_some((label, prefix == "cs"))
+}
+
+/// An org's address as an admin typed it, made into the hosts the product uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAddress {
+    /// Where the API is reached until the token response names the org's own host.
+    pub instance: SalesforceOrigin,
+    /// Where the org signs in: its My Domain, or the login host of a pod
+    /// (`login.salesforce.com`; `test.salesforce.com` for sandbox pods).
+    pub login: SalesforceOrigin,
+    /// What was changed, in plain words for the admin.
+    pub notes: Vec<String>,
+}
+
 /// Decides which hosts the product may talk to.
 #[derive(Debug, Clone, Default)]
 pub struct HostPolicy {
@@ -102,6 +145,58 @@ impl HostPolicy {
         Url::parse(&format!("https://{}", map_lightning_host(&host)))
             .map(SalesforceOrigin)
             .map_err(|_| InstanceUrlError::Unparseable)
+    }
+
+    /// Validates and normalises an org's address (see [`Self::origin`]), derives its
+    /// login host, and says what was changed.
+    pub fn org_address(&self, raw: &str) -> Result<OrgAddress, InstanceUrlError> {
+        let instance = self.origin(raw)?;
+        let url = self.parse(raw)?;
+        if self.extra(&url).is_some() {
+            return Ok(OrgAddress {
+                login: instance.clone(),
+                instance,
+                notes: Vec::new(),
+            });
+        }
+        let typed = self.salesforce_host(&url)?;
+        let mut notes = Vec::new();
+        let login = match pod(&typed) {
+            Some((name, sandbox)) => {
+                let login_host = if sandbox {
+                    SANDBOX_LOGIN_HOST
+                } else {
+                    LOGIN_HOST
+                };
+                let login = self.origin(login_host)?;
+                notes.push(format!(
+                    "{typed} is a Salesforce server shared by many orgs (pod {}), not your org's own address: Modjo signs in through {login}{}, then uses the address Salesforce gives for your org.",
+                    name.to_ascii_uppercase(),
+                    if sandbox { " (sandbox pod)" } else { "" },
+                ));
+                login
+            }
+            None => {
+                if typed != instance.host() {
+                    notes.push(format!(
+                        "{typed} is the address of Salesforce's Lightning pages; Modjo uses your org's API address, {instance}."
+                    ));
+                }
+                instance.clone()
+            }
+        };
+        let extra_parts =
+            !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some();
+        if extra_parts {
+            notes.push(format!(
+                "Only the address of the org is kept ({instance}); the rest of the link is not needed."
+            ));
+        }
+        Ok(OrgAddress {
+            instance,
+            login,
+            notes,
+        })
     }
 
     /// Whether `url` (absolute) stays on an allowed Salesforce origin: used for the
@@ -176,9 +271,12 @@ impl HostPolicy {
 
 /// `acme.lightning.force.com` → `acme.my.salesforce.com`;
 /// `acme--dev.sandbox.lightning.force.com` → `acme--dev.sandbox.my.salesforce.com`;
+/// a pod's Lightning host, which has no My Domain twin, → the pod's own host
+/// (`eu40.lightning.force.com` → `eu40.salesforce.com`);
 /// `acme.my.salesforce-setup.com` is not on our list and is refused earlier.
 fn map_lightning_host(host: &str) -> String {
     match host.strip_suffix(".lightning.force.com") {
+        Some(prefix) if pod(host).is_some() => format!("{prefix}.salesforce.com"),
         Some(prefix) => format!("{prefix}.my.salesforce.com"),
         None => host.to_string(),
     }
@@ -319,6 +417,119 @@ mod tests {
         assert!(p.check_url("http://169.254.169.254/id/00D/005").is_err());
         // Production rules still apply to everything else.
         assert!(p.origin("https://acme.my.salesforce.com").is_ok());
+    }
+
+    #[test]
+    fn pods_sign_in_at_salesforces_login_hosts() {
+        let cases = [
+            // typed, API host until OAuth, login host
+            (
+                "https://eu40.lightning.force.com",
+                "https://eu40.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://na85.salesforce.com",
+                "https://na85.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://um5.lightning.force.com/lightning/page/home",
+                "https://um5.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://cs42.lightning.force.com",
+                "https://cs42.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            (
+                "https://cs42.salesforce.com",
+                "https://cs42.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            (
+                "https://usa2s.lightning.force.com",
+                "https://usa2s.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            // Not pods: My Domains sign in at themselves.
+            (
+                "https://acme.lightning.force.com",
+                "https://acme.my.salesforce.com",
+                "https://acme.my.salesforce.com",
+            ),
+            (
+                "https://acme2.lightning.force.com",
+                "https://acme2.my.salesforce.com",
+                "https://acme2.my.salesforce.com",
+            ),
+            (
+                "https://na85.my.salesforce.com",
+                "https://na85.my.salesforce.com",
+                "https://na85.my.salesforce.com",
+            ),
+            (
+                "https://acme--dev.sandbox.my.salesforce.com",
+                "https://acme--dev.sandbox.my.salesforce.com",
+                "https://acme--dev.sandbox.my.salesforce.com",
+            ),
+            (
+                "https://login.salesforce.com",
+                "https://login.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://test.salesforce.com",
+                "https://test.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+        ];
+        for (typed, instance, login) in cases {
+            let a = policy()
+                .org_address(typed)
+                .unwrap_or_else(|e| panic!("{typed}: {e}"));
+            assert_eq!(
+                (a.instance.as_str(), a.login.as_str()),
+                (instance, login),
+                "{typed}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_admin_is_told_what_was_changed() {
+        let pod = policy()
+            .org_address("https://eu40.lightning.force.com")
+            .unwrap();
+        assert_eq!(pod.notes.len(), 1, "{:?}", pod.notes);
+        assert!(
+            pod.notes[0].contains("eu40.lightning.force.com"),
+            "{}",
+            pod.notes[0]
+        );
+        assert!(
+            pod.notes[0].contains("https://login.salesforce.com"),
+            "{}",
+            pod.notes[0]
+        );
+        let sandbox = policy().org_address("cs42.salesforce.com").unwrap();
+        assert!(
+            sandbox.notes[0].contains("https://test.salesforce.com"),
+            "{}",
+            sandbox.notes[0]
+        );
+        let lightning = policy()
+            .org_address("https://acme.lightning.force.com/lightning/o/Contact/list?x=1")
+            .unwrap();
+        assert_eq!(lightning.notes.len(), 2, "{:?}", lightning.notes);
+        assert!(lightning.notes[0].contains("https://acme.my.salesforce.com"));
+        assert!(lightning.notes[1].contains("rest of the link"));
+        let plain = policy()
+            .org_address("https://acme.my.salesforce.com")
+            .unwrap();
+        assert!(plain.notes.is_empty(), "{:?}", plain.notes);
+        assert!(policy().org_address("https://eu40.evil.com").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Everything that talks to Salesforce: one client, one SOQL builder and escaper,
-//! one SOSL escaper, one error type, host validation and the API budget.
+//! one SOSL escaper, one error type, host validation, the API budget, and text
+//! lengths as Salesforce counts them.
 
 pub mod cdc;
 pub mod client;
@@ -12,10 +13,11 @@ pub mod oauth;
 pub mod pubsub;
 pub mod soql;
 pub mod sosl;
+pub mod text;
 
 pub use client::{
-    ApiCounters, ApiKind, NewRecord, QueryPage, RecordResult, RecordUpdate, SalesforceClient,
-    Session, SubRequest, SubResponse, Usage,
+    ApiCounters, ApiKind, ConditionalOutcome, ConditionalUpdate, NewRecord, QueryPage,
+    RecordResult, RecordUpdate, SalesforceClient, Session, SubRequest, SubResponse, Usage,
 };
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};

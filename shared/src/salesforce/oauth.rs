@@ -10,9 +10,9 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken, TokenResponse,
     TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -21,7 +21,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::error::SalesforceError;
+use super::error::{SalesforceError, body_excerpt};
 use super::instance::{HostPolicy, SalesforceOrigin};
 
 /// Scopes requested at authorisation: REST access, the identity URL, and a refresh
@@ -39,7 +39,56 @@ pub struct SalesforceTokenFields {
 
 impl ExtraTokenFields for SalesforceTokenFields {}
 
-type TokenResponseType = StandardTokenResponse<SalesforceTokenFields, BasicTokenType>;
+/// A Salesforce token response. `token_type` may be absent: Salesforce's tokens
+/// are always Bearer, and older answers (recorded by client libraries) omit it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponseType {
+    access_token: AccessToken,
+    #[serde(
+        default = "bearer",
+        deserialize_with = "oauth2::helpers::deserialize_untagged_enum_case_insensitive"
+    )]
+    token_type: BasicTokenType,
+    #[serde(default)]
+    refresh_token: Option<RefreshToken>,
+    #[serde(
+        default,
+        rename = "scope",
+        deserialize_with = "oauth2::helpers::deserialize_space_delimited_vec"
+    )]
+    scopes: Option<Vec<Scope>>,
+    #[serde(flatten)]
+    extra: SalesforceTokenFields,
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+impl TokenResponse for TokenResponseType {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+
+    /// Salesforce sends no expiry: a session lasts while it is used.
+    fn expires_in(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        self.scopes.as_ref()
+    }
+}
 type OAuthClient = oauth2::Client<
     BasicErrorResponse,
     TokenResponseType,
@@ -139,13 +188,14 @@ impl OAuthApp {
         code: &str,
         verifier: &SecretString,
     ) -> Result<TokenGrant, SalesforceError> {
+        let client = StatusSeen::new(http);
         let response = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
-            .request_async(http)
+            .request_async(&client)
             .await
-            .map_err(oauth_error)?;
+            .map_err(|e| oauth_error(e, client.get()))?;
         self.verify(response)
     }
 
@@ -157,12 +207,13 @@ impl OAuthApp {
         refresh_token: &SecretString,
     ) -> Result<TokenGrant, SalesforceError> {
         let token = RefreshToken::new(refresh_token.expose_secret().to_string());
+        let client = StatusSeen::new(http);
         let response = self
             .client
             .exchange_refresh_token(&token)
-            .request_async(http)
+            .request_async(&client)
             .await
-            .map_err(oauth_error)?;
+            .map_err(|e| oauth_error(e, client.get()))?;
         self.verify(response)
     }
 
@@ -185,27 +236,15 @@ impl OAuthApp {
         if response.status().is_success() {
             return Ok(());
         }
-        #[derive(Deserialize, Default)]
-        struct OAuthErrorBody {
-            #[serde(default)]
-            error: String,
-            #[serde(default)]
-            error_description: String,
-        }
-        let body: OAuthErrorBody = response.json().await.unwrap_or_default();
-        Err(SalesforceError::OAuth {
-            status,
-            error: if body.error.is_empty() {
-                format!("http_{status}")
-            } else {
-                body.error
-            },
-            description: body.error_description,
-        })
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        Err(token_endpoint_error(status, &body))
     }
 
     fn verify(&self, response: TokenResponseType) -> Result<TokenGrant, SalesforceError> {
-        let extra = response.extra_fields();
+        let extra = &response.extra;
         if !signature_matches(
             &self.consumer_secret,
             &extra.id,
@@ -254,32 +293,117 @@ pub fn signature_matches(
     issued_at: &str,
     signature: &str,
 ) -> bool {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(consumer_secret.expose_secret().as_bytes())
-    else {
+    let Some(expected) = sign(consumer_secret, id, issued_at) else {
         return false;
     };
+    expected.as_bytes().ct_eq(signature.as_bytes()).into()
+}
+
+/// The signature Salesforce puts on a token response (see [`signature_matches`]).
+pub fn sign(consumer_secret: &SecretString, id: &str, issued_at: &str) -> Option<String> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(consumer_secret.expose_secret().as_bytes()).ok()?;
     mac.update(id.as_bytes());
     mac.update(issued_at.as_bytes());
-    let expected = STANDARD.encode(mac.finalize().into_bytes());
-    expected.as_bytes().ct_eq(signature.as_bytes()).into()
+    Some(STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// An HTTP client for the `oauth2` crate that keeps the status of the token
+/// endpoint's last answer: the crate reports an error body without it.
+struct StatusSeen {
+    http: reqwest::Client,
+    status: std::sync::atomic::AtomicU16,
+}
+
+impl StatusSeen {
+    fn new(http: &reqwest::Client) -> Self {
+        Self {
+            http: http.clone(),
+            status: std::sync::atomic::AtomicU16::new(0),
+        }
+    }
+
+    fn get(&self) -> Option<u16> {
+        match self.status.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for StatusSeen {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = oauth2::AsyncHttpClient::call(&self.http, request).await?;
+            self.status.store(
+                response.status().as_u16(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Ok(response)
+        })
+    }
+}
+
+/// An OAuth error body (`{"error": …, "error_description": …}`).
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// The error of a token endpoint answer with a non-success `status`: its OAuth
+/// error, or `http_<status>` with what the page says when the body is not one
+/// (an HTML page from a CDN).
+pub fn token_endpoint_error(status: u16, body: &[u8]) -> SalesforceError {
+    match serde_json::from_slice::<OAuthErrorBody>(body) {
+        Ok(e) if !e.error.is_empty() => SalesforceError::OAuth {
+            status,
+            error: e.error,
+            description: e.error_description,
+        },
+        _ => SalesforceError::OAuth {
+            status,
+            error: format!("http_{status}"),
+            description: body_excerpt(body).unwrap_or_else(|| "empty answer".into()),
+        },
+    }
 }
 
 fn oauth_error<RE: std::error::Error + 'static>(
     e: RequestTokenError<RE, BasicErrorResponse>,
+    status: Option<u16>,
 ) -> SalesforceError {
-    match e {
-        RequestTokenError::ServerResponse(r) => SalesforceError::OAuth {
-            status: 400,
+    match (e, status) {
+        (RequestTokenError::ServerResponse(r), status) => SalesforceError::OAuth {
+            status: status.unwrap_or(400),
             error: r.error().to_string(),
             description: r.error_description().cloned().unwrap_or_default(),
         },
-        RequestTokenError::Request(e) => SalesforceError::Transport(e.to_string()),
-        // An unparseable answer (an HTML error page, a 5xx) is treated as a transient
-        // fault: the token endpoint answers JSON when it means it.
-        RequestTokenError::Parse(e, _) => {
-            SalesforceError::Transport(format!("token endpoint answer: {e}"))
+        (RequestTokenError::Request(e), _) => SalesforceError::Transport(e.to_string()),
+        // A success whose body is not a token response.
+        (RequestTokenError::Parse(e, _), Some(200) | None) => {
+            SalesforceError::InvalidJson(format!("token endpoint answer: {e}"))
         }
-        RequestTokenError::Other(e) => SalesforceError::Transport(e),
+        // An error whose body is not an OAuth error (an HTML page): its status decides.
+        (RequestTokenError::Parse(_, body), Some(status)) => token_endpoint_error(status, &body),
+        // A success that is not JSON (wrong content type).
+        (RequestTokenError::Other(e), Some(200)) => {
+            SalesforceError::InvalidJson(format!("token endpoint answer: {e}"))
+        }
+        // An error with an empty body.
+        (RequestTokenError::Other(e), Some(status)) => token_endpoint_error(status, e.as_bytes()),
+        (RequestTokenError::Other(e), None) => SalesforceError::Transport(e),
     }
 }
 

@@ -21,6 +21,12 @@ pub enum SoqlError {
     StatementTooLong(usize),
     #[error("IN list is empty")]
     EmptyIn,
+    #[error(
+        "statement cannot be cut to fit one request: {0} characters with every IN list at one value"
+    )]
+    DoesNotFit(usize),
+    #[error("a statement with LIMIT or ORDER BY cannot be cut into several: {0}")]
+    CannotSplit(String),
 }
 
 /// Quotes `value` as a SOQL string literal: `'…'` with `\` `'` `"` and control
@@ -263,6 +269,34 @@ impl Cond {
         ])
     }
 
+    /// The `IN` lists that may be cut (not under NOT), with their paths.
+    fn in_lists(&self, path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, Vec<Literal>)>) {
+        match self {
+            Cond::In(_, values) => out.push((path.clone(), values.clone())),
+            Cond::And(conds) | Cond::Or(conds) => {
+                for (i, c) in conds.iter().enumerate() {
+                    path.push(i);
+                    c.in_lists(path, out);
+                    path.pop();
+                }
+            }
+            Cond::Cmp(..) | Cond::NotIn(..) | Cond::Like(..) | Cond::Not(_) => {}
+        }
+    }
+
+    /// Replaces the values of the `IN` list at `path` (from [`Self::in_lists`]).
+    fn set_in_list(&mut self, path: &[usize], values: Vec<Literal>) {
+        match (self, path) {
+            (Cond::In(_, v), []) => *v = values,
+            (Cond::And(conds) | Cond::Or(conds), [i, rest @ ..]) => {
+                if let Some(c) = conds.get_mut(*i) {
+                    c.set_in_list(rest, values);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn render(&self, out: &mut String) -> Result<(), SoqlError> {
         match self {
             Cond::Cmp(f, op, v) => {
@@ -365,6 +399,100 @@ impl Select {
     pub fn limit(mut self, n: u32) -> Self {
         self.limit = Some(n);
         self
+    }
+
+    /// Statements that together return exactly this one's rows, each accepted by
+    /// `fits` (the caller's budget: the request URI Salesforce accepts). One
+    /// statement when it fits. Otherwise its `IN (…)` lists are cut into
+    /// consecutive parts, the longest list first, each part as long as still fits;
+    /// the rows of the parts are the rows of the whole, some possibly in several
+    /// parts (a row matching another branch of an OR): the caller merges by Id.
+    ///
+    /// Only lists under AND and OR are cut (`x IN (a, b)` is `x IN (a) OR x IN (b)`
+    /// there; under NOT it is not). LIMIT and ORDER BY refuse cutting, since the
+    /// rows of the parts would not be the rows of the whole.
+    pub fn render_within(&self, fits: impl Fn(&str) -> bool) -> Result<Vec<String>, SoqlError> {
+        let mut out = Vec::new();
+        self.split_into(&fits, &mut out)?;
+        Ok(out)
+    }
+
+    fn split_into(
+        &self,
+        fits: &dyn Fn(&str) -> bool,
+        out: &mut Vec<String>,
+    ) -> Result<(), SoqlError> {
+        let whole = match self.render() {
+            Ok(s) if fits(&s) => {
+                out.push(s);
+                return Ok(());
+            }
+            Ok(s) => s.len(),
+            Err(SoqlError::StatementTooLong(n)) => n,
+            Err(e) => return Err(e),
+        };
+        if self.limit.is_some() || !self.order.is_empty() {
+            return Err(SoqlError::CannotSplit(format!("{whole} characters")));
+        }
+        // The longest list that can still be cut.
+        let mut lists = Vec::new();
+        if let Some(filter) = &self.filter {
+            filter.in_lists(&mut Vec::new(), &mut lists);
+        }
+        let Some((path, values)) =
+            lists
+                .into_iter()
+                .filter(|(_, v)| v.len() > 1)
+                .max_by_key(|(_, v)| {
+                    v.iter()
+                        .map(|l| l.render().map_or(0, |r| r.len()))
+                        .sum::<usize>()
+                })
+        else {
+            return Err(SoqlError::DoesNotFit(whole));
+        };
+        let with = |part: &[Literal]| {
+            let mut s = self.clone();
+            if let Some(filter) = s.filter.as_mut() {
+                filter.set_in_list(&path, part.to_vec());
+            }
+            s
+        };
+        let fitting =
+            |part: &[Literal]| -> Option<String> { with(part).render().ok().filter(|s| fits(s)) };
+        let mut rest = &values[..];
+        while !rest.is_empty() {
+            // The longest prefix that fits (fitting is monotonic in its length).
+            let (mut lo, mut hi, mut best) = (1, rest.len(), None);
+            while lo <= hi {
+                let mid = lo + (hi - lo) / 2;
+                match fitting(&rest[..mid]) {
+                    Some(s) => {
+                        best = Some((mid, s));
+                        lo = mid + 1;
+                    }
+                    None => hi = mid - 1,
+                }
+            }
+            match best {
+                Some((n, statement)) => {
+                    out.push(statement);
+                    rest = &rest[n..];
+                }
+                None => {
+                    // Not even one value fits beside the other lists whole: halve this
+                    // list and let each half cut the others.
+                    let half = rest.len().div_ceil(2);
+                    for part in [&rest[..half], &rest[half..]] {
+                        if !part.is_empty() {
+                            with(part).split_into(fits, out)?;
+                        }
+                    }
+                    rest = &[];
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The statement text, checked against Salesforce's limits.
@@ -570,6 +698,143 @@ mod tests {
             .filter(Cond::is_in("Email", values))
             .render();
         assert!(matches!(q, Err(SoqlError::StatementTooLong(_))));
+    }
+
+    /// The Task lookup's shape: our call ids, or a dialer's Task of the batch's people.
+    fn lookup(call_objects: &[String]) -> Select {
+        Select::new("Task", &["Id", "CallObject"]).filter(Cond::or([
+            Cond::is_in("CallObject", call_objects.iter().cloned()),
+            Cond::and([
+                Cond::eq("TaskSubtype", "Call"),
+                Cond::is_in("WhoId", ["003000000000001AAA", "003000000000002AAA"]),
+            ]),
+        ]))
+    }
+
+    fn ids(n: usize, len: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("modjo:{i:03}{}", "名".repeat(len)))
+            .collect()
+    }
+
+    #[test]
+    fn a_statement_that_fits_is_one_part() {
+        let select = lookup(&ids(5, 3));
+        assert_eq!(
+            select.render_within(|_| true).unwrap(),
+            [select.render().unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_long_in_list_is_cut_into_consecutive_parts_that_each_fit() {
+        let values = ids(100, 128);
+        let select = lookup(&values);
+        let whole = select.render().unwrap();
+        let budget = 10_000;
+        assert!(whole.len() > 3 * budget);
+        let parts = select.render_within(|s| s.len() <= budget).unwrap();
+        assert!(parts.len() >= 4, "{} parts", parts.len());
+        assert!(parts.iter().all(|p| p.len() <= budget));
+        // Each value in exactly one part, in order; the other branch in every part.
+        let mut next = 0;
+        for part in &parts {
+            assert!(part.contains("WhoId IN ('003000000000001AAA', '003000000000002AAA')"));
+            while next < values.len() && part.contains(&format!("'{}'", values[next])) {
+                next += 1;
+            }
+        }
+        assert_eq!(next, values.len());
+        let total: usize = values
+            .iter()
+            .map(|v| {
+                parts
+                    .iter()
+                    .filter(|p| p.contains(&format!("'{v}'")))
+                    .count()
+            })
+            .sum();
+        assert_eq!(total, values.len(), "no value twice");
+        // Parts are as full as the budget allows: one more value would not fit.
+        let first_count = values
+            .iter()
+            .filter(|v| parts[0].contains(&format!("'{v}'")))
+            .count();
+        let one_more = lookup(&values[..first_count + 1]).render().unwrap();
+        assert!(one_more.len() > budget);
+    }
+
+    #[test]
+    fn two_long_lists_are_both_cut_when_one_is_not_enough() {
+        let a: Vec<String> = (0..40)
+            .map(|i| format!("a{i:02}{}", "x".repeat(50)))
+            .collect();
+        let b: Vec<String> = (0..40)
+            .map(|i| format!("b{i:02}{}", "y".repeat(50)))
+            .collect();
+        let select = Select::new("Task", &["Id"]).filter(Cond::and([
+            Cond::is_in("CallObject", a.clone()),
+            Cond::is_in("Subject", b.clone()),
+        ]));
+        let budget = 1_200;
+        let parts = select.render_within(|s| s.len() <= budget).unwrap();
+        assert!(parts.iter().all(|p| p.len() <= budget));
+        // AND of two lists: every pair (x from a, y from b) is in some part.
+        for x in &a {
+            for y in &b {
+                assert!(
+                    parts
+                        .iter()
+                        .any(|p| p.contains(&format!("'{x}'")) && p.contains(&format!("'{y}'"))),
+                    "{x} with {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cutting_refuses_what_would_change_the_rows() {
+        let values = ids(50, 20);
+        let limited = lookup(&values).limit(10);
+        assert!(matches!(
+            limited.render_within(|s| s.len() < 500),
+            Err(SoqlError::CannotSplit(_))
+        ));
+        let ordered = lookup(&values).order_by("Id", Order::Asc);
+        assert!(matches!(
+            ordered.render_within(|s| s.len() < 500),
+            Err(SoqlError::CannotSplit(_))
+        ));
+        // NOT IN is never cut: its parts would not add up to the whole.
+        let not_in = Select::new("Task", &["Id"]).filter(Cond::NotIn(
+            "CallObject",
+            values.iter().map(Literal::from).collect(),
+        ));
+        assert!(matches!(
+            not_in.render_within(|s| s.len() < 500),
+            Err(SoqlError::DoesNotFit(_))
+        ));
+        // One value alone does not fit: said, not looped on.
+        let huge = lookup(&["x".repeat(3_000)]);
+        assert!(matches!(
+            huge.render_within(|s| s.len() < 1_000),
+            Err(SoqlError::DoesNotFit(_))
+        ));
+    }
+
+    #[test]
+    fn a_statement_over_salesforces_length_is_cut_too() {
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("{i}{}", "x".repeat(3000)))
+            .collect();
+        let select = Select::new("Contact", &["Id"]).filter(Cond::is_in("Email", values));
+        assert!(matches!(
+            select.render(),
+            Err(SoqlError::StatementTooLong(_))
+        ));
+        let parts = select.render_within(|_| true).unwrap();
+        assert!(parts.len() >= 2);
+        assert!(parts.iter().all(|p| p.len() <= MAX_STATEMENT));
     }
 
     proptest! {

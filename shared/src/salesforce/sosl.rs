@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use super::soql::SoqlError;
+
 /// Characters SOSL reserves inside `FIND {…}`; each is escaped with a backslash.
 const RESERVED: &[char] = &[
     '?', '&', '|', '!', '{', '}', '[', ']', '(', ')', '^', '~', '*', ':', '\\', '"', '\'', '+', '-',
@@ -34,6 +36,9 @@ pub struct PhoneSearch {
 
 /// Fewer digits than this cannot identify a phone number.
 const MIN_DIGITS: usize = 4;
+/// Salesforce drops logical operators from a search query longer than 4,000
+/// characters (and returns nothing beyond 10,000): searches are cut below it.
+pub const MAX_SEARCH_QUERY: usize = 4_000;
 
 impl PhoneSearch {
     /// `numbers` are matched as alternatives (OR), each reduced to its digits:
@@ -62,11 +67,52 @@ impl PhoneSearch {
         self.terms.is_empty()
     }
 
+    /// One statement for every number, or `None` when there is nothing to search.
     pub fn render(&self) -> Option<String> {
-        if self.terms.is_empty() || self.returning.is_empty() {
+        self.render_terms(&self.terms)
+    }
+
+    /// Searches that together cover every number, each with a search query of at
+    /// most [`MAX_SEARCH_QUERY`] characters and accepted by `fits` (the caller's
+    /// request budget). Empty when there is nothing to search.
+    pub fn render_within(&self, fits: impl Fn(&str) -> bool) -> Result<Vec<String>, SoqlError> {
+        let mut out = Vec::new();
+        if self.returning.is_empty() {
+            return Ok(out);
+        }
+        let mut rest = &self.terms[..];
+        while !rest.is_empty() {
+            let fitting = |n: usize| {
+                self.render_terms(&rest[..n])
+                    .filter(|s| find_clause_len(&rest[..n]) <= MAX_SEARCH_QUERY && fits(s))
+            };
+            // The longest prefix of the remaining terms that fits.
+            let (mut lo, mut hi, mut best) = (1, rest.len(), None);
+            while lo <= hi {
+                let mid = lo + (hi - lo) / 2;
+                match fitting(mid) {
+                    Some(s) => {
+                        best = Some((mid, s));
+                        lo = mid + 1;
+                    }
+                    None => hi = mid - 1,
+                }
+            }
+            let Some((n, statement)) = best else {
+                let alone = self.render_terms(&rest[..1]).map_or(0, |s| s.len());
+                return Err(SoqlError::DoesNotFit(alone));
+            };
+            out.push(statement);
+            rest = &rest[n..];
+        }
+        Ok(out)
+    }
+
+    fn render_terms(&self, terms: &[String]) -> Option<String> {
+        if terms.is_empty() || self.returning.is_empty() {
             return None;
         }
-        let alternatives: Vec<String> = self.terms.iter().map(|t| escape_term(t)).collect();
+        let alternatives: Vec<String> = terms.iter().map(|t| escape_term(t)).collect();
         let mut out = format!(
             "FIND {{{}}} IN PHONE FIELDS RETURNING ",
             alternatives.join(" OR ")
@@ -79,6 +125,11 @@ impl PhoneSearch {
         }
         Some(out)
     }
+}
+
+/// Length of the search query between the braces.
+fn find_clause_len(terms: &[String]) -> usize {
+    terms.iter().map(|t| escape_term(t).len()).sum::<usize>() + 4 * terms.len().saturating_sub(1)
 }
 
 #[cfg(test)]
@@ -117,6 +168,48 @@ mod tests {
                 .returning("Contact", &["Id"])
                 .render()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn long_searches_are_cut_below_salesforces_query_length() {
+        let numbers: Vec<String> = (0..600).map(|i| format!("+33 6 12 {i:06}")).collect();
+        let search = PhoneSearch::new(numbers.clone()).returning("Contact", &["Id"]);
+        let parts = search.render_within(|_| true).unwrap();
+        assert!(
+            parts.len() >= 2,
+            "600 numbers of 12 digits: over 4,000 characters"
+        );
+        let find = |p: &str| p[p.find('{').unwrap() + 1..p.find('}').unwrap()].to_string();
+        assert!(parts.iter().all(|p| find(p).len() <= MAX_SEARCH_QUERY));
+        // Every number searched once.
+        let searched: Vec<String> = parts
+            .iter()
+            .flat_map(|p| {
+                find(p)
+                    .split(" OR ")
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let expected: Vec<String> = numbers
+            .iter()
+            .map(|n| n.chars().filter(char::is_ascii_digit).collect())
+            .collect();
+        assert_eq!(searched, expected);
+        // And within the caller's request budget.
+        let parts = search.render_within(|s| s.len() <= 500).unwrap();
+        assert!(parts.iter().all(|p| p.len() <= 500));
+        assert!(matches!(
+            search.render_within(|s| s.len() <= 10),
+            Err(SoqlError::DoesNotFit(_))
+        ));
+        assert!(
+            PhoneSearch::new(Vec::<String>::new())
+                .returning("Contact", &["Id"])
+                .render_within(|_| true)
+                .unwrap()
+                .is_empty()
         );
     }
 

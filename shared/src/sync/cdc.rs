@@ -779,15 +779,9 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
     async fn read_records(&self, ids: &[String]) -> Result<Vec<Map<String, Value>>, CdcFailure> {
         let mut out = Vec::new();
         for chunk in ids.chunks(300) {
-            let soql = Select::new(self.object.name, self.object.fields)
-                .filter(Cond::is_in("Id", chunk.iter().cloned()))
-                .render()
-                .map_err(SalesforceError::from)?;
-            out.extend(
-                self.session
-                    .query_all_pages::<Map<String, Value>>(&soql, true)
-                    .await?,
-            );
+            let select = Select::new(self.object.name, self.object.fields)
+                .filter(Cond::is_in("Id", chunk.iter().cloned()));
+            out.extend(self.session.query_select(&select, true).await?);
         }
         Ok(out)
     }
