@@ -37,6 +37,7 @@ pub mod soql;
 pub mod sosl;
 pub mod store;
 pub mod time;
+pub mod ui;
 pub mod world;
 
 pub use cdc::{EventInfo, EventType};
