@@ -855,7 +855,24 @@ impl CallStore for DynamoStore {
         cursor: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
         let limit = limit.max(1);
+        let listing = keys::calls(tenant);
+        let own_prefix = keys::call(tenant, "");
         let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
+        // A cursor is this listing's key, of this tenant, or nothing.
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if k.len() != 4
+                || text(GSI2_PK) != listing
+                || !text(PK).starts_with(&own_prefix)
+                || text(SK) != keys::OUTCOME
+                || text(GSI2_SK).is_empty()
+            {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
         let mut found: Vec<Item> = Vec::with_capacity(limit);
         for _ in 0..MAX_LIST_READS {
             let mut q = self
@@ -864,7 +881,7 @@ impl CallStore for DynamoStore {
                 .table_name(&self.table)
                 .index_name(GSI2)
                 .key_condition_expression("gsi2pk = :g")
-                .expression_attribute_values(":g", s(keys::calls(tenant)))
+                .expression_attribute_values(":g", s(listing.clone()))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start.take())
                 .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
