@@ -145,6 +145,7 @@ struct Words {
     auto: &'static str,
     manual: &'static str,
     open_task: &'static str,
+    denied: &'static str,
 }
 
 const FRENCH: Words = Words {
@@ -157,6 +158,7 @@ const FRENCH: Words = Words {
     auto: "Associé par e-mail",
     manual: "Choisi à la main",
     open_task: "Ouvrir la tâche",
+    denied: "L'accès n'a pas été autorisé sur la page de Salesforce. Cliquez à nouveau sur « Associer votre compte » et choisissez Autoriser.",
 };
 
 const ENGLISH: Words = Words {
@@ -169,6 +171,7 @@ const ENGLISH: Words = Words {
     auto: "Matched by email",
     manual: "Chosen by hand",
     open_task: "Open the Task",
+    denied: "Access was not allowed on Salesforce's page. Click “Link your account” again and choose Allow.",
 };
 
 /// One admin's session in the browser.
@@ -335,7 +338,19 @@ impl Session<'_> {
         .await?;
         self.shot("settings-saved").await?;
 
-        // 2. Link the account on Salesforce's (the emulator's) consent page.
+        // 2. Link the account on Salesforce's (the emulator's) consent page:
+        // denied first, then allowed.
+        self.click("#link").await?;
+        self.wait_text("h2", Duration::from_secs(10), |t| t.contains("Log in"))
+            .await?;
+        self.click("button[value=Deny]").await?;
+        let denied = self
+            .wait_text("#banner", Duration::from_secs(20), |t| !t.is_empty())
+            .await?;
+        if denied != w.denied {
+            return Err(format!("after Deny the page says {denied:?}"));
+        }
+        self.shot("access-denied").await?;
         self.click("#link").await?;
         self.wait_text("h2", Duration::from_secs(10), |t| t.contains("Log in"))
             .await?;
@@ -677,11 +692,11 @@ async fn an_admin_completes_the_guide_in_the_browser_in_french_and_in_english() 
         std::fs::create_dir_all(&docs).expect("docs/screenshots");
         let en = shots_root.join("en");
         for (from, to) in [
-            ("04-linked.png", "settings.png"),
-            ("06-users-saved.png", "users.png"),
-            ("07-sync.png", "sync.png"),
-            ("08-calls.png", "calls.png"),
-            ("12-phone-calls.png", "phone-calls.png"),
+            ("05-linked.png", "settings.png"),
+            ("07-users-saved.png", "users.png"),
+            ("08-sync.png", "sync.png"),
+            ("09-calls.png", "calls.png"),
+            ("13-phone-calls.png", "phone-calls.png"),
         ] {
             std::fs::copy(en.join(from), docs.join(to)).unwrap_or_else(|e| panic!("{from}: {e}"));
         }
