@@ -13,11 +13,12 @@ Usage (from the repository root, with the project venv):
      on ApproximateNumberOfMessagesVisible >= 1; DLQs keep messages 14 days;
    - VisibilityTimeout >= 6 x the consumer's Timeout + its batching window;
    - every SQS event source mapping reports partial batch failures;
-   - the table's keys, GSI and TTL equal shared/src/adapters/dynamo.rs;
+   - the table's keys, GSIs and TTL equal shared/src/adapters/dynamo.rs;
    - IAM: no Resource "*" (unless the action cannot be scoped), no wildcard
      actions, no Scan, no AWS managed policies on function roles, and the
      per-function grants the design names (secrets, signing key, queues);
-   - the OAuth callback route is public, every other route has the JWT authorizer;
+   - the OAuth callback route and the settings page's static routes are public
+     (GET only), every other route has the JWT authorizer;
    - functions: rust-cargolambda builds of the workspace's function crates,
      environment variable names known to shared/src/config.rs, and never the
      test-only SALESFORCE_EXTRA_ALLOWED_ORIGINS.
@@ -57,13 +58,17 @@ TENANT_SECRET_ARN = (
 )
 
 CALLBACK_PATH = "/integrations/salesforce/callback"
+# The settings page and its files: static, no data (shared/src/api/console.rs).
+CONSOLE_PATHS = {"/integrations/salesforce/console", "/integrations/salesforce/console/{asset}"}
 JWT_AUTHORIZER = "ModjoJwt"
 
 # What each function may do beyond reading/refreshing tenant credentials, by crate.
 _READ_WRITE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"}
 EXPECTED = {
-    "integration-api": {"send": set(), "secret_admin": True, "signing_key": True,
-                        "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem"}},
+    # Syncs an admin asks for from the settings page; the Modjo user directory is
+    # replaced in batches.
+    "integration-api": {"send": {"SyncJobsQueue"}, "secret_admin": True, "signing_key": True,
+                        "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}},
     # Calls parked while the tenant needed re-authorisation are replayed on reconnect.
     "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True,
                        "dynamodb": _READ_WRITE},
@@ -352,8 +357,9 @@ def dynamo_constants(f: Failures) -> dict[str, str] | None:
     except OSError as e:
         f.add(str(path), f"cannot read: {e}")
         return None
-    consts = dict(re.findall(r'pub const (PK|SK|GSI1|GSI1_PK|GSI1_SK|TTL): &str = "([^"]+)";', src))
-    missing = {"PK", "SK", "GSI1", "GSI1_PK", "GSI1_SK", "TTL"} - consts.keys()
+    names = {"PK", "SK", "GSI1", "GSI1_PK", "GSI1_SK", "GSI2", "GSI2_PK", "GSI2_SK", "TTL"}
+    consts = dict(re.findall(r'pub const (' + "|".join(sorted(names)) + r'): &str = "([^"]+)";', src))
+    missing = names - consts.keys()
     if missing:
         f.add(str(path), f"constants {sorted(missing)} not found; update check_template.py with the adapter")
         return None
@@ -373,19 +379,21 @@ def check_table(cfn: dict[str, Any], f: Failures) -> None:
         return
     (name, table), = tables.items()
     p = table.get("Properties", {})
-    expect_attrs = {c["PK"]: "S", c["SK"]: "S", c["GSI1_PK"]: "S", c["GSI1_SK"]: "S"}
+    expect_attrs = {c[k]: "S" for k in ("PK", "SK", "GSI1_PK", "GSI1_SK", "GSI2_PK", "GSI2_SK")}
     attrs = {a.get("AttributeName"): a.get("AttributeType") for a in as_list(p.get("AttributeDefinitions"))}
     f.check(attrs == expect_attrs, name, f"AttributeDefinitions {attrs} != {expect_attrs} (dynamo.rs)")
     keys = [(k.get("AttributeName"), k.get("KeyType")) for k in as_list(p.get("KeySchema"))]
     f.check(keys == [(c["PK"], "HASH"), (c["SK"], "RANGE")], name, f"KeySchema {keys} != pk HASH, sk RANGE")
-    gsis = as_list(p.get("GlobalSecondaryIndexes"))
-    f.check(len(gsis) == 1, name, f"expected exactly one GSI ({c['GSI1']}), found {len(gsis)}")
-    if gsis:
-        g = gsis[0]
+    gsis = {g.get("IndexName"): g for g in as_list(p.get("GlobalSecondaryIndexes"))}
+    expected_gsis = {c["GSI1"]: ("GSI1_PK", "GSI1_SK"), c["GSI2"]: ("GSI2_PK", "GSI2_SK")}
+    f.check(set(gsis) == set(expected_gsis), name, f"GSIs {sorted(map(str, gsis))} != {sorted(expected_gsis)} (dynamo.rs)")
+    for index, (hash_key, range_key) in expected_gsis.items():
+        g = gsis.get(index)
+        if g is None:
+            continue
         gkeys = [(k.get("AttributeName"), k.get("KeyType")) for k in as_list(g.get("KeySchema"))]
-        f.check(g.get("IndexName") == c["GSI1"], name, f"GSI name {g.get('IndexName')!r} != {c['GSI1']!r}")
-        f.check(gkeys == [(c["GSI1_PK"], "HASH"), (c["GSI1_SK"], "RANGE")], name, f"GSI KeySchema {gkeys}")
-        f.check(g.get("Projection", {}).get("ProjectionType") == "ALL", name, "GSI Projection must be ALL")
+        f.check(gkeys == [(c[hash_key], "HASH"), (c[range_key], "RANGE")], name, f"GSI {index} KeySchema {gkeys}")
+        f.check(g.get("Projection", {}).get("ProjectionType") == "ALL", name, f"GSI {index} Projection must be ALL")
     ttl = p.get("TimeToLiveSpecification", {})
     f.check(ttl.get("AttributeName") == c["TTL"] and ttl.get("Enabled") is True, name,
             f"TimeToLiveSpecification must enable TTL on {c['TTL']!r}, got {ttl}")
@@ -537,7 +545,8 @@ def check_iam(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> Non
         actions = {a for a in grants if a.startswith("dynamodb:")}
         f.check(actions == expected["dynamodb"], where,
                 f"DynamoDB actions {sorted(actions)}, expected {sorted(expected['dynamodb'])}")
-        f.check(table_resources <= {f"GetAtt:{table}.Arn", f"${{{table}.Arn}}/index/gsi1"}, where,
+        f.check(table_resources <= {f"GetAtt:{table}.Arn", f"${{{table}.Arn}}/index/gsi1",
+                                    f"${{{table}.Arn}}/index/gsi2"}, where,
                 f"DynamoDB resources beyond the table and its index: {sorted(table_resources)}")
 
 
@@ -555,6 +564,7 @@ def check_routes(cfn: dict[str, Any], f: Failures) -> None:
     f.check(conf.get("issuer") == {"Ref": "JwtIssuer"}, name, "JWT issuer must come from the JwtIssuer parameter")
     f.check(conf.get("audience") == [{"Ref": "JwtAudience"}], name, "JWT audience must come from JwtAudience")
     seen_callback = False
+    seen_console: set[str] = set()
     routes = 0
     for path, methods in body.get("paths", {}).items():
         for method, op in methods.items():
@@ -567,10 +577,15 @@ def check_routes(cfn: dict[str, Any], f: Failures) -> None:
                 seen_callback = True
                 f.check(method == "get", route, "the callback route is GET only")
                 f.check(names <= {"NONE"}, route, f"the OAuth callback must be public, has {sorted(names)}")
+            elif path in CONSOLE_PATHS:
+                seen_console.add(path)
+                f.check(method == "get", route, "the settings page's routes are GET only")
+                f.check(names <= {"NONE"}, route, f"the settings page must load without a JWT, has {sorted(names)}")
             else:
                 f.check(names == {JWT_AUTHORIZER}, route, f"must require the {JWT_AUTHORIZER} authorizer, has {sorted(names)}")
             f.check(path.startswith("/integrations/salesforce/"), route, "routes live under /integrations/salesforce/")
     f.check(seen_callback, name, f"no GET {CALLBACK_PATH} route")
+    f.check(seen_console == CONSOLE_PATHS, name, f"missing settings page routes {sorted(CONSOLE_PATHS - seen_console)}")
     f.check(routes >= 2, name, "expected the admin routes and the callback route")
 
 

@@ -10,6 +10,14 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "Python tools (moto, cfn-lint, SAM translator) in .venv"
 infra/scripts/bootstrap.sh
 
+# The settings page's browser test drives Debian's Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  step "Chromium and chromedriver (Debian packages)"
+  if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo apt-get); fi
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq chromium chromium-driver >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

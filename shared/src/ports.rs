@@ -11,8 +11,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AuditEntry, CallOutcome, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, Lease,
-    PendingAuthorization, StoredComment, SyncCursor, SyncStatus, TenantId, UserMapping,
+    AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
+    IndexKey, Lease, ModjoUser, PendingAuthorization, StoredComment, SyncCursor, SyncStatus,
+    TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -120,6 +121,19 @@ pub trait UserMappingStore: Send + Sync {
         tenant: &TenantId,
         modjo_user_id: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Replaces the tenant's directory of Modjo users (the platform's list).
+    fn replace_modjo_users(
+        &self,
+        tenant: &TenantId,
+        users: &[ModjoUser],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The tenant's directory of Modjo users, by id.
+    fn modjo_users(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = StoreResult<Vec<ModjoUser>>> + Send;
 }
 
 /// Incremental sync positions.
@@ -304,6 +318,16 @@ pub trait CallStore: Send + Sync {
         &self,
         tenant: &TenantId,
         page_token: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
+    /// The tenant's calls, most recently updated first (only those in `state`
+    /// when given): at most `limit`, after `cursor` (the `next` of the page before).
+    fn recent_calls(
+        &self,
+        tenant: &TenantId,
+        state: Option<CallState>,
+        limit: usize,
+        cursor: Option<String>,
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 
     /// One page of the tenant's calls in state `waiting`, from the index.

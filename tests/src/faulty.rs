@@ -127,6 +127,12 @@ impl UserMappingStore for FaultyStore {
     async fn delete_mapping(&self, t: &TenantId, id: &str) -> StoreResult<bool> {
         self.inner.delete_mapping(t, id).await
     }
+    async fn replace_modjo_users(&self, t: &TenantId, u: &[ModjoUser]) -> StoreResult<()> {
+        self.inner.replace_modjo_users(t, u).await
+    }
+    async fn modjo_users(&self, t: &TenantId) -> StoreResult<Vec<ModjoUser>> {
+        self.inner.modjo_users(t).await
+    }
 }
 
 impl CursorStore for FaultyStore {
@@ -224,6 +230,15 @@ impl CallStore for FaultyStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<StoreResult<ClaimResult>>> {
         self.inner.claim_calls(t, c, now).await
+    }
+    async fn recent_calls(
+        &self,
+        t: &TenantId,
+        s: Option<CallState>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.recent_calls(t, s, limit, cursor).await
     }
     async fn waiting_calls(
         &self,

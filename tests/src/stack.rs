@@ -27,6 +27,8 @@ pub struct Stack {
     pub sf: SfWorld,
     pub app: TestApp,
     pub call_queue: SqsQueue,
+    /// Where integration-api sends the syncs an admin asks for.
+    pub sync_queue: SqsQueue,
 }
 
 impl Stack {
@@ -39,11 +41,13 @@ impl Stack {
         let sf = SfWorld::start(options).await;
         let app = build_app(&aws, &sf, state_ttl, CALLBACK_URL);
         let call_queue = aws.queue(&aws.resources.call_events_queue);
+        let sync_queue = aws.queue(&aws.resources.sync_jobs_queue);
         Self {
             aws,
             sf,
             app,
             call_queue,
+            sync_queue,
         }
     }
 
@@ -53,7 +57,7 @@ impl Stack {
     }
 
     pub async fn api(&self, request: Request) -> Response<Body> {
-        shared::api::routes::handle(&self.app, request).await
+        shared::api::routes::handle(&self.app, &self.sync_queue, request).await
     }
 
     pub async fn callback(&self, request: Request) -> Response<Body> {
@@ -161,6 +165,17 @@ impl Claims {
 
 /// An HTTP API (payload v2) event for an admin/read route.
 pub fn api_event(method: &str, path: &str, body: Option<Value>, claims: Option<Claims>) -> Request {
+    api_event_with(method, path, body.map(|b| b.to_string()), claims, &[])
+}
+
+/// As [`api_event`], with a raw body and extra request headers.
+pub fn api_event_with(
+    method: &str,
+    path: &str,
+    body: Option<String>,
+    claims: Option<Claims>,
+    headers: &[(&str, &str)],
+) -> Request {
     let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
     let query: HashMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
@@ -183,12 +198,16 @@ pub fn api_event(method: &str, path: &str, body: Option<Value>, claims: Option<C
             "sub": c.sub, "tenant_id": c.tenant, "role": c.role
         }, "scopes": null}});
     }
+    let mut header_map = json!({"content-type": "application/json", "host": "api.modjo.test"});
+    for (name, value) in headers {
+        header_map[*name] = json!(value);
+    }
     let mut event = json!({
         "version": "2.0",
         "routeKey": "ANY /integrations/salesforce/{proxy+}",
         "rawPath": raw_path,
         "rawQueryString": raw_query,
-        "headers": {"content-type": "application/json", "host": "api.modjo.test"},
+        "headers": header_map,
         "requestContext": context,
         "pathParameters": {"proxy": raw_path.trim_start_matches("/integrations/salesforce/")},
         "isBase64Encoded": false
@@ -197,7 +216,7 @@ pub fn api_event(method: &str, path: &str, body: Option<Value>, claims: Option<C
         event["queryStringParameters"] = json!(query);
     }
     if let Some(b) = body {
-        event["body"] = Value::String(b.to_string());
+        event["body"] = Value::String(b);
     }
     lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway v2 event")
 }

@@ -729,3 +729,110 @@ async fn raw_item(
         .item
         .expect("item exists")
 }
+
+#[tokio::test]
+async fn calls_are_listed_newest_first_filtered_and_paged() {
+    let env = AwsEnv::new().await;
+    let store = env.store();
+    let t = tenant();
+    let other = tenant();
+    let states = [
+        CallState::Created,
+        CallState::Failed,
+        CallState::Unmatched,
+        CallState::Failed,
+        CallState::Enriched,
+        CallState::Waiting,
+        CallState::Failed,
+    ];
+    for (i, state) in states.iter().enumerate() {
+        let outcome = CallOutcome::new(&format!("call_{i}"), *state, at(i as i64 * 60));
+        store.save_outcome(&t, &outcome).await.unwrap();
+    }
+    // Another workspace's newest call never shows.
+    store
+        .save_outcome(
+            &other,
+            &CallOutcome::new("theirs", CallState::Failed, at(9_999)),
+        )
+        .await
+        .unwrap();
+    // An update moves a call to the top.
+    let mut first = store.get_outcome(&t, "call_0").await.unwrap().unwrap();
+    first.updated_at = at(1_000);
+    store.save_outcome(&t, &first).await.unwrap();
+
+    let ids = |page: &Page<CallOutcome>| -> Vec<String> {
+        page.items.iter().map(|o| o.call_id.clone()).collect()
+    };
+    let mut all = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.recent_calls(&t, None, 3, cursor).await.unwrap();
+        assert!(page.items.len() <= 3);
+        all.extend(ids(&page));
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        all,
+        [
+            "call_0", "call_6", "call_5", "call_4", "call_3", "call_2", "call_1"
+        ]
+    );
+    assert!(pages >= 3, "{pages} pages of at most 3");
+
+    let failed = store
+        .recent_calls(&t, Some(CallState::Failed), 2, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&failed), ["call_6", "call_3"]);
+    let rest = store
+        .recent_calls(&t, Some(CallState::Failed), 2, failed.next.clone())
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), ["call_1"]);
+    // Another workspace's cursor does not open this one's calls, nor the reverse.
+    let theirs = store
+        .recent_calls(&other, None, 3, failed.next.clone())
+        .await;
+    assert!(matches!(theirs, Err(StoreError::Rejected(_))), "{theirs:?}");
+
+    // A cursor is checked, not trusted.
+    let forged = store
+        .recent_calls(&t, None, 3, Some("eyJwayI6IngifQ".into()))
+        .await;
+    assert!(matches!(forged, Err(StoreError::Rejected(_))), "{forged:?}");
+}
+
+#[tokio::test]
+async fn the_modjo_user_directory_is_replaced_whole() {
+    let env = AwsEnv::new().await;
+    let store = env.store();
+    let t = tenant();
+    let user = |id: &str| ModjoUser {
+        id: id.into(),
+        email: format!("{id}@modjo.test"),
+        name: Some(id.to_uppercase()),
+    };
+    let many: Vec<ModjoUser> = (0..60).map(|i| user(&format!("usr_{i:02}"))).collect();
+    store.replace_modjo_users(&t, &many).await.unwrap();
+    assert_eq!(store.modjo_users(&t).await.unwrap().len(), 60);
+    store
+        .replace_modjo_users(&t, &[user("usr_07"), user("usr_new")])
+        .await
+        .unwrap();
+    let left: Vec<String> = store
+        .modjo_users(&t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(left, ["usr_07", "usr_new"]);
+    assert!(store.modjo_users(&tenant()).await.unwrap().is_empty());
+}

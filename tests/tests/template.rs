@@ -130,3 +130,35 @@ fn checker_rejects_a_public_admin_route_and_a_short_visibility_timeout() {
         "{text}"
     );
 }
+
+#[test]
+fn checker_allows_only_the_settings_page_without_the_authorizer() {
+    // The page's route left to the JWT authorizer: a browser could not load it.
+    let out = check_broken(
+        "console-behind-jwt",
+        "            Path: /integrations/salesforce/console\n            Method: GET\n            Auth:\n              Authorizer: NONE\n",
+        "            Path: /integrations/salesforce/console\n            Method: GET\n",
+    );
+    let text = report(&out);
+    assert!(
+        !out.status.success(),
+        "a console route behind the JWT passed\n{text}"
+    );
+    assert!(
+        text.contains("the settings page must load without a JWT"),
+        "{text}"
+    );
+
+    // Any other public route is refused.
+    let out = check_broken(
+        "public-extra",
+        "            Path: /integrations/salesforce/console/{asset}\n",
+        "            Path: /integrations/salesforce/console-data/{asset}\n",
+    );
+    let text = report(&out);
+    assert!(!out.status.success(), "another public route passed\n{text}");
+    assert!(
+        text.contains("GET /integrations/salesforce/console-data/{asset}: must require the ModjoJwt authorizer"),
+        "{text}"
+    );
+}

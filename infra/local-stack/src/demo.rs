@@ -19,15 +19,40 @@ const ADMIN_USERNAME: &str = "admin@acme-demo.com";
 const ADMIN_PASSWORD: &str = "demo1234";
 
 /// Modjo users of the demo workspace (the reps' Modjo emails, and a new hire who
-/// has no Salesforce user yet).
-const MODJO_USERS: &[(&str, &str)] = &[
-    ("usr_sophie", "Sophie.Martin@modjo-demo.ai"),
-    ("usr_lucas", "lucas.bernard@modjo-demo.ai"),
-    ("usr_emma", "emma.dubois@modjo-demo.ai"),
-    ("usr_james", "james.miller@modjo-demo.ai"),
-    ("usr_olivia", "olivia.brown@modjo-demo.ai"),
-    ("usr_newhire", "new.hire@modjo-demo.ai"),
+/// has no Salesforce user yet): id, email, name.
+pub const MODJO_USERS: &[(&str, &str, &str)] = &[
+    ("usr_sophie", "Sophie.Martin@modjo-demo.ai", "Sophie Martin"),
+    ("usr_lucas", "lucas.bernard@modjo-demo.ai", "Lucas Bernard"),
+    ("usr_emma", "emma.dubois@modjo-demo.ai", "Emma Dubois"),
+    ("usr_james", "james.miller@modjo-demo.ai", "James Miller"),
+    ("usr_olivia", "olivia.brown@modjo-demo.ai", "Olivia Brown"),
+    ("usr_newhire", "new.hire@modjo-demo.ai", "Noah Petit"),
 ];
+
+/// What Modjo's platform does for a workspace: it keeps the integration's copy
+/// of its user directory (`PUT modjo-users`), which the settings page shows next
+/// to the Salesforce users.
+pub async fn publish_modjo_users(stack: &LocalStack, tenant: &str) -> Result<(), String> {
+    let users: Vec<Value> = MODJO_USERS
+        .iter()
+        .map(|(id, email, name)| json!({"id": id, "email": email, "name": name}))
+        .collect();
+    let url = format!("{}/integrations/salesforce/modjo-users", stack.api_url());
+    let response = Client::new()
+        .put(url)
+        .bearer_auth(stack.token(tenant, "usr_platform", "admin"))
+        .json(&json!({ "users": users }))
+        .send()
+        .await
+        .map_err(|e| format!("PUT modjo-users: {e}"))?;
+    match response.status().as_u16() {
+        200 => Ok(()),
+        s => Err(format!(
+            "PUT modjo-users: HTTP {s} {}",
+            response.text().await.unwrap_or_default()
+        )),
+    }
+}
 
 /// What the demo saw, for tests and the summary.
 #[derive(Debug, Default, Clone)]
@@ -145,7 +170,9 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         "{} active standard Salesforce users",
         users["users"].as_array().map_or(0, Vec::len)
     ));
-    let body = json!({"users": MODJO_USERS.iter().map(|(id, email)| json!({"id": id, "email": email})).collect::<Vec<_>>()});
+    publish_modjo_users(stack, TENANT).await?;
+    let directory = demo.api(Method::GET, "modjo-users", None).await?;
+    let body = json!({"users": directory["users"]});
     let matched = demo
         .api(Method::POST, "users/auto-match", Some(body))
         .await?;

@@ -2,6 +2,8 @@
 //! HTTP API (payload v2) events for integration-api and oauth-callback, checks
 //! the JWT on admin routes the way the JWT authorizer does (and puts its claims
 //! in the request context), and turns the functions' answers back into HTTP.
+//! As in template.yaml, the callback and the settings page's static routes are
+//! public; everything else needs a valid JWT.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 
@@ -20,7 +22,9 @@ use crate::functions::FunctionProcess;
 use crate::jwt::Authorizer;
 
 pub const CALLBACK_PATH: &str = "/integrations/salesforce/callback";
-pub const RETURN_PATH: &str = "/settings/integrations/salesforce";
+/// The settings page: where an admin starts, and where the callback sends the
+/// browser back.
+pub const CONSOLE_PATH: &str = "/integrations/salesforce/console";
 
 struct Gateway {
     api: Arc<FunctionProcess>,
@@ -45,7 +49,7 @@ impl GatewayServer {
     }
 }
 
-/// Binds `listener` and serves the integration routes and the return page.
+/// Binds `listener` and serves the integration routes.
 pub fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<FunctionProcess>,
@@ -60,8 +64,9 @@ pub fn serve(
     });
     let app = Router::new()
         .route(CALLBACK_PATH, get(callback_route))
+        .route(CONSOLE_PATH, get(console_route))
+        .route(&format!("{CONSOLE_PATH}/{{asset}}"), get(console_route))
         .route("/integrations/salesforce/{*proxy}", any(api_route))
-        .route(RETURN_PATH, get(return_page))
         .with_state(state);
     let task = tokio::spawn(async move {
         let _ = axum::serve(
@@ -93,6 +98,25 @@ async fn callback_route(
     invoke(&gw.callback, event).await
 }
 
+/// The settings page and its files: integration-api without the authorizer
+/// (template.yaml: `Auth: Authorizer: NONE`).
+async fn console_route(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route_key = if uri.path() == CONSOLE_PATH {
+        format!("GET {CONSOLE_PATH}")
+    } else {
+        format!("GET {CONSOLE_PATH}/{{asset}}")
+    };
+    let event = http_event(&method, &uri, &headers, &body, peer, &route_key, None);
+    invoke(&gw.api, event).await
+}
+
 async fn api_route(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -121,37 +145,6 @@ async fn api_route(
         Some(claims),
     );
     invoke(&gw.api, event).await
-}
-
-async fn return_page(uri: Uri) -> Html<String> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let (title, detail) = match query.get("salesforce").map(String::as_str) {
-        Some("connected") => (
-            "Salesforce is connected",
-            "You can close this page.".to_string(),
-        ),
-        Some("error") => (
-            "Salesforce was not connected",
-            format!(
-                "Reason: {}",
-                query.get("reason").map(String::as_str).unwrap_or("unknown")
-            ),
-        ),
-        _ => ("Modjo — Salesforce integration", String::new()),
-    };
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>{0}</h1><p>{1}</p></body></html>",
-        escape(title),
-        escape(&detail)
-    ))
 }
 
 /// An API Gateway HTTP API (payload format 2.0) event for this request.

@@ -113,23 +113,42 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         Ok(())
     };
-    if args.serve && result.is_ok() {
-        let tenant = local_stack::demo::TENANT;
-        println!(
-            "\nServing. An admin token for tenant {tenant} (12 h):\n  {}",
-            stack.token(tenant, "usr_admin", "admin")
-        );
-        println!(
-            "Try: curl -H \"Authorization: Bearer $TOKEN\" {}/integrations/salesforce/status",
-            stack.api_url()
-        );
-        println!(
-            "Connect in a browser: POST …/connect, then open the authorizeUrl it returns. Ctrl-C stops."
-        );
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let result = match result {
+        Ok(()) if args.serve => serve(&stack).await,
+        other => other,
+    };
     stack.shutdown().await;
     result
+}
+
+/// Prints the settings page's URL (signed in as an admin of the demo tenant)
+/// and what to paste into it, then runs until Ctrl-C.
+async fn serve(stack: &LocalStack) -> Result<(), String> {
+    let tenant = local_stack::demo::TENANT;
+    // The platform's user directory, as Modjo keeps it for a workspace.
+    local_stack::demo::publish_modjo_users(stack, tenant).await?;
+    println!("\nServing. Open the settings page (an admin of {tenant}, for 12 h):");
+    println!("  {}", stack.console_url(tenant, "usr_admin", "admin"));
+    if let (Some(emu), Some((_, key, secret))) = (
+        &stack.emulator,
+        stack
+            .seeded_apps
+            .iter()
+            .find(|(org, _, _)| org == local_stack::demo::ORG),
+    ) {
+        println!("The demo org's connected app, to paste into the Settings tab:");
+        println!("  consumer key     {key}");
+        println!("  consumer secret  {secret}");
+        println!("  instance URL     {}", emu.base_url());
+        println!("then Link your account and log in as admin@acme-demo.com / demo1234.");
+    }
+    println!(
+        "The API itself: curl -H \"Authorization: Bearer $TOKEN\" {}/integrations/salesforce/status",
+        stack.api_url()
+    );
+    println!("Ctrl-C stops.");
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
 }
 
 fn target_dir(root: &std::path::Path) -> PathBuf {

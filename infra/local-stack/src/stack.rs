@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::functions::{FUNCTIONS, FunctionProcess};
-use crate::gateway::{self, CALLBACK_PATH, GatewayServer, RETURN_PATH};
+use crate::gateway::{self, CALLBACK_PATH, CONSOLE_PATH, GatewayServer};
 use crate::jwt::Authorizer;
 use crate::latency::LatencyProxy;
 use crate::moto::MotoServer;
@@ -160,7 +160,8 @@ impl LocalStack {
         let mut set = |k: &str, v: String| env.push((k.to_string(), v));
         set(vars::STAGE, "local".into());
         set(vars::OAUTH_CALLBACK_URL, format!("{base}{CALLBACK_PATH}"));
-        set(vars::MODJO_RETURN_URL, format!("{base}{RETURN_PATH}"));
+        // Back to the settings page, which says how linking the account went.
+        set(vars::MODJO_RETURN_URL, format!("{base}{CONSOLE_PATH}"));
         set(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -272,6 +273,17 @@ impl LocalStack {
 
     pub fn moto_endpoint(&self) -> Option<&str> {
         self.moto.as_ref().map(MotoServer::endpoint)
+    }
+
+    /// The settings page, signed in as `user` of `tenant`: the token travels in
+    /// the URL fragment, which the browser never sends to a server (nor in a
+    /// Referer), and the page moves it to its tab's session storage at once.
+    pub fn console_url(&self, tenant: &str, user: &str, role: &str) -> String {
+        format!(
+            "{}{CONSOLE_PATH}#token={}",
+            self.api_url(),
+            self.token(tenant, user, role)
+        )
     }
 
     /// A JWT as Modjo's identity provider would issue it.

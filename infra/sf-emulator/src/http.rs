@@ -296,10 +296,10 @@ async fn route(shared: &Arc<Shared>, req: Req) -> Resp {
         return rest::handle(shared, &req, rest_path).await;
     }
     if path == "/" {
-        return Resp::html(
-            200,
-            "<!doctype html><title>Salesforce emulator</title><p>Salesforce org emulator. See <code>/__emulator/orgs</code>.</p>".into(),
-        );
+        return crate::ui::login(shared, &req);
+    }
+    if path.starts_with("/lightning/") {
+        return crate::ui::record_page(shared, &req);
     }
     Resp::not_found()
 }

@@ -39,6 +39,7 @@ pub mod soql;
 pub mod sosl;
 pub mod store;
 pub mod time;
+pub mod ui;
 pub mod versions;
 pub mod world;
 

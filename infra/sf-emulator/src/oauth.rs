@@ -259,7 +259,9 @@ pub fn authorize(shared: &Arc<Shared>, req: &Req) -> Resp {
             Some("Your access is disabled. Contact your site administrator."),
         );
     }
-    grant_code(&mut world, org, app, user, &p)
+    // Logging in here opens a user-interface session too, as on Salesforce.
+    let cookie = crate::ui::open_session(&mut world, crate::world::UiSession { org, user });
+    grant_code(&mut world, org, app, user, &p).header("Set-Cookie", &cookie)
 }
 
 fn pkce_ok(verifier: Option<&str>, challenge: &str) -> bool {

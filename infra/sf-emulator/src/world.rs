@@ -394,11 +394,22 @@ pub struct World {
     pub refresh: HashMap<String, RefreshToken>,
     /// Authorization codes.
     pub codes: HashMap<String, AuthCode>,
+    /// User interface sessions (the `sid` cookie of a browser that logged in).
+    pub ui_sessions: HashMap<String, UiSession>,
     refresh_seq: u64,
     /// Seed applied at start (re-applied by reset).
     pub initial_seed: Option<SeedFile>,
     /// Default daily allocation of new orgs.
     pub default_api_limit: u64,
+}
+
+/// A browser logged in to an org's user interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiSession {
+    /// Org index.
+    pub org: usize,
+    /// The user.
+    pub user: RecordId,
 }
 
 /// Random alphanumeric string.
@@ -473,6 +484,7 @@ impl World {
             access: HashMap::new(),
             refresh: HashMap::new(),
             codes: HashMap::new(),
+            ui_sessions: HashMap::new(),
             refresh_seq: 0,
             initial_seed: None,
             default_api_limit,

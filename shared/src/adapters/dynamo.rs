@@ -7,6 +7,7 @@
 //! | connection        | `T#<tenant>`                | `CONNECTION`              | `STATUS#<status>` / `T#<tenant>` |
 //! | audit entry       | `T#<tenant>`                | `AUDIT#<millis>#<rand>`   |                            |
 //! | user mapping      | `T#<tenant>`                | `USERMAP#<modjoUserId>`   |                            |
+//! | Modjo user        | `T#<tenant>`                | `MODJOUSER#<modjoUserId>` |                            |
 //! | sync cursor       | `T#<tenant>`                | `CURSOR#<object>`         |                            |
 //! | sync status       | `T#<tenant>`                | `SYNCSTATUS#<object>`     |                            |
 //! | CDC replay id     | `T#<tenant>`                | `REPLAY#<topic>`          |                            |
@@ -17,6 +18,10 @@
 //! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
 //! | comment state     | `C#<tenant>#<callId>`       | `CSTATE`                  |                            |
+//!
+//! Call outcomes are also in the second index, `gsi2`: `CALLS#<tenant>` /
+//! `<updatedAt, ISO 8601 UTC in milliseconds>#<callId>`, which lists a tenant's
+//! calls newest first (the settings page's Calls tab).
 //!
 //! Records, index values and calls each get their own partition key, so a tenant's
 //! million-record backfill spreads over a million partitions instead of one.
@@ -59,8 +64,8 @@ use serde::de::DeserializeOwned;
 use super::{backoff, map_sdk_error};
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
-    IndexKey, Lease, MappingSource, PendingAuthorization, StoredComment, SyncCursor, SyncStatus,
-    TenantId, UserMapping,
+    IndexKey, Lease, MappingSource, ModjoUser, PendingAuthorization, StoredComment, SyncCursor,
+    SyncStatus, TenantId, UserMapping,
 };
 use crate::ports::{
     CallClaim, CallStore, ClaimResult, CommentStore, ConnectionStore, CursorStore, LeaseStore,
@@ -72,6 +77,9 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
 pub const TTL: &str = "ttl";
 
 /// BatchWriteItem takes at most 25 requests; BatchGetItem at most 100 keys.
@@ -93,6 +101,8 @@ const LOOKUP_CONCURRENCY: usize = 16;
 pub const COMPRESS_MESSAGE_OVER: usize = 1024;
 /// A stored message never decompresses beyond this (SQS's own ceiling is 1 MiB).
 const MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+/// Index pages read at most to fill one page of a filtered call listing.
+const MAX_LIST_READS: usize = 5;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -113,6 +123,10 @@ mod keys {
     }
     pub fn user_mapping(modjo_user_id: &str) -> String {
         format!("USERMAP#{modjo_user_id}")
+    }
+    pub const MODJO_USER_PREFIX: &str = "MODJOUSER#";
+    pub fn modjo_user(modjo_user_id: &str) -> String {
+        format!("{MODJO_USER_PREFIX}{modjo_user_id}")
     }
     pub fn cursor(object: &str) -> String {
         format!("CURSOR#{object}")
@@ -150,6 +164,17 @@ mod keys {
         format!("WAITING#{t}")
     }
     pub const COMMENT_STATE: &str = "CSTATE";
+    pub fn calls(t: &TenantId) -> String {
+        format!("CALLS#{t}")
+    }
+    /// Sorts by last update, then call id: ISO 8601 in UTC with a fixed number of
+    /// digits orders as time does.
+    pub fn call_listing(updated_at: DateTime<Utc>, call_id: &str) -> String {
+        format!(
+            "{}#{call_id}",
+            updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -632,6 +657,15 @@ fn action_size(action: &TransactWriteItem) -> usize {
     512
 }
 
+/// The key of an item of the call listing (table and `gsi2` keys): where a
+/// following query starts.
+fn listing_key(item: &Item) -> Item {
+    item.iter()
+        .filter(|(k, _)| [PK, SK, GSI2_PK, GSI2_SK].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn key_signature(key: &Item) -> (String, String) {
     let part = |name: &str| match key.get(name) {
         Some(AttributeValue::S(v)) => v.clone(),
@@ -682,7 +716,7 @@ fn decode_page_token(token: &str) -> StoreResult<Item> {
     let bad = || StoreError::Rejected("invalid page token".into());
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let allowed = [PK, SK, GSI1_PK, GSI1_SK];
+    let allowed = [PK, SK, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK];
     if plain.keys().any(|k| !allowed.contains(&k.as_str())) {
         return Err(bad());
     }
@@ -699,7 +733,9 @@ fn unless_conflict<T>(result: StoreResult<T>) -> StoreResult<Option<T>> {
 }
 
 /// The stored form of a call outcome: its keys, the claim expiry as a number, the
-/// listing it belongs to (waiting, comments pending), the message compressed.
+/// listings it belongs to (`gsi1` while it waits or has comments to show, always
+/// `gsi2`: the tenant's calls by last update), the message compressed. Every write
+/// of a whole outcome builds its item here.
 fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
     let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
     if let Some(until) = outcome.claimed_until {
@@ -716,6 +752,12 @@ fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
         item.insert(GSI1_PK.into(), s(gsi_pk));
         item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
     }
+    // Always in the tenant's calls by last update (the settings page's Calls tab).
+    item.insert(GSI2_PK.into(), s(keys::calls(tenant)));
+    item.insert(
+        GSI2_SK.into(),
+        s(keys::call_listing(outcome.updated_at, &outcome.call_id)),
+    );
     if let Some(message) = outcome.message.as_deref() {
         if message.len() > COMPRESS_MESSAGE_OVER {
             item.remove("message");
@@ -769,7 +811,8 @@ fn claim_action(
         .set_key(Some(key(keys::call(tenant, &claim.call_id), keys::OUTCOME)))
         .update_expression(
             "SET #state = :in_progress, claimedUntil = :until, claimedUntilMs = :until_ms, \
-             updatedAt = :now, callId = :call_id, version = :version REMOVE gsi1pk, gsi1sk",
+             updatedAt = :now, callId = :call_id, version = :version, \
+             gsi2pk = :listing, gsi2sk = :listing_sk REMOVE gsi1pk, gsi1sk",
         )
         .condition_expression(
             "attribute_not_exists(pk) OR (NOT #state IN (:created, :enriched, :unmatched) \
@@ -786,6 +829,8 @@ fn claim_action(
         .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
         .expression_attribute_values(":call_id", s(claim.call_id.clone()))
         .expression_attribute_values(":version", n(claim.version as i64))
+        .expression_attribute_values(":listing", s(keys::calls(tenant)))
+        .expression_attribute_values(":listing_sk", s(keys::call_listing(now, &claim.call_id)))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
         .map_err(|e| StoreError::Rejected(format!("claim: {e}")))?;
@@ -931,6 +976,32 @@ impl UserMappingStore for DynamoStore {
 
     async fn list_mappings(&self, tenant: &TenantId) -> StoreResult<Vec<UserMapping>> {
         self.query_partition(keys::tenant(tenant), Some("USERMAP#"))
+            .await
+    }
+
+    async fn replace_modjo_users(&self, tenant: &TenantId, users: &[ModjoUser]) -> StoreResult<()> {
+        let keep: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let mut requests = Vec::with_capacity(users.len());
+        for old in self.modjo_users(tenant).await? {
+            if !keep.contains(old.id.as_str()) {
+                requests.push(delete_request(key(
+                    keys::tenant(tenant),
+                    keys::modjo_user(&old.id),
+                ))?);
+            }
+        }
+        for user in users {
+            requests.push(put_request(keyed(
+                user,
+                keys::tenant(tenant),
+                keys::modjo_user(&user.id),
+            )?)?);
+        }
+        self.batch_write(requests).await
+    }
+
+    async fn modjo_users(&self, tenant: &TenantId) -> StoreResult<Vec<ModjoUser>> {
+        self.query_partition(keys::tenant(tenant), Some(keys::MODJO_USER_PREFIX))
             .await
     }
 
@@ -1257,6 +1328,78 @@ impl CallStore for DynamoStore {
             .await)
     }
 
+    async fn recent_calls(
+        &self,
+        tenant: &TenantId,
+        state: Option<CallState>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let limit = limit.max(1);
+        let listing = keys::calls(tenant);
+        let own_prefix = keys::call(tenant, "");
+        let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
+        // A cursor is this listing's key, of this tenant, or nothing.
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if k.len() != 4
+                || text(GSI2_PK) != listing
+                || !text(PK).starts_with(&own_prefix)
+                || text(SK) != keys::OUTCOME
+                || text(GSI2_SK).is_empty()
+            {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
+        let mut found: Vec<Item> = Vec::with_capacity(limit);
+        for _ in 0..MAX_LIST_READS {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("gsi2pk = :g")
+                .expression_attribute_values(":g", s(listing.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            if let Some(state) = state {
+                q = q
+                    .filter_expression("#state = :state")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":state", s(state.as_str()));
+            }
+            let out = q
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query (gsi2)", e))?;
+            found.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if found.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        // Full page: the next one starts after its last call (it may be empty).
+        // Short page: after the last key read, when the index goes on.
+        let next = match (found.len() >= limit, found.last(), &start) {
+            (true, Some(last), _) => Some(listing_key(last)),
+            (_, _, Some(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let items = found
+            .into_iter()
+            .take(limit)
+            .map(outcome_from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            items,
+            next: next.map(|k| encode_page_token(&k)).transpose()?,
+        })
+    }
+
     async fn waiting_calls(
         &self,
         tenant: &TenantId,
@@ -1426,7 +1569,7 @@ impl OAuthStateStore for DynamoStore {
     }
 }
 
-/// Creates the table as `template.yaml` declares it (pk/sk, gsi1, TTL on `ttl`,
+/// Creates the table as `template.yaml` declares it (pk/sk, gsi1, gsi2, TTL on `ttl`,
 /// on-demand). Used by tests and the local stack against moto.
 pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
     let attr = |name: &str| {
@@ -1443,17 +1586,19 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
             .build()
             .map_err(|e| StoreError::Rejected(e.to_string()))
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key_elem(GSI1_PK, KeyType::Hash)?)
-        .key_schema(key_elem(GSI1_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let gsi = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key_elem(pk, KeyType::Hash)?)
+            .key_schema(key_elem(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))
+    };
     client
         .create_table()
         .table_name(table)
@@ -1462,9 +1607,12 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         .attribute_definitions(attr(SK)?)
         .attribute_definitions(attr(GSI1_PK)?)
         .attribute_definitions(attr(GSI1_SK)?)
+        .attribute_definitions(attr(GSI2_PK)?)
+        .attribute_definitions(attr(GSI2_SK)?)
         .key_schema(key_elem(PK, KeyType::Hash)?)
         .key_schema(key_elem(SK, KeyType::Range)?)
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(gsi(GSI1, GSI1_PK, GSI1_SK)?)
+        .global_secondary_indexes(gsi(GSI2, GSI2_PK, GSI2_SK)?)
         .send()
         .await
         .map_err(|e| map_sdk_error("CreateTable", e))?;

@@ -2,6 +2,7 @@
 //! the admin and read routes of integration-api, and the public OAuth callback.
 
 pub mod callback;
+pub mod console;
 pub mod routes;
 
 use lambda_http::request::RequestContext;
@@ -22,12 +23,18 @@ pub const ADMIN_ROLE: &str = "admin";
 const MAX_BODY: usize = 256 * 1024;
 
 /// An error answered to the caller: a status, a stable code and a message that
-/// never carries a secret or an internal detail.
+/// never carries a secret or an internal detail; for a refused value, the field
+/// and a stable reason (so that a page can say it next to the field, in the
+/// admin's language).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    pub field: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    /// Seconds before asking again (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -36,18 +43,25 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+            reason: None,
+            retry_after: (status == 503).then_some(30),
         }
     }
 
     pub fn response(&self) -> Response<Body> {
-        let mut response = json_response(
-            self.status,
-            &json!({ "error": self.code, "message": self.message }),
-        );
-        if self.status == 503 {
-            response
-                .headers_mut()
-                .insert("retry-after", http::HeaderValue::from_static("30"));
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        if let Some(reason) = self.reason {
+            body["reason"] = json!(reason);
+        }
+        let mut response = json_response(self.status, &body);
+        if let Some(seconds) = self.retry_after {
+            if let Ok(v) = http::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert("retry-after", v);
+            }
         }
         response
     }
@@ -56,9 +70,20 @@ impl ApiError {
 impl From<ConnectError> for ApiError {
     fn from(e: ConnectError) -> Self {
         match &e {
-            ConnectError::Invalid { .. } => ApiError::new(400, "invalid_request", e.to_string()),
+            ConnectError::Invalid { field, reason, .. } => ApiError {
+                field: Some(field),
+                reason: Some(reason),
+                ..ApiError::new(400, "invalid_request", e.to_string())
+            },
             ConnectError::Conflict(m) => ApiError::new(409, "conflict", m.clone()),
             ConnectError::NotFound(m) => ApiError::new(404, "not_found", m.clone()),
+            ConnectError::TooSoon {
+                message,
+                retry_after,
+            } => ApiError {
+                retry_after: Some(*retry_after),
+                ..ApiError::new(429, "too_many_requests", message.clone())
+            },
             ConnectError::Salesforce(_) | ConnectError::Store(_) => {
                 tracing::error!(error = %e, class = %e.class(), "request failed");
                 match e.class() {

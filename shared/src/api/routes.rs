@@ -1,20 +1,125 @@
-//! integration-api: the admin and read routes under `/integrations/salesforce/`.
-//! The tenant always comes from the verified claims, never from the path or body.
+//! integration-api: the admin and read routes under `/integrations/salesforce/`,
+//! and the settings page (public, static). The tenant always comes from the
+//! verified claims, never from the path or body.
+//!
+//! [`ROUTES`] lists every route: the router dispatches on it, and the contract
+//! test holds `docs/openapi.yaml` to it.
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{ApiError, actor, json_body, json_response, route_segments};
+use super::{ApiError, actor, console, json_body, json_response, route_segments};
 use crate::app::{App, Store};
-use crate::connect::ConnectError;
-use crate::connect::{ModjoUser, SettingsInput};
-use crate::ports::SecretStore;
+use crate::connect::{ConnectError, SettingsInput};
+use crate::domain::{CallState, ModjoUser};
+use crate::ports::{JobQueue, SecretStore};
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Console,
+    ConsoleAsset,
+    GetSettings,
+    PutSettings,
+    Connect,
+    GetStatus,
+    GetUsers,
+    AutoMatch,
+    GetModjoUsers,
+    PutModjoUsers,
+    GetMappings,
+    PutMapping,
+    DeleteMapping,
+    DeleteConnection,
+    GetSync,
+    RequestSync,
+    ListCalls,
+    GetCall,
+    GetRecord,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (API Gateway routes it without the authorizer): static files only.
+    Public,
+    /// Any user of the workspace (the authorizer's claims).
+    Member,
+    /// A workspace admin (`role: admin`).
+    Admin,
+}
+
+/// A route: method and path below `/integrations/salesforce/`, where `{name}`
+/// stands for one path segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub op: Op,
+    pub access: Access,
+}
+
+const fn r(method: &'static str, path: &'static str, op: Op, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        op,
+        access,
+    }
+}
+
+use Access::{Admin, Member, Public};
+
+/// Every route integration-api serves.
+pub const ROUTES: &[Route] = &[
+    r("GET", "console", Op::Console, Public),
+    r("GET", "console/{asset}", Op::ConsoleAsset, Public),
+    r("GET", "settings", Op::GetSettings, Admin),
+    r("PUT", "settings", Op::PutSettings, Admin),
+    r("POST", "connect", Op::Connect, Admin),
+    r("GET", "status", Op::GetStatus, Member),
+    r("GET", "users", Op::GetUsers, Admin),
+    r("POST", "users/auto-match", Op::AutoMatch, Admin),
+    r("GET", "modjo-users", Op::GetModjoUsers, Admin),
+    r("PUT", "modjo-users", Op::PutModjoUsers, Admin),
+    r("GET", "mappings", Op::GetMappings, Admin),
+    r("PUT", "mappings/{modjoUserId}", Op::PutMapping, Admin),
+    r("DELETE", "mappings/{modjoUserId}", Op::DeleteMapping, Admin),
+    r("DELETE", "connection", Op::DeleteConnection, Admin),
+    r("GET", "sync", Op::GetSync, Member),
+    r("POST", "sync", Op::RequestSync, Admin),
+    r("GET", "calls", Op::ListCalls, Member),
+    r("GET", "calls/{callId}", Op::GetCall, Member),
+    r("GET", "records/{recordId}", Op::GetRecord, Member),
+];
+
+/// The route `method` and `segments` name, with the values of its `{…}` segments.
+pub fn find<'a>(method: &str, segments: &'a [String]) -> Option<(Route, Vec<&'a str>)> {
+    ROUTES.iter().find_map(|route| {
+        if route.method != method {
+            return None;
+        }
+        let pattern: Vec<&str> = route.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, s) in pattern.iter().zip(segments) {
+            if p.starts_with('{') {
+                params.push(s.as_str());
+            } else if p != s {
+                return None;
+            }
+        }
+        Some((*route, params))
+    })
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AutoMatchBody {
+struct UsersBody {
     users: Vec<ModjoUser>,
 }
 
@@ -25,12 +130,17 @@ struct MappingBody {
 }
 
 /// Serves one request. Errors are answered as JSON with a stable code.
-pub async fn handle<S: Store, K: SecretStore>(app: &App<S, K>, request: Request) -> Response<Body> {
+/// `sync_jobs` receives the syncs an admin asks for.
+pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+    app: &App<S, K>,
+    sync_jobs: &Q,
+    request: Request,
+) -> Response<Body> {
     let method = request.method().as_str().to_string();
     let segments = route_segments(&request);
     let span = tracing::info_span!("request", method = %method, path = %segments.join("/"), tenant_id = tracing::field::Empty);
     async {
-        let response = route(app, &method, &segments, &request)
+        let response = route(app, sync_jobs, &method, &segments, &request)
             .await
             .unwrap_or_else(|e| e.response());
         tracing::info!(status = response.status().as_u16(), "answered");
@@ -40,83 +150,109 @@ pub async fn handle<S: Store, K: SecretStore>(app: &App<S, K>, request: Request)
     .await
 }
 
-async fn route<S: Store, K: SecretStore>(
+async fn route<S: Store, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
+    sync_jobs: &Q,
     method: &str,
     segments: &[String],
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let admin = |request: &Request| {
-        let a = actor(request, true)?;
-        tracing::Span::current().record("tenant_id", a.tenant.as_str());
-        Ok::<_, ApiError>(a)
+    let Some((route, params)) = find(method, segments) else {
+        return Err(ApiError::new(404, "not_found", "no such route"));
     };
-    let member = |request: &Request| {
-        let a = actor(request, false)?;
-        tracing::Span::current().record("tenant_id", a.tenant.as_str());
-        Ok::<_, ApiError>(a)
+    let param = |i: usize| params.get(i).copied().unwrap_or_default();
+    // The caller is checked before anything else the route does.
+    let caller = match route.access {
+        Access::Public => None,
+        access => {
+            let a = actor(request, access == Access::Admin)?;
+            tracing::Span::current().record("tenant_id", a.tenant.as_str());
+            Some(a)
+        }
     };
-    match (method, path.as_slice()) {
-        ("GET", ["settings"]) => {
-            let a = admin(request)?;
+    let who = || {
+        caller
+            .clone()
+            .ok_or_else(|| ApiError::new(500, "internal", "internal error"))
+    };
+    let query = request.query_string_parameters();
+    match route.op {
+        Op::Console => Ok(console::page(request)),
+        Op::ConsoleAsset => console::asset(param(0), request),
+        Op::GetSettings => {
+            let a = who()?;
             Ok(json_response(200, &app.settings(&a.tenant).await?))
         }
-        ("PUT", ["settings"]) => {
-            let a = admin(request)?;
+        Op::PutSettings => {
+            let a = who()?;
             let input: SettingsInput = json_body(request)?;
             Ok(json_response(200, &app.save_settings(&a, input).await?))
         }
-        ("POST", ["connect"]) => {
-            let a = admin(request)?;
-            let force = request.query_string_parameters().first("force") == Some("true");
+        Op::Connect => {
+            let a = who()?;
+            let force = query.first("force") == Some("true");
             let url = app.start_connect(&a, force).await?;
             Ok(json_response(200, &json!({ "authorizeUrl": url.as_str() })))
         }
-        ("GET", ["status"]) => {
-            let a = member(request)?;
+        Op::GetStatus => {
+            let a = who()?;
             Ok(json_response(200, &app.status(&a.tenant).await?))
         }
-        ("GET", ["users"]) => {
-            let a = admin(request)?;
+        Op::GetUsers => {
+            let a = who()?;
             Ok(json_response(
                 200,
                 &json!({ "users": app.salesforce_users(&a.tenant).await? }),
             ))
         }
-        ("POST", ["users", "auto-match"]) => {
-            let a = admin(request)?;
-            let body: AutoMatchBody = json_body(request)?;
+        Op::AutoMatch => {
+            let a = who()?;
+            let body: UsersBody = json_body(request)?;
             Ok(json_response(200, &app.auto_match(&a, body.users).await?))
         }
-        ("GET", ["mappings"]) => {
-            let a = admin(request)?;
+        Op::GetModjoUsers => {
+            let a = who()?;
+            Ok(json_response(
+                200,
+                &json!({ "users": app.modjo_users(&a.tenant).await? }),
+            ))
+        }
+        Op::PutModjoUsers => {
+            let a = who()?;
+            let body: UsersBody = json_body(request)?;
+            Ok(json_response(
+                200,
+                &json!({ "users": app.replace_modjo_users(&a, body.users).await? }),
+            ))
+        }
+        Op::GetMappings => {
+            let a = who()?;
             Ok(json_response(
                 200,
                 &json!({ "mappings": app.mappings(&a.tenant).await? }),
             ))
         }
-        ("PUT", ["mappings", modjo_user_id]) => {
-            let a = admin(request)?;
+        Op::PutMapping => {
+            let a = who()?;
             let body: MappingBody = json_body(request)?;
             Ok(json_response(
                 200,
-                &app.set_mapping(&a, modjo_user_id, &body.sf_user_id).await?,
+                &app.set_mapping(&a, param(0), &body.sf_user_id).await?,
             ))
         }
-        ("DELETE", ["mappings", modjo_user_id]) => {
-            let a = admin(request)?;
-            app.delete_mapping(&a, modjo_user_id).await?;
+        Op::DeleteMapping => {
+            let a = who()?;
+            app.delete_mapping(&a, param(0)).await?;
             Ok(json_response(200, &json!({ "deleted": true })))
         }
-        ("DELETE", ["connection"]) => {
-            let a = admin(request)?;
+        Op::DeleteConnection => {
+            let a = who()?;
             app.disconnect(&a).await?;
             Ok(json_response(200, &json!({ "status": "disconnected" })))
         }
-        ("GET", ["sync"]) => {
-            let a = member(request)?;
-            let view = crate::read::sync_view(&app.store, &a.tenant)
+        Op::GetSync => {
+            let a = who()?;
+            let view = crate::read::sync_view(&app.store, &a.tenant, &app.config.budget)
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| {
@@ -128,32 +264,141 @@ async fn route<S: Store, K: SecretStore>(
                 })?;
             Ok(json_response(200, &view))
         }
-        ("GET", ["calls", call_id]) => {
-            let a = member(request)?;
-            let view = crate::read::call_view(&app.store, &a.tenant, call_id)
+        Op::RequestSync => {
+            let a = who()?;
+            let at = app.request_sync(&a, sync_jobs).await?;
+            Ok(json_response(202, &json!({ "requestedAt": at })))
+        }
+        Op::ListCalls => {
+            let a = who()?;
+            let state = match query.first("state").filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(CallState::parse(s).ok_or_else(|| ApiError {
+                    field: Some("state"),
+                    reason: Some("format"),
+                    ..ApiError::new(400, "invalid_request", format!("unknown call state {s:?}"))
+                })?),
+            };
+            let limit = match query.first("limit") {
+                None => 25,
+                Some(l) => l
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=crate::read::MAX_CALLS_PAGE).contains(l))
+                    .ok_or_else(|| ApiError {
+                        field: Some("limit"),
+                        reason: Some("format"),
+                        ..ApiError::new(
+                            400,
+                            "invalid_request",
+                            format!("limit is 1 to {}", crate::read::MAX_CALLS_PAGE),
+                        )
+                    })?,
+            };
+            let cursor = query
+                .first("cursor")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            let view = crate::read::calls_view(&app.store, &a.tenant, state, limit, cursor)
+                .await
+                .map_err(|e| match e {
+                    crate::ports::StoreError::Rejected(m) if m == "invalid page token" => {
+                        ApiError {
+                            field: Some("cursor"),
+                            reason: Some("format"),
+                            ..ApiError::new(400, "invalid_request", "invalid cursor")
+                        }
+                    }
+                    other => store_error(other),
+                })?;
+            Ok(json_response(200, &view))
+        }
+        Op::GetCall => {
+            let a = who()?;
+            let view = crate::read::call_view(&app.store, &a.tenant, param(0))
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::new(404, "not_found", "no such call"))?;
             Ok(json_response(200, &view))
         }
-        ("GET", ["records", id]) => {
-            let a = member(request)?;
-            let limit = request
-                .query_string_parameters()
+        Op::GetRecord => {
+            let a = who()?;
+            let limit = query
                 .first("timelineLimit")
                 .and_then(|l| l.parse::<usize>().ok())
                 .unwrap_or(50)
                 .clamp(1, 500);
-            let view = crate::read::record_view(&app.store, &a.tenant, id, limit)
+            let view = crate::read::record_view(&app.store, &a.tenant, param(0), limit)
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::new(404, "not_found", "no such record"))?;
             Ok(json_response(200, &view))
         }
-        _ => Err(ApiError::new(404, "not_found", "no such route")),
     }
 }
 
 fn store_error(e: crate::ports::StoreError) -> ApiError {
     ApiError::from(ConnectError::Store(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn routes_match_exactly_one_way() {
+        let op = |method: &str, path: &str| {
+            let segments = segs(path);
+            find(method, &segments)
+                .map(|(r, p)| (r.op, p.into_iter().map(str::to_string).collect::<Vec<_>>()))
+        };
+        let s = "mappings/usr_1";
+        assert_eq!(op("PUT", s), Some((Op::PutMapping, vec!["usr_1".into()])));
+        assert_eq!(
+            op("DELETE", s),
+            Some((Op::DeleteMapping, vec!["usr_1".into()]))
+        );
+        assert_eq!(op("GET", s), None);
+        assert_eq!(op("GET", "calls").map(|f| f.0), Some(Op::ListCalls));
+        assert_eq!(op("GET", "calls/c1").map(|f| f.0), Some(Op::GetCall));
+        assert_eq!(op("GET", "calls/c1/x"), None);
+        assert_eq!(op("GET", "console").map(|f| f.0), Some(Op::Console));
+        assert_eq!(op("POST", "console"), None);
+        assert_eq!(op("GET", ""), None);
+    }
+
+    #[test]
+    fn only_the_page_is_public() {
+        for route in ROUTES {
+            assert_eq!(
+                route.access == Access::Public,
+                route.path == "console" || route.path.starts_with("console/"),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn no_two_routes_overlap() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                let same = a.method == b.method
+                    && a.path.split('/').count() == b.path.split('/').count()
+                    && a.path
+                        .split('/')
+                        .zip(b.path.split('/'))
+                        .all(|(x, y)| x == y || x.starts_with('{') || y.starts_with('{'));
+                assert!(!same, "{} {} overlaps {}", a.method, a.path, b.path);
+            }
+        }
+    }
 }

@@ -16,15 +16,15 @@ use url::Url;
 use crate::app::{App, Store, update_connection};
 use crate::domain::normalize;
 use crate::domain::{
-    AuditEntry, Connection, ConnectionStatus, MappingSource, PendingAuthorization, TenantId,
-    UserMapping,
+    AuditEntry, Connection, ConnectionStatus, MappingSource, ModjoUser, PendingAuthorization,
+    TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials};
 use crate::salesforce::id::same_id;
 use crate::salesforce::instance::SANDBOX_LOGIN_HOST;
 use crate::salesforce::soql::{Cond, Order, Select};
-use crate::salesforce::{InstanceUrlError, SalesforceError};
+use crate::salesforce::{InstanceUrlError, SalesforceError, SalesforceOrigin};
 use state::{StateClaims, StateError};
 
 /// Time allowed for Salesforce calls made while serving an admin request.
@@ -42,12 +42,18 @@ pub enum ConnectError {
     #[error("{field}: {message}")]
     Invalid {
         field: &'static str,
+        /// A stable code of what is wrong (`format`, `required`, `not_https`, …),
+        /// so that a page can say it in the admin's language.
+        reason: &'static str,
         message: String,
     },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// Asked again too soon; may be asked again after this many seconds.
+    #[error("{message}")]
+    TooSoon { message: String, retry_after: u64 },
     #[error(transparent)]
     Salesforce(#[from] SalesforceError),
     #[error(transparent)]
@@ -55,17 +61,34 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    fn invalid(field: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
         ConnectError::Invalid {
             field,
+            reason,
             message: message.into(),
         }
+    }
+
+    /// A refused Salesforce URL typed into `field`.
+    fn url(field: &'static str, e: &InstanceUrlError) -> Self {
+        let reason = match e {
+            InstanceUrlError::Unparseable => "unparseable",
+            InstanceUrlError::NotHttps => "not_https",
+            InstanceUrlError::HasCredentials => "has_credentials",
+            InstanceUrlError::IpLiteral => "ip_literal",
+            InstanceUrlError::TrailingDot => "trailing_dot",
+            InstanceUrlError::NonDefaultPort => "non_default_port",
+            InstanceUrlError::NotSalesforce(_) => "not_salesforce",
+            #[allow(unreachable_patterns)]
+            _ => "invalid_url",
+        };
+        ConnectError::invalid(field, reason, e.to_string())
     }
 }
 
 impl From<InstanceUrlError> for ConnectError {
     fn from(e: InstanceUrlError) -> Self {
-        ConnectError::invalid("instanceUrl", e.to_string())
+        ConnectError::url("instanceUrl", &e)
     }
 }
 
@@ -75,6 +98,7 @@ impl Classify for ConnectError {
             ConnectError::Invalid { .. }
             | ConnectError::Conflict(_)
             | ConnectError::NotFound(_) => ErrorClass::Permanent,
+            ConnectError::TooSoon { .. } => ErrorClass::Retryable,
             ConnectError::Salesforce(e) => e.class(),
             ConnectError::Store(e) => e.class(),
         }
@@ -106,6 +130,9 @@ pub struct SettingsInput {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsView {
+    /// What was normalised in the values just saved (only in the answer to a save).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<SettingsNotice>,
     pub consumer_key: String,
     pub consumer_secret_set: bool,
     pub instance_url: String,
@@ -147,6 +174,17 @@ pub struct ApiUsageView {
     pub observed_at: DateTime<Utc>,
 }
 
+impl From<crate::domain::ApiUsage> for ApiUsageView {
+    fn from(u: crate::domain::ApiUsage) -> Self {
+        Self {
+            used: u.used,
+            max: u.max,
+            percent: u.percent_shown(),
+            observed_at: u.observed_at,
+        }
+    }
+}
+
 /// An active, standard Salesforce user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SalesforceUser {
@@ -160,13 +198,56 @@ pub struct SalesforceUser {
     pub username: Option<String>,
 }
 
-/// A Modjo user to match.
-#[derive(Debug, Clone, Deserialize)]
+/// What saving the settings changed in what the admin typed (shown back in
+/// plain words: the admin must recognise the host that will be used).
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ModjoUser {
-    pub id: String,
-    pub email: String,
+pub struct SettingsNotice {
+    pub field: &'static str,
+    /// `lightning_host` (a Lightning UI host mapped to its API host),
+    /// `host_changed` (another host is used), `origin_only` (path, query or
+    /// case dropped; https assumed).
+    pub reason: &'static str,
+    pub from: String,
+    pub to: String,
 }
+
+/// How `raw`, as typed, became `origin`; `None` when it was already the origin.
+pub fn normalisation_notice(
+    field: &'static str,
+    raw: &str,
+    origin: &SalesforceOrigin,
+) -> Option<SettingsNotice> {
+    let typed = raw.trim();
+    if typed.trim_end_matches('/') == origin.as_str() {
+        return None;
+    }
+    let with_scheme = if typed.contains("://") {
+        typed.to_string()
+    } else {
+        format!("https://{typed}")
+    };
+    let typed_host = Url::parse(&with_scheme)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let reason = if typed_host == origin.host() {
+        "origin_only"
+    } else if typed_host.ends_with(".lightning.force.com") {
+        "lightning_host"
+    } else {
+        "host_changed"
+    };
+    Some(SettingsNotice {
+        field,
+        reason,
+        from: typed.to_string(),
+        to: origin.as_str().to_string(),
+    })
+}
+
+/// Most Modjo users one request (or the directory) may name.
+pub const MAX_MODJO_USERS: usize = 5_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -286,6 +367,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         {
             return Err(ConnectError::invalid(
                 "consumerKey",
+                "format",
                 "a consumer key is 1-256 characters without spaces",
             ));
         }
@@ -296,13 +378,13 @@ impl<S: Store, K: SecretStore> App<S, K> {
             (Some(login), _) if !login.trim().is_empty() => {
                 let typed = hosts
                     .org_address(login)
-                    .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?;
+                    .map_err(|e| ConnectError::url("loginUrl", &e))?;
                 notes.extend(typed.notes);
                 typed.login
             }
             (_, true) => hosts
                 .origin(SANDBOX_LOGIN_HOST)
-                .map_err(|e| ConnectError::invalid("loginUrl", e.to_string()))?,
+                .map_err(|e| ConnectError::url("loginUrl", &e))?,
             // A My Domain serves the OAuth endpoints of its org; a pod's address
             // signs in at Salesforce's login host.
             _ => address.login,
@@ -315,18 +397,24 @@ impl<S: Store, K: SecretStore> App<S, K> {
             Some(_) => {
                 return Err(ConnectError::invalid(
                     "phoneRegion",
+                    "format",
                     "expected an ISO 3166 country code such as FR",
                 ));
             }
         };
-        if let Some(owner) = &input.default_owner_id {
-            if !valid_sf_id(owner, "005") {
+        // Absent: kept; empty: cleared (the connected user owns unmapped hosts' calls).
+        let default_owner = match input.default_owner_id.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(owner) if valid_sf_id(owner, "005") => Some(Some(owner.to_string())),
+            Some(_) => {
                 return Err(ConnectError::invalid(
                     "defaultOwnerId",
+                    "format",
                     "expected a Salesforce user id (005…)",
                 ));
             }
-        }
+        };
 
         let previous = self.secrets.get_credentials(&actor.tenant).await?;
         let consumer_secret = match (&input.consumer_secret, &previous) {
@@ -337,6 +425,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             _ => {
                 return Err(ConnectError::invalid(
                     "consumerSecret",
+                    "required",
                     "the consumer secret is required",
                 ));
             }
@@ -370,8 +459,8 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if let Some(region) = phone_region {
             connection.phone_region = region;
         }
-        if input.default_owner_id.is_some() {
-            connection.default_owner_id = input.default_owner_id.clone();
+        if let Some(owner) = default_owner {
+            connection.default_owner_id = owner;
         }
         connection.instance_url = Some(credentials.instance_url.clone());
         if had_tokens && !same_app {
@@ -391,12 +480,24 @@ impl<S: Store, K: SecretStore> App<S, K> {
             )
             .await?;
         let mut view = self.settings_view(&credentials, &connection);
+        // In plain words for whoever reads the answer, and as codes for the page.
         view.notes = notes;
+        view.notices = normalisation_notice("instanceUrl", &input.instance_url, &instance)
+            .into_iter()
+            .chain(
+                input
+                    .login_url
+                    .as_deref()
+                    .filter(|l| !l.trim().is_empty())
+                    .and_then(|l| normalisation_notice("loginUrl", l, &login)),
+            )
+            .collect();
         Ok(view)
     }
 
     fn settings_view(&self, c: &TenantCredentials, connection: &Connection) -> SettingsView {
         SettingsView {
+            notices: Vec::new(),
             consumer_key: c.consumer_key.clone(),
             consumer_secret_set: !c.consumer_secret.expose_secret().is_empty(),
             instance_url: c.instance_url.clone(),
@@ -674,12 +775,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             }),
             connected_at: connection.connected_at,
             last_sync_at: connection.last_sync_at,
-            api_usage: connection.api_usage.map(|u| ApiUsageView {
-                used: u.used,
-                max: u.max,
-                percent: u.percent_shown(),
-                observed_at: u.observed_at,
-            }),
+            api_usage: connection.api_usage.map(ApiUsageView::from),
         })
     }
 
@@ -723,9 +819,10 @@ impl<S: Store, K: SecretStore> App<S, K> {
         actor: &Actor,
         users: Vec<ModjoUser>,
     ) -> Result<AutoMatchReport, ConnectError> {
-        if users.len() > 5_000 {
+        if users.len() > MAX_MODJO_USERS {
             return Err(ConnectError::invalid(
                 "users",
+                "too_many",
                 "at most 5000 users per request",
             ));
         }
@@ -741,6 +838,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             if !crate::domain::validate_external_id(&user.id) {
                 return Err(ConnectError::invalid(
                     "users",
+                    "format",
                     format!("invalid Modjo user id {:?}", user.id),
                 ));
             }
@@ -794,6 +892,127 @@ impl<S: Store, K: SecretStore> App<S, K> {
         Ok(report)
     }
 
+    /// `POST sync`: an admin asks for a sync now, rather than at the next
+    /// 15-minute run: one job on the sync-jobs queue (the tenant's lease keeps it
+    /// from overlapping a running sync). At most once a minute, since every run
+    /// spends API calls of the org's allocation.
+    pub async fn request_sync<Q: JobQueue>(
+        &self,
+        actor: &Actor,
+        jobs: &Q,
+    ) -> Result<DateTime<Utc>, ConnectError> {
+        const MIN_INTERVAL: chrono::Duration = chrono::Duration::seconds(60);
+        let now = Utc::now();
+        let connection = self.require_connected(&actor.tenant).await?;
+        if let Some(wait) = connection
+            .sync_requested_at
+            .map(|at| at + MIN_INTERVAL - now)
+            .filter(|wait| *wait > chrono::Duration::zero())
+        {
+            return Err(ConnectError::TooSoon {
+                message: "a sync was requested less than a minute ago".into(),
+                retry_after: wait.num_seconds().max(1) as u64,
+            });
+        }
+        let mut granted = false;
+        update_connection(&self.store, &actor.tenant, |c| {
+            granted = c
+                .sync_requested_at
+                .is_none_or(|at| at + MIN_INTERVAL <= now);
+            if granted {
+                c.sync_requested_at = Some(now);
+            }
+            granted
+        })
+        .await?;
+        if !granted {
+            return Err(ConnectError::TooSoon {
+                message: "a sync was requested less than a minute ago".into(),
+                retry_after: MIN_INTERVAL.num_seconds() as u64,
+            });
+        }
+        let job = crate::sync::SyncJob::new(actor.tenant.clone(), "manual");
+        jobs.send_all(&[job.to_body()]).await?;
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(&actor.user_id, "sync_requested", None),
+            )
+            .await?;
+        Ok(now)
+    }
+
+    /// `PUT modjo-users`: the platform's list of the workspace's users replaces
+    /// the directory shown next to the Salesforce users. Ids are unique and valid,
+    /// emails normalised; at most [`MAX_MODJO_USERS`].
+    pub async fn replace_modjo_users(
+        &self,
+        actor: &Actor,
+        users: Vec<ModjoUser>,
+    ) -> Result<Vec<ModjoUser>, ConnectError> {
+        if users.len() > MAX_MODJO_USERS {
+            return Err(ConnectError::invalid(
+                "users",
+                "too_many",
+                format!("at most {MAX_MODJO_USERS} users"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut clean = Vec::with_capacity(users.len());
+        for user in users {
+            if !crate::domain::validate_external_id(&user.id) {
+                return Err(ConnectError::invalid(
+                    "users",
+                    "format",
+                    format!("invalid Modjo user id {:?}", user.id),
+                ));
+            }
+            if !seen.insert(user.id.clone()) {
+                return Err(ConnectError::invalid(
+                    "users",
+                    "duplicate",
+                    format!("Modjo user {} is listed twice", user.id),
+                ));
+            }
+            let Some(email) = normalize::email(&user.email) else {
+                return Err(ConnectError::invalid(
+                    "users",
+                    "format",
+                    format!("invalid email for Modjo user {}", user.id),
+                ));
+            };
+            let name = user
+                .name
+                .map(|n| n.trim().chars().take(200).collect::<String>())
+                .filter(|n| !n.is_empty());
+            clean.push(ModjoUser {
+                id: user.id,
+                email,
+                name,
+            });
+        }
+        clean.sort_by(|a, b| a.id.cmp(&b.id));
+        self.store
+            .replace_modjo_users(&actor.tenant, &clean)
+            .await?;
+        self.store
+            .append_audit(
+                &actor.tenant,
+                &audit(
+                    &actor.user_id,
+                    "modjo_users_replaced",
+                    Some(format!("{} users", clean.len())),
+                ),
+            )
+            .await?;
+        Ok(clean)
+    }
+
+    /// `GET modjo-users`.
+    pub async fn modjo_users(&self, tenant: &TenantId) -> Result<Vec<ModjoUser>, ConnectError> {
+        Ok(self.store.modjo_users(tenant).await?)
+    }
+
     /// `PUT mappings/<modjoUserId>`: a manual mapping to an active standard user.
     pub async fn set_mapping(
         &self,
@@ -804,12 +1023,14 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if !crate::domain::validate_external_id(modjo_user_id) {
             return Err(ConnectError::invalid(
                 "modjoUserId",
+                "format",
                 "invalid Modjo user id",
             ));
         }
         if !valid_sf_id(sf_user_id, "005") {
             return Err(ConnectError::invalid(
                 "sfUserId",
+                "format",
                 "expected a Salesforce user id (005…)",
             ));
         }
@@ -833,6 +1054,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         else {
             return Err(ConnectError::invalid(
                 "sfUserId",
+                "not_found",
                 "no active standard Salesforce user has this id",
             ));
         };

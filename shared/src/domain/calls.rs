@@ -20,6 +20,33 @@ pub enum CallState {
     Failed,
 }
 
+impl CallState {
+    pub const ALL: [CallState; 6] = [
+        CallState::InProgress,
+        CallState::Created,
+        CallState::Enriched,
+        CallState::Unmatched,
+        CallState::Waiting,
+        CallState::Failed,
+    ];
+
+    /// The name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::InProgress => "in_progress",
+            CallState::Created => "created",
+            CallState::Enriched => "enriched",
+            CallState::Unmatched => "unmatched",
+            CallState::Waiting => "waiting",
+            CallState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallOutcome {
@@ -114,5 +141,22 @@ impl CallOutcome {
             self.state,
             CallState::Created | CallState::Enriched | CallState::Unmatched
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_are_the_serialised_ones() {
+        for state in CallState::ALL {
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+            assert_eq!(CallState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(CallState::parse("Created"), None);
     }
 }

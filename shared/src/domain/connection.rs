@@ -96,6 +96,9 @@ pub struct Connection {
     pub connected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// When an admin last asked for a sync now (they may ask once a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_requested_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_usage: Option<ApiUsage>,
     /// Calls have been parked (state `waiting`) since then. They are replayed once,
@@ -127,6 +130,7 @@ impl Connection {
             match_policy: Default::default(),
             connected_at: None,
             last_sync_at: None,
+            sync_requested_at: None,
             api_usage: None,
             calls_waiting_since: None,
             updated_at: now,

@@ -15,6 +15,6 @@ pub use comments::StoredComment;
 pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
 pub use oauth::PendingAuthorization;
 pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
-pub use sync::{Lease, SyncCursor, SyncState, SyncStatus};
+pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};
 pub use tenant::{InvalidTenantId, TenantId, validate_external_id};
-pub use users::{MappingSource, UserMapping};
+pub use users::{MappingSource, ModjoUser, UserMapping};

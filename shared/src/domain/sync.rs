@@ -46,6 +46,36 @@ pub enum SyncState {
     Failed,
 }
 
+/// Where an object's changes were read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    /// SOQL queries from the stored cursor (REST API calls).
+    Polling,
+    /// Change Data Capture events from the Pub/Sub API (no REST API calls).
+    Cdc,
+}
+
+/// Why an object's changes came from where they did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceReason {
+    /// Change Data Capture is enabled for this object in the org.
+    CdcEnabled,
+    /// The product reads this object by polling (Change Data Capture is used
+    /// only for Opportunity and Opportunity Contact Role).
+    PolledByDesign,
+    /// This deployment has no Pub/Sub API endpoint: every object is polled.
+    PubSubOff,
+    /// Change Data Capture is not enabled for this object in the org.
+    CdcNotEnabled,
+    /// The Pub/Sub API failed during this run: the object was polled instead.
+    CdcFailed,
+    /// Change Data Capture, after one read through SOQL: the first subscription,
+    /// an expired position (72 h), or more changes than the event bus carries.
+    CdcResynced,
+}
+
 /// Per tenant and object: what the last run did, and running totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +87,12 @@ pub struct SyncStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Where this run read the object's changes (absent in statuses saved
+    /// before it was recorded, and in the tenant-wide pause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ChangeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_reason: Option<SourceReason>,
     pub records_read: u64,
     pub records_written: u64,
     pub records_deleted: u64,

@@ -21,3 +21,14 @@ pub struct UserMapping {
     pub source: MappingSource,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A member of the Modjo workspace, as the platform lists them for matching
+/// (the directory the settings page shows next to the Salesforce users).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModjoUser {
+    pub id: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}

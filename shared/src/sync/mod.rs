@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 use crate::app::{App, Store, update_connection};
 use crate::domain::{
-    ApiUsage, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey, SyncCursor, SyncState,
-    SyncStatus, TenantId,
+    ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
+    SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
 use crate::error::{Classify, ErrorClass, WorkError};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
@@ -177,6 +177,12 @@ pub enum Source {
     Cdc,
 }
 
+/// The objects Change Data Capture feeds when the Pub/Sub API is configured.
+const CDC_OBJECTS: [&str; 2] = [
+    objects::OPPORTUNITY.key,
+    objects::OPPORTUNITY_CONTACT_ROLE.key,
+];
+
 /// Which source feeds each object.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -195,12 +201,9 @@ impl Plan {
     /// polled objects: a first subscription may wait for the Pub/Sub API's first
     /// answer (up to 270 s on a quiet org), which must not delay the others.
     pub fn with_cdc() -> Self {
-        let cdc = [
-            objects::OPPORTUNITY.key,
-            objects::OPPORTUNITY_CONTACT_ROLE.key,
-        ];
-        let (fed, polled): (Vec<SyncObject>, Vec<SyncObject>) =
-            objects::ALL.iter().partition(|o| cdc.contains(&o.key));
+        let (fed, polled): (Vec<SyncObject>, Vec<SyncObject>) = objects::ALL
+            .iter()
+            .partition(|o| CDC_OBJECTS.contains(&o.key));
         Self {
             objects: polled
                 .into_iter()
@@ -373,11 +376,22 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
             let calls_before = self.app.salesforce.counters().total();
+            let mut fed_by = (
+                ChangeSource::Polling,
+                match (&self.cdc, CDC_OBJECTS.contains(&object.key)) {
+                    (None, true) => SourceReason::PubSubOff,
+                    (Some(_), true) => SourceReason::CdcFailed,
+                    (_, false) => SourceReason::PolledByDesign,
+                },
+            );
             let result = match (source, &self.cdc, &connection.org_id) {
-                (Source::Cdc, Some(feed), Some(org_id)) => {
-                    self.sync_by_cdc(feed, &session, org_id, object, phone_region, stop_at)
-                        .await
-                }
+                (Source::Cdc, Some(feed), Some(org_id)) => self
+                    .sync_by_cdc(feed, &session, org_id, object, phone_region, stop_at)
+                    .await
+                    .map(|(run, note, by)| {
+                        fed_by = by;
+                        (run, note)
+                    }),
                 _ => self
                     .sync_object(&session, object, phone_region, stop_at)
                     .await
@@ -408,6 +422,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                         state,
                         message,
                         None,
+                        fed_by,
                         &run,
                         calls,
                         duration_ms,
@@ -436,6 +451,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                         SyncState::Failed,
                         None,
                         Some(e.to_string()),
+                        fed_by,
                         &run,
                         calls,
                         duration_ms,
@@ -476,7 +492,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         object: &SyncObject,
         phone_region: &str,
         stop_at: Instant,
-    ) -> Result<(ObjectRun, Option<String>), WorkError> {
+    ) -> Result<(ObjectRun, Option<String>, (ChangeSource, SourceReason)), WorkError> {
         let tenant = session.tenant();
         let resync = CursorResync {
             syncer: self,
@@ -508,25 +524,33 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                         ""
                     }
                 );
-                return Ok((run.totals, Some(note)));
+                let reason = if run.resynced {
+                    SourceReason::CdcResynced
+                } else {
+                    SourceReason::CdcEnabled
+                };
+                return Ok((run.totals, Some(note), (ChangeSource::Cdc, reason)));
             }
             Err(CdcFailure::Sync(e)) => return Err(e),
             Err(e) => e,
         };
-        let note = match &failure {
+        let (note, reason) = match &failure {
             CdcFailure::NotEnabled(name) => {
                 tracing::info!(tenant_id = %tenant, object = name, "Change Data Capture not enabled: polling");
-                format!("Change Data Capture is not enabled for {name}; polling instead")
+                (
+                    format!("Change Data Capture is not enabled for {name}; polling instead"),
+                    SourceReason::CdcNotEnabled,
+                )
             }
             other => {
                 tracing::warn!(tenant_id = %tenant, object = object.name, error = %other, "Change Data Capture failed: polling");
-                format!("{other}; polling instead")
+                (format!("{other}; polling instead"), SourceReason::CdcFailed)
             }
         };
         let run = self
             .sync_object(session, object, phone_region, stop_at)
             .await?;
-        Ok((run, Some(note)))
+        Ok((run, Some(note), (ChangeSource::Polling, reason)))
     }
 
     async fn sync_object(
@@ -700,6 +724,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         state: SyncState,
         message: Option<String>,
         last_error: Option<String>,
+        (source, source_reason): (ChangeSource, SourceReason),
         run: &ObjectRun,
         calls: u64,
         duration_ms: u64,
@@ -709,6 +734,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             state,
             message,
             last_error,
+            source: Some(source),
+            source_reason: Some(source_reason),
             records_read: run.read,
             records_written: run.written,
             records_deleted: run.deleted,
@@ -733,6 +760,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             state: SyncState::Paused,
             message: Some(pause_message(used_percent, threshold)),
             last_error: None,
+            source: None,
+            source_reason: None,
             records_read: 0,
             records_written: 0,
             records_deleted: 0,
