@@ -197,6 +197,13 @@ pub struct Faults {
     pub fail_only: Option<String>,
     /// Latency added to each request (ms).
     pub latency_ms: u64,
+    /// Each request waits a further random time up to this (ms).
+    pub jitter_ms: u64,
+    /// Each request fails, transiently, with this probability (percent), as
+    /// [`Self::random_kinds`] say (one drawn at random).
+    pub fail_percent: u8,
+    /// The transient failures [`Self::fail_percent`] draws from.
+    pub random_kinds: Vec<FailureKind>,
 }
 
 /// Page size caps of query results. Salesforce: "There is no guarantee that

@@ -167,7 +167,13 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
         if !sess.scopes.iter().any(|s| s == "api" || s == "full") {
             return invalid_session("This session is not valid for use with the REST API");
         }
-        (sess.org, world.orgs[sess.org].faults.latency_ms)
+        let f = &world.orgs[sess.org].faults;
+        let jitter = if f.jitter_ms > 0 {
+            rand::random::<u64>() % (f.jitter_ms + 1)
+        } else {
+            0
+        };
+        (sess.org, f.latency_ms + jitter)
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -199,11 +205,21 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
     let k = kind(&req.method, &segs);
     o.count(k);
     let header = o.limit_header();
-    if o.faults.fail_next > 0
-        && o.faults.fail_only.as_deref().is_none_or(|only| only == k)
-        && let Some(fk) = o.faults.fail_kind
-    {
+    let scheduled = (o.faults.fail_next > 0
+        && o.faults.fail_only.as_deref().is_none_or(|only| only == k))
+    .then_some(o.faults.fail_kind)
+    .flatten();
+    if scheduled.is_some() {
         o.faults.fail_next -= 1;
+    }
+    let random = (o.faults.fail_percent > 0
+        && !o.faults.random_kinds.is_empty()
+        && rand::random::<u8>() % 100 < o.faults.fail_percent)
+        .then(|| {
+            let kinds = &o.faults.random_kinds;
+            kinds[rand::random::<usize>() % kinds.len()]
+        });
+    if let Some(fk) = scheduled.or(random) {
         let collection_write = matches!(k, "collectionsCreate" | "collectionsUpdate");
         let resp = match fk {
             FailureKind::ServerUnavailable => Resp::error(

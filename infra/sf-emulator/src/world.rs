@@ -249,6 +249,19 @@ pub enum Fault {
         /// Milliseconds.
         ms: u64,
     },
+    /// Weather: every request of the org waits a random time between `min_ms` and
+    /// `max_ms`, and `fail_percent` of them fail with one of `kinds` (drawn at
+    /// random), as a busy org's API behaves.
+    Weather {
+        /// Shortest added latency.
+        min_ms: u64,
+        /// Longest added latency.
+        max_ms: u64,
+        /// Share of requests that fail (0..=100).
+        fail_percent: u8,
+        /// Transient failures to draw from.
+        kinds: Vec<FailureKind>,
+    },
     /// Sets the API usage counter.
     SetApiUsage {
         /// Requests used.
@@ -1043,6 +1056,18 @@ impl World {
                 o.faults.fail_only = Some(api.clone());
             }
             Fault::Latency { ms } => self.orgs[org].faults.latency_ms = *ms,
+            Fault::Weather {
+                min_ms,
+                max_ms,
+                fail_percent,
+                kinds,
+            } => {
+                let f = &mut self.orgs[org].faults;
+                f.latency_ms = *min_ms;
+                f.jitter_ms = max_ms.saturating_sub(*min_ms);
+                f.fail_percent = (*fail_percent).min(100);
+                f.random_kinds = kinds.clone();
+            }
             Fault::SetApiUsage { used } => self.orgs[org].api_used = *used,
             Fault::SetApiLimit { limit } => self.orgs[org].api_limit = *limit,
             Fault::RecordError(spec) => {

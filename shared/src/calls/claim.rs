@@ -33,6 +33,9 @@ pub(super) struct Claimed {
     /// Names of the records the call may be linked to, by id.
     pub names: HashMap<String, String>,
     pub comments: Vec<StoredComment>,
+    /// The call's comment-state version when its comments were read (`None`: it
+    /// had none), to tell whether more came while it was being logged.
+    pub comments_version: Option<u64>,
     /// How the call ended in this invocation; `None` while it is being worked.
     pub end: Option<End>,
 }
@@ -124,6 +127,7 @@ pub(super) async fn claim<S: Store, K>(
                 owner: None,
                 names: HashMap::new(),
                 comments: Vec::new(),
+                comments_version: None,
                 end: None,
             }),
             Ok(ClaimResult::Final(_)) => verdicts.push((i, Verdict::Done)),

@@ -161,9 +161,12 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 Some(session)
             }
         };
-        verdicts.extend(
-            outcomes::record(self.app, self.dead_letters, tenant, &claimed, deliveries).await,
-        );
+        let (recorded, logged) =
+            outcomes::record(self.app, self.dead_letters, tenant, &claimed, deliveries).await;
+        verdicts.extend(recorded);
+        if let Some(session) = &session {
+            self.comments_since(session, &claimed, logged).await;
+        }
         let parked = claimed.iter().any(|c| c.is_waiting());
         if parked && connection.calls_waiting_since.is_none() {
             if let Err(e) = outcomes::mark_waiting(&self.app.store, tenant).await {
@@ -198,6 +201,60 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         tasks::write(session, connection, claimed).await
     }
 
+    /// Comments stored while their calls were being logged (after this invocation
+    /// read them; comment-sync leaves a call being logged to its logger): the
+    /// Tasks just written are rendered again. What cannot be shown now waits as
+    /// pending comments for the next sync.
+    async fn comments_since(
+        &self,
+        session: &Session<'_, K, S>,
+        claimed: &[Claimed],
+        logged: Vec<crate::domain::CallOutcome>,
+    ) {
+        if logged.is_empty() {
+            return;
+        }
+        let tenant = session.tenant();
+        let ids: Vec<String> = logged.iter().map(|o| o.call_id.clone()).collect();
+        let now = match self.app.store.comment_versions(tenant, &ids).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(tenant_id = %tenant, error = %e, "comment states not re-read; pending comments wait for the sync");
+                return;
+            }
+        };
+        let read_then = |call_id: &str| {
+            claimed
+                .iter()
+                .find(|c| c.call.call_id == call_id)
+                .and_then(|c| c.comments_version)
+        };
+        let changed: Vec<crate::domain::CallOutcome> = logged
+            .into_iter()
+            .filter(|o| now.get(&o.call_id).copied() != read_then(&o.call_id))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        tracing::info!(tenant_id = %tenant, calls = changed.len(), "comments came in while logging: rendering again");
+        let verdicts = crate::comments::render_calls(self.app, session, &changed).await;
+        let left: Vec<crate::domain::CallOutcome> = changed
+            .into_iter()
+            .zip(verdicts)
+            .filter(|(_, v)| v.is_retry())
+            .map(|(o, _)| o)
+            .collect();
+        if !left.is_empty() {
+            crate::comments::render::mark_pending(
+                self.app,
+                tenant,
+                &left,
+                "comments came in while the call was being logged",
+            )
+            .await;
+        }
+    }
+
     /// The comments of the calls that will have a Task: one read of their comment
     /// states, then each call's comments, several at a time.
     async fn load_comments(
@@ -215,6 +272,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         }
         let store = &self.app.store;
         let with_comments = store.comment_versions(tenant, &ids).await?;
+        for c in claimed.iter_mut() {
+            c.comments_version = with_comments.get(&c.call.call_id).copied();
+        }
         let reads = with_comments.into_keys().map(|call_id| async move {
             let comments = store.comments_for_call(tenant, &call_id).await?;
             Ok::<_, WorkError>((call_id, comments))

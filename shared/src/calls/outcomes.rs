@@ -185,14 +185,15 @@ fn object_of(id: &str) -> &'static str {
 
 /// Records every claimed call's outcome in few requests, then the verdicts: what
 /// was recorded is done (a refusal also reaches the dead-letter queue), what was
-/// given back or could not be recorded comes back from SQS.
+/// given back or could not be recorded comes back from SQS. Also returns the
+/// outcomes recorded for calls whose Task now exists.
 pub(super) async fn record<S: Store, K, Q: JobQueue>(
     app: &App<S, K>,
     dead_letters: &Q,
     tenant: &TenantId,
     claimed: &[Claimed],
     deliveries: &[Delivery],
-) -> Vec<(usize, Verdict)> {
+) -> (Vec<(usize, Verdict)>, Vec<CallOutcome>) {
     let outcomes: Vec<CallOutcome> = claimed
         .iter()
         .map(|c| outcome_of(c, &deliveries[c.delivery].body))
@@ -201,15 +202,20 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
         Ok(results) => results,
         Err(e) => {
             tracing::warn!(tenant_id = %tenant, error = %e, "outcomes not saved; SQS redelivers the calls");
-            return claimed
+            let verdicts = claimed
                 .iter()
                 .map(|c| (c.delivery, Verdict::Retry))
                 .collect();
+            return (verdicts, Vec::new());
         }
     };
     let mut verdicts = Vec::with_capacity(claimed.len());
+    let mut logged = Vec::new();
     for ((c, outcome), saved) in claimed.iter().zip(&outcomes).zip(results) {
         let d = &deliveries[c.delivery];
+        if let (Ok(stored), Some(End::Logged { .. })) = (&saved, &c.end) {
+            logged.push(stored.clone());
+        }
         let verdict = match (saved, &c.end) {
             (_, Some(End::Released(_)) | None) => Verdict::Retry,
             (
@@ -235,7 +241,7 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
         };
         verdicts.push((c.delivery, verdict));
     }
-    verdicts
+    (verdicts, logged)
 }
 
 /// Sends the message to the dead-letter queue with its reason. If that fails the

@@ -19,9 +19,7 @@ use serde_json::Value;
 
 use crate::app::{App, Store};
 use crate::calls::{Delivery, Verdict};
-use crate::domain::{
-    CallOutcome, CallState, ConnectionStatus, StoredComment, TenantId, validate_external_id,
-};
+use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
 use crate::ports::{JobQueue, SecretStore};
 pub use render::{render_calls, render_pending};
 
@@ -229,16 +227,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
         for (call_id, ds) in calls {
             let outcome = outcomes.iter().find(|o| o.call_id == call_id);
             let verdict = match outcome {
-                // Not logged yet (or waiting): the call logger renders the stored comments.
+                // Not logged yet, waiting, or being logged now: the call logger
+                // renders the stored comments (it checks, after writing the Task,
+                // for comments stored while it worked).
                 None => Verdict::Done,
-                Some(o) if o.state == CallState::InProgress => {
-                    // Being logged now: back once that invocation is done.
-                    let left = o
-                        .claimed_until
-                        .and_then(|u| (u - Utc::now()).to_std().ok())
-                        .unwrap_or_default();
-                    Verdict::RetryAfter(left + std::time::Duration::from_secs(1))
-                }
                 Some(o) if o.is_final() && o.task_id.is_some() && !o.task_deleted => {
                     to_render.push((o.clone(), ds));
                     continue;
