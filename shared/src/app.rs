@@ -14,7 +14,7 @@ use crate::aws::AwsClients;
 use crate::config::{self, Config, ConfigError, OAuthConfig};
 use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore,
-    RecordStore, SecretStore, StoreError, UserMappingStore,
+    RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
 };
 use crate::salesforce::{SalesforceClient, SalesforceError, Session};
 use crate::telemetry::Metrics;
@@ -29,6 +29,7 @@ pub trait Store:
     + CallStore
     + CommentStore
     + OAuthStateStore
+    + StoreRequests
     + Clone
     + 'static
 {
@@ -43,6 +44,7 @@ impl<T> Store for T where
         + CallStore
         + CommentStore
         + OAuthStateStore
+        + StoreRequests
         + Clone
         + 'static
 {

@@ -52,6 +52,12 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// The requests a store adapter sent, by operation, since it was built: exported
+/// as metrics by each invocation (the difference between two readings).
+pub trait StoreRequests: Send + Sync {
+    fn requests_by_operation(&self) -> std::collections::BTreeMap<String, u64>;
+}
+
 /// Tenant connections and their audit trail.
 pub trait ConnectionStore: Send + Sync {
     fn get_connection(

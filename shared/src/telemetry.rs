@@ -103,6 +103,24 @@ impl Metrics {
         self.put(name, Unit::Count, value as f64)
     }
 
+    /// The DynamoDB requests sent between two readings of the store's counts:
+    /// `DynamoDbRequests` in all, and `DynamoDb<Operation>` for each operation used.
+    pub fn store_requests(
+        &mut self,
+        before: &std::collections::BTreeMap<String, u64>,
+        after: &std::collections::BTreeMap<String, u64>,
+    ) -> &mut Self {
+        let mut total = 0;
+        for (operation, n) in after {
+            let sent = n.saturating_sub(before.get(operation).copied().unwrap_or(0));
+            if sent > 0 {
+                total += sent;
+                self.count(&format!("DynamoDb{operation}"), sent);
+            }
+        }
+        self.count("DynamoDbRequests", total)
+    }
+
     /// The EMF JSON document.
     pub fn render(&self, timestamp_ms: u64) -> Value {
         let mut doc = self.properties.clone();
@@ -171,5 +189,20 @@ mod tests {
         assert_eq!(doc["Latency"], 12.5);
         assert_eq!(doc["Function"], "call-logger");
         assert_eq!(doc["tenantId"], "acme");
+    }
+
+    #[test]
+    fn store_requests_are_counted_by_operation_between_two_readings() {
+        let before = std::collections::BTreeMap::from([("Query".to_string(), 5)]);
+        let after = std::collections::BTreeMap::from([
+            ("Query".to_string(), 8),
+            ("TransactWriteItems".to_string(), 2),
+        ]);
+        let mut m = Metrics::new("Modjo/Test");
+        m.store_requests(&before, &after);
+        let doc = m.render(0);
+        assert_eq!(doc["DynamoDbQuery"], 3.0);
+        assert_eq!(doc["DynamoDbTransactWriteItems"], 2.0);
+        assert_eq!(doc["DynamoDbRequests"], 5.0);
     }
 }

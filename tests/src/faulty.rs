@@ -89,6 +89,12 @@ fn crash() -> StoreError {
     StoreError::Unavailable("injected crash: the process died before this write".into())
 }
 
+impl StoreRequests for FaultyStore {
+    fn requests_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.requests_by_operation()
+    }
+}
+
 impl ConnectionStore for FaultyStore {
     async fn get_connection(&self, t: &TenantId) -> StoreResult<Option<Connection>> {
         self.inner.get_connection(t).await

@@ -616,9 +616,21 @@ async fn a_comment_written_while_its_call_is_being_logged_is_shown() {
     let w = world().await;
     // Each Salesforce request takes 1.5 s: the comment arrives after the call
     // logger read the call's comments, before it wrote the Task.
-    w.stack.sf.emu.inject(ORG, Fault::Latency { ms: 1_500 }).unwrap();
+    w.stack
+        .sf
+        .emu
+        .inject(ORG, Fault::Latency { ms: 1_500 })
+        .unwrap();
     let call = phone_call(&w.tenant, "call_race", "+33612345678");
-    let body = comment(&w, "call_race", "cmt_1", "upsert", "said during the logging", 7, 1);
+    let body = comment(
+        &w,
+        "call_race",
+        "cmt_1",
+        "upsert",
+        "said during the logging",
+        7,
+        1,
+    );
     let logging = log(&w, std::slice::from_ref(&call));
     let commenting = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -627,7 +639,10 @@ async fn a_comment_written_while_its_call_is_being_logged_is_shown() {
     let (logged, commented) = tokio::join!(logging, commenting);
     assert!(logged.batch_item_failures.is_empty());
     assert!(commented.batch_item_failures.is_empty());
-    let task = task_by_call_object(&w, "call_race")[0]["Id"].as_str().unwrap().to_string();
+    let task = task_by_call_object(&w, "call_race")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         shown(&description(&w, &task)),
         ["[00:07] Alice Martin: said during the logging"]

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
@@ -459,57 +458,14 @@ where
 }
 
 async fn wait_queue_empty(stack: &LocalStack, queue: &str) {
-    use aws_sdk_sqs::types::QueueAttributeName::{
-        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
-    };
     let _ = wait_for(Duration::from_secs(60), || async {
-        let attrs = stack
-            .aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue)
-            .attribute_names(ApproximateNumberOfMessages)
-            .attribute_names(ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .ok()?
-            .attributes?;
-        let n = |k| {
-            attrs
-                .get(&k)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(1)
-        };
-        (n(ApproximateNumberOfMessages) + n(ApproximateNumberOfMessagesNotVisible) == 0)
-            .then_some(())
+        (stack.queue_depth(queue).await? == 0).then_some(())
     })
     .await;
 }
 
 async fn send_all(stack: &LocalStack, queue: &str, bodies: &[String]) -> Result<(), String> {
-    for (n, chunk) in bodies.chunks(10).enumerate() {
-        let entries: Vec<SendMessageBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("{n}-{i}"))
-                    .message_body(b)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        stack
-            .aws
-            .sqs
-            .send_message_batch()
-            .queue_url(queue)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| format!("send: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    }
-    Ok(())
+    stack.send_messages(queue, bodies).await
 }
 
 /// `$now-3d2h`, `$now-45m`: a time relative to now.

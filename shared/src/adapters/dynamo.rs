@@ -871,6 +871,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+impl crate::ports::StoreRequests for DynamoStore {
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        self.requests.snapshot()
+    }
+}
+
 impl ConnectionStore for DynamoStore {
     async fn get_connection(&self, tenant: &TenantId) -> StoreResult<Option<Connection>> {
         self.get(key(keys::tenant(tenant), keys::CONNECTION))

@@ -20,6 +20,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     let deadline = requests_deadline(event.context.deadline);
     let deliveries = deliveries(event.payload);
     let calls_before = logger.app.salesforce.counters().total();
+    let store_before = logger.app.store.requests_by_operation();
     let verdicts = logger.log_batch(&deliveries, deadline).await;
     let response = respond(&deliveries, &verdicts, source_queue).await;
     let api_calls = logger.app.salesforce.counters().total() - calls_before;
@@ -28,6 +29,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
         .count("CallsReceived", deliveries.len() as u64)
         .count("CallsRetried", response.batch_item_failures.len() as u64)
         .count("SalesforceApiCalls", api_calls);
+    metrics.store_requests(&store_before, &logger.app.store.requests_by_operation());
     metrics.emit();
     tracing::info!(
         calls = deliveries.len(),

@@ -17,6 +17,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     let deadline = requests_deadline(event.context.deadline);
     let deliveries = deliveries(event.payload);
     let calls_before = sync.app.salesforce.counters().total();
+    let store_before = sync.app.store.requests_by_operation();
     let verdicts = sync.sync_batch(&deliveries, deadline).await;
     let response = respond(&deliveries, &verdicts, source_queue).await;
     let api_calls = sync.app.salesforce.counters().total() - calls_before;
@@ -25,6 +26,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
         .count("CommentsReceived", deliveries.len() as u64)
         .count("CommentsRetried", response.batch_item_failures.len() as u64)
         .count("SalesforceApiCalls", api_calls);
+    metrics.store_requests(&store_before, &sync.app.store.requests_by_operation());
     metrics.emit();
     response
 }

@@ -116,6 +116,7 @@ async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
         let span = tracing::info_span!("sync_job", tenant_id = %job.tenant_id, message_id = %message_id, reason = %job.reason);
         let started = Instant::now();
         let calls_before = syncer.app.salesforce.counters().total();
+        let store_before = syncer.app.store.requests_by_operation();
         let result = syncer
             .run(&job, stop_at, hard)
             .instrument(span.clone())
@@ -130,7 +131,8 @@ async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
             "SyncJobDuration",
             crate::telemetry::Unit::Milliseconds,
             started.elapsed().as_millis() as f64,
-        );
+        )
+        .store_requests(&store_before, &syncer.app.store.requests_by_operation());
         match &result {
             Ok(outcome) => {
                 tracing::info!(outcome = ?outcome, "sync job finished");
