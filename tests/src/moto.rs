@@ -57,7 +57,17 @@ impl AwsEnv {
 
     /// Receives (and deletes) every message currently visible on a queue.
     pub async fn drain(&self, url: &str) -> Vec<String> {
-        let mut bodies = Vec::new();
+        self.drain_grouped(url)
+            .await
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
+    }
+
+    /// Like [`AwsEnv::drain`], with each message's `MessageGroupId` as SQS
+    /// reports it (the tenant, on the product's fair queues).
+    pub async fn drain_grouped(&self, url: &str) -> Vec<(Option<String>, String)> {
+        let mut messages_out = Vec::new();
         loop {
             let out = self
                 .clients
@@ -66,12 +76,15 @@ impl AwsEnv {
                 .queue_url(url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(0)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+                )
                 .send()
                 .await
                 .expect("receive");
             let messages = out.messages.unwrap_or_default();
             if messages.is_empty() {
-                return bodies;
+                return messages_out;
             }
             for m in messages {
                 if let Some(handle) = m.receipt_handle {
@@ -84,7 +97,14 @@ impl AwsEnv {
                         .await
                         .expect("delete");
                 }
-                bodies.extend(m.body);
+                let group = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    })
+                    .cloned();
+                messages_out.extend(m.body.map(|body| (group, body)));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! SQS adapter: sends JSON jobs to one queue, batched.
+//! SQS adapter: sends JSON jobs to one queue, batched, each in its tenant's
+//! message group (fair queues).
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::{backoff, map_sdk_error};
-use crate::ports::{JobQueue, StoreError, StoreResult};
+use crate::ports::{JobQueue, StoreError, StoreResult, TenantMessage};
 
 /// SendMessageBatch takes at most 10 entries.
 const SEND_BATCH: usize = 10;
@@ -28,8 +29,8 @@ impl SqsQueue {
 }
 
 impl JobQueue for SqsQueue {
-    async fn send_all(&self, bodies: &[String]) -> StoreResult<()> {
-        for chunk in bodies.chunks(SEND_BATCH) {
+    async fn send_all(&self, messages: &[TenantMessage]) -> StoreResult<()> {
+        for chunk in messages.chunks(SEND_BATCH) {
             // Entry ids are positions in the chunk, so failures map back to bodies.
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             for attempt in 0..MAX_ATTEMPTS {
@@ -41,7 +42,8 @@ impl JobQueue for SqsQueue {
                     .map(|&i| {
                         SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
-                            .message_body(&chunk[i])
+                            .message_body(&chunk[i].body)
+                            .message_group_id(chunk[i].tenant.as_str())
                             .build()
                             .map_err(|e| StoreError::Rejected(format!("SendMessageBatch: {e}")))
                     })

@@ -72,15 +72,43 @@ fn keep(body: &str) -> String {
     format!("{}…[truncated: {} bytes in all]", &body[..end], body.len())
 }
 
+/// Where a call was left: the state recorded for it, or the dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settled {
+    State(CallState),
+    DeadLettered,
+}
+
 pub struct CallLogger<'a, S, K, Q> {
     pub app: &'a App<S, K>,
     /// The call-events dead-letter queue: messages that name no usable tenant.
     pub dead_letters: &'a Q,
+    /// Calls settled since [`CallLogger::take_settled`] was last called.
+    settled: std::sync::Mutex<HashMap<Settled, u64>>,
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     pub fn new(app: &'a App<S, K>, dead_letters: &'a Q) -> Self {
-        Self { app, dead_letters }
+        Self {
+            app,
+            dead_letters,
+            settled: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many calls were left in each place since the last call (the
+    /// handler's metrics, per batch).
+    pub fn take_settled(&self) -> HashMap<Settled, u64> {
+        self.settled
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    fn count(&self, settled: Settled) {
+        if let Ok(mut s) = self.settled.lock() {
+            *s.entry(settled).or_default() += 1;
+        }
     }
 
     /// Processes one SQS batch; the verdict of each delivery, in order.
@@ -140,7 +168,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             _ => invalid.reason.clone(),
         };
         match self.dead_letters.dead_letter(&keep(&d.body), &reason).await {
-            Ok(()) => Verdict::Done,
+            Ok(()) => {
+                self.count(Settled::DeadLettered);
+                Verdict::Done
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not dead-letter a refused message");
                 Verdict::Retry
@@ -169,11 +200,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             version: existing.map_or(0, |e| e.version),
             ..CallOutcome::new(call_id, state, Utc::now())
         };
-        self.app
-            .store
-            .save_outcome(tenant, &outcome)
-            .await
-            .map(|_| ())
+        self.app.store.save_outcome(tenant, &outcome).await?;
+        self.count(Settled::State(state));
+        Ok(())
     }
 
     async fn log_tenant(
@@ -198,7 +227,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                         .dead_letter(&keep(&deliveries[*i].body), &reason)
                         .await
                     {
-                        Ok(()) => Verdict::Done,
+                        Ok(()) => {
+                            self.count(Settled::DeadLettered);
+                            Verdict::Done
+                        }
                         Err(_) => Verdict::Retry,
                     };
                     out.push((*i, verdict));
@@ -423,7 +455,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             ..claim
         };
         match self.app.store.save_outcome(tenant, &outcome).await {
-            Ok(_) => Verdict::Done,
+            Ok(_) => {
+                self.count(Settled::State(state));
+                Verdict::Done
+            }
             Err(e) => {
                 tracing::warn!(tenant_id = %tenant, call_id = %outcome.call_id, error = %e, "outcome not saved; SQS will redeliver");
                 Verdict::Retry
