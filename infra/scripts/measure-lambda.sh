@@ -31,20 +31,12 @@ build() { # <arch> <cargo-lambda flag>
   echo "$dir"
 }
 
-echo "measured on $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)'), $(nproc) cores, $(rustc --version)"
-
-if [ "$which" = all ] || [ "$which" = x86_64 ]; then
-  dir="$(build x86_64 --x86-64)"
-  echo; echo "### x86_64 (native)"
-  "$harness" --bin-dir "$dir" --runs 5 --cert-file "$bundle"
-  echo; echo "scheduled-sync without SSL_CERT_FILE (the SDK scans the certificate directories)"
-  "$harness" --bin-dir "$dir" --runs 5 --cert-file none scheduled-sync
-
-  # A hello-world lambda_runtime function, outside the workspace, built with
-  # the workspace's release profile: the floor of this machine and harness,
-  # and what panic = "abort" costs: how the runtime reports a panic, and
-  # whether the process survives it, under each strategy.
-  probe="${CARGO_TARGET_DIR:-target}/panic-probe"
+# A hello-world lambda_runtime function, outside the workspace, built with
+# the workspace's release profile: the floor of this machine and harness, and
+# (x86_64) what panic = "abort" costs: how the runtime reports a panic, and
+# whether the process survives it, under each strategy.
+probe="${CARGO_TARGET_DIR:-target}/panic-probe"
+write_probe() {
   mkdir -p "$probe/src"
   cp Cargo.lock "$probe/Cargo.lock"
   { printf '[package]\nname = "hello-lambda"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n[workspace]\n\n'
@@ -66,6 +58,18 @@ async fn main() -> Result<(), Error> {
     .await
 }
 RUST
+}
+write_probe
+
+echo "measured on $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)'), $(nproc) cores, $(rustc --version)"
+
+if [ "$which" = all ] || [ "$which" = x86_64 ]; then
+  dir="$(build x86_64 --x86-64)"
+  echo; echo "### x86_64 (native)"
+  "$harness" --bin-dir "$dir" --runs 5 --cert-file "$bundle"
+  echo; echo "scheduled-sync without SSL_CERT_FILE (the SDK scans the certificate directories)"
+  "$harness" --bin-dir "$dir" --runs 5 --cert-file none scheduled-sync
+
   for strategy in unwind abort; do
     CARGO_PROFILE_RELEASE_PANIC="$strategy" cargo build --release --offline \
       --manifest-path "$probe/Cargo.toml" --target-dir "$probe/$strategy" >&2
@@ -84,6 +88,10 @@ if [ "$which" = all ] || [ "$which" = arm64 ]; then
     apt-get install -y --no-install-recommends qemu-user libc6-arm64-cross >&2
   fi
   dir="$(build arm64 --arm64)"
+  qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu"
   echo; echo "### arm64 (under qemu-user: init times are the emulator's)"
-  "$harness" --bin-dir "$dir" --runs 5 --cert-file "$bundle" --wrapper "qemu-aarch64 -L /usr/aarch64-linux-gnu"
+  "$harness" --bin-dir "$dir" --runs 5 --cert-file "$bundle" --wrapper "$qemu"
+  cargo lambda build --release --arm64 --manifest-path "$probe/Cargo.toml" --lambda-dir "$probe/arm64" >&2
+  echo; echo "The floor under qemu-user: hello-world (panic = \"unwind\")"
+  "$harness" --bin-dir "$probe/arm64" --runs 5 --cert-file none --wrapper "$qemu" hello-lambda
 fi
