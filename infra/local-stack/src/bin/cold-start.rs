@@ -35,6 +35,9 @@ struct Args {
     /// print how each ended (a response, a function error, or the process gone).
     #[arg(long)]
     invoke: Vec<String>,
+    /// Extra environment variables (KEY=VALUE), e.g. AWS_ENDPOINT_URL for an --invoke.
+    #[arg(long = "env")]
+    extra_env: Vec<String>,
     /// Binaries to measure (default: the five functions), e.g. a hello-world for the harness's floor.
     names: Vec<String>,
 }
@@ -121,6 +124,7 @@ async fn cold_start(args: &Args, name: &str, path: &Path) -> Result<Duration, St
         .args(&words[1..])
         .env_clear()
         .envs(environment(name, &api, &args.cert_file))
+        .envs(args.extra_env.iter().filter_map(|kv| kv.split_once('=')))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
