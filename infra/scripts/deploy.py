@@ -312,7 +312,7 @@ def sam_executable() -> str:
 def outputs_env(config_env: str, sam: str) -> list[str]:
     name = stack_name(load_samconfig(), config_env)
     proc = subprocess.run(
-        [sam, "list", "stack-outputs", "--stack-name", name, "--output", "json"],
+        [sam, "list", "stack-outputs", "--config-env", config_env, "--stack-name", name, "--output", "json"],
         cwd=ROOT, capture_output=True, text=True,
     )
     if proc.returncode != 0:
