@@ -1,27 +1,43 @@
 #!/usr/bin/env python3
-"""Checks template.yaml offline: cfn-lint, the SAM transform, and the invariants
-the design relies on.
+"""Checks template.yaml offline: cfn-lint, the SAM transform, the invariants the
+design relies on, and the deploy paths of samconfig.toml.
 
 Usage (from the repository root, with the project venv):
 
-    .venv/bin/python infra/scripts/check_template.py [path/to/template.yaml]
+    .venv/bin/python infra/scripts/check_template.py [template.yaml] [--samconfig samconfig.toml]
 
 1. cfn-lint (errors and warnings fail; see LINT_IGNORES for the exceptions).
 2. The SAM transform (aws-sam-translator), offline: no AWS credentials, no call.
 3. Invariants on the transformed CloudFormation:
-   - every work queue has a RedrivePolicy to a DLQ, SSE, and its DLQ an alarm
-     on ApproximateNumberOfMessagesVisible >= 1; DLQs keep messages 14 days;
+   - queues: every work queue has a RedrivePolicy to a DLQ, SSE, exactly one
+     consumer and an alarm on the age of its oldest message; every dead-letter
+     queue (redrive targets and async failure destinations) keeps messages 14
+     days and alarms at one visible message;
+   - the scheduled fan-out's async invocations have an SQS failure destination;
    - VisibilityTimeout >= 6 x the consumer's Timeout + its batching window;
    - every SQS event source mapping reports partial batch failures;
+   - alarms: Errors and Throttles of every function; every alarm notifies the
+     alarm topic (AlarmTopicArn, else the topic the stack creates);
+   - the dashboard graphs only metrics shared/src emits, with its dimensions;
    - the table's keys, GSIs and TTL equal shared/src/adapters/dynamo.rs;
    - IAM: no Resource "*" (unless the action cannot be scoped), no wildcard
      actions, no Scan, no AWS managed policies on function roles, and the
      per-function grants the design names (secrets, signing key, queues);
-   - the OAuth callback route and the settings page's static routes are public
-     (GET only), every other route has the JWT authorizer;
+   - routes: the OAuth callback and the settings page's static routes are public
+     (GET only), every other route has the JWT authorizer and names its method (no ANY: a preflight must not reach the
+     authorizer), and CORS allows ModjoWebOrigin;
+   - names two stacks could share contain the stack name; the outputs name what
+     MODJO_AWS=real needs and the exact callback URL the functions use;
    - functions: rust-cargolambda builds of the workspace's function crates,
      environment variable names known to shared/src/config.rs, and never the
-     test-only SALESFORCE_EXTRA_ALLOWED_ORIGINS.
+     test-only SALESFORCE_EXTRA_ALLOWED_ORIGINS;
+   - the files the template names exist.
+4. Deploy paths (infra/scripts/deploy.py): for each environment of
+   samconfig.toml and each architecture, the plan refuses to deploy without the
+   parameters no default can provide, and with them renders `sam build` and
+   `sam deploy` with the same parameters: both resolve every function to the
+   chosen architecture, every samconfig parameter survives, and the rendered
+   template passes the transform and the invariants.
 
 Exits 0 when everything holds, 1 with one line per failure otherwise.
 """
@@ -30,12 +46,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import deploy  # noqa: E402  (infra/scripts/deploy.py: samconfig and parameter rules)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,48 +71,77 @@ UNSCOPABLE_ACTIONS = {
     "cloudwatch:PutMetricData": "scoped by the cloudwatch:namespace condition key, not by resource",
 }
 
+STACK = "${AWS::StackName}"
 # Resource patterns that may end in a wildcard: per-tenant secrets are created
 # at runtime under this prefix (SECRET_PREFIX), one per tenant.
-TENANT_SECRET_ARN = (
-    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
-    ":secret:modjo/${Stage}/salesforce/tenants/*"
-)
+SECRET_PREFIX = f"modjo/{STACK}/tenants/"
+TENANT_SECRET_ARN = f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{SECRET_PREFIX}*"
 
 CALLBACK_PATH = "/integrations/salesforce/callback"
-# The settings page and its files: static, no data (shared/src/api/console.rs).
-CONSOLE_PATHS = {"/integrations/salesforce/console", "/integrations/salesforce/console/{asset}"}
+# Routes served without the JWT authorizer: the OAuth callback (the signed state
+# authenticates it) and the settings page's static files (its API calls carry
+# the JWT) (shared/src/api/console.rs).
+# Each is required, and says why it is public.
+PUBLIC_ROUTES = {
+    ("get", CALLBACK_PATH): "Salesforce redirects the browser here, without a JWT",
+    ("get", "/integrations/salesforce/console"): "the settings page must load without a JWT",
+    ("get", "/integrations/salesforce/console/{asset}"): "the settings page must load without a JWT",
+}
 JWT_AUTHORIZER = "ModjoJwt"
+CORS_HEADERS = {"authorization", "content-type"}
 
 # What each function may do beyond reading/refreshing tenant credentials, by crate.
 _READ_WRITE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"}
 EXPECTED = {
-    # Syncs an admin asks for from the settings page; the Modjo user directory is
-    # replaced in batches.
-    "integration-api": {"send": {"SyncJobsQueue"}, "secret_admin": True, "signing_key": True,
+    # Settings create the tenant's secret; disconnect deletes it; syncs an admin
+    # asks for from the settings page; the Modjo user directory is written in batches.
+    "integration-api": {"send": {"SyncJobsQueue"}, "secret_admin": {"CreateSecret", "TagResource", "DeleteSecret"},
+                        "signing_key": True,
                         "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}},
+    # Stores the tokens (recreating the secret if it vanished); never deletes one.
     # Calls parked while the tenant needed re-authorisation are replayed on reconnect.
-    "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": True, "signing_key": True,
-                       "dynamodb": _READ_WRITE},
-    # Follow-up jobs, replays of parked calls, and invalid jobs to the DLQ.
-    "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue", "SyncJobsDlq"}, "secret_admin": False,
-                       "signing_key": False,
+    "oauth-callback": {"send": {"CallEventsQueue"}, "secret_admin": {"CreateSecret", "TagResource"},
+                       "signing_key": True, "dynamodb": _READ_WRITE},
+    # Follow-up jobs, replays of parked calls, invalid jobs to the DLQ, and the
+    # fan-out's failure destination (Lambda sends with the function's role).
+    "scheduled-sync": {"send": {"SyncJobsQueue", "CallEventsQueue", "SyncJobsDlq", "SyncFanOutFailuresQueue"},
+                       "secret_admin": set(), "signing_key": False,
                        "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}},
     # Refused messages to the DLQ; replays of parked calls; claims are UpdateItems.
-    "call-logger": {"send": {"CallEventsDlq", "CallEventsQueue"}, "secret_admin": False, "signing_key": False,
+    "call-logger": {"send": {"CallEventsDlq", "CallEventsQueue"}, "secret_admin": set(), "signing_key": False,
                     "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}},
     # The comment-state version is an UpdateItem.
-    "comment-sync": {"send": {"CommentEventsDlq"}, "secret_admin": False, "signing_key": False,
+    "comment-sync": {"send": {"CommentEventsDlq"}, "secret_admin": set(), "signing_key": False,
                      "dynamodb": _READ_WRITE | {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}},
 }
-SECRET_ADMIN_ACTIONS = {"secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret"}
+SECRET_ADMIN_ACTIONS = {"CreateSecret", "TagResource", "DeleteSecret"}
 SQS_CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
 
 # Environment variables set by the platform or read by libraries, not by shared::config.
 ENV_NOT_IN_CONFIG = {"RUST_LOG"}
-FORBIDDEN_ENV = {"SALESFORCE_EXTRA_ALLOWED_ORIGINS": "test and local-stack escape hatch (DESIGN §4)"}
+FORBIDDEN_ENV = {"SALESFORCE_EXTRA_ALLOWED_ORIGINS": "test and local-stack escape hatch (README, Local)"}
 
-# Parameter values for the offline transform (the two parameters without a default).
+# Parameter values for the offline transform of the template alone (those without a default).
 TRANSFORM_PARAMETERS = {"JwtIssuer": "https://auth.example.com/", "JwtAudience": "modjo-api"}
+
+# What a user gives each samconfig environment on top of the file (on the command
+# line, or answering --guided): the parameters no default can provide.
+DEPLOY_PATH_VALUES = {
+    "default": {
+        "JwtIssuer": "https://idp.example.com/modjo-dev",
+        "JwtAudience": "modjo-salesforce-api",
+        "DomainName": "salesforce.dev.example.com",
+        "HostedZoneId": "Z0123456789EXAMPLE",
+    },
+    "prod": {
+        "JwtIssuer": "https://idp.example.com/modjo",
+        "JwtAudience": "modjo-salesforce-api",
+        "AlarmEmail": "oncall@example.com",
+    },
+}
+
+# Emitted-metric discovery: the library's EMF calls.
+METRICS_SOURCES = ROOT / "shared/src"
 
 
 class Failures:
@@ -144,9 +194,12 @@ def load_sam(template: Path) -> dict[str, Any]:
     return yaml_parse(template.read_text())
 
 
-def sam_transform(sam: dict[str, Any]) -> dict[str, Any]:
+def sam_transform(sam: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """What CloudFormation's SAM transform produces for these parameter values."""
     from samtranslator.translator.transform import transform
 
+    # Its usage metrics are never published offline: no warning about them.
+    logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
     # The translator resolves AWS::Region/AWS::Partition from a boto3 session:
     # give it a region so that it needs neither configuration nor credentials.
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-3")
@@ -157,7 +210,8 @@ def sam_transform(sam: dict[str, Any]) -> dict[str, Any]:
         if res.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
             if not props["CodeUri"].startswith("s3://"):
                 props["CodeUri"] = f"s3://offline-check/{name}.zip"
-    return transform(packaged, dict(TRANSFORM_PARAMETERS), OfflineManagedPolicyLoader())
+    values = dict(TRANSFORM_PARAMETERS if parameters is None else parameters)
+    return transform(packaged, values, OfflineManagedPolicyLoader())
 
 
 # ------------------------------------------------------------------ helpers
@@ -223,6 +277,25 @@ def int_value(value: Any, default: int) -> int:
     return int(value)
 
 
+def sub_text(value: Any) -> str:
+    """The template string of a `!Sub` (or the literal), for name checks."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else str(sub[0])
+    if ref_target(value) == "AWS::StackName":
+        return STACK
+    return repr(value)
+
+
+def function_envs(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: fn.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for name, fn in resources(cfn, "AWS::Lambda::Function").items()
+    }
+
+
 # ------------------------------------------------------------------ 3. invariants
 
 
@@ -265,9 +338,48 @@ def check_local_queue(queue: str, q: dict[str, Any], mapping: dict[str, Any], f:
             f"MAX_RECEIVE_COUNT is {max_receive}, the template says {redrive.get('maxReceiveCount')}")
 
 
+def dead_letter_queues(cfn: dict[str, Any]) -> dict[str, str]:
+    """{queue: why it is a dead-letter queue}: redrive targets and the SQS
+    failure destinations of async invocations."""
+    queues = resources(cfn, "AWS::SQS::Queue")
+    out: dict[str, str] = {}
+    for name, q in queues.items():
+        dlq = getatt_target((q.get("Properties", {}).get("RedrivePolicy") or {}).get("deadLetterTargetArn"), "Arn")
+        if dlq in queues:
+            out[dlq] = f"DLQ of {name}"
+    for name, c in resources(cfn, "AWS::Lambda::EventInvokeConfig").items():
+        dest = getatt_target(
+            c.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), "Arn"
+        )
+        if dest in queues:
+            out[dest] = f"failure destination of {ref_target(c['Properties'].get('FunctionName'))}"
+    return out
+
+
+def alarms_on(cfn: dict[str, Any], namespace: str, metric: str, dimension: str) -> dict[str, list[dict[str, Any]]]:
+    """{target of the alarm's dimension (queue or function): [alarm properties]}."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for alarm in resources(cfn, "AWS::CloudWatch::Alarm").values():
+        p = alarm.get("Properties", {})
+        if p.get("Namespace") != namespace or p.get("MetricName") != metric:
+            continue
+        for d in as_list(p.get("Dimensions")):
+            if d.get("Name") == dimension:
+                target = getatt_target(d.get("Value"), "QueueName") or ref_target(d.get("Value"))
+                if target:
+                    out.setdefault(target, []).append(p)
+    return out
+
+
+def fires_at(p: dict[str, Any], value: float) -> bool:
+    op, threshold = p.get("ComparisonOperator"), float(p.get("Threshold", -1))
+    return (op == "GreaterThanOrEqualToThreshold" and threshold <= value) or (
+        op == "GreaterThanThreshold" and threshold < value
+    )
+
+
 def check_queues(cfn: dict[str, Any], f: Failures) -> None:
     queues = resources(cfn, "AWS::SQS::Queue")
-    alarms = resources(cfn, "AWS::CloudWatch::Alarm")
     functions = resources(cfn, "AWS::Lambda::Function")
     mappings = resources(cfn, "AWS::Lambda::EventSourceMapping")
 
@@ -283,41 +395,35 @@ def check_queues(cfn: dict[str, Any], f: Failures) -> None:
             count = redrive.get("maxReceiveCount")
             f.check(isinstance(count, int) and 3 <= count <= 10, name,
                     f"maxReceiveCount should be between 3 and 10, got {count!r}")
-    dlqs = set(dlq_of.values())
+    dead = dead_letter_queues(cfn)
 
+    depth_alarms = alarms_on(cfn, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
+    age_alarms = alarms_on(cfn, "AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName")
     for name, q in queues.items():
         props = q.get("Properties", {})
         f.check(props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, name,
                 "queue is not encrypted (SqsManagedSseEnabled or KmsMasterKeyId)")
-        if name in dlqs:
-            f.check(int_value(props.get("MessageRetentionPeriod"), 345600) == 1209600, name,
-                    "a DLQ keeps messages 14 days (MessageRetentionPeriod 1209600)")
-            f.check("RedrivePolicy" not in props, name, "a DLQ has no DLQ of its own")
+        retention = int_value(props.get("MessageRetentionPeriod"), 345600)
+        if name in dead:
+            f.check(retention == 1209600, name, f"a dead-letter queue ({dead[name]}) keeps messages 14 days")
+            f.check("RedrivePolicy" not in props, name, "a dead-letter queue has no DLQ of its own")
+            found = depth_alarms.get(name, [])
+            f.check(bool(found), name, f"dead-letter queue ({dead[name]}) without an alarm on ApproximateNumberOfMessagesVisible")
+            for p in found:
+                f.check(fires_at(p, 1), name, "a dead-letter queue's alarm must fire at one visible message")
             continue
         if name not in dlq_of:
-            f.add(name, "work queue without RedrivePolicy/DLQ (every queue has a DLQ, DESIGN §7)")
+            f.add(name, "work queue without RedrivePolicy/DLQ (every queue has a DLQ)")
         else:
-            src = int_value(props.get("MessageRetentionPeriod"), 345600)
             dst = int_value(queues[dlq_of[name]].get("Properties", {}).get("MessageRetentionPeriod"), 345600)
-            f.check(dst > src, name, f"DLQ retention ({dst}s) must exceed the queue's ({src}s)")
-
-    for dlq in sorted(dlqs):
-        found = False
-        for alarm in alarms.values():
-            p = alarm.get("Properties", {})
-            dims = {d.get("Name"): d.get("Value") for d in as_list(p.get("Dimensions"))}
-            if (
-                p.get("Namespace") == "AWS/SQS"
-                and p.get("MetricName") == "ApproximateNumberOfMessagesVisible"
-                and getatt_target(dims.get("QueueName"), "QueueName") == dlq
-            ):
-                op, threshold = p.get("ComparisonOperator"), float(p.get("Threshold", -1))
-                fires_at_one = (op == "GreaterThanOrEqualToThreshold" and threshold <= 1) or (
-                    op == "GreaterThanThreshold" and threshold < 1
-                )
-                f.check(fires_at_one, dlq, "DLQ alarm must fire at one visible message")
-                found = True
-        f.check(found, dlq, "DLQ without a CloudWatch alarm on ApproximateNumberOfMessagesVisible")
+            f.check(dst > retention, name, f"DLQ retention ({dst}s) must exceed the queue's ({retention}s)")
+        ages = age_alarms.get(name, [])
+        f.check(bool(ages), name, "work queue without an alarm on ApproximateAgeOfOldestMessage "
+                "(a stalled consumer never fills the DLQ; its messages expire)")
+        for p in ages:
+            threshold = float(p.get("Threshold", retention))
+            f.check(threshold <= retention / 4, name,
+                    f"the age alarm ({threshold:.0f}s) must fire well before messages expire ({retention}s)")
 
     consumed: dict[str, list[str]] = {}
     for name, m in mappings.items():
@@ -343,11 +449,157 @@ def check_queues(cfn: dict[str, Any], f: Failures) -> None:
             f.check(isinstance(mc, int) and 2 <= mc <= 1000, name, f"MaximumConcurrency must be 2..1000, got {mc!r}")
         check_local_queue(queue, queues[queue], p, f)
     for name in queues:
-        if name in dlqs:
-            f.check(name not in consumed, name, "a DLQ is for inspection and redrive, not consumed by a function")
+        if name in dead:
+            f.check(name not in consumed, name, "a dead-letter queue is for inspection and redrive, not consumed by a function")
         else:
             f.check(len(consumed.get(name, [])) == 1, name,
                     f"work queue must have exactly one consumer, has {len(consumed.get(name, []))}")
+
+
+def check_alarms(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> None:
+    # Errors and Throttles of every function.
+    for metric in ("Errors", "Throttles"):
+        found = alarms_on(cfn, "AWS/Lambda", metric, "FunctionName")
+        for fn in resources(cfn, "AWS::Lambda::Function"):
+            f.check(fn in found, fn, f"no alarm on AWS/Lambda {metric}")
+            for p in found.get(fn, []):
+                f.check(fires_at(p, 1), fn, f"the {metric} alarm must fire at one")
+
+    # The scheduled fan-out (EventBridge invokes asynchronously) has a failure destination.
+    configs = {ref_target(c["Properties"].get("FunctionName")): c["Properties"]
+               for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()}
+    for fn, crate in crate_of.items():
+        if crate != "scheduled-sync":
+            continue
+        c = configs.get(fn)
+        if c is None:
+            f.add(fn, "no EventInvokeConfig: a failed scheduled fan-out would vanish after Lambda's retries")
+            continue
+        dest = getatt_target(c.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), "Arn")
+        f.check(dest in resources(cfn, "AWS::SQS::Queue"), fn, "the fan-out's OnFailure destination must be a queue of this stack")
+        f.check(int_value(c.get("MaximumEventAgeInSeconds"), 21600) < 900, fn,
+                "a fan-out older than the 15-minute schedule is superseded: MaximumEventAgeInSeconds < 900")
+
+    # Every alarm notifies: AlarmTopicArn when given, else the topic created for it.
+    topics = resources(cfn, "AWS::SNS::Topic")
+    conditions = cfn.get("Conditions", {})
+    for name, alarm in resources(cfn, "AWS::CloudWatch::Alarm").items():
+        p = alarm.get("Properties", {})
+        for key in ("AlarmActions", "OKActions"):
+            actions = as_list(p.get(key))
+            f.check(len(actions) == 1, name, f"{key} must name the alarm topic, has {len(actions)} actions")
+            for action in actions:
+                branch = action.get("Fn::If") if isinstance(action, dict) else None
+                ok = (
+                    isinstance(branch, list) and len(branch) == 3
+                    and ref_target(branch[1]) in topics
+                    and topics[ref_target(branch[1])].get("Condition") == branch[0]
+                    and conditions.get(branch[0]) == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
+                    and ref_target(branch[2]) == "AlarmTopicArn"
+                )
+                f.check(ok, name, f"{key} must be !If [<no AlarmTopicArn>, !Ref <the topic created then>, !Ref AlarmTopicArn]")
+
+
+def emitted_metrics() -> tuple[set[str], set[str], list[str]]:
+    """(metric names, Function dimension values, dimension names) that
+    shared/src emits: the literal names given to `.count(` and `.put(` (a `match`
+    of literals included), the literals given to `.metrics(` and the dimensions
+    `App::metrics` sets."""
+    names: set[str] = set()
+    functions: set[str] = set()
+    for path in METRICS_SOURCES.rglob("*.rs"):
+        src = path.read_text()
+        # Test modules (at the end of a file) emit nothing in production.
+        src = src.split("#[cfg(test)]", 1)[0]
+        for m in re.finditer(r"\.(count|put)\(", src):
+            first = first_argument(src, m.end())
+            rest = src[m.end() + len(first):m.end() + len(first) + 200]
+            # Metrics::put(name, Unit::…, value); other `put`s are not metrics.
+            if m.group(1) == "put" and not re.match(r"\s*,\s*(crate::telemetry::)?Unit::", rest):
+                continue
+            names.update(re.findall(r'"([A-Z][A-Za-z0-9]*)"', first))
+        functions.update(re.findall(r'\.metrics\("([a-z-]+)"\)', src))
+    app = (METRICS_SOURCES / "app.rs").read_text()
+    body = app[app.find("pub fn metrics"):]
+    body = body[: body.find("\n    }")]
+    dims = re.findall(r'\.dimension\("([A-Za-z]+)"', body)
+    return names, functions, dims
+
+
+def first_argument(src: str, start: int) -> str:
+    """The text of a call's first argument, from just after its `(`."""
+    depth, i, quoted = 0, start, False
+    while i < len(src):
+        c = src[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "," and depth == 0:
+            break
+        i += 1
+    return src[start:i]
+
+
+def check_dashboard(cfn: dict[str, Any], f: Failures) -> None:
+    dashboards = resources(cfn, "AWS::CloudWatch::Dashboard")
+    if len(dashboards) != 1:
+        f.add("Resources", f"expected one CloudWatch dashboard, found {len(dashboards)}")
+        return
+    (name, dash), = dashboards.items()
+    p = dash.get("Properties", {})
+    f.check(STACK in sub_text(p.get("DashboardName")), name, "DashboardName must contain the stack name")
+    text = sub_text(p.get("DashboardBody"))
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as e:
+        f.add(name, f"DashboardBody is not JSON: {e}")
+        return
+    namespaces = {str(env.get("METRICS_NAMESPACE")) for env in function_envs(cfn).values()}
+    if len(namespaces) != 1:
+        f.add("Globals", f"every function must emit to one METRICS_NAMESPACE, found {sorted(namespaces)}")
+        return
+    namespace = namespaces.pop()
+    names, function_labels, dims = emitted_metrics()
+    f.check(dims == ["Function", "Stage"], "shared/src/app.rs", f"App::metrics dimensions are {dims}; update the dashboard and this check")
+    queues = set(resources(cfn, "AWS::SQS::Queue"))
+    lambdas = set(resources(cfn, "AWS::Lambda::Function"))
+    graphed: set[str] = set()
+    for widget in body.get("widgets", []):
+        title = widget.get("properties", {}).get("title", "?")
+        for metric in widget.get("properties", {}).get("metrics", []):
+            parts = [m for m in metric if isinstance(m, str)]
+            ns, metric_name, pairs = parts[0], parts[1], parts[2:]
+            dimensions = dict(zip(pairs[::2], pairs[1::2]))
+            where = f"{name} ({title})"
+            if ns == namespace:
+                graphed.add(metric_name)
+                f.check(metric_name in names, where, f"{metric_name} is not a metric shared/src emits")
+                f.check(set(dimensions) == {"Function", "Stage"}, where,
+                        f"{metric_name} must name exactly the dimensions the code emits (Function, Stage), names {sorted(dimensions)}")
+                f.check(dimensions.get("Function") in function_labels, where,
+                        f"Function={dimensions.get('Function')} is not a function that emits metrics ({sorted(function_labels)})")
+                f.check(dimensions.get("Stage") == "${Stage}", where, "Stage must be the Stage parameter")
+            elif ns == "AWS/SQS":
+                m = re.fullmatch(r"\$\{(\w+)\.QueueName\}", dimensions.get("QueueName", ""))
+                f.check(bool(m) and m.group(1) in queues, where, f"QueueName {dimensions.get('QueueName')} is not a queue of this stack")
+            elif ns == "AWS/Lambda":
+                m = re.fullmatch(r"\$\{(\w+)\}", dimensions.get("FunctionName", ""))
+                f.check(bool(m) and m.group(1) in lambdas, where, f"FunctionName {dimensions.get('FunctionName')} is not a function of this stack")
+            else:
+                f.add(where, f"unexpected namespace {ns}")
+    for needed in ("SalesforceApiCalls", "SyncJobDuration"):
+        f.check(needed in graphed, name, f"the dashboard does not graph {needed}")
+    f.check(any(n.startswith("Calls") for n in graphed), name, "the dashboard does not graph calls by outcome")
 
 
 def dynamo_constants(f: Failures) -> dict[str, str] | None:
@@ -451,6 +703,8 @@ def check_functions(sam: dict[str, Any], cfn: dict[str, Any], f: Failures) -> di
                 f.add(name, f"environment variable {var} is not a name in shared/src/config.rs `vars`")
         for var in ("STAGE", "TABLE_NAME", "SECRET_PREFIX"):
             f.check(var in env, name, f"environment variable {var} is missing")
+        f.check(sub_text(env.get("SECRET_PREFIX")) == SECRET_PREFIX, name,
+                f"SECRET_PREFIX must be {SECRET_PREFIX} (the prefix the IAM policies grant)")
         if crate_of.get(name) in ("integration-api", "oauth-callback"):
             for var in ("OAUTH_CALLBACK_URL", "MODJO_RETURN_URL", "STATE_SIGNING_SECRET_ID"):
                 f.check(var in env, name, f"environment variable {var} is missing")
@@ -520,10 +774,11 @@ def check_iam(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> Non
                 "GetSecretValue on the tenant-secret prefix is missing")
         f.check(TENANT_SECRET_ARN in grants.get("secretsmanager:PutSecretValue", set()), where,
                 "PutSecretValue on the tenant-secret prefix is missing (any function may refresh a token)")
-        for a in SECRET_ADMIN_ACTIONS:
-            has = TENANT_SECRET_ARN in grants.get(a, set())
-            f.check(has == expected["secret_admin"], where,
-                    f"{a} {'missing' if expected['secret_admin'] else 'granted'} (only the connect/disconnect paths create and delete secrets)")
+        for a in sorted(SECRET_ADMIN_ACTIONS):
+            has = TENANT_SECRET_ARN in grants.get(f"secretsmanager:{a}", set())
+            want = a in expected["secret_admin"]
+            f.check(has == want, where,
+                    f"secretsmanager:{a} {'missing' if want else 'granted'} (expected only {sorted(expected['secret_admin']) or 'none'})")
         reads_key = f"Ref:{signing}" in grants.get("secretsmanager:GetSecretValue", set())
         f.check(reads_key == expected["signing_key"], where,
                 f"state signing key read {'missing' if expected['signing_key'] else 'granted'}")
@@ -550,7 +805,9 @@ def check_iam(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> Non
                 f"DynamoDB resources beyond the table and its index: {sorted(table_resources)}")
 
 
-def check_routes(cfn: dict[str, Any], f: Failures) -> None:
+def check_routes(cfn: dict[str, Any], f: Failures, web_origin: Any = None) -> None:
+    """`web_origin`: the ModjoWebOrigin value the transform was given (the
+    translator resolves it into the API definition)."""
     apis = resources(cfn, "AWS::ApiGatewayV2::Api")
     if len(apis) != 1:
         f.add("Resources", f"expected one HTTP API, found {len(apis)}")
@@ -563,30 +820,40 @@ def check_routes(cfn: dict[str, Any], f: Failures) -> None:
     conf = jwt.get("jwtConfiguration", {})
     f.check(conf.get("issuer") == {"Ref": "JwtIssuer"}, name, "JWT issuer must come from the JwtIssuer parameter")
     f.check(conf.get("audience") == [{"Ref": "JwtAudience"}], name, "JWT audience must come from JwtAudience")
-    seen_callback = False
-    seen_console: set[str] = set()
-    routes = 0
+    seen: set[tuple[str, str]] = set()
+    jwt_methods: set[str] = set()
     for path, methods in body.get("paths", {}).items():
         for method, op in methods.items():
             if not isinstance(op, dict) or "x-amazon-apigateway-integration" not in op:
                 continue
-            routes += 1
             route = f"{method.upper()} {path}"
             names = {k for s in as_list(op.get("security")) for k in s}
-            if path == CALLBACK_PATH:
-                seen_callback = True
-                f.check(method == "get", route, "the callback route is GET only")
-                f.check(names <= {"NONE"}, route, f"the OAuth callback must be public, has {sorted(names)}")
-            elif path in CONSOLE_PATHS:
-                seen_console.add(path)
-                f.check(method == "get", route, "the settings page's routes are GET only")
-                f.check(names <= {"NONE"}, route, f"the settings page must load without a JWT, has {sorted(names)}")
+            f.check(method not in ("x-amazon-apigateway-any-method", "options"), route,
+                    "a route for ANY or OPTIONS catches CORS preflights (which carry no JWT): name the methods")
+            if (method, path) in PUBLIC_ROUTES:
+                seen.add((method, path))
+                f.check(names <= {"NONE"}, route, f"{PUBLIC_ROUTES[(method, path)]}, has {sorted(names)}")
             else:
                 f.check(names == {JWT_AUTHORIZER}, route, f"must require the {JWT_AUTHORIZER} authorizer, has {sorted(names)}")
+                jwt_methods.add(method.upper())
             f.check(path.startswith("/integrations/salesforce/"), route, "routes live under /integrations/salesforce/")
-    f.check(seen_callback, name, f"no GET {CALLBACK_PATH} route")
-    f.check(seen_console == CONSOLE_PATHS, name, f"missing settings page routes {sorted(CONSOLE_PATHS - seen_console)}")
-    f.check(routes >= 2, name, "expected the admin routes and the callback route")
+    for route in PUBLIC_ROUTES:
+        f.check(route in seen, name, f"no {route[0].upper()} {route[1]} route")
+    f.check(bool(jwt_methods), name, "expected the admin routes besides the callback")
+
+    cors = body.get("x-amazon-apigateway-cors")
+    if not isinstance(cors, dict):
+        f.add(name, "no CorsConfiguration: browsers on ModjoWebOrigin cannot call the admin routes")
+        return
+    want = [web_origin] if web_origin is not None else None
+    f.check(want is None or cors.get("allowOrigins") == want, name,
+            f"CORS allowOrigins must be exactly ModjoWebOrigin ({want}), is {cors.get('allowOrigins')}")
+    f.check("*" not in as_list(cors.get("allowOrigins")), name, "CORS must not allow every origin")
+    f.check(CORS_HEADERS <= {h.lower() for h in as_list(cors.get("allowHeaders"))}, name,
+            f"CORS allowHeaders must include {sorted(CORS_HEADERS)}")
+    f.check(jwt_methods <= {m.upper() for m in as_list(cors.get("allowMethods"))}, name,
+            f"CORS allowMethods must include the routes' methods {sorted(jwt_methods)}")
+    f.check(cors.get("allowCredentials") in (None, False), name, "CORS allowCredentials: the API takes a bearer token, not cookies")
 
 
 def check_schedule(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> None:
@@ -599,15 +866,146 @@ def check_schedule(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -
             "no EventBridge rule rate(15 minutes) targeting scheduled-sync")
 
 
+def check_names_and_outputs(cfn: dict[str, Any], crate_of: dict[str, str], f: Failures) -> None:
+    """Two stacks (of one stage, or one account) must share nothing; the outputs
+    give a deployer what the README asks them to use."""
+    for name, g in resources(cfn, "AWS::Logs::LogGroup").items():
+        f.check(STACK in sub_text(g["Properties"].get("LogGroupName")), name, "LogGroupName must contain the stack name")
+    for name, s in resources(cfn, "AWS::SecretsManager::Secret").items():
+        f.check(STACK in sub_text(s["Properties"].get("Name")), name, "the secret's Name must contain the stack name")
+    outputs = cfn.get("Outputs", {})
+    for var, key in deploy.OUTPUT_ENV.items():
+        f.check(key in outputs, "Outputs", f"no {key} output (README: MODJO_AWS=real reads {var} from it)")
+    f.check(sub_text(outputs.get("SecretPrefix", {}).get("Value")) == SECRET_PREFIX, "Outputs",
+            f"SecretPrefix must be the functions' SECRET_PREFIX {SECRET_PREFIX}")
+    for dlq in dead_letter_queues(cfn):
+        f.check(any(ref_target(o.get("Value")) == dlq for o in outputs.values()), "Outputs", f"no output names {dlq}'s URL")
+    # The callback to paste is exactly the one the functions send to Salesforce.
+    envs = function_envs(cfn)
+    callback = outputs.get("CallbackUrl", {}).get("Value")
+    f.check(callback is not None, "Outputs", "no CallbackUrl output (the URL to paste into the connected app)")
+    for fn, crate in crate_of.items():
+        if crate in ("integration-api", "oauth-callback"):
+            f.check(envs.get(fn, {}).get("OAUTH_CALLBACK_URL") == callback, fn,
+                    "OAUTH_CALLBACK_URL must be exactly the CallbackUrl output")
+
+
+def check_named_files(template: Path, f: Failures) -> None:
+    """Every file the template's text names exists in the repository."""
+    text = template.read_text()
+    for m in sorted(set(re.findall(r"(?<![\w./-])((?:[\w.-]+/)*[\w.-]+\.(?:md|rs|py|sh|toml|txt|json))\b", text))):
+        f.check((ROOT / m).exists(), template.name, f"names {m}, which is not in the repository")
+
+
+def invariants(template: Path, sam: dict[str, Any], cfn: dict[str, Any], f: Failures, web_origin: Any = None) -> None:
+    try:
+        check_queues(cfn, f)
+        check_table(cfn, f)
+        crate_of = check_functions(sam, cfn, f)
+        check_alarms(cfn, crate_of, f)
+        check_dashboard(cfn, f)
+        check_iam(cfn, crate_of, f)
+        check_routes(cfn, f, web_origin)
+        check_schedule(cfn, crate_of, f)
+        check_names_and_outputs(cfn, crate_of, f)
+        check_named_files(template, f)
+    except Exception as e:  # a shape the checks do not expect is a failure, not a pass
+        f.add("check_template.py", f"unexpected template shape: {type(e).__name__}: {e}")
+
+
+# ------------------------------------------------------------------ 4. deploy paths
+
+
+def resolved_architectures(cfn: dict[str, Any], parameters: dict[str, str]) -> dict[str, list[str]]:
+    """Each function's Architectures with parameter references resolved."""
+    out = {}
+    for name, fn in resources(cfn, "AWS::Lambda::Function").items():
+        archs = []
+        for a in as_list(fn.get("Properties", {}).get("Architectures", ["x86_64"])):
+            archs.append(parameters.get(ref_target(a), f"unresolved {a}") if ref_target(a) else a)
+        out[name] = archs
+    return out
+
+
+def overrides_of(argv: list[str]) -> dict[str, str]:
+    """The parameters one rendered SAM command passes, read the way SAM reads them."""
+    i = argv.index("--parameter-overrides")
+    tokens = []
+    for token in argv[i + 1:]:
+        if token.startswith("--"):
+            break
+        tokens.append(token)
+    return deploy.parse_overrides(tokens, " ".join(argv[:2]))
+
+
+def check_deploy_paths(
+    template: Path, samconfig: Path, sam: dict[str, Any], f: Failures, known: set[str]
+) -> list[str]:
+    """Renders `sam build` and `sam deploy` for each samconfig environment and
+    architecture as infra/scripts/deploy.py runs them; returns the paths checked.
+    `known`: invariant failures already reported for the template's defaults."""
+    config = deploy.load_samconfig(samconfig)
+    checked = []
+    for env in sorted(config):
+        if not isinstance(config[env], dict):
+            continue
+        values = DEPLOY_PATH_VALUES.get(env)
+        if values is None:
+            f.add("samconfig.toml", f"environment {env!r}: add what a deployer gives it to DEPLOY_PATH_VALUES in check_template.py")
+            continue
+        saved = deploy.config_parameters(config, env)
+        for name in values:
+            f.check(name not in saved, f"samconfig.toml [{env}]", f"{name} has a value in the file: a placeholder deploys as if real")
+        for arch in deploy.ARCHITECTURES:
+            where = f"deploy path {env}/{arch}"
+            # Without what only the deployer knows, nothing is built or deployed.
+            bare = deploy.plan(env, arch, config=config, template=sam)
+            for name in deploy.missing_required(bare.parameters, sam):
+                f.check(any(p.startswith(f"{name}:") for p in bare.problems), where,
+                        f"a deploy without {name} (no default) is not refused")
+            f.check(bool(bare.problems), where, "a deploy without the parameters only the deployer knows is not refused")
+
+            p = deploy.plan(env, arch, dict(values), config=config, template=sam)
+            f.check(not p.problems, where, f"refused with every parameter given: {p.problems}")
+            build, dep = overrides_of(p.build), overrides_of(p.deploy)
+            f.check(build == dep, where, f"sam build and sam deploy get different parameters: {build} vs {dep}")
+            f.check(dep.get("Architecture") == arch, where, f"Architecture={dep.get('Architecture')}, asked {arch}")
+            for name, value in {**saved, **values}.items():
+                if name == "Architecture":
+                    continue
+                f.check(build.get(name) == value and dep.get(name) == value, where,
+                        f"{name}={value} from samconfig/the deployer does not reach both commands")
+            for name in deploy.missing_required({}, sam):
+                f.check(name in dep, where, f"required parameter {name} missing from sam deploy")
+            try:
+                built = resolved_architectures(sam_transform(sam, deploy.effective(build, sam)), deploy.effective(build, sam))
+                cfn = sam_transform(sam, deploy.effective(dep, sam))
+            except Exception as e:
+                f.add(where, f"SAM transform failed: {e}")
+                continue
+            deployed = resolved_architectures(cfn, deploy.effective(dep, sam))
+            f.check(built == deployed and all(a == [arch] for a in deployed.values()), where,
+                    f"functions built as {built}, deployed as {deployed}")
+            sub = Failures()
+            invariants(template, sam, cfn, sub, deploy.effective(dep, sam).get("ModjoWebOrigin"))
+            for item in sub.items:
+                if item not in known:
+                    f.add(where, item)
+            checked.append(f"{env}/{arch}")
+    return checked
+
+
 # ------------------------------------------------------------------ main
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("template", nargs="?", default=str(ROOT / "template.yaml"), help="default: template.yaml")
+    ap.add_argument("--samconfig", default=str(deploy.SAMCONFIG), help="default: samconfig.toml")
     args = ap.parse_args()
     template = Path(args.template).resolve()
-    print(f"checking {template}")
+    samconfig = Path(args.samconfig).resolve()
+    print(f"checking {template} with {samconfig}")
 
     lint = run_cfn_lint(template)
     if lint:
@@ -630,23 +1028,30 @@ def main() -> int:
     print(f"ok   SAM transform: {len(cfn.get('Resources', {}))} CloudFormation resources")
 
     f = Failures()
-    try:
-        check_queues(cfn, f)
-        check_table(cfn, f)
-        crate_of = check_functions(sam, cfn, f)
-        check_iam(cfn, crate_of, f)
-        check_routes(cfn, f)
-        check_schedule(cfn, crate_of, f)
-    except Exception as e:  # a shape the checks do not expect is a failure, not a pass
-        f.add("check_template.py", f"unexpected template shape: {type(e).__name__}: {e}")
+    web_origin = deploy.effective(TRANSFORM_PARAMETERS, sam).get("ModjoWebOrigin")
+    invariants(template, sam, cfn, f, web_origin)
     if f.items:
         print(f"FAIL invariants ({len(f.items)}):")
         for item in f.items:
             print(f"  {item}")
     else:
-        print("ok   invariants: queues/DLQs/alarms, visibility timeouts, partial batch responses, "
-              "table shape, IAM scope, routes, schedule, functions")
-    return 1 if (lint or f.items) else 0
+        print("ok   invariants: queues/DLQs/alarms, dashboard metrics, visibility timeouts, partial batch "
+              "responses, table shape, IAM scope, routes and CORS, schedule, names and outputs, functions")
+
+    paths = Failures()
+    try:
+        checked = check_deploy_paths(template, samconfig, sam, paths, set(f.items))
+    except deploy.PlanError as e:
+        paths.add("deploy.py", str(e))
+        checked = []
+    if paths.items:
+        print(f"FAIL deploy paths ({len(paths.items)}):")
+        for item in paths.items:
+            print(f"  {item}")
+    else:
+        print(f"ok   deploy paths: {', '.join(checked)}: refused without the deployer's parameters; "
+              "sam build and sam deploy get the same parameters and resolve every function to the architecture")
+    return 1 if (lint or f.items or paths.items) else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 //! What a function runs on: configuration plus the adapters behind the ports.
 //! `main.rs` builds one at cold start; tests build one on moto and the emulator.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::adapters::dynamo::DynamoStore;
@@ -12,6 +12,8 @@ use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::aws::AwsClients;
 use crate::config::{self, Config, ConfigError, OAuthConfig};
+use crate::connect::state::KEY_REFRESH;
+use crate::domain::SigningKeys;
 use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore,
     RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
@@ -59,8 +61,13 @@ pub struct App<S, K> {
     pub salesforce: SalesforceClient,
     /// Present in the functions that run the OAuth flow.
     pub oauth: Option<OAuthConfig>,
-    signing_key: OnceCell<SecretString>,
+    /// The state-signing keys and when they were read.
+    signing_keys: Mutex<Option<(Instant, Arc<SigningKeys>)>>,
 }
+
+/// A state that no key this container holds verifies may have been signed with
+/// a key rotated in since: the keys are read again, at most this often.
+const KEY_RELOAD_AFTER_MISS: Duration = Duration::from_secs(1);
 
 /// The production wiring.
 pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
@@ -86,7 +93,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             secrets,
             salesforce,
             oauth,
-            signing_key: OnceCell::new(),
+            signing_keys: Mutex::new(None),
         })
     }
 
@@ -96,8 +103,20 @@ impl<S: Store, K: SecretStore> App<S, K> {
             .session(tenant, &self.secrets, &self.store, Instant::now() + budget)
     }
 
-    /// The OAuth state-signing key, read once per container.
-    pub async fn signing_key(&self) -> Result<&SecretString, StoreError> {
+    /// The OAuth state-signing keys, read again every [`KEY_REFRESH`] so that a
+    /// rotation reaches every container.
+    pub async fn signing_keys(&self) -> Result<Arc<SigningKeys>, StoreError> {
+        self.read_signing_keys(KEY_REFRESH).await
+    }
+
+    /// The signing keys read again, unless they were read in the last
+    /// [`KEY_RELOAD_AFTER_MISS`]: for a state none of the held keys verifies,
+    /// which a container started after a rotation may have signed.
+    pub async fn reload_signing_keys(&self) -> Result<Arc<SigningKeys>, StoreError> {
+        self.read_signing_keys(KEY_RELOAD_AFTER_MISS).await
+    }
+
+    async fn read_signing_keys(&self, max_age: Duration) -> Result<Arc<SigningKeys>, StoreError> {
         let id = self
             .oauth
             .as_ref()
@@ -105,9 +124,28 @@ impl<S: Store, K: SecretStore> App<S, K> {
             .ok_or_else(|| {
                 StoreError::Rejected("this function has no OAuth configuration".into())
             })?;
-        self.signing_key
-            .get_or_try_init(|| async { self.secrets.signing_key(&id).await })
-            .await
+        // Held across the read: concurrent requests wait for one read.
+        let mut cached = self.signing_keys.lock().await;
+        if let Some((read_at, keys)) = cached.as_ref() {
+            if read_at.elapsed() < max_age {
+                return Ok(keys.clone());
+            }
+        }
+        match (self.secrets.signing_keys(&id).await, cached.take()) {
+            (Ok(keys), _) => {
+                let keys = Arc::new(keys);
+                *cached = Some((Instant::now(), keys.clone()));
+                Ok(keys)
+            }
+            // Secrets Manager failing is no reason to stop using the keys held:
+            // keep them, and try again `max_age` later.
+            (Err(e), Some((_, held))) => {
+                tracing::warn!(error = %e, "state-signing keys not read again; keeping those held");
+                *cached = Some((Instant::now(), held.clone()));
+                Ok(held)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! `AWS_ENDPOINT_URL` (the SDK-wide variable) redirects every client.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::config::{ProcessEnv, Source};
 
@@ -34,6 +36,7 @@ impl AwsClients {
     /// tests run many of these side by side without touching the process environment.
     pub async fn for_endpoint(endpoint_url: &str) -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new("eu-west-1"))
             .endpoint_url(endpoint_url)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -45,10 +48,20 @@ impl AwsClients {
     }
 }
 
+/// The HTTPS client of every AWS client: rustls on ring, the crypto library the
+/// Salesforce (reqwest) and Pub/Sub (tonic) clients use, so that a function
+/// links one crypto library, not two. It trusts the system's roots: the one
+/// bundle named by SSL_CERT_FILE where set (template.yaml sets it).
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// Loads the SDK configuration from the standard chain, pointing every client at
 /// `AWS_ENDPOINT_URL` when the source sets it.
 pub async fn load_sdk_config(env: &dyn Source) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
     if let Some(endpoint) = env.get(ENDPOINT_URL_VAR).filter(|v| !v.trim().is_empty()) {
         loader = loader.endpoint_url(endpoint.trim());
     }

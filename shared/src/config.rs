@@ -71,6 +71,9 @@ pub mod vars {
     pub const SYNC_PAUSE_AT_PERCENT: &str = "SYNC_PAUSE_AT_PERCENT";
     pub const CALL_LOGGING_DEFER_AT_PERCENT: &str = "CALL_LOGGING_DEFER_AT_PERCENT";
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    /// The one PEM bundle the AWS SDK trusts (read by rustls-native-certs)
+    /// instead of every file of the system's certificate directories.
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 }
 
 /// Salesforce REST API version used for every request unless configured: 64.0
@@ -180,6 +183,7 @@ impl Config {
                 defaults.call_logging_defer_at_percent,
             )?,
         };
+        certificate_bundle(env)?;
         Ok(Self {
             stage: non_empty(env, vars::STAGE).unwrap_or_else(|| "dev".to_string()),
             table_name: required(env, vars::TABLE_NAME)?,
@@ -255,6 +259,18 @@ fn pubsub_endpoint(
                     reason: format!("not a Pub/Sub API endpoint ({e})"),
                 })
         }
+    }
+}
+
+/// When set, the bundle must be a readable file: otherwise the SDK would trust
+/// no certificate and every AWS call would fail, long after start-up.
+fn certificate_bundle(env: &dyn Source) -> Result<(), ConfigError> {
+    match non_empty(env, vars::SSL_CERT_FILE) {
+        Some(path) if !std::path::Path::new(&path).is_file() => Err(ConfigError::Invalid {
+            name: vars::SSL_CERT_FILE,
+            reason: format!("{path} is not a file"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -413,6 +429,24 @@ mod tests {
                 other => panic!("{name}={value}: expected Invalid, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_certificate_bundle_must_exist() {
+        let mut e = env(BASE);
+        e.insert("SSL_CERT_FILE", "/nonexistent/ca-bundle.crt");
+        assert!(matches!(
+            Config::from_source(&e),
+            Err(ConfigError::Invalid {
+                name: "SSL_CERT_FILE",
+                ..
+            })
+        ));
+        e.insert(
+            "SSL_CERT_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        );
+        assert!(Config::from_source(&e).is_ok());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
-    IndexKey, Lease, ModjoUser, PendingAuthorization, StoredComment, SyncCursor, SyncStatus,
-    TenantId, UserMapping,
+    IndexKey, Lease, ModjoUser, PendingAuthorization, SigningKeys, StoredComment, SyncCursor,
+    SyncStatus, TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -437,17 +437,38 @@ pub trait SecretStore: Send + Sync {
     fn delete_credentials(&self, tenant: &TenantId)
     -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// The key that signs OAuth `state` tokens (at least 32 bytes).
-    fn signing_key(
+    /// The keys that sign OAuth `state` tokens (each at least 32 bytes): the
+    /// secret's current version, and the previous one with when it was replaced.
+    fn signing_keys(
         &self,
         secret_id: &str,
-    ) -> impl Future<Output = StoreResult<SecretString>> + Send;
+    ) -> impl Future<Output = StoreResult<SigningKeys>> + Send;
+}
+
+/// A message about one tenant. The tenant travels as the SQS `MessageGroupId`:
+/// on a standard queue that makes it a fair queue, where SQS serves the other
+/// tenants first while one tenant's backlog (a large first sync, a replay of
+/// parked calls) drains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantMessage {
+    pub tenant: TenantId,
+    pub body: String,
+}
+
+impl TenantMessage {
+    pub fn new(tenant: &TenantId, body: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            body: body.into(),
+        }
+    }
 }
 
 /// A queue of JSON messages (sync jobs, call events, dead letters).
 pub trait JobQueue: Send + Sync {
-    /// Sends every body, batched; fails if any could not be sent after retries.
-    fn send_all(&self, bodies: &[String]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Sends every message, batched, each in its tenant's message group; fails
+    /// if any could not be sent after retries.
+    fn send_all(&self, messages: &[TenantMessage]) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Sends a message that cannot be processed, body intact (so it can be
     /// redriven), with the reason as a message attribute.

@@ -57,17 +57,37 @@ impl AwsEnv {
 
     /// Receives (and deletes) every message currently visible on a queue.
     pub async fn drain(&self, url: &str) -> Vec<String> {
-        self.drain_with_reasons(url)
+        self.drain_messages(url)
             .await
             .into_iter()
-            .map(|(body, _)| body)
+            .map(|m| m.body)
             .collect()
     }
 
     /// [`Self::drain`], each body with the reason a consumer gave when it
     /// dead-lettered it (the `modjo-error` attribute; empty when absent).
     pub async fn drain_with_reasons(&self, url: &str) -> Vec<(String, String)> {
-        let mut messages_out = Vec::new();
+        self.drain_messages(url)
+            .await
+            .into_iter()
+            .map(|m| (m.body, m.reason))
+            .collect()
+    }
+
+    /// Like [`AwsEnv::drain`], with each message's `MessageGroupId` as SQS
+    /// reports it (the tenant, on the product's fair queues).
+    pub async fn drain_grouped(&self, url: &str) -> Vec<(Option<String>, String)> {
+        self.drain_messages(url)
+            .await
+            .into_iter()
+            .map(|m| (m.group, m.body))
+            .collect()
+    }
+
+    /// Receives (and deletes) every message currently visible on a queue, with
+    /// what came with it.
+    pub async fn drain_messages(&self, url: &str) -> Vec<Drained> {
+        let mut drained = Vec::new();
         loop {
             let out = self
                 .clients
@@ -76,13 +96,16 @@ impl AwsEnv {
                 .queue_url(url)
                 .max_number_of_messages(10)
                 .message_attribute_names("All")
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+                )
                 .wait_time_seconds(0)
                 .send()
                 .await
                 .expect("receive");
             let messages = out.messages.unwrap_or_default();
             if messages.is_empty() {
-                return messages_out;
+                return drained;
             }
             for m in messages {
                 if let Some(handle) = &m.receipt_handle {
@@ -101,8 +124,29 @@ impl AwsEnv {
                     .and_then(|a| a.get("modjo-error"))
                     .and_then(|v| v.string_value.clone())
                     .unwrap_or_default();
-                messages_out.push((m.body.unwrap_or_default(), reason));
+                let group = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    })
+                    .cloned();
+                drained.push(Drained {
+                    body: m.body.unwrap_or_default(),
+                    reason,
+                    group,
+                });
             }
         }
     }
+}
+
+/// A message received from a queue.
+#[derive(Debug, Clone)]
+pub struct Drained {
+    pub body: String,
+    /// The reason a consumer gave when it dead-lettered the message.
+    pub reason: String,
+    /// Its `MessageGroupId`.
+    pub group: Option<String>,
 }

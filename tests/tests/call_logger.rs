@@ -10,6 +10,7 @@ use e2e::sf::ORG;
 use e2e::stack::{Claims, api_event, body_json, build_app_with};
 use serde_json::{Value, json};
 use sf_emulator::{FailureKind, Fault};
+use shared::calls::Settled;
 use shared::domain::{CallState, ConnectionStatus, TenantId};
 use shared::ports::{CallStore, ConnectionStore};
 
@@ -670,4 +671,39 @@ async fn a_batch_shares_one_lookup_and_one_write() {
             "{o:?}"
         );
     }
+}
+
+/// What a batch reports about where its calls were left (the dashboard's calls
+/// by outcome) is what the store and the dead-letter queue hold.
+#[tokio::test]
+async fn calls_are_counted_where_they_were_left() {
+    let w = world().await;
+    let bodies = vec![
+        phone_call(&w.tenant, "call_counted", "+33612345678"),
+        phone_call(&w.tenant, "call_nobody", "+33 1 99 99 99 99"),
+        json!({"version": 1, "tenantId": w.tenant, "callId": "call_broken"}).to_string(),
+        "{not json".to_string(),
+    ];
+    let aws = &w.stack.aws;
+    let dlq_url = &aws.resources.dead_letter_queues[&aws.resources.call_events_queue];
+    let dlq = aws.queue(dlq_url);
+    let source = aws.queue(&aws.resources.call_events_queue);
+    let logger = shared::calls::CallLogger::new(&w.stack.app, &source, &dlq);
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(e2e::stack::sqs_event("call-events", &bodies)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    logger
+        .log_batch(&shared::batch::deliveries(event), deadline)
+        .await;
+    let counted = logger.take_settled();
+
+    // A refused message counts where it went: the dead-letter queue.
+    let mut held = std::collections::HashMap::new();
+    for call_id in ["call_counted", "call_nobody"] {
+        *held
+            .entry(Settled::State(outcome(&w, call_id).await.state))
+            .or_insert(0u64) += 1;
+    }
+    held.insert(Settled::DeadLettered, aws.drain(dlq_url).await.len() as u64);
+    assert_eq!(counted, held);
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use e2e::sf::{ORG, WorldOptions};
 use e2e::stack::{
-    Claims, RETURN_URL, Stack, api_event, body_json, callback_event, consent, location, status,
+    CALLBACK_URL, Claims, RETURN_URL, Stack, TestApp, api_event, body_json, build_app,
+    callback_event, consent, location, status,
 };
 use e2e::unique;
 use serde_json::{Value, json};
@@ -450,7 +451,9 @@ async fn state_attacks_are_refused() {
     );
     // Signed by someone else (another key).
     let other = shared::connect::state::sign(
-        &secrecy::SecretString::from("another-key-another-key-another-key-12"),
+        &shared::domain::SigningKeys::new(secrecy::SecretString::from(
+            "another-key-another-key-another-key-12",
+        )),
         &shared::connect::state::StateClaims {
             tenant: TenantId::parse(&tenant).unwrap(),
             user_id: "usr_admin".into(),
@@ -489,6 +492,89 @@ async fn state_attacks_are_refused() {
         location(&stack.callback(callback_event(&evil)).await)
             .as_str()
             .starts_with(RETURN_URL)
+    );
+}
+
+/// Settings saved and a connect started on `app` (an integration-api container).
+async fn start_on(stack: &Stack, app: &TestApp, tenant: &str) -> String {
+    for (method, path, body) in [
+        (
+            "PUT",
+            "/integrations/salesforce/settings",
+            Some(settings_body(stack, &stack.sf.app.consumer_secret)),
+        ),
+        ("POST", "/integrations/salesforce/connect", None),
+    ] {
+        let answer = shared::api::routes::handle(
+            app,
+            &stack.sync_queue,
+            api_event(method, path, body, Claims::admin(tenant)),
+        )
+        .await;
+        assert_eq!(status(&answer), 200, "{:?}", body_json(&answer));
+        if method == "POST" {
+            return body_json(&answer)["authorizeUrl"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    }
+    unreachable!()
+}
+
+/// Consent given, then the callback served by `app` (an oauth-callback container).
+async fn finish_on(stack: &Stack, app: &TestApp, authorize_url: &str) -> (String, Option<String>) {
+    let back = consent(authorize_url, "admin@acme.test", "password", "Allow")
+        .await
+        .expect("consent redirects");
+    let done = shared::api::callback::handle(app, &stack.call_queue, callback_event(&back)).await;
+    reason(&location(&done))
+}
+
+#[tokio::test]
+async fn rotating_the_signing_key_breaks_no_connect_in_flight() {
+    let stack = Stack::start(WorldOptions::default()).await;
+    let (early, late) = (unique("acme"), unique("acme"));
+    let container = || {
+        build_app(
+            &stack.aws,
+            &stack.sf,
+            Duration::from_secs(600),
+            CALLBACK_URL,
+        )
+    };
+    // Before the rotation: a connect starts, and a callback container reads the key.
+    let old_api = container();
+    let signed_before = start_on(&stack, &old_api, &early).await;
+    let old_callback = container();
+    old_callback.signing_keys().await.unwrap();
+
+    stack
+        .aws
+        .clients
+        .secrets
+        .put_secret_value()
+        .secret_id(&stack.aws.resources.signing_key_id)
+        .secret_string("rotated".repeat(10))
+        .send()
+        .await
+        .unwrap();
+
+    // After it: containers started since sign with the new key...
+    let new_api = container();
+    let signed_after = start_on(&stack, &new_api, &late).await;
+    // ...which the container that read the old one accepts (it reads the keys
+    // again when none it holds verifies a state, at most once a second)...
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        finish_on(&stack, &old_callback, &signed_after).await,
+        ("connected".into(), None)
+    );
+    // ...and the state signed before the rotation completes on a new container.
+    let new_callback = container();
+    assert_eq!(
+        finish_on(&stack, &new_callback, &signed_before).await,
+        ("connected".into(), None)
     );
 }
 
@@ -968,11 +1054,19 @@ async fn reconnect_after_needs_reauth_replays_parked_calls() {
     connect(&stack, &tenant).await;
     let mut replayed = stack
         .aws
-        .drain(&stack.aws.resources.call_events_queue)
+        .drain_grouped(&stack.aws.resources.call_events_queue)
         .await;
-    replayed.sort();
+    replayed.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(replayed.len(), 2);
-    assert!(replayed[0].contains("call_1") && replayed[1].contains("call_2"));
+    assert!(replayed[0].1.contains("call_1") && replayed[1].1.contains("call_2"));
+    // In the tenant's message group: the queue serves other tenants' calls
+    // first while a large replay drains.
+    assert!(
+        replayed
+            .iter()
+            .all(|(group, _)| group.as_deref() == Some(tenant.as_str())),
+        "{replayed:?}"
+    );
     // Replayed once: the mark is cleared, a later reconnect sends nothing again.
     let conn = stack.aws.store().get_connection(&t).await.unwrap().unwrap();
     assert_eq!(conn.calls_waiting_since, None);

@@ -4,7 +4,7 @@ use e2e::moto::AwsEnv;
 use e2e::unique;
 use secrecy::{ExposeSecret, SecretString};
 use shared::domain::TenantId;
-use shared::ports::{JobQueue, SecretStore, TenantCredentials};
+use shared::ports::{JobQueue, SecretStore, TenantCredentials, TenantMessage};
 
 fn credentials(refresh: Option<&str>) -> TenantCredentials {
     TenantCredentials {
@@ -91,15 +91,16 @@ async fn corrupt_secret_is_a_permanent_error_without_its_content() {
 }
 
 #[tokio::test]
-async fn signing_key_is_read_and_checked() {
+async fn signing_keys_are_read_and_checked() {
     let env = AwsEnv::new().await;
     let secrets = env.secrets();
-    let key = secrets
-        .signing_key(&env.resources.signing_key_id)
+    let keys = secrets
+        .signing_keys(&env.resources.signing_key_id)
         .await
         .unwrap();
-    assert!(key.expose_secret().len() >= 32);
-    assert!(secrets.signing_key("modjo/test/absent").await.is_err());
+    assert!(keys.current.expose_secret().len() >= 32);
+    assert!(keys.previous.is_none(), "never rotated: no previous key");
+    assert!(secrets.signing_keys("modjo/test/absent").await.is_err());
     let short = unique("short-key");
     env.clients
         .secrets
@@ -109,20 +110,59 @@ async fn signing_key_is_read_and_checked() {
         .send()
         .await
         .unwrap();
-    assert!(secrets.signing_key(&short).await.is_err());
+    assert!(secrets.signing_keys(&short).await.is_err());
 }
 
 #[tokio::test]
-async fn queue_sends_every_body_in_batches() {
+async fn a_rotated_signing_key_keeps_its_predecessor_and_the_rotation_time() {
+    let env = AwsEnv::new().await;
+    let secrets = env.secrets();
+    let id = &env.resources.signing_key_id;
+    let before = secrets.signing_keys(id).await.unwrap();
+    let rotation = chrono::Utc::now();
+    let new_key = "r".repeat(64);
+    env.clients
+        .secrets
+        .put_secret_value()
+        .secret_id(id)
+        .secret_string(&new_key)
+        .send()
+        .await
+        .unwrap();
+
+    let after = secrets.signing_keys(id).await.unwrap();
+    assert_eq!(after.current.expose_secret(), new_key);
+    let (previous, rotated_at) = after.previous.expect("the replaced key");
+    assert_eq!(
+        previous.expose_secret(),
+        before.current.expose_secret(),
+        "the previous key is the one replaced"
+    );
+    let lag = (rotated_at - rotation).num_seconds().abs();
+    assert!(lag <= 5, "rotated at {rotated_at}, put at {rotation}");
+}
+
+#[tokio::test]
+async fn queue_sends_every_message_in_its_tenants_group() {
     let env = AwsEnv::new().await;
     let queue = env.queue(&env.resources.sync_jobs_queue);
-    let bodies: Vec<String> = (0..23)
-        .map(|i| serde_json::json!({"version": 1, "tenantId": format!("t{i}")}).to_string())
+    // 23 messages (three SendMessageBatch calls) of 5 tenants.
+    let messages: Vec<TenantMessage> = (0..23)
+        .map(|i| {
+            let tenant = TenantId::parse(&format!("t{}", i % 5)).unwrap();
+            let body = serde_json::json!({"version": 1, "tenantId": tenant, "n": i}).to_string();
+            TenantMessage::new(&tenant, body)
+        })
         .collect();
-    queue.send_all(&bodies).await.unwrap();
-    let mut received = env.drain(&env.resources.sync_jobs_queue).await;
-    received.sort();
-    let mut expected = bodies.clone();
-    expected.sort();
+    queue.send_all(&messages).await.unwrap();
+
+    let mut received: Vec<(Option<String>, String)> =
+        env.drain_grouped(&env.resources.sync_jobs_queue).await;
+    received.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut expected: Vec<(Option<String>, String)> = messages
+        .iter()
+        .map(|m| (Some(m.tenant.to_string()), m.body.clone()))
+        .collect();
+    expected.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(received, expected);
 }

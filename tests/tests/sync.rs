@@ -666,9 +666,14 @@ async fn fan_out_queues_connected_tenants_and_skips_the_others() {
     .await
     .unwrap();
     assert_eq!(answer, json!({"queued": 1, "skipped": 1}));
-    let queued = stack.aws.drain(&stack.aws.resources.sync_jobs_queue).await;
+    let queued = stack
+        .aws
+        .drain_grouped(&stack.aws.resources.sync_jobs_queue)
+        .await;
     assert_eq!(queued.len(), 1);
-    assert_eq!(SyncJob::parse(&queued[0]).unwrap().tenant_id, connected);
+    assert_eq!(SyncJob::parse(&queued[0].1).unwrap().tenant_id, connected);
+    // The job is in its tenant's message group (fair queue).
+    assert_eq!(queued[0].0.as_deref(), Some(connected.as_str()));
 
     // A job for the tenant that must reconnect does nothing and costs nothing.
     stack.sf.emu.reset_counters(ORG).unwrap();

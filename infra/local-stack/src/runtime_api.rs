@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// How an invocation ended.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ struct Shared {
     generation: watch::Sender<u64>,
     /// `next` long-polls waiting for work: the process is idle and ready.
     waiting: AtomicU64,
+    /// When the function first asked for an invocation: the end of its init.
+    first_poll: watch::Sender<Option<Instant>>,
 }
 
 /// One function's Runtime API endpoint.
@@ -83,6 +86,7 @@ impl RuntimeApi {
             exit: Mutex::new(None),
             generation: watch::Sender::new(0),
             waiting: AtomicU64::new(0),
+            first_poll: watch::Sender::new(None),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -110,6 +114,23 @@ impl RuntimeApi {
     /// The value of `AWS_LAMBDA_RUNTIME_API` for the function process.
     pub fn address(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// When the function first polled for an invocation (Lambda's end of init),
+    /// or its init error.
+    pub async fn first_poll(&self) -> Result<Instant, InvokeError> {
+        let mut polled = self.shared.first_poll.subscribe();
+        loop {
+            if let Some(at) = *polled.borrow_and_update() {
+                return Ok(at);
+            }
+            if let Some(err) = self.shared.init_error.lock().await.clone() {
+                return Err(InvokeError::Init(err));
+            }
+            if polled.changed().await.is_err() {
+                return Err(InvokeError::Gone);
+            }
+        }
     }
 
     /// Invokes the function with `payload` and waits for its answer.
@@ -183,6 +204,10 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     let mut generation = shared.generation.subscribe();
     generation.mark_unchanged();
     shared.waiting.fetch_add(1, Ordering::SeqCst);
+    let now = Instant::now();
+    shared
+        .first_poll
+        .send_if_modified(|at| at.is_none() && at.replace(now).is_none());
     let pending = {
         let mut queue = shared.queue.lock().await;
         tokio::select! {
@@ -233,6 +258,8 @@ async fn error(
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
     *shared.init_error.lock().await = Some(parse(&body));
+    // Wake whoever waits for the end of init.
+    shared.first_poll.send_modify(|_| {});
     // Fail whatever is in flight: the process is about to exit.
     shared.inflight.lock().await.clear();
     StatusCode::ACCEPTED

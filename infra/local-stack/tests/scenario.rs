@@ -92,7 +92,10 @@ where
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    eprintln!("scenario: {what} after {:.0} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "scenario: {what} after {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +135,9 @@ async fn two_hundred_calls_and_their_comments_survive_duplicates_a_crash_and_bad
         .expect("contacts")
         .into_iter()
         .filter_map(|c| c["Phone"].as_str().map(str::to_string))
+        // Only numbers a call can be matched by (the demo org also holds
+        // invalid ones, whose calls are rightly left unmatched, without a Task).
+        .filter(|p| shared::domain::normalize::phone_e164(p, "FR").is_some())
         .collect();
     assert!(phones.len() > 50, "the demo org has contacts with phones");
 

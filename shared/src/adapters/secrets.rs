@@ -1,12 +1,17 @@
 //! Secrets Manager adapter: per-tenant Salesforce credentials and the OAuth
-//! state-signing key. One secret per tenant, named `<prefix><tenant>`, holding JSON.
+//! state-signing keys. One secret per tenant, named `<prefix><tenant>`, holding
+//! JSON; the signing key's current and previous versions (rotation).
 
 use aws_sdk_secretsmanager::Client;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::map_sdk_error;
-use crate::domain::TenantId;
+use crate::domain::{SigningKeys, TenantId};
 use crate::ports::{SecretStore, StoreError, StoreResult, TenantCredentials};
+
+/// Secrets Manager's label of the version the current one replaced.
+const PREVIOUS: &str = "AWSPREVIOUS";
 
 #[derive(Clone, Debug)]
 pub struct SecretsManagerStore {
@@ -28,14 +33,33 @@ impl SecretsManagerStore {
     }
 
     async fn read(&self, secret_id: &str) -> StoreResult<Option<SecretString>> {
+        Ok(self
+            .read_version(secret_id, None)
+            .await?
+            .map(|(value, _)| value))
+    }
+
+    /// The secret's value at a staging label (`AWSCURRENT` when `None`), with
+    /// the time its version was created; `None` when there is no such version.
+    async fn read_version(
+        &self,
+        secret_id: &str,
+        stage: Option<&str>,
+    ) -> StoreResult<Option<(SecretString, Option<DateTime<Utc>>)>> {
         match self
             .client
             .get_secret_value()
             .secret_id(secret_id)
+            .set_version_stage(stage.map(str::to_string))
             .send()
             .await
         {
-            Ok(out) => Ok(out.secret_string.map(SecretString::from)),
+            Ok(out) => {
+                let created = out
+                    .created_date
+                    .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos()));
+                Ok(out.secret_string.map(|v| (SecretString::from(v), created)))
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -46,6 +70,9 @@ impl SecretsManagerStore {
         }
     }
 }
+
+/// A signing key shorter than this is refused (HMAC-SHA256 wants 32 bytes).
+const MIN_SIGNING_KEY: usize = 32;
 
 impl SecretStore for SecretsManagerStore {
     async fn get_credentials(&self, tenant: &TenantId) -> StoreResult<Option<TenantCredentials>> {
@@ -135,15 +162,26 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
-    async fn signing_key(&self, secret_id: &str) -> StoreResult<SecretString> {
-        let key = self.read(secret_id).await?.ok_or_else(|| {
+    async fn signing_keys(&self, secret_id: &str) -> StoreResult<SigningKeys> {
+        let (current, created) = self.read_version(secret_id, None).await?.ok_or_else(|| {
             StoreError::Rejected(format!("signing key secret {secret_id} does not exist"))
         })?;
-        if key.expose_secret().len() < 32 {
+        if current.expose_secret().len() < MIN_SIGNING_KEY {
             return Err(StoreError::Corrupt(format!(
-                "signing key secret {secret_id} is shorter than 32 characters"
+                "signing key secret {secret_id} is shorter than {MIN_SIGNING_KEY} characters"
             )));
         }
-        Ok(key)
+        // The version the current one replaced, if any. Its states stay valid
+        // for a while after the current version was created (the rotation).
+        let previous = match created {
+            Some(rotated_at) => self
+                .read_version(secret_id, Some(PREVIOUS))
+                .await?
+                .map(|(key, _)| key)
+                .filter(|key| key.expose_secret().len() >= MIN_SIGNING_KEY)
+                .map(|key| (key, rotated_at)),
+            None => None,
+        };
+        Ok(SigningKeys { current, previous })
     }
 }

@@ -1,4 +1,5 @@
-//! SQS adapter: sends JSON jobs to one queue, batched.
+//! SQS adapter: sends JSON jobs to one queue, batched, each in its tenant's
+//! message group (fair queues).
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::{backoff, map_sdk_error};
-use crate::ports::{JobQueue, StoreError, StoreResult};
+use crate::ports::{JobQueue, StoreError, StoreResult, TenantMessage};
 
 /// SendMessageBatch takes at most 10 entries, and at most 256 KiB of bodies in all.
 const SEND_BATCH: usize = 10;
@@ -32,26 +33,26 @@ impl SqsQueue {
     }
 }
 
-/// Consecutive runs of bodies within SendMessageBatch's count and size limits.
-fn send_batches(bodies: &[String]) -> Vec<&[String]> {
+/// Consecutive runs of messages within SendMessageBatch's count and size limits.
+fn send_batches(messages: &[TenantMessage]) -> Vec<&[TenantMessage]> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, body) in bodies.iter().enumerate() {
-        if i > start && (i - start == SEND_BATCH || bytes + body.len() > SEND_BATCH_BYTES) {
-            batches.push(&bodies[start..i]);
+    for (i, m) in messages.iter().enumerate() {
+        if i > start && (i - start == SEND_BATCH || bytes + m.body.len() > SEND_BATCH_BYTES) {
+            batches.push(&messages[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += body.len();
+        bytes += m.body.len();
     }
-    if start < bodies.len() {
-        batches.push(&bodies[start..]);
+    if start < messages.len() {
+        batches.push(&messages[start..]);
     }
     batches
 }
 
 impl JobQueue for SqsQueue {
-    async fn send_all(&self, bodies: &[String]) -> StoreResult<()> {
-        for chunk in send_batches(bodies) {
+    async fn send_all(&self, messages: &[TenantMessage]) -> StoreResult<()> {
+        for chunk in send_batches(messages) {
             // Entry ids are positions in the chunk, so failures map back to bodies.
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             for attempt in 0..MAX_ATTEMPTS {
@@ -63,7 +64,8 @@ impl JobQueue for SqsQueue {
                     .map(|&i| {
                         SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
-                            .message_body(&chunk[i])
+                            .message_body(&chunk[i].body)
+                            .message_group_id(chunk[i].tenant.as_str())
                             .build()
                             .map_err(|e| StoreError::Rejected(format!("SendMessageBatch: {e}")))
                     })
@@ -149,17 +151,25 @@ impl JobQueue for SqsQueue {
 mod tests {
     use super::*;
 
+    fn messages(bodies: Vec<String>) -> Vec<TenantMessage> {
+        let tenant = crate::domain::TenantId::parse("acme").unwrap();
+        bodies
+            .into_iter()
+            .map(|b| TenantMessage::new(&tenant, b))
+            .collect()
+    }
+
     #[test]
     fn batches_respect_the_count_and_the_size() {
-        let small: Vec<String> = (0..25).map(|i| format!("{i}")).collect();
+        let small = messages((0..25).map(|i| format!("{i}")).collect());
         let sizes: Vec<usize> = send_batches(&small).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [10, 10, 5]);
         // 100 KB calls: two fit in 256 KiB, a third does not.
-        let large: Vec<String> = (0..5).map(|_| "x".repeat(100_000)).collect();
+        let large = messages((0..5).map(|_| "x".repeat(100_000)).collect());
         let sizes: Vec<usize> = send_batches(&large).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [2, 2, 1]);
         // A body as large as a queue takes goes alone.
-        let full = vec!["y".repeat(SEND_BATCH_BYTES), "z".into()];
+        let full = messages(vec!["y".repeat(SEND_BATCH_BYTES), "z".into()]);
         let sizes: Vec<usize> = send_batches(&full).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [1, 1]);
         assert!(send_batches(&[]).is_empty());

@@ -6,9 +6,10 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
-use super::CallLogger;
+use super::{CallLogger, Settled};
 use crate::app::Store;
 use crate::batch::{deliveries, requests_deadline, respond};
+use crate::domain::CallState;
 use crate::ports::{JobQueue, SecretStore};
 
 /// `source_queue` is the queue the batch came from (for the back-off).
@@ -30,6 +31,21 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
         .count("CallsRetried", response.batch_item_failures.len() as u64)
         .count("SalesforceApiCalls", api_calls);
     metrics.store_requests(&store_before, &logger.app.store.requests_by_operation());
+    // Where the batch's calls were left (the dashboard's calls by outcome).
+    for (settled, n) in logger.take_settled() {
+        metrics.count(
+            match settled {
+                Settled::State(CallState::Created) => "CallsCreated",
+                Settled::State(CallState::Enriched) => "CallsEnriched",
+                Settled::State(CallState::Unmatched) => "CallsUnmatched",
+                Settled::State(CallState::Waiting) => "CallsWaiting",
+                Settled::State(CallState::Failed) => "CallsFailed",
+                Settled::State(CallState::InProgress) => continue,
+                Settled::DeadLettered => "CallsDeadLettered",
+            },
+            n,
+        );
+    }
     metrics.emit();
     tracing::info!(
         calls = deliveries.len(),

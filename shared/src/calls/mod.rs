@@ -58,6 +58,13 @@ const TENANT_CONCURRENCY: usize = 8;
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;
 
+/// Where a call was left: the state recorded for it, or the dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settled {
+    State(crate::domain::CallState),
+    DeadLettered,
+}
+
 pub struct CallLogger<'a, S, K, Q> {
     pub app: &'a App<S, K>,
     /// The call-events queue: parked calls are replayed onto it.
@@ -65,6 +72,8 @@ pub struct CallLogger<'a, S, K, Q> {
     /// The call-events dead-letter queue: invalid messages, calls of unknown
     /// tenants, calls Salesforce refused for good.
     pub dead_letters: &'a Q,
+    /// Calls settled since [`CallLogger::take_settled`] was last called.
+    settled: std::sync::Mutex<HashMap<Settled, u64>>,
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
@@ -73,6 +82,22 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             app,
             calls,
             dead_letters,
+            settled: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many calls were left in each place since the last call (the
+    /// handler's metrics, per batch).
+    pub fn take_settled(&self) -> HashMap<Settled, u64> {
+        self.settled
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    fn count(&self, settled: Settled) {
+        if let Ok(mut s) = self.settled.lock() {
+            *s.entry(settled).or_default() += 1;
         }
     }
 
@@ -163,7 +188,12 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         };
         let (recorded, logged) =
             outcomes::record(self.app, self.dead_letters, tenant, &claimed, deliveries).await;
-        verdicts.extend(recorded);
+        for (_, settled) in &recorded {
+            if let Some(settled) = settled {
+                self.count(*settled);
+            }
+        }
+        verdicts.extend(recorded.into_iter().map(|(verdict, _)| verdict));
         if let Some(session) = &session {
             self.comments_since(session, &claimed, logged).await;
         }

@@ -7,11 +7,11 @@ use chrono::Utc;
 
 use super::claim::Claimed;
 use super::event::Invalid;
-use super::{CallLogger, Delivery, Verdict};
+use super::{CallLogger, Delivery, Settled, Verdict};
 use crate::app::{App, Store, update_connection};
 use crate::domain::{CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass, WorkError};
-use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError};
+use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::id::same_id;
 
 /// A call failing for a transient reason on this receive (or later) is parked
@@ -183,6 +183,9 @@ fn object_of(id: &str) -> &'static str {
     }
 }
 
+/// A delivery's verdict, and where its call was left when that changed.
+pub(super) type Recorded = ((usize, Verdict), Option<Settled>);
+
 /// Records every claimed call's outcome in few requests, then the verdicts: what
 /// was recorded is done (a refusal also reaches the dead-letter queue), what was
 /// given back or could not be recorded comes back from SQS. Also returns the
@@ -193,7 +196,7 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
     tenant: &TenantId,
     claimed: &[Claimed],
     deliveries: &[Delivery],
-) -> (Vec<(usize, Verdict)>, Vec<CallOutcome>) {
+) -> (Vec<Recorded>, Vec<CallOutcome>) {
     let outcomes: Vec<CallOutcome> = claimed
         .iter()
         .map(|c| outcome_of(c, &deliveries[c.delivery].body))
@@ -204,7 +207,7 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
             tracing::warn!(tenant_id = %tenant, error = %e, "outcomes not saved; SQS redelivers the calls");
             let verdicts = claimed
                 .iter()
-                .map(|c| (c.delivery, Verdict::Retry))
+                .map(|c| ((c.delivery, Verdict::Retry), None))
                 .collect();
             return (verdicts, Vec::new());
         }
@@ -216,6 +219,16 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
         if let (Ok(stored), Some(End::Logged { .. })) = (&saved, &c.end) {
             logged.push(stored.clone());
         }
+        let settled = match (&saved, &c.end) {
+            (Ok(_), Some(End::Released(_)) | None) | (Err(_), _) => None,
+            (
+                Ok(_),
+                Some(End::Failed {
+                    dead_letter: true, ..
+                }),
+            ) => Some(Settled::DeadLettered),
+            (Ok(_), Some(_)) => Some(Settled::State(outcome.state)),
+        };
         let verdict = match (saved, &c.end) {
             (_, Some(End::Released(_)) | None) => Verdict::Retry,
             (
@@ -239,7 +252,9 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
                 Verdict::Retry
             }
         };
-        verdicts.push((c.delivery, verdict));
+        // A refusal whose dead-letter send failed comes back from SQS: not counted yet.
+        let settled = settled.filter(|_| verdict == Verdict::Done);
+        verdicts.push(((c.delivery, verdict), settled));
     }
     (verdicts, logged)
 }
@@ -278,7 +293,11 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
                 }
             }
         }
-        dead_letter(self.dead_letters, d, &invalid.reason).await
+        let verdict = dead_letter(self.dead_letters, d, &invalid.reason).await;
+        if verdict == Verdict::Done {
+            self.count(Settled::DeadLettered);
+        }
+        verdict
     }
 
     /// Calls of a tenant that has no connection: dead-lettered, nothing stored.
@@ -352,13 +371,17 @@ async fn send_waiting<S: CallStore, Q: JobQueue>(
     let mut token = None;
     loop {
         let page = store.waiting_calls(tenant, token).await?;
-        let bodies: Vec<String> = page
+        let messages: Vec<TenantMessage> = page
             .items
             .iter()
-            .filter_map(|o| o.message.clone())
+            .filter_map(|o| {
+                o.message
+                    .as_ref()
+                    .map(|m| TenantMessage::new(tenant, m.clone()))
+            })
             .collect();
-        queue.send_all(&bodies).await?;
-        replayed += bodies.len();
+        queue.send_all(&messages).await?;
+        replayed += messages.len();
         match page.next {
             Some(next) => token = Some(next),
             None => return Ok(replayed),

@@ -20,7 +20,7 @@ use crate::domain::{
     TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials};
+use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials, TenantMessage};
 use crate::salesforce::id::same_id;
 use crate::salesforce::instance::SANDBOX_LOGIN_HOST;
 use crate::salesforce::soql::{Cond, Order, Select};
@@ -35,6 +35,13 @@ const API_BUDGET: Duration = Duration::from_secs(20);
 pub struct Actor {
     pub tenant: TenantId,
     pub user_id: String,
+}
+
+/// Why a callback's `state` was not accepted.
+enum StateCheck {
+    Missing,
+    Invalid(StateError),
+    KeysUnavailable(StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -547,7 +554,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             nonce: nonce.clone(),
             expires_at: expires_at.timestamp(),
         };
-        let token = state::sign(self.signing_key().await?, &claims);
+        let token = state::sign(&*self.signing_keys().await?, &claims);
         let app = self
             .salesforce
             .oauth_app(&credentials, &oauth.callback_url)?;
@@ -579,25 +586,20 @@ impl<S: Store, K: SecretStore> App<S, K> {
         params: &CallbackParams,
         call_queue: &Q,
     ) -> (CallbackResult, Option<TenantId>) {
-        let key = match self.signing_key().await {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the state-signing key");
-                return (CallbackResult::Unavailable, None);
+        let claims = match self.verify_state(params.state.as_deref()).await {
+            Ok(c) => c,
+            Err(StateCheck::Invalid(StateError::Expired)) => {
+                return (CallbackResult::StateExpiredOrUsed, None);
             }
-        };
-        let claims = match params
-            .state
-            .as_deref()
-            .map(|s| state::verify(key, s, Utc::now()))
-        {
-            Some(Ok(c)) => c,
-            Some(Err(StateError::Expired)) => return (CallbackResult::StateExpiredOrUsed, None),
-            Some(Err(e)) => {
+            Err(StateCheck::Invalid(e)) => {
                 tracing::warn!(error = %e, "callback with a forged or malformed state");
                 return (CallbackResult::InvalidState, None);
             }
-            None => return (CallbackResult::InvalidState, None),
+            Err(StateCheck::Missing) => return (CallbackResult::InvalidState, None),
+            Err(StateCheck::KeysUnavailable(e)) => {
+                tracing::error!(error = %e, "cannot read the state-signing keys");
+                return (CallbackResult::Unavailable, None);
+            }
         };
         let tenant = claims.tenant.clone();
         let result = self.finish_callback(&claims, params, call_queue).await;
@@ -621,6 +623,28 @@ impl<S: Store, K: SecretStore> App<S, K> {
             tracing::warn!(tenant_id = %tenant, error = %e, "audit entry not written");
         }
         (flag, Some(tenant))
+    }
+
+    /// The callback's `state`, verified with the keys this container holds, and
+    /// once more with the keys read again when none of them signed it (a
+    /// container started after a rotation signs with a key this one has not read).
+    async fn verify_state(&self, token: Option<&str>) -> Result<StateClaims, StateCheck> {
+        let token = token.ok_or(StateCheck::Missing)?;
+        let ttl = self.oauth.as_ref().map(|o| o.state_ttl).unwrap_or_default();
+        let keys = self
+            .signing_keys()
+            .await
+            .map_err(StateCheck::KeysUnavailable)?;
+        match state::verify(&keys, token, Utc::now(), ttl) {
+            Err(StateError::BadSignature) => {
+                let keys = self
+                    .reload_signing_keys()
+                    .await
+                    .map_err(StateCheck::KeysUnavailable)?;
+                state::verify(&keys, token, Utc::now(), ttl).map_err(StateCheck::Invalid)
+            }
+            checked => checked.map_err(StateCheck::Invalid),
+        }
     }
 
     async fn finish_callback<Q: JobQueue>(
@@ -932,7 +956,8 @@ impl<S: Store, K: SecretStore> App<S, K> {
             });
         }
         let job = crate::sync::SyncJob::new(actor.tenant.clone(), "manual");
-        jobs.send_all(&[job.to_body()]).await?;
+        jobs.send_all(&[TenantMessage::new(&actor.tenant, job.to_body())])
+            .await?;
         self.store
             .append_audit(
                 &actor.tenant,

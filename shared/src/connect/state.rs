@@ -1,6 +1,13 @@
 //! The OAuth `state` parameter: an HMAC-signed, expiring token naming the tenant,
 //! the user and a nonce. The signature proves we issued it; the nonce, stored
 //! server-side with the PKCE verifier and consumed atomically, makes it single-use.
+//!
+//! The signing key can be rotated (a new version of its secret) without breaking
+//! the connects in flight: states are signed with the current key, and a state
+//! signed with the previous one stays valid while states signed just before the
+//! rotation can still be alive ([`previous_key_accepted_until`]).
+
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,9 +17,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::domain::TenantId;
+use crate::domain::{SigningKeys, TenantId};
 
 const VERSION: &str = "v1";
+
+/// How long a function keeps the signing keys it read before reading them
+/// again: after a rotation, a function may sign with the replaced key this long.
+pub const KEY_REFRESH: Duration = Duration::from_secs(300);
 
 /// What a state token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,19 +58,35 @@ fn mac(key: &SecretString, payload: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// `v1.<base64url(json claims)>.<base64url(hmac-sha256)>`
-pub fn sign(key: &SecretString, claims: &StateClaims) -> String {
+/// `v1.<base64url(json claims)>.<base64url(hmac-sha256)>`, signed with the current key.
+pub fn sign(keys: &SigningKeys, claims: &StateClaims) -> String {
     let json = serde_json::to_vec(claims).unwrap_or_default();
     let payload = URL_SAFE_NO_PAD.encode(json);
-    let signature = URL_SAFE_NO_PAD.encode(mac(key, &payload).finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac(&keys.current, &payload).finalize().into_bytes());
     format!("{VERSION}.{payload}.{signature}")
 }
 
-/// Checks the signature (in constant time) and the expiry.
+/// Until when a state signed with the key replaced at `rotated_at` is accepted:
+/// functions may sign with it for [`KEY_REFRESH`] after the rotation, and what
+/// they signed lives `state_ttl`. Not forever: a key rotated because it leaked
+/// must stop opening connects.
+pub fn previous_key_accepted_until(
+    rotated_at: DateTime<Utc>,
+    state_ttl: Duration,
+) -> DateTime<Utc> {
+    let grace = chrono::Duration::from_std(KEY_REFRESH + state_ttl)
+        .unwrap_or_else(|_| chrono::Duration::hours(1));
+    rotated_at + grace
+}
+
+/// Checks the signature (in constant time) against the current key, then the
+/// previous one while it is accepted (`state_ttl`: the lifetime of a state),
+/// and the expiry.
 pub fn verify(
-    key: &SecretString,
+    keys: &SigningKeys,
     token: &str,
     now: DateTime<Utc>,
+    state_ttl: Duration,
 ) -> Result<StateClaims, StateError> {
     if token.len() > 2048 {
         return Err(StateError::Malformed);
@@ -73,9 +100,13 @@ pub fn verify(
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| StateError::Malformed)?;
-    mac(key, payload)
-        .verify_slice(&signature)
-        .map_err(|_| StateError::BadSignature)?;
+    let signed_by = |key: &SecretString| mac(key, payload).verify_slice(&signature).is_ok();
+    let previous_ok = keys.previous.as_ref().is_some_and(|(key, rotated_at)| {
+        now < previous_key_accepted_until(*rotated_at, state_ttl) && signed_by(key)
+    });
+    if !signed_by(&keys.current) && !previous_ok {
+        return Err(StateError::BadSignature);
+    }
     let json = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| StateError::Malformed)?;
@@ -91,8 +122,14 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    const TTL: Duration = Duration::from_secs(600);
+
     fn key() -> SecretString {
         SecretString::from("k".repeat(48))
+    }
+
+    fn keys() -> SigningKeys {
+        SigningKeys::new(key())
     }
 
     fn claims() -> StateClaims {
@@ -110,20 +147,78 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let token = sign(&key(), &claims());
+        let token = sign(&keys(), &claims());
         assert!(token.starts_with("v1."));
-        assert_eq!(verify(&key(), &token, at(1_800_000_000)), Ok(claims()));
+        assert_eq!(
+            verify(&keys(), &token, at(1_800_000_000), TTL),
+            Ok(claims())
+        );
+    }
+
+    /// The keys after a rotation at `rotated_at`: a new current key, `key()` previous.
+    fn rotated(rotated_at: i64) -> SigningKeys {
+        SigningKeys {
+            current: SecretString::from("n".repeat(48)),
+            previous: Some((key(), at(rotated_at))),
+        }
+    }
+
+    #[test]
+    fn a_state_signed_before_a_rotation_stays_valid_for_its_lifetime() {
+        let token = sign(&keys(), &claims());
+        // Signed at the last moment an old container could: KEY_REFRESH after
+        // the rotation, and checked just before it expires.
+        let rotation = 1_800_000_600 - 600 - 300;
+        assert_eq!(
+            verify(&rotated(rotation), &token, at(1_800_000_599), TTL),
+            Ok(claims())
+        );
+    }
+
+    #[test]
+    fn the_previous_key_stops_working_once_its_states_are_dead() {
+        // A state forged with a leaked, rotated key, whatever expiry it claims.
+        let forged = sign(
+            &keys(),
+            &StateClaims {
+                expires_at: 1_900_000_000,
+                ..claims()
+            },
+        );
+        let rotation = 1_800_000_000;
+        let after = rotation + 600 + 300;
+        assert_eq!(
+            verify(&rotated(rotation), &forged, at(after), TTL),
+            Err(StateError::BadSignature)
+        );
+        assert!(verify(&rotated(rotation), &forged, at(after - 1), TTL).is_ok());
+    }
+
+    #[test]
+    fn states_are_signed_with_the_current_key() {
+        let keys = rotated(1_800_000_000);
+        let token = sign(&keys, &claims());
+        let only_current = SigningKeys::new(keys.current.clone());
+        assert_eq!(
+            verify(&only_current, &token, at(1_800_000_000), TTL),
+            Ok(claims())
+        );
     }
 
     #[test]
     fn refuses_forgeries_and_expired_tokens() {
-        let token = sign(&key(), &claims());
+        let token = sign(&keys(), &claims());
         assert_eq!(
-            verify(&key(), &token, at(1_800_000_600)),
+            verify(&keys(), &token, at(1_800_000_600), TTL),
             Err(StateError::Expired)
         );
         assert_eq!(
-            verify(&SecretString::from("other-key"), &token, at(0)),
+            verify(
+                &SigningKeys::new(SecretString::from("other-key")),
+                &token,
+                at(0),
+                TTL
+            ),
             Err(StateError::BadSignature)
         );
         // Another tenant's claims with the original signature.
@@ -135,7 +230,7 @@ mod tests {
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
         let forged = format!("v1.{forged_payload}.{}", parts[2]);
         assert_eq!(
-            verify(&key(), &forged, at(0)),
+            verify(&keys(), &forged, at(0), TTL),
             Err(StateError::BadSignature)
         );
         for bad in [
@@ -146,13 +241,13 @@ mod tests {
             "v1.!!.??",
             &"v1.".repeat(1000),
         ] {
-            assert!(verify(&key(), bad, at(0)).is_err(), "{bad}");
+            assert!(verify(&keys(), bad, at(0), TTL).is_err(), "{bad}");
         }
         // A signed but malformed payload.
         let payload = URL_SAFE_NO_PAD.encode(b"{\"t\":\"a#b\"}");
         let sig = URL_SAFE_NO_PAD.encode(mac(&key(), &payload).finalize().into_bytes());
         assert_eq!(
-            verify(&key(), &format!("v1.{payload}.{sig}"), at(0)),
+            verify(&keys(), &format!("v1.{payload}.{sig}"), at(0), TTL),
             Err(StateError::Malformed)
         );
     }

@@ -28,7 +28,7 @@ use crate::domain::{
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
 use crate::error::{Classify, ErrorClass, WorkError};
-use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError};
+use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::Session;
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
@@ -114,13 +114,13 @@ pub async fn fan_out<S: Store, Q: JobQueue>(store: &S, jobs: &Q) -> Result<FanOu
         let page = store
             .tenants_with_status(ConnectionStatus::Connected, token)
             .await?;
-        let bodies: Vec<String> = page
+        let messages: Vec<TenantMessage> = page
             .items
             .iter()
-            .map(|t| SyncJob::new(t.clone(), &default_reason()).to_body())
+            .map(|t| TenantMessage::new(t, SyncJob::new(t.clone(), &default_reason()).to_body()))
             .collect();
-        jobs.send_all(&bodies).await?;
-        tally.queued += bodies.len();
+        jobs.send_all(&messages).await?;
+        tally.queued += messages.len();
         match page.next {
             Some(next) => token = Some(next),
             None => break,
@@ -431,7 +431,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     match run.stop {
                         Some(Stop::Deadline) => {
                             let continuation = SyncJob::new(tenant.clone(), "continuation");
-                            self.jobs.send_all(&[continuation.to_body()]).await?;
+                            self.jobs
+                                .send_all(&[TenantMessage::new(tenant, continuation.to_body())])
+                                .await?;
                             outcome = JobOutcome::Continued;
                             break;
                         }
