@@ -659,18 +659,23 @@ async fn a_batch_shares_one_lookup_and_one_write() {
         .collect();
     w.stack.sf.emu.reset_counters(ORG).unwrap();
     assert!(log(&w, &bodies).await.batch_item_failures.is_empty());
-    // Lookup query + collections create + collections update (the dialer's Task).
+    // One lookup query, then the new Tasks and the dialer's enriched Task as two
+    // collections in one composite request.
     assert_eq!(w.stack.sf.calls("query"), 1);
-    assert_eq!(w.stack.sf.calls("collectionsCreate"), 1);
-    assert_eq!(w.stack.sf.calls("collectionsUpdate"), 1);
-    assert_eq!(w.stack.sf.total_calls(), 3, "0.3 API calls per call");
+    assert_eq!(w.stack.sf.calls("composite"), 1);
+    assert_eq!(w.stack.sf.total_calls(), 2, "0.2 API calls per call");
+    let mut states = Vec::new();
     for i in 0..10 {
-        let o = outcome(&w, &format!("call_batch_{i}")).await;
-        assert!(
-            matches!(o.state, CallState::Created | CallState::Enriched),
-            "{o:?}"
-        );
+        states.push(outcome(&w, &format!("call_batch_{i}")).await.state);
     }
+    let enriched = states.iter().filter(|s| **s == CallState::Enriched).count();
+    let created = states.iter().filter(|s| **s == CallState::Created).count();
+    assert_eq!((created, enriched), (9, 1), "{states:?}");
+    assert_eq!(
+        task_by_call_object(&w, "call_batch_1").len(),
+        1,
+        "a created call has its Task"
+    );
 }
 
 /// What a batch reports about where its calls were left (the dashboard's calls
