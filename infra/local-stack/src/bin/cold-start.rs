@@ -90,6 +90,7 @@ fn environment(name: &str, api: &RuntimeApi, cert_file: &str) -> Vec<(String, St
         (vars::COMMENT_EVENTS_QUEUE_URL, queue("comment-events")),
         (vars::COMMENT_EVENTS_DLQ_URL, queue("comment-events-dlq")),
         (vars::SYNC_JOBS_QUEUE_URL, queue("sync-jobs")),
+        (vars::SYNC_JOBS_DLQ_URL, queue("sync-jobs-dlq")),
         (vars::SYNC_PAUSE_AT_PERCENT, "80".into()),
         (vars::CALL_LOGGING_DEFER_AT_PERCENT, "95".into()),
     ];
