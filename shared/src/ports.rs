@@ -336,6 +336,17 @@ pub trait CallStore: Send + Sync {
         cursor: Option<String>,
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 
+    /// One page of the tenant's calls that a better match could still improve
+    /// ([`CallOutcome::can_improve`]), started at or after `started_since`,
+    /// oldest first: at most `limit`, after `page_token`.
+    fn rematch_calls(
+        &self,
+        tenant: &TenantId,
+        started_since: DateTime<Utc>,
+        limit: usize,
+        page_token: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
     /// One page of the tenant's calls in state `waiting`, from the index.
     fn waiting_calls(
         &self,

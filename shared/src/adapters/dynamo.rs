@@ -15,7 +15,7 @@
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
 //! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
-//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending |
+//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending; else `REMATCH#<tenant>` / `<startedAt>#<callId>` while it can still be matched better |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
 //! | comment state     | `C#<tenant>#<callId>`       | `CSTATE`                  |                            |
 //!
@@ -162,6 +162,13 @@ mod keys {
     }
     pub fn waiting(t: &TenantId) -> String {
         format!("WAITING#{t}")
+    }
+    pub fn rematch(t: &TenantId) -> String {
+        format!("REMATCH#{t}")
+    }
+    /// Sorts by the call's start (the re-match window is a key condition).
+    pub fn rematch_listing(started_at: DateTime<Utc>, call_id: &str) -> String {
+        call_listing(started_at, call_id)
     }
     pub const COMMENT_STATE: &str = "CSTATE";
     pub fn calls(t: &TenantId) -> String {
@@ -741,16 +748,24 @@ fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
     if let Some(until) = outcome.claimed_until {
         item.insert(CLAIMED_UNTIL_MS.into(), n(until.timestamp_millis()));
     }
+    // One gsi1 listing at a time, the most urgent: a call whose comments wait is
+    // listed for re-matching again once they are shown.
     let listed_under = if outcome.state == CallState::Waiting {
-        Some(keys::waiting(tenant))
+        Some((keys::waiting(tenant), outcome.call_id.clone()))
     } else if outcome.comments_pending {
-        Some(keys::pending_comments(tenant))
+        Some((keys::pending_comments(tenant), outcome.call_id.clone()))
     } else {
-        None
+        match outcome.started_at {
+            Some(started) if outcome.can_improve() => Some((
+                keys::rematch(tenant),
+                keys::rematch_listing(started, &outcome.call_id),
+            )),
+            _ => None,
+        }
     };
-    if let Some(gsi_pk) = listed_under {
+    if let Some((gsi_pk, gsi_sk)) = listed_under {
         item.insert(GSI1_PK.into(), s(gsi_pk));
-        item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
+        item.insert(GSI1_SK.into(), s(gsi_sk));
     }
     // Always in the tenant's calls by last update (the settings page's Calls tab).
     item.insert(GSI2_PK.into(), s(keys::calls(tenant)));
@@ -1427,6 +1442,54 @@ impl CallStore for DynamoStore {
         )
         .await
     }
+
+    async fn rematch_calls(
+        &self,
+        tenant: &TenantId,
+        started_since: DateTime<Utc>,
+        limit: usize,
+        page_token: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let listing = keys::rematch(tenant);
+        let start = page_token.map(|t| decode_page_token(&t)).transpose()?;
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if text(GSI1_PK) != listing || !text(PK).starts_with(&keys::call(tenant, "")) {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :g AND gsi1sk >= :since")
+            .expression_attribute_values(":g", s(listing))
+            .expression_attribute_values(":since", s(rfc3339_millis(started_since)))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("Query (gsi1 re-match)", e))?;
+        let next = match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
+            _ => None,
+        };
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(outcome_from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
+    }
+}
+
+fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl CommentStore for DynamoStore {

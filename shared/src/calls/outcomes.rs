@@ -85,10 +85,11 @@ pub(super) fn ended_by(
 }
 
 /// The outcome recorded for a claimed call that has ended.
-fn outcome_of(w: &Claimed, body: &str) -> CallOutcome {
+pub(super) fn outcome_of(w: &Claimed, body: &str) -> CallOutcome {
     let now = Utc::now();
     let mut outcome = CallOutcome {
         message: Some(body.to_string()),
+        started_at: Some(w.call.started_at),
         version: w.version,
         ..CallOutcome::new(&w.call.call_id, CallState::InProgress, now)
     };
@@ -172,7 +173,7 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
 }
 
 /// The object of a Salesforce id, by its key prefix.
-fn object_of(id: &str) -> &'static str {
+pub(super) fn object_of(id: &str) -> &'static str {
     match id.get(..3) {
         Some("003") => "Contact",
         Some("00Q") => "Lead",

@@ -10,9 +10,11 @@ mod sync;
 mod tenant;
 mod users;
 
-pub use calls::{CallOutcome, CallState, LinkedRecord, ModjoMatch};
+pub use calls::{CallOutcome, CallState, LinkedRecord, MatchLevel, ModjoMatch, Rematch};
 pub use comments::StoredComment;
-pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
+pub use connection::{
+    ApiUsage, AuditEntry, Connection, ConnectionStatus, DEFAULT_REMATCH_DAYS, RematchProgress,
+};
 pub use oauth::{PendingAuthorization, SigningKeys};
 pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
 pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};
