@@ -336,6 +336,16 @@ pub trait CallStore: Send + Sync {
         cursor: Option<String>,
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 
+    /// The tenant's calls that need a person's attention, most recently updated
+    /// first: unmatched, or matched among several candidates, and not linked by
+    /// hand. At most `limit`, after `cursor`.
+    fn calls_needing_attention(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
     /// One page of the tenant's calls that a better match could still improve
     /// ([`CallOutcome::can_improve`]), started at or after `started_since`,
     /// oldest first: at most `limit`, after `page_token`.

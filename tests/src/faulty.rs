@@ -248,6 +248,14 @@ impl CallStore for FaultyStore {
     ) -> StoreResult<Page<CallOutcome>> {
         self.inner.recent_calls(t, s, limit, cursor).await
     }
+    async fn calls_needing_attention(
+        &self,
+        t: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.calls_needing_attention(t, limit, cursor).await
+    }
     async fn rematch_calls(
         &self,
         t: &TenantId,

@@ -106,6 +106,14 @@ const MAX_LIST_READS: usize = 5;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Which calls a page of the call listing keeps.
+#[derive(Debug, Clone, Copy)]
+enum ListFilter {
+    State(CallState),
+    /// Unmatched, or matched among several candidates, and not linked by hand.
+    NeedsAttention,
+}
+
 /// Key construction, in one place.
 mod keys {
     use super::*;
@@ -372,6 +380,91 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// One page of the tenant's calls by last update, newest first, filtered.
+    async fn call_listing_page(
+        &self,
+        tenant: &TenantId,
+        filter: Option<ListFilter>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let limit = limit.max(1);
+        let listing = keys::calls(tenant);
+        let own_prefix = keys::call(tenant, "");
+        let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
+        // A cursor is this listing's key, of this tenant, or nothing.
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if k.len() != 4
+                || text(GSI2_PK) != listing
+                || !text(PK).starts_with(&own_prefix)
+                || text(SK) != keys::OUTCOME
+                || text(GSI2_SK).is_empty()
+            {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
+        let mut found: Vec<Item> = Vec::with_capacity(limit);
+        for _ in 0..MAX_LIST_READS {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("gsi2pk = :g")
+                .expression_attribute_values(":g", s(listing.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            match filter {
+                Some(ListFilter::State(state)) => {
+                    q = q
+                        .filter_expression("#state = :state")
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_values(":state", s(state.as_str()));
+                }
+                Some(ListFilter::NeedsAttention) => {
+                    q = q
+                        .filter_expression(
+                            "(#state = :unmatched OR attribute_exists(candidates)) \
+                             AND attribute_not_exists(linkedByHand)",
+                        )
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_values(":unmatched", s("unmatched"));
+                }
+                None => {}
+            }
+            let out = q
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query (gsi2)", e))?;
+            found.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if found.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        // Full page: the next one starts after its last call (it may be empty).
+        // Short page: after the last key read, when the index goes on.
+        let next = match (found.len() >= limit, found.last(), &start) {
+            (true, Some(last), _) => Some(listing_key(last)),
+            (_, _, Some(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let items = found
+            .into_iter()
+            .take(limit)
+            .map(outcome_from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            items,
+            next: next.map(|k| encode_page_token(&k)).transpose()?,
+        })
     }
 
     /// One page of the GSI under `gsi_pk`, decoded.
@@ -1356,69 +1449,18 @@ impl CallStore for DynamoStore {
         limit: usize,
         cursor: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        let limit = limit.max(1);
-        let listing = keys::calls(tenant);
-        let own_prefix = keys::call(tenant, "");
-        let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
-        // A cursor is this listing's key, of this tenant, or nothing.
-        if let Some(k) = &start {
-            let text = |name: &str| match k.get(name) {
-                Some(AttributeValue::S(v)) => v.as_str(),
-                _ => "",
-            };
-            if k.len() != 4
-                || text(GSI2_PK) != listing
-                || !text(PK).starts_with(&own_prefix)
-                || text(SK) != keys::OUTCOME
-                || text(GSI2_SK).is_empty()
-            {
-                return Err(StoreError::Rejected("invalid page token".into()));
-            }
-        }
-        let mut found: Vec<Item> = Vec::with_capacity(limit);
-        for _ in 0..MAX_LIST_READS {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("gsi2pk = :g")
-                .expression_attribute_values(":g", s(listing.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if let Some(state) = state {
-                q = q
-                    .filter_expression("#state = :state")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":state", s(state.as_str()));
-            }
-            let out = q
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("Query (gsi2)", e))?;
-            found.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key.filter(|k| !k.is_empty());
-            if found.len() >= limit || start.is_none() {
-                break;
-            }
-        }
-        // Full page: the next one starts after its last call (it may be empty).
-        // Short page: after the last key read, when the index goes on.
-        let next = match (found.len() >= limit, found.last(), &start) {
-            (true, Some(last), _) => Some(listing_key(last)),
-            (_, _, Some(k)) => Some(k.clone()),
-            _ => None,
-        };
-        let items = found
-            .into_iter()
-            .take(limit)
-            .map(outcome_from_item)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page {
-            items,
-            next: next.map(|k| encode_page_token(&k)).transpose()?,
-        })
+        self.call_listing_page(tenant, state.map(ListFilter::State), limit, cursor)
+            .await
+    }
+
+    async fn calls_needing_attention(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.call_listing_page(tenant, Some(ListFilter::NeedsAttention), limit, cursor)
+            .await
     }
 
     async fn waiting_calls(

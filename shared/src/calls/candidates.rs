@@ -255,10 +255,20 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
             (Some(c), 1) => format!("{:?} matched", c.kind),
             (Some(c), n) => format!("{:?} chosen among {n} matches", c.kind),
         };
+        let others = match &who {
+            Some(chosen) => f
+                .who
+                .iter()
+                .filter(|c| c.id != chosen.id)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         w.decision = Some(Decision {
             who,
             what,
             reason: format!("{who_reason}; {reason}"),
+            others,
         });
     }
     // The contacts' accounts: their names are in the imported records.

@@ -145,6 +145,18 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
     outcome.linked = links(task.who_id.as_deref(), task.what_id.as_deref());
     outcome.who_id = task.who_id.clone();
     outcome.what_id = task.what_id.clone();
+    if let Some(d) = decision.filter(|d| !d.others.is_empty()) {
+        outcome.candidates = d
+            .who
+            .iter()
+            .chain(&d.others)
+            .map(|c| LinkedRecord {
+                id: c.id.clone(),
+                object: object_of(&c.id).to_string(),
+                name: c.name.clone(),
+            })
+            .collect();
+    }
     outcome.reason = decision.map(|d| match &w.owner {
         Some(o) => format!("{}; owner: {}", d.reason, o.source.describe()),
         None => d.reason.clone(),

@@ -91,6 +91,13 @@ pub struct CallOutcome {
     /// Each time the call was matched again after it was logged, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rematches: Vec<Rematch>,
+    /// Set by hand through the API: re-matching never overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_by_hand: Option<ManualLink>,
+    /// When several contacts or leads matched: all of them, the chosen one first
+    /// (the call needs a person's attention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<LinkedRecord>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
@@ -102,6 +109,18 @@ pub struct CallOutcome {
 pub struct Rematch {
     pub at: DateTime<Utc>,
     pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_who_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_what_id: Option<String>,
+}
+
+/// Who linked a call by hand, when, and what it was linked to before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualLink {
+    pub by: String,
+    pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_who_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +194,8 @@ impl CallOutcome {
             message: None,
             started_at: None,
             rematches: Vec::new(),
+            linked_by_hand: None,
+            candidates: Vec::new(),
             updated_at: now,
             version: 0,
         }
@@ -184,6 +205,9 @@ impl CallOutcome {
     /// was left unmatched, or Modjo created its Task on an account or a lead only
     /// and nobody re-pointed it in Salesforce. Dialer Tasks are never re-pointed.
     pub fn can_improve(&self) -> bool {
+        if self.linked_by_hand.is_some() {
+            return false;
+        }
         match self.state {
             CallState::Unmatched => true,
             CallState::Created => {
@@ -263,6 +287,16 @@ mod tests {
             ..CallOutcome::new("c", CallState::Enriched, now)
         };
         assert!(!dialer.can_improve(), "a dialer's Task is never re-pointed");
+        let by_hand = CallOutcome {
+            linked_by_hand: Some(ManualLink {
+                by: "usr_1".into(),
+                at: now,
+                from_who_id: None,
+                from_what_id: None,
+            }),
+            ..CallOutcome::new("c", CallState::Unmatched, now)
+        };
+        assert!(!by_hand.can_improve(), "a manual link is never overridden");
         for state in [CallState::Waiting, CallState::Failed, CallState::InProgress] {
             assert!(!CallOutcome::new("c", state, now).can_improve());
         }

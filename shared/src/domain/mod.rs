@@ -10,7 +10,9 @@ mod sync;
 mod tenant;
 mod users;
 
-pub use calls::{CallOutcome, CallState, LinkedRecord, MatchLevel, ModjoMatch, Rematch};
+pub use calls::{
+    CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch, Rematch,
+};
 pub use comments::StoredComment;
 pub use connection::{
     ApiUsage, AuditEntry, Connection, ConnectionStatus, DEFAULT_REMATCH_DAYS, RematchProgress,
