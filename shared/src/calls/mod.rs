@@ -19,7 +19,8 @@
 //! 5. **Comments** of the calls that have some, from one read of their states.
 //! 6. **Dialer Tasks** ([`dialer`]): one query finds the Tasks we created before (by
 //!    `CallObject`) and the dialers' Tasks.
-//! 7. **Task writes** ([`tasks`]): one collections create, one collections update.
+//! 7. **Task writes** ([`tasks`]): the creates and the updates as two sObject
+//!    Collections in one composite request.
 //! 8. **Outcomes** ([`outcomes`]): written together, each only while its claim holds.
 //!
 //! Exactly once: the claim keeps concurrent deliveries apart, and the Task we create

@@ -34,6 +34,8 @@ use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantC
 pub const COLLECTION_LIMIT: usize = 200;
 /// A composite request takes at most 25 subrequests.
 pub const COMPOSITE_LIMIT: usize = 25;
+/// Query and sObject Collections subrequests per composite request.
+pub const COMPOSITE_COLLECTIONS_LIMIT: usize = 5;
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16_384;
@@ -195,6 +197,20 @@ pub struct RecordResult {
     pub success: bool,
     #[serde(default)]
     pub errors: Vec<ApiError>,
+}
+
+/// What [`Session::write_many`] wrote: per side, one result per record in input
+/// order, or why Salesforce refused that side.
+#[derive(Debug)]
+pub struct Written {
+    pub created: Result<Vec<RecordResult>, SalesforceError>,
+    pub updated: Result<Vec<RecordResult>, SalesforceError>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Create,
+    Update,
 }
 
 /// A composite subrequest.
@@ -845,6 +861,104 @@ where
             .await
     }
 
+    /// Creates and updates together: each side in sObject Collections of 200, the
+    /// collections sent as subrequests of one composite request (at most five:
+    /// Salesforce's limit on collections and queries in a composite), so that a
+    /// batch needing both costs one API call, not two. A lone collection goes
+    /// alone. Each side answers its results in input order, or the error of a
+    /// collection Salesforce refused as a whole (the whole side then: with the
+    /// call logger's batches of at most 100, a side is one collection).
+    pub async fn write_many(
+        &self,
+        creates: &[NewRecord],
+        updates: &[RecordUpdate],
+    ) -> Result<Written, SalesforceError> {
+        let creates: Vec<Value> = creates
+            .iter()
+            .map(|r| with_type(r.object, None, &r.fields))
+            .collect();
+        let updates: Vec<Value> = updates
+            .iter()
+            .map(|r| with_type(r.object, Some(&r.id), &r.fields))
+            .collect();
+        let chunks: Vec<(Side, &[Value])> = creates
+            .chunks(COLLECTION_LIMIT)
+            .map(|c| (Side::Create, c))
+            .chain(updates.chunks(COLLECTION_LIMIT).map(|c| (Side::Update, c)))
+            .collect();
+        if let [(side, records)] = chunks.as_slice() {
+            let (kind, method) = match side {
+                Side::Create => (ApiKind::CollectionsCreate, Method::POST),
+                Side::Update => (ApiKind::CollectionsUpdate, Method::PATCH),
+            };
+            let results = self.collections(kind, method, records.to_vec()).await;
+            return Ok(match side {
+                Side::Create => Written {
+                    created: results,
+                    updated: Ok(Vec::new()),
+                },
+                Side::Update => Written {
+                    created: Ok(Vec::new()),
+                    updated: results,
+                },
+            });
+        }
+        let path = self.client.data_path("composite/sobjects");
+        let mut written = Written {
+            created: Ok(Vec::new()),
+            updated: Ok(Vec::new()),
+        };
+        for group in chunks.chunks(COMPOSITE_COLLECTIONS_LIMIT) {
+            let requests: Vec<SubRequest> = group
+                .iter()
+                .enumerate()
+                .map(|(i, (side, records))| SubRequest {
+                    method: match side {
+                        Side::Create => "POST",
+                        Side::Update => "PATCH",
+                    }
+                    .into(),
+                    url: path.clone(),
+                    reference_id: format!("collection{i}"),
+                    body: Some(json!({ "allOrNone": false, "records": records })),
+                    http_headers: BTreeMap::new(),
+                })
+                .collect();
+            let mut responses: HashMap<String, SubResponse> = self
+                .composite(false, &requests)
+                .await?
+                .into_iter()
+                .map(|r| (r.reference_id.clone(), r))
+                .collect();
+            for (request, (side, records)) in requests.iter().zip(group) {
+                let rows = match responses.remove(&request.reference_id) {
+                    Some(r) if (200..300).contains(&r.http_status_code) => {
+                        serde_json::from_value::<Vec<RecordResult>>(r.body)
+                            .map_err(|e| SalesforceError::Decode(e.to_string()))
+                            .and_then(|rows| counted(rows, records.len()))
+                    }
+                    Some(r) => Err(SalesforceError::from_response(
+                        r.http_status_code,
+                        r.body.to_string().as_bytes(),
+                    )),
+                    None => Err(SalesforceError::Decode(
+                        "the composite answer has no result for this collection".into(),
+                    )),
+                };
+                let into = match side {
+                    Side::Create => &mut written.created,
+                    Side::Update => &mut written.updated,
+                };
+                match (into.as_mut(), rows) {
+                    (Ok(all), Ok(rows)) => all.extend(rows),
+                    (Ok(_), Err(e)) => *into = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        Ok(written)
+    }
+
     /// `composite/sobjects` in chunks of 200, results in input order.
     async fn collections(
         &self,
@@ -1318,7 +1432,14 @@ fn with_type(object: &str, id: Option<&str>, fields: &Map<String, Value>) -> Val
 }
 
 fn collection_results(bytes: &[u8], expected: usize) -> Result<Vec<RecordResult>, SalesforceError> {
-    let results: Vec<RecordResult> = decode(bytes)?;
+    counted(decode(bytes)?, expected)
+}
+
+/// A collection's results, which must be one per record sent.
+fn counted(
+    results: Vec<RecordResult>,
+    expected: usize,
+) -> Result<Vec<RecordResult>, SalesforceError> {
     if results.len() != expected {
         return Err(SalesforceError::Decode(format!(
             "collections answered {} results for {expected} records",
