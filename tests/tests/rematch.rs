@@ -415,3 +415,76 @@ async fn an_outcome_changed_during_the_re_match_is_not_overwritten() {
     );
     assert!(commented.comments_pending, "and the comment flag is kept");
 }
+
+/// A pass longer than the job stops at its deadline, saves where it stopped and
+/// queues a continuation; the next job carries on from there, not from the start.
+#[tokio::test]
+async fn a_pass_cut_by_the_deadline_carries_on_in_the_next_job() {
+    let w = world().await;
+    // More unmatched calls than one page, all with one unknown number.
+    let calls = shared::calls::rematch::PAGE + 5;
+    let bodies: Vec<String> = (0..calls)
+        .map(|i| phone_call(&w.tenant, &format!("call_many_{i:03}"), "+33611227777"))
+        .collect();
+    for chunk in bodies.chunks(50) {
+        assert!(log(&w, chunk).await.batch_item_failures.is_empty());
+    }
+    w.stack
+        .sf
+        .user()
+        .create(
+            "Contact",
+            json!({"LastName": "Many", "Phone": "06 11 22 77 77"}),
+        )
+        .await;
+    let store = FaultyStore::new(w.stack.aws.store());
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        store.clone(),
+        Duration::from_secs(600),
+        "https://app.modjo.test/callback",
+    );
+    let jobs = w.stack.aws.queue(&w.stack.aws.resources.sync_jobs_queue);
+    let syncer = Syncer::new(&app, &jobs);
+    // The job may run for 20 s; its first page of calls is read just as time is up.
+    store.after(After::RematchListing, || async {
+        tokio::time::sleep(Duration::from_secs(21)).await;
+    });
+    let options = SyncOptions {
+        stop_before_deadline: Duration::from_secs(280),
+        ..SyncOptions::default()
+    };
+    handle(
+        &syncer,
+        sync_job_event(&w.tenant, Duration::from_secs(300)),
+        options,
+    )
+    .await
+    .unwrap();
+    let status = rematch_status(&w).await;
+    assert_eq!(status.state, shared::domain::SyncState::Continuing);
+    assert_eq!(status.records_written, shared::calls::rematch::PAGE as u64);
+    let logged = |w: &World| {
+        (0..calls)
+            .filter(|i| !task_by_call_object(w, &format!("call_many_{i:03}")).is_empty())
+            .count()
+    };
+    assert_eq!(logged(&w), shared::calls::rematch::PAGE, "one page done");
+    let queued = w
+        .stack
+        .aws
+        .drain(&w.stack.aws.resources.sync_jobs_queue)
+        .await;
+    assert!(
+        queued.iter().any(|b| b.contains("continuation")),
+        "a continuation is queued: {queued:?}"
+    );
+
+    // The continuation carries on from the second page.
+    sync(&w.stack, &w.tenant).await;
+    let status = rematch_status(&w).await;
+    assert_eq!(status.state, shared::domain::SyncState::UpToDate);
+    assert_eq!(status.records_read, 5, "only the calls not done yet");
+    assert_eq!(logged(&w), calls, "every call has its Task, once");
+}
