@@ -197,3 +197,27 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_starts_a_pass_or_queues_another_after_the_one_under_way() {
+        let t0 = Utc::now();
+        let t1 = t0 + chrono::Duration::minutes(15);
+        let fresh = RematchProgress::request(None, t0);
+        assert_eq!(fresh.after, None);
+        assert!(!fresh.again);
+        // Not started yet: it will read the new records anyway.
+        assert_eq!(RematchProgress::request(Some(fresh.clone()), t1), fresh);
+        // Under way: the calls already passed must be read again afterwards.
+        let under_way = RematchProgress {
+            after: Some("page-2".into()),
+            ..fresh
+        };
+        let next = RematchProgress::request(Some(under_way), t1);
+        assert_eq!(next.after.as_deref(), Some("page-2"), "it carries on");
+        assert!(next.again);
+    }
+}
