@@ -276,6 +276,10 @@ pub enum ClaimResult {
     Busy { until: DateTime<Utc> },
 }
 
+/// Record ids one [`CallStore::calls_linked_to`] looks for (a DynamoDB `IN`
+/// takes at most 100 operands).
+pub const MAX_LINKED_IDS: usize = 50;
+
 /// Per-call outcomes.
 pub trait CallStore: Send + Sync {
     fn get_outcome(
@@ -333,6 +337,16 @@ pub trait CallStore: Send + Sync {
         tenant: &TenantId,
         state: Option<CallState>,
         limit: usize,
+        cursor: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
+    /// The tenant's calls whose Who or What is one of `record_ids` (at most
+    /// [`MAX_LINKED_IDS`]), from a read of its call listing: a page, and the
+    /// cursor of the next.
+    fn calls_linked_to(
+        &self,
+        tenant: &TenantId,
+        record_ids: &[String],
         cursor: Option<String>,
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 

@@ -248,6 +248,14 @@ impl CallStore for FaultyStore {
     ) -> StoreResult<Page<CallOutcome>> {
         self.inner.recent_calls(t, s, limit, cursor).await
     }
+    async fn calls_linked_to(
+        &self,
+        t: &TenantId,
+        ids: &[String],
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.calls_linked_to(t, ids, cursor).await
+    }
     async fn calls_needing_attention(
         &self,
         t: &TenantId,

@@ -108,10 +108,12 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Which calls a page of the call listing keeps.
 #[derive(Debug, Clone, Copy)]
-enum ListFilter {
+enum ListFilter<'a> {
     State(CallState),
     /// Unmatched, or matched among several candidates, and not linked by hand.
     NeedsAttention,
+    /// Linked (Who or What) to one of these records.
+    LinkedTo(&'a [String]),
 }
 
 /// Key construction, in one place.
@@ -386,7 +388,7 @@ impl DynamoStore {
     async fn call_listing_page(
         &self,
         tenant: &TenantId,
-        filter: Option<ListFilter>,
+        filter: Option<ListFilter<'_>>,
         limit: usize,
         cursor: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
@@ -427,6 +429,14 @@ impl DynamoStore {
                         .filter_expression("#state = :state")
                         .expression_attribute_names("#state", "state")
                         .expression_attribute_values(":state", s(state.as_str()));
+                }
+                Some(ListFilter::LinkedTo(ids)) => {
+                    let names: Vec<String> = (0..ids.len()).map(|i| format!(":r{i}")).collect();
+                    let list = names.join(", ");
+                    q = q.filter_expression(format!("whoId IN ({list}) OR whatId IN ({list})"));
+                    for (name, id) in names.into_iter().zip(ids) {
+                        q = q.expression_attribute_values(name, s(id.clone()));
+                    }
                 }
                 Some(ListFilter::NeedsAttention) => {
                     q = q
@@ -1451,6 +1461,27 @@ impl CallStore for DynamoStore {
     ) -> StoreResult<Page<CallOutcome>> {
         self.call_listing_page(tenant, state.map(ListFilter::State), limit, cursor)
             .await
+    }
+
+    async fn calls_linked_to(
+        &self,
+        tenant: &TenantId,
+        record_ids: &[String],
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        if record_ids.is_empty() || record_ids.len() > crate::ports::MAX_LINKED_IDS {
+            return Err(StoreError::Rejected(format!(
+                "1 to {} record ids per listing",
+                crate::ports::MAX_LINKED_IDS
+            )));
+        }
+        self.call_listing_page(
+            tenant,
+            Some(ListFilter::LinkedTo(record_ids)),
+            crate::read::MAX_CALLS_PAGE,
+            cursor,
+        )
+        .await
     }
 
     async fn calls_needing_attention(

@@ -12,6 +12,7 @@
 pub mod cdc;
 pub mod handler;
 pub mod objects;
+pub mod survivors;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -829,6 +830,12 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             }
         }
         store.apply_record_changes(tenant, &changes).await?;
+        // Records Salesforce merged away or converted: their calls follow the
+        // survivors (before the cursor moves past them).
+        if REMATCH_ON.contains(&object.key) {
+            let moved = survivors::survivors(object.name, records);
+            survivors::follow_survivors(store, tenant, &moved).await?;
+        }
         Ok((written, deleted))
     }
 
