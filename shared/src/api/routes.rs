@@ -403,10 +403,10 @@ impl From<crate::calls::link::LinkError> for ApiError {
             LinkError::NotFound => ApiError::new(404, "not_found", e.to_string()),
             LinkError::Conflict(m) => ApiError::new(409, "conflict", m),
             LinkError::Refused(_) => ApiError::new(400, "invalid_request", e.to_string()),
-            LinkError::Work(crate::error::WorkError::Salesforce(sf)) => {
+            LinkError::Work(crate::app::WorkError::Salesforce(sf)) => {
                 ApiError::from(ConnectError::Salesforce(sf))
             }
-            LinkError::Work(crate::error::WorkError::Store(st)) => store_error(st),
+            LinkError::Work(crate::app::WorkError::Store(st)) => store_error(st),
         }
     }
 }

@@ -15,12 +15,12 @@ use super::event::CallEvent;
 use super::matching::{Candidate, Decision, Kind};
 use super::outcomes::{self, End};
 use super::{load_comments, tasks};
+use crate::app::WorkError;
 use crate::app::{App, Store};
 use crate::connect::Actor;
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, ConnectionStatus, LinkedRecord, ManualLink,
 };
-use crate::error::WorkError;
 use crate::ports::{SecretStore, StoreError};
 use crate::salesforce::RecordUpdate;
 

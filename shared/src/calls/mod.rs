@@ -47,10 +47,10 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::app::WorkError;
 use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
 use crate::domain::{StoredComment, TenantId};
-use crate::error::WorkError;
 use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::Session;
 use claim::Claimed;

@@ -33,12 +33,12 @@ use super::event::CallEvent;
 use super::matching::Decision;
 use super::outcomes::{self, End};
 use super::{load_comments, tasks};
+use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
 use crate::domain::{
     CallOutcome, CallState, Connection, LinkedRecord, MatchLevel, ModjoMatch, Rematch,
     RematchProgress,
 };
-use crate::error::WorkError;
 use crate::ports::{CallStore, SecretStore, StoreError};
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Select};

@@ -16,6 +16,7 @@ pub use calls::{
 pub use comments::StoredComment;
 pub use connection::{
     ApiUsage, AuditEntry, Connection, ConnectionStatus, DEFAULT_REMATCH_DAYS, RematchProgress,
+    USAGE_FRESHNESS,
 };
 pub use oauth::{PendingAuthorization, SigningKeys};
 pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};

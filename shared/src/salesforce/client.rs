@@ -21,12 +21,13 @@ use url::Url;
 use super::error::{ApiError, SalesforceError};
 use super::instance::{HostPolicy, SalesforceOrigin};
 use super::keyset::{KeysetQuery, Position};
-use super::limits::{Counter, USAGE_FRESHNESS, parse_limit_info};
+use super::limits::{Counter, parse_limit_info};
 use super::oauth::{Identity, OAuthApp};
 use super::soql::Select;
 use super::sosl::PhoneSearch;
+use crate::backoff::Backoff;
 use crate::config::SalesforceConfig;
-use crate::domain::{ApiUsage, ConnectionStatus, TenantId};
+use crate::domain::{ApiUsage, ConnectionStatus, TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantCredentials};
 
@@ -1177,7 +1178,7 @@ where
             if !err.is_transient() || attempt >= MAX_ATTEMPTS {
                 return Err(err);
             }
-            let pause = backoff(attempt);
+            let pause = Backoff::SALESFORCE.delay(attempt);
             if Instant::now() + pause >= self.deadline {
                 return Err(SalesforceError::Deadline(err.to_string()));
             }
@@ -1375,7 +1376,7 @@ where
             // Busy (5xx, `unknown_error`), or the same refresh token being used at
             // that instant (another refresh in flight): wait and try again.
             tries += 1;
-            let pause = backoff(tries);
+            let pause = Backoff::SALESFORCE.delay(tries);
             if !err.is_transient()
                 || tries >= MAX_ATTEMPTS
                 || Instant::now() + pause >= self.deadline
@@ -1537,12 +1538,6 @@ fn checked_id(id: &str) -> Result<&str, SalesforceError> {
             "invalid Salesforce id {id:?}"
         )))
     }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = (200u64 << attempt.min(5)).min(5_000);
-    Duration::from_millis(rand::thread_rng().gen_range(cap / 2..=cap))
 }
 
 #[cfg(test)]
