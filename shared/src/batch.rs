@@ -4,10 +4,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
+use crate::app::{App, Store};
 use crate::backoff::Backoff;
-use crate::ports::JobQueue;
+use crate::ports::{JobQueue, SecretStore};
+use crate::telemetry::Metrics;
 
 /// A queue function's Salesforce requests must have ended this long before the
 /// Lambda deadline.
@@ -103,6 +106,62 @@ pub async fn respond<Q: JobQueue>(
         response.batch_item_failures.push(failure);
     }
     response
+}
+
+/// One queue function's batch between its event and its answer: the
+/// deliveries and their requests deadline, and the counters read before the
+/// work, so that [`Batch::finish`] can tell what the work spent.
+pub struct Batch {
+    pub deliveries: Vec<Delivery>,
+    /// When the batch's Salesforce requests must have ended.
+    pub deadline: Instant,
+    calls_before: u64,
+    store_before: std::collections::BTreeMap<String, u64>,
+}
+
+/// What one batch came to, for its function's metrics and log line.
+pub struct Consumed {
+    pub response: SqsBatchResponse,
+    /// Deliveries in the batch.
+    pub received: u64,
+    /// Deliveries reported as failures, to be redelivered.
+    pub retried: u64,
+    /// Salesforce API calls the batch spent.
+    pub api_calls: u64,
+}
+
+impl Batch {
+    pub fn start<S: Store, K: SecretStore>(app: &App<S, K>, event: LambdaEvent<SqsEvent>) -> Self {
+        Self {
+            deadline: requests_deadline(event.context.deadline),
+            deliveries: deliveries(event.payload),
+            calls_before: app.salesforce.counters().total(),
+            store_before: app.store.requests_by_operation(),
+        }
+    }
+
+    /// The partial batch response for `verdicts` (one per delivery; the retried
+    /// items' back-off set on `source`). `metrics` receives the batch's
+    /// Salesforce API calls and store requests; the caller adds its own counts
+    /// and emits.
+    pub async fn finish<S: Store, K: SecretStore, Q: JobQueue>(
+        self,
+        app: &App<S, K>,
+        verdicts: &[Verdict],
+        source: &Q,
+        metrics: &mut Metrics,
+    ) -> Consumed {
+        let response = respond(&self.deliveries, verdicts, source).await;
+        let api_calls = app.salesforce.counters().total() - self.calls_before;
+        metrics.count("SalesforceApiCalls", api_calls);
+        metrics.store_requests(&self.store_before, &app.store.requests_by_operation());
+        Consumed {
+            received: self.deliveries.len() as u64,
+            retried: response.batch_item_failures.len() as u64,
+            api_calls,
+            response,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use lambda_runtime::LambdaEvent;
 
 use super::{CallLogger, Settled};
 use crate::app::Store;
-use crate::batch::{deliveries, requests_deadline, respond};
+use crate::batch::Batch;
 use crate::domain::CallState;
 use crate::ports::{JobQueue, SecretStore};
 
@@ -18,19 +18,15 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let deadline = requests_deadline(event.context.deadline);
-    let deliveries = deliveries(event.payload);
-    let calls_before = logger.app.salesforce.counters().total();
-    let store_before = logger.app.store.requests_by_operation();
-    let verdicts = logger.log_batch(&deliveries, deadline).await;
-    let response = respond(&deliveries, &verdicts, source_queue).await;
-    let api_calls = logger.app.salesforce.counters().total() - calls_before;
+    let batch = Batch::start(logger.app, event);
+    let verdicts = logger.log_batch(&batch.deliveries, batch.deadline).await;
     let mut metrics = logger.app.metrics("call-logger");
+    let batch = batch
+        .finish(logger.app, &verdicts, source_queue, &mut metrics)
+        .await;
     metrics
-        .count("CallsReceived", deliveries.len() as u64)
-        .count("CallsRetried", response.batch_item_failures.len() as u64)
-        .count("SalesforceApiCalls", api_calls);
-    metrics.store_requests(&store_before, &logger.app.store.requests_by_operation());
+        .count("CallsReceived", batch.received)
+        .count("CallsRetried", batch.retried);
     // Where the batch's calls were left (the dashboard's calls by outcome).
     for (settled, n) in logger.take_settled() {
         metrics.count(
@@ -48,10 +44,10 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     }
     metrics.emit();
     tracing::info!(
-        calls = deliveries.len(),
-        retried = response.batch_item_failures.len(),
-        api_calls,
+        calls = batch.received,
+        retried = batch.retried,
+        api_calls = batch.api_calls,
         "call batch done"
     );
-    response
+    batch.response
 }

@@ -6,7 +6,7 @@ use lambda_runtime::LambdaEvent;
 
 use super::CommentSync;
 use crate::app::Store;
-use crate::batch::{deliveries, requests_deadline, respond};
+use crate::batch::Batch;
 use crate::ports::{JobQueue, SecretStore};
 
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
@@ -14,19 +14,15 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let deadline = requests_deadline(event.context.deadline);
-    let deliveries = deliveries(event.payload);
-    let calls_before = sync.app.salesforce.counters().total();
-    let store_before = sync.app.store.requests_by_operation();
-    let verdicts = sync.sync_batch(&deliveries, deadline).await;
-    let response = respond(&deliveries, &verdicts, source_queue).await;
-    let api_calls = sync.app.salesforce.counters().total() - calls_before;
+    let batch = Batch::start(sync.app, event);
+    let verdicts = sync.sync_batch(&batch.deliveries, batch.deadline).await;
     let mut metrics = sync.app.metrics("comment-sync");
+    let batch = batch
+        .finish(sync.app, &verdicts, source_queue, &mut metrics)
+        .await;
     metrics
-        .count("CommentsReceived", deliveries.len() as u64)
-        .count("CommentsRetried", response.batch_item_failures.len() as u64)
-        .count("SalesforceApiCalls", api_calls);
-    metrics.store_requests(&store_before, &sync.app.store.requests_by_operation());
+        .count("CommentsReceived", batch.received)
+        .count("CommentsRetried", batch.retried);
     metrics.emit();
-    response
+    batch.response
 }
