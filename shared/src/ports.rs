@@ -276,6 +276,10 @@ pub enum ClaimResult {
     Busy { until: DateTime<Utc> },
 }
 
+/// Record ids one [`CallStore::calls_linked_to`] looks for (a DynamoDB `IN`
+/// takes at most 100 operands).
+pub const MAX_LINKED_IDS: usize = 50;
+
 /// Per-call outcomes.
 pub trait CallStore: Send + Sync {
     fn get_outcome(
@@ -334,6 +338,37 @@ pub trait CallStore: Send + Sync {
         state: Option<CallState>,
         limit: usize,
         cursor: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
+    /// The tenant's calls whose Who or What is one of `record_ids` (at most
+    /// [`MAX_LINKED_IDS`]), from a read of its call listing: a page, and the
+    /// cursor of the next.
+    fn calls_linked_to(
+        &self,
+        tenant: &TenantId,
+        record_ids: &[String],
+        cursor: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
+    /// The tenant's calls that need a person's attention, most recently updated
+    /// first: unmatched, or matched among several candidates, and not linked by
+    /// hand. At most `limit`, after `cursor`.
+    fn calls_needing_attention(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
+
+    /// One page of the tenant's calls that a better match could still improve
+    /// ([`CallOutcome::can_improve`]), started at or after `started_since`,
+    /// oldest first: at most `limit`, after `page_token`.
+    fn rematch_calls(
+        &self,
+        tenant: &TenantId,
+        started_since: DateTime<Utc>,
+        limit: usize,
+        page_token: Option<String>,
     ) -> impl Future<Output = StoreResult<Page<CallOutcome>>> + Send;
 
     /// One page of the tenant's calls in state `waiting`, from the index.

@@ -161,6 +161,26 @@ pub async fn calls_view<S: Store>(
     Ok(json!({ "calls": calls, "next": page.next }))
 }
 
+/// The calls that need a person's attention (unmatched, or matched among several
+/// candidates, each with its candidates), newest first, as [`calls_view`].
+pub async fn calls_needing_attention_view<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<Value, StoreError> {
+    let page = store
+        .calls_needing_attention(tenant, limit.clamp(1, MAX_CALLS_PAGE), cursor)
+        .await?;
+    let instance = instance_url(store, tenant).await?;
+    let calls = page
+        .items
+        .into_iter()
+        .map(|o| outcome_view(o, instance.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({ "calls": calls, "next": page.next }))
+}
+
 async fn instance_url<S: Store>(
     store: &S,
     tenant: &TenantId,

@@ -24,6 +24,8 @@ pub enum After {
     Cursor(String),
     /// The replay id of this topic (a batch of its change events was applied).
     ReplayId(String),
+    /// A page of the calls to re-match was read (a read, not a write).
+    RematchListing,
 }
 
 /// Crashes on a chosen write: the n-th cursor save (after the page it follows was
@@ -245,6 +247,33 @@ impl CallStore for FaultyStore {
         cursor: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
         self.inner.recent_calls(t, s, limit, cursor).await
+    }
+    async fn calls_linked_to(
+        &self,
+        t: &TenantId,
+        ids: &[String],
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.calls_linked_to(t, ids, cursor).await
+    }
+    async fn calls_needing_attention(
+        &self,
+        t: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.inner.calls_needing_attention(t, limit, cursor).await
+    }
+    async fn rematch_calls(
+        &self,
+        t: &TenantId,
+        since: DateTime<Utc>,
+        limit: usize,
+        p: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let page = self.inner.rematch_calls(t, since, limit, p).await;
+        self.fire(After::RematchListing).await;
+        page
     }
     async fn waiting_calls(
         &self,

@@ -700,21 +700,12 @@ async fn a_deployed_size_batch_ends_every_call_its_own_way() {
             .save_outcome(
                 &w.tenant,
                 &shared::domain::CallOutcome {
-                    call_id: format!("mix_held_{i}"),
-                    state: CallState::InProgress,
-                    task_id: None,
-                    who_id: None,
-                    what_id: None,
-                    owner_id: None,
-                    reason: None,
-                    linked: Vec::new(),
-                    modjo_match: None,
-                    comments_pending: false,
-                    task_deleted: false,
                     claimed_until: Some(now + chrono::Duration::minutes(5)),
-                    message: None,
-                    updated_at: now,
-                    version: 0,
+                    ..shared::domain::CallOutcome::new(
+                        &format!("mix_held_{i}"),
+                        CallState::InProgress,
+                        now,
+                    )
                 },
             )
             .await

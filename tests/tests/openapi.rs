@@ -184,6 +184,13 @@ async fn the_document_describes_every_route_status_and_body() {
         ("POST", "sync", None, 404),
         ("POST", "connect", None, 409),
         ("GET", "calls/nope", None, 404),
+        (
+            "PUT",
+            "calls/nope/link",
+            Some(json!({"whoId": "003000000000001AAA"})),
+            404,
+        ),
+        ("GET", "attention", None, 200),
         ("GET", "records/003000000000001AAA", None, 404),
         ("GET", "modjo-users", None, 200),
         ("GET", "mappings", None, 200),
@@ -425,6 +432,8 @@ async fn the_document_describes_every_route_status_and_body() {
         ("GET", "calls?cursor=forged".to_string(), 400),
         ("GET", "calls/oa_created".to_string(), 200),
         ("GET", format!("records/{contact}"), 200),
+        ("GET", "attention".to_string(), 200),
+        ("GET", "attention?limit=0".to_string(), 400),
     ] {
         let (status, answer) = r
             .call(stack, method, &format!("{P}/{path}"), None, member(t), &[])
@@ -449,6 +458,74 @@ async fn the_document_describes_every_route_status_and_body() {
             created.task_id.unwrap()
         )
     );
+
+    // A manual link: the host or an admin; a bad id or body is refused.
+    let link = format!("{P}/calls/oa_created/link");
+    let account = json!({"whatId": w.ids["acme"]});
+    for (body, claims, expected) in [
+        (json!({"whoId": "nope"}), admin(t), 400),
+        (
+            json!({"whoId": w.ids["lead"], "whatId": w.ids["acme"]}),
+            admin(t),
+            400,
+        ),
+        (json!({"colour": "red"}), admin(t), 400),
+        (account.clone(), member(t), 403),
+        (
+            json!({"whoId": contact, "whatId": w.ids["acme"]}),
+            admin(t),
+            200,
+        ),
+    ] {
+        let (status, answer) = r
+            .call(stack, "PUT", &link, Some(body.clone()), claims, &[])
+            .await;
+        assert_eq!(status, expected, "PUT {link} {body}: {answer}");
+    }
+    let (status, _) = r
+        .call(
+            stack,
+            "PUT",
+            &format!("{P}/calls/oa_never_seen/link"),
+            Some(account.clone()),
+            admin(t),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+    // A call still waiting to be logged cannot be linked yet.
+    let logged = stack
+        .aws
+        .store()
+        .get_outcome(&w.tenant, "oa_created")
+        .await
+        .unwrap()
+        .unwrap();
+    let parked = shared::domain::CallOutcome {
+        message: logged.message.map(|m| m.replace("oa_created", "oa_parked")),
+        ..shared::domain::CallOutcome::new(
+            "oa_parked",
+            shared::domain::CallState::Waiting,
+            chrono::Utc::now(),
+        )
+    };
+    stack
+        .aws
+        .store()
+        .save_outcome(&w.tenant, &parked)
+        .await
+        .unwrap();
+    let (status, _) = r
+        .call(
+            stack,
+            "PUT",
+            &format!("{P}/calls/oa_parked/link"),
+            Some(account),
+            admin(t),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409);
 
     // Disconnect.
     let (status, _) = r

@@ -944,6 +944,7 @@ async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
             sandbox: false,
             phone_region: None,
             default_owner_id: None,
+            rematch_days: None,
         },
     )
     .await

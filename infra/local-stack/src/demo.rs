@@ -63,6 +63,9 @@ pub struct DemoReport {
     pub comments_shown: usize,
     pub api_calls: u64,
     pub api_calls_by_kind: BTreeMap<String, u64>,
+    /// The unmatched call whose contact was then created, and its state after the
+    /// next sync re-matched it.
+    pub rematched: Option<(String, String)>,
 }
 
 struct Demo<'a> {
@@ -396,12 +399,108 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         "  {:<20} {} of {} allowed per day",
         "total", counters.api_used, counters.api_limit
     ));
+
+    // 10. A call left unmatched finds its contact once the rep creates it.
+    demo.section("10. An unmatched call, matched by the next sync");
+    report.rematched = rematch_later(&mut demo, emu, &calls, &outcomes).await?;
+
     demo.line(&format!(
         "Function logs (JSON, EMF metrics): {}",
         stack.log_dir.display()
     ));
     println!();
     Ok(report)
+}
+
+/// The first unmatched call with a phone number: its contact is created in
+/// Salesforce, the schedule fires, and the sync's re-match logs the call.
+async fn rematch_later(
+    demo: &mut Demo<'_>,
+    emu: &sf_emulator::Emulator,
+    calls: &[String],
+    outcomes: &[Value],
+) -> Result<Option<(String, String)>, String> {
+    let phone_of = |id: &str| {
+        let call: Value = calls
+            .iter()
+            .filter_map(|c| serde_json::from_str::<Value>(c).ok())
+            .find(|c| c["callId"] == id)?;
+        call["participants"]
+            .as_array()?
+            .iter()
+            .find(|p| p["role"] == "external")?["phone"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let Some((id, phone)) = outcomes
+        .iter()
+        .filter(|o| o["state"] == "unmatched")
+        .filter_map(|o| o["callId"].as_str())
+        .find_map(|id| Some((id.to_string(), phone_of(id)?)))
+    else {
+        demo.line("no unmatched call with a phone number");
+        return Ok(None);
+    };
+    demo.line(&format!(
+        "{id} is unmatched: nobody in Salesforce has {phone}. The rep creates the contact:"
+    ));
+    let contact = emu
+        .seed(
+            ORG,
+            &[sf_emulator::SeedRecord {
+                object: "Contact".into(),
+                reference: None,
+                fields: json!({"FirstName": "Camille", "LastName": "Garnier", "Phone": phone})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            }],
+        )
+        .map_err(|e| e.to_string())?;
+    demo.line(&format!(
+        "  Contact {} Camille Garnier, {phone}",
+        contact.first().map_or("", String::as_str)
+    ));
+    demo.stack.functions["scheduled-sync"]
+        .invoke(crate::pollers::scheduled_event(), Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("schedule: {e}"))?;
+    let view = wait_for(Duration::from_secs(180), || async {
+        let o = demo
+            .api(Method::GET, &format!("calls/{id}"), None)
+            .await
+            .ok()?;
+        (o["state"] != "unmatched").then_some(o)
+    })
+    .await
+    .ok_or("the next sync did not re-match the call in time")?;
+    let state = view["state"].as_str().unwrap_or("").to_string();
+    demo.line(&format!(
+        "after the next sync: {id} {state}, Task {} on {}",
+        view["taskId"].as_str().unwrap_or("-"),
+        view["whoId"].as_str().unwrap_or("-"),
+    ));
+    for r in view["rematches"].as_array().into_iter().flatten() {
+        demo.line(&format!(
+            "  re-matched at {}: {}",
+            r["at"].as_str().unwrap_or(""),
+            r["reason"].as_str().unwrap_or("")
+        ));
+    }
+    let sync = demo.api(Method::GET, "sync", None).await?;
+    if let Some(r) = sync["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["object"] == "rematch")
+    {
+        demo.line(&format!(
+            "  re-matching spent {} Salesforce API calls ({})",
+            r["apiCalls"],
+            r["message"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(Some((id, state)))
 }
 
 impl Demo<'_> {

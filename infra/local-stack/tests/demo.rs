@@ -74,6 +74,11 @@ async fn the_demo_plays_the_whole_story() {
         assert_eq!(state(unmatched), Some("unmatched"), "{unmatched}");
     }
     assert_eq!(report.tasks_with_block, 10);
+    assert_eq!(
+        report.rematched,
+        Some(("demo_call_07".to_string(), "created".to_string())),
+        "the unmatched call is logged once its contact exists"
+    );
     assert_eq!(report.comments_shown, 2);
     // Frugal: the sync's 9 first pages, the reads of the admin flow, and per
     // batch of calls one lookup and at most one create and one update.

@@ -417,6 +417,29 @@ impl Emulator {
         })
     }
 
+    /// Merges `losers` (one or two) into `master`, as Salesforce does: related
+    /// records move to the master, the losers are deleted with `MasterRecordId`.
+    pub fn merge(&self, org: &str, master: &str, losers: &[String]) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.merge_records(i, master, losers)
+        })
+    }
+
+    /// Converts a lead (with an opportunity when asked): the ids of the account,
+    /// contact and opportunity created.
+    pub fn convert_lead(
+        &self,
+        org: &str,
+        lead: &str,
+        opportunity: bool,
+    ) -> Result<(String, String, Option<String>), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.convert_lead(i, lead, opportunity)
+        })
+    }
+
     /// Edits a record as a user saving it in Salesforce's UI would (its
     /// `LastModifiedDate` moves to now; no API call counted, no latency).
     pub fn edit_record(

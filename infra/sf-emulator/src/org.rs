@@ -1,6 +1,10 @@
 //! One org: its records, connected apps, API usage, faults, query locators and the
 //! change log. Every record mutation goes through [`Org::mutate`].
 
+mod merge;
+
+pub use merge::Converted;
+
 use crate::ids;
 use crate::json::Json;
 use crate::schema::{CLOSED_TASK_STATUSES, FieldDef, FieldType, ObjectDef, Schema};

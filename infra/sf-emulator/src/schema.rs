@@ -512,6 +512,10 @@ fn specs() -> Vec<Spec> {
         FieldDef::new("AnnualRevenue", T::Currency),
         FieldDef::new("Description", T::TextArea),
         FieldDef::new("ParentId", T::Reference).refs(&["Account"], "Parent"),
+        // Set on the records a merge deleted: the record that survived.
+        FieldDef::new("MasterRecordId", T::Reference)
+            .refs(&["Account"], "MasterRecord")
+            .ro(),
     ];
     f.extend(audit(true, true));
     out.push(Spec {
@@ -548,6 +552,9 @@ fn specs() -> Vec<Spec> {
         FieldDef::new("MailingCountry", T::String).len(80),
         FieldDef::new("LeadSource", T::Picklist).len(40),
         FieldDef::new("Description", T::TextArea),
+        FieldDef::new("MasterRecordId", T::Reference)
+            .refs(&["Contact"], "MasterRecord")
+            .ro(),
     ]);
     f.extend(audit(true, true));
     out.push(Spec {
@@ -593,6 +600,9 @@ fn specs() -> Vec<Spec> {
             .refs(&["Opportunity"], "ConvertedOpportunity")
             .ro(),
         FieldDef::new("Description", T::TextArea),
+        FieldDef::new("MasterRecordId", T::Reference)
+            .refs(&["Lead"], "MasterRecord")
+            .ro(),
     ]);
     f.extend(audit(true, true));
     out.push(Spec {

@@ -922,6 +922,77 @@ impl World {
     /// Edits a record as a user saving it in Salesforce's UI would: its fields
     /// change, `LastModifiedDate` and `SystemModstamp` move to now (no API call is
     /// counted, no latency applies).
+    /// Merges `losers` into `master` as a user would in Salesforce (the org's
+    /// first user acting).
+    pub fn merge_records(
+        &mut self,
+        org: usize,
+        master: &str,
+        losers: &[String],
+    ) -> Result<(), ControlError> {
+        let (o, ctx) = self.acting(org)?;
+        let parse = |id: &str| {
+            o.parse_id(id)
+                .ok_or_else(|| ControlError::UnknownRecord(id.to_string()))
+        };
+        let m = parse(master)?;
+        let l = losers
+            .iter()
+            .map(|id| parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        o.merge(m, &l, &ctx).map_err(|e| ControlError::Refused {
+            code: e.code.to_string(),
+            message: e.message.clone(),
+            record: master.to_string(),
+        })
+    }
+
+    /// Converts a lead as a user would in Salesforce; the ids of the account,
+    /// contact and opportunity created.
+    pub fn convert_lead(
+        &mut self,
+        org: usize,
+        lead: &str,
+        opportunity: bool,
+    ) -> Result<(String, String, Option<String>), ControlError> {
+        let (o, ctx) = self.acting(org)?;
+        let l = o
+            .parse_id(lead)
+            .ok_or_else(|| ControlError::UnknownRecord(lead.to_string()))?;
+        let c = o
+            .convert_lead(l, opportunity, &ctx)
+            .map_err(|e| ControlError::Refused {
+                code: e.code.to_string(),
+                message: e.message.clone(),
+                record: lead.to_string(),
+            })?;
+        Ok((
+            o.id18(c.account),
+            o.id18(c.contact),
+            c.opportunity.map(|x| o.id18(x)),
+        ))
+    }
+
+    /// The org, and a write by its first user now.
+    fn acting(&mut self, org: usize) -> Result<(&mut Org, WriteCtx), ControlError> {
+        let now = self.now();
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        let user = o
+            .first_user()
+            .ok_or_else(|| ControlError::UnknownUser("the org has no user".into()))?;
+        let ctx = WriteCtx {
+            user,
+            client: None,
+            version: None,
+            now,
+            seed: false,
+        };
+        Ok((o, ctx))
+    }
+
     pub fn edit_record(
         &mut self,
         org: usize,

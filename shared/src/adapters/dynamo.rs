@@ -15,7 +15,7 @@
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
 //! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
-//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending |
+//! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending; else `REMATCH#<tenant>` / `<startedAt>#<callId>` while it can still be matched better |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
 //! | comment state     | `C#<tenant>#<callId>`       | `CSTATE`                  |                            |
 //!
@@ -107,6 +107,16 @@ const MAX_LIST_READS: usize = 5;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Which calls a page of the call listing keeps.
+#[derive(Debug, Clone, Copy)]
+enum ListFilter<'a> {
+    State(CallState),
+    /// Unmatched, or matched among several candidates, and not linked by hand.
+    NeedsAttention,
+    /// Linked (Who or What) to one of these records.
+    LinkedTo(&'a [String]),
+}
+
 /// Key construction, in one place.
 mod keys {
     use super::*;
@@ -163,6 +173,13 @@ mod keys {
     }
     pub fn waiting(t: &TenantId) -> String {
         format!("WAITING#{t}")
+    }
+    pub fn rematch(t: &TenantId) -> String {
+        format!("REMATCH#{t}")
+    }
+    /// Sorts by the call's start (the re-match window is a key condition).
+    pub fn rematch_listing(started_at: DateTime<Utc>, call_id: &str) -> String {
+        call_listing(started_at, call_id)
     }
     pub const COMMENT_STATE: &str = "CSTATE";
     pub fn calls(t: &TenantId) -> String {
@@ -366,6 +383,99 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// One page of the tenant's calls by last update, newest first, filtered.
+    async fn call_listing_page(
+        &self,
+        tenant: &TenantId,
+        filter: Option<ListFilter<'_>>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let limit = limit.max(1);
+        let listing = keys::calls(tenant);
+        let own_prefix = keys::call(tenant, "");
+        let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
+        // A cursor is this listing's key, of this tenant, or nothing.
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if k.len() != 4
+                || text(GSI2_PK) != listing
+                || !text(PK).starts_with(&own_prefix)
+                || text(SK) != keys::OUTCOME
+                || text(GSI2_SK).is_empty()
+            {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
+        let mut found: Vec<Item> = Vec::with_capacity(limit);
+        for _ in 0..MAX_LIST_READS {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("gsi2pk = :g")
+                .expression_attribute_values(":g", s(listing.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            match filter {
+                Some(ListFilter::State(state)) => {
+                    q = q
+                        .filter_expression("#state = :state")
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_values(":state", s(state.as_str()));
+                }
+                Some(ListFilter::LinkedTo(ids)) => {
+                    let names: Vec<String> = (0..ids.len()).map(|i| format!(":r{i}")).collect();
+                    let list = names.join(", ");
+                    q = q.filter_expression(format!("whoId IN ({list}) OR whatId IN ({list})"));
+                    for (name, id) in names.into_iter().zip(ids) {
+                        q = q.expression_attribute_values(name, s(id.clone()));
+                    }
+                }
+                Some(ListFilter::NeedsAttention) => {
+                    q = q
+                        .filter_expression(
+                            "(#state = :unmatched OR attribute_exists(candidates)) \
+                             AND attribute_not_exists(linkedByHand)",
+                        )
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_values(":unmatched", s("unmatched"));
+                }
+                None => {}
+            }
+            let out = q
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query (gsi2)", e))?;
+            found.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if found.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        // Full page: the next one starts after its last call (it may be empty).
+        // Short page: after the last key read, when the index goes on.
+        let next = match (found.len() >= limit, found.last(), &start) {
+            (true, Some(last), _) => Some(listing_key(last)),
+            (_, _, Some(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let items = found
+            .into_iter()
+            .take(limit)
+            .map(outcome_from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            items,
+            next: next.map(|k| encode_page_token(&k)).transpose()?,
+        })
     }
 
     /// One page of the GSI under `gsi_pk`, decoded.
@@ -742,16 +852,24 @@ fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
     if let Some(until) = outcome.claimed_until {
         item.insert(CLAIMED_UNTIL_MS.into(), n(until.timestamp_millis()));
     }
+    // One gsi1 listing at a time, the most urgent: a call whose comments wait is
+    // listed for re-matching again once they are shown.
     let listed_under = if outcome.state == CallState::Waiting {
-        Some(keys::waiting(tenant))
+        Some((keys::waiting(tenant), outcome.call_id.clone()))
     } else if outcome.comments_pending {
-        Some(keys::pending_comments(tenant))
+        Some((keys::pending_comments(tenant), outcome.call_id.clone()))
     } else {
-        None
+        match outcome.started_at {
+            Some(started) if outcome.can_improve() => Some((
+                keys::rematch(tenant),
+                keys::rematch_listing(started, &outcome.call_id),
+            )),
+            _ => None,
+        }
     };
-    if let Some(gsi_pk) = listed_under {
+    if let Some((gsi_pk, gsi_sk)) = listed_under {
         item.insert(GSI1_PK.into(), s(gsi_pk));
-        item.insert(GSI1_SK.into(), s(outcome.call_id.clone()));
+        item.insert(GSI1_SK.into(), s(gsi_sk));
     }
     // Always in the tenant's calls by last update (the settings page's Calls tab).
     item.insert(GSI2_PK.into(), s(keys::calls(tenant)));
@@ -1342,69 +1460,39 @@ impl CallStore for DynamoStore {
         limit: usize,
         cursor: Option<String>,
     ) -> StoreResult<Page<CallOutcome>> {
-        let limit = limit.max(1);
-        let listing = keys::calls(tenant);
-        let own_prefix = keys::call(tenant, "");
-        let mut start = cursor.map(|t| decode_page_token(&t)).transpose()?;
-        // A cursor is this listing's key, of this tenant, or nothing.
-        if let Some(k) = &start {
-            let text = |name: &str| match k.get(name) {
-                Some(AttributeValue::S(v)) => v.as_str(),
-                _ => "",
-            };
-            if k.len() != 4
-                || text(GSI2_PK) != listing
-                || !text(PK).starts_with(&own_prefix)
-                || text(SK) != keys::OUTCOME
-                || text(GSI2_SK).is_empty()
-            {
-                return Err(StoreError::Rejected("invalid page token".into()));
-            }
+        self.call_listing_page(tenant, state.map(ListFilter::State), limit, cursor)
+            .await
+    }
+
+    async fn calls_linked_to(
+        &self,
+        tenant: &TenantId,
+        record_ids: &[String],
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        if record_ids.is_empty() || record_ids.len() > crate::ports::MAX_LINKED_IDS {
+            return Err(StoreError::Rejected(format!(
+                "1 to {} record ids per listing",
+                crate::ports::MAX_LINKED_IDS
+            )));
         }
-        let mut found: Vec<Item> = Vec::with_capacity(limit);
-        for _ in 0..MAX_LIST_READS {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("gsi2pk = :g")
-                .expression_attribute_values(":g", s(listing.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if let Some(state) = state {
-                q = q
-                    .filter_expression("#state = :state")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":state", s(state.as_str()));
-            }
-            let out = q
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("Query (gsi2)", e))?;
-            found.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key.filter(|k| !k.is_empty());
-            if found.len() >= limit || start.is_none() {
-                break;
-            }
-        }
-        // Full page: the next one starts after its last call (it may be empty).
-        // Short page: after the last key read, when the index goes on.
-        let next = match (found.len() >= limit, found.last(), &start) {
-            (true, Some(last), _) => Some(listing_key(last)),
-            (_, _, Some(k)) => Some(k.clone()),
-            _ => None,
-        };
-        let items = found
-            .into_iter()
-            .take(limit)
-            .map(outcome_from_item)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page {
-            items,
-            next: next.map(|k| encode_page_token(&k)).transpose()?,
-        })
+        self.call_listing_page(
+            tenant,
+            Some(ListFilter::LinkedTo(record_ids)),
+            crate::read::MAX_CALLS_PAGE,
+            cursor,
+        )
+        .await
+    }
+
+    async fn calls_needing_attention(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        self.call_listing_page(tenant, Some(ListFilter::NeedsAttention), limit, cursor)
+            .await
     }
 
     async fn waiting_calls(
@@ -1428,6 +1516,54 @@ impl CallStore for DynamoStore {
         )
         .await
     }
+
+    async fn rematch_calls(
+        &self,
+        tenant: &TenantId,
+        started_since: DateTime<Utc>,
+        limit: usize,
+        page_token: Option<String>,
+    ) -> StoreResult<Page<CallOutcome>> {
+        let listing = keys::rematch(tenant);
+        let start = page_token.map(|t| decode_page_token(&t)).transpose()?;
+        if let Some(k) = &start {
+            let text = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => v.as_str(),
+                _ => "",
+            };
+            if text(GSI1_PK) != listing || !text(PK).starts_with(&keys::call(tenant, "")) {
+                return Err(StoreError::Rejected("invalid page token".into()));
+            }
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :g AND gsi1sk >= :since")
+            .expression_attribute_values(":g", s(listing))
+            .expression_attribute_values(":since", s(rfc3339_millis(started_since)))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("Query (gsi1 re-match)", e))?;
+        let next = match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
+            _ => None,
+        };
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(outcome_from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page { items, next })
+    }
+}
+
+fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl CommentStore for DynamoStore {

@@ -159,6 +159,20 @@ pub fn actor(request: &Request, admin: bool) -> Result<Actor, ApiError> {
     Ok(Actor { tenant, user_id })
 }
 
+/// Whether the verified claims give the caller the admin role (the caller is
+/// checked by [`actor`] first).
+pub fn is_admin(request: &Request) -> bool {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|j| j.claims.get(ROLE_CLAIM))
+            .is_some_and(|r| r == ADMIN_ROLE),
+        _ => false,
+    }
+}
+
 /// Parses a JSON body (at most 256 KiB).
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = match request.body() {

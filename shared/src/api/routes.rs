@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{ApiError, actor, console, json_body, json_response, route_segments};
+use super::{ApiError, actor, console, is_admin, json_body, json_response, route_segments};
 use crate::app::{App, Store};
 use crate::connect::{ConnectError, SettingsInput};
 use crate::domain::{CallState, ModjoUser};
@@ -37,6 +37,8 @@ pub enum Op {
     RequestSync,
     ListCalls,
     GetCall,
+    LinkCall,
+    CallsNeedingAttention,
     GetRecord,
 }
 
@@ -92,6 +94,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "sync", Op::RequestSync, Admin),
     r("GET", "calls", Op::ListCalls, Member),
     r("GET", "calls/{callId}", Op::GetCall, Member),
+    r("PUT", "calls/{callId}/link", Op::LinkCall, Member),
+    r("GET", "attention", Op::CallsNeedingAttention, Member),
     r("GET", "records/{recordId}", Op::GetRecord, Member),
 ];
 
@@ -140,7 +144,8 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     let segments = route_segments(&request);
     let span = tracing::info_span!("request", method = %method, path = %segments.join("/"), tenant_id = tracing::field::Empty);
     async {
-        let response = route(app, sync_jobs, &method, &segments, &request)
+        // Boxed: the routes' futures together are large; callers keep a pointer.
+        let response = Box::pin(route(app, sync_jobs, &method, &segments, &request))
             .await
             .unwrap_or_else(|e| e.response());
         tracing::info!(status = response.status().as_u16(), "answered");
@@ -279,38 +284,14 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
                     ..ApiError::new(400, "invalid_request", format!("unknown call state {s:?}"))
                 })?),
             };
-            let limit = match query.first("limit") {
-                None => 25,
-                Some(l) => l
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|l| (1..=crate::read::MAX_CALLS_PAGE).contains(l))
-                    .ok_or_else(|| ApiError {
-                        field: Some("limit"),
-                        reason: Some("format"),
-                        ..ApiError::new(
-                            400,
-                            "invalid_request",
-                            format!("limit is 1 to {}", crate::read::MAX_CALLS_PAGE),
-                        )
-                    })?,
-            };
+            let limit = page_limit(query.first("limit"))?;
             let cursor = query
                 .first("cursor")
                 .filter(|c| !c.is_empty())
                 .map(str::to_string);
             let view = crate::read::calls_view(&app.store, &a.tenant, state, limit, cursor)
                 .await
-                .map_err(|e| match e {
-                    crate::ports::StoreError::Rejected(m) if m == "invalid page token" => {
-                        ApiError {
-                            field: Some("cursor"),
-                            reason: Some("format"),
-                            ..ApiError::new(400, "invalid_request", "invalid cursor")
-                        }
-                    }
-                    other => store_error(other),
-                })?;
+                .map_err(cursor_error)?;
             Ok(json_response(200, &view))
         }
         Op::GetCall => {
@@ -319,6 +300,38 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::new(404, "not_found", "no such call"))?;
+            Ok(json_response(200, &view))
+        }
+        Op::LinkCall => {
+            let a = who()?;
+            let input: crate::calls::link::LinkInput = json_body(request)?;
+            // Boxed: the link's Salesforce writes make a large future, kept off
+            // the stack of every other route.
+            let outcome = Box::pin(crate::calls::link::link(
+                app,
+                &a,
+                is_admin(request),
+                param(0),
+                input,
+            ))
+            .await?;
+            let view = crate::read::call_view(&app.store, &a.tenant, &outcome.call_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::new(404, "not_found", "no such call"))?;
+            Ok(json_response(200, &view))
+        }
+        Op::CallsNeedingAttention => {
+            let a = who()?;
+            let limit = page_limit(query.first("limit"))?;
+            let cursor = query
+                .first("cursor")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            let view =
+                crate::read::calls_needing_attention_view(&app.store, &a.tenant, limit, cursor)
+                    .await
+                    .map_err(cursor_error)?;
             Ok(json_response(200, &view))
         }
         Op::GetRecord => {
@@ -339,6 +352,63 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
 
 fn store_error(e: crate::ports::StoreError) -> ApiError {
     ApiError::from(ConnectError::Store(e))
+}
+
+/// A listing's store error: a forged or stale cursor is the caller's.
+fn cursor_error(e: crate::ports::StoreError) -> ApiError {
+    match e {
+        crate::ports::StoreError::Rejected(m) if m == "invalid page token" => ApiError {
+            field: Some("cursor"),
+            reason: Some("format"),
+            ..ApiError::new(400, "invalid_request", "invalid cursor")
+        },
+        other => store_error(other),
+    }
+}
+
+/// A listing's `limit`: 25 by default, 1 to [`crate::read::MAX_CALLS_PAGE`].
+fn page_limit(given: Option<&str>) -> Result<usize, ApiError> {
+    match given {
+        None => Ok(25),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=crate::read::MAX_CALLS_PAGE).contains(l))
+            .ok_or_else(|| ApiError {
+                field: Some("limit"),
+                reason: Some("format"),
+                ..ApiError::new(
+                    400,
+                    "invalid_request",
+                    format!("limit is 1 to {}", crate::read::MAX_CALLS_PAGE),
+                )
+            }),
+    }
+}
+
+impl From<crate::calls::link::LinkError> for ApiError {
+    fn from(e: crate::calls::link::LinkError) -> Self {
+        use crate::calls::link::LinkError;
+        match e {
+            LinkError::Invalid {
+                field,
+                reason,
+                message,
+            } => ApiError {
+                field: Some(field),
+                reason: Some(reason),
+                ..ApiError::new(400, "invalid_request", format!("{field}: {message}"))
+            },
+            LinkError::Forbidden => ApiError::new(403, "forbidden", e.to_string()),
+            LinkError::NotFound => ApiError::new(404, "not_found", e.to_string()),
+            LinkError::Conflict(m) => ApiError::new(409, "conflict", m),
+            LinkError::Refused(_) => ApiError::new(400, "invalid_request", e.to_string()),
+            LinkError::Work(crate::app::WorkError::Salesforce(sf)) => {
+                ApiError::from(ConnectError::Salesforce(sf))
+            }
+            LinkError::Work(crate::app::WorkError::Store(st)) => store_error(st),
+        }
+    }
 }
 
 #[cfg(test)]

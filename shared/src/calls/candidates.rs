@@ -111,12 +111,22 @@ impl Found {
     }
 }
 
+/// Where candidates are looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    /// The index, then SOSL for the numbers it does not know (logging a call).
+    IndexThenSearch,
+    /// The index only (re-matching: no Salesforce reads to find candidates).
+    IndexOnly,
+}
+
 /// Decides Who, What and the owner of every claimed call still being worked.
 pub(super) async fn decide<S: Store, K: SecretStore>(
     app: &App<S, K>,
     session: &Session<'_, K, S>,
     connection: &Connection,
     work: &mut [Claimed],
+    lookup: Lookup,
 ) -> Result<(), WorkError> {
     let tenant = session.tenant().clone();
     let store = &app.store;
@@ -149,7 +159,7 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
     }
 
     // One SOSL search for the numbers the index does not know.
-    if !unknown.is_empty() {
+    if !unknown.is_empty() && lookup == Lookup::IndexThenSearch {
         let by_number = search_numbers(session, &unknown, region).await?;
         for (l, f) in lookups.iter().zip(found.iter_mut()) {
             for number in &l.phones {
@@ -257,10 +267,20 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
             (Some(c), 1) => format!("{:?} matched", c.kind),
             (Some(c), n) => format!("{:?} chosen among {n} matches", c.kind),
         };
+        let others = match &who {
+            Some(chosen) => f
+                .who
+                .iter()
+                .filter(|c| c.id != chosen.id)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         w.decision = Some(Decision {
             who,
             what,
             reason: format!("{who_reason}; {reason}"),
+            others,
         });
     }
     // Any other record to be linked: its name is in the imported records.

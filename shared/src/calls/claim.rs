@@ -68,6 +68,22 @@ impl OwnerSource {
 }
 
 impl Claimed {
+    /// A call being matched again (issue 19): no delivery, and its outcome's
+    /// version in place of a claim's (its outcome is written only if unchanged).
+    pub fn rematching(call: CallEvent, version: u64) -> Self {
+        Self {
+            delivery: 0,
+            call,
+            version,
+            decision: None,
+            owner: None,
+            names: HashMap::new(),
+            comments: Vec::new(),
+            comments_version: None,
+            end: None,
+        }
+    }
+
     /// Whether the call matched a Who or a What (it will have a Task).
     pub fn matched(&self) -> bool {
         self.decision

@@ -84,6 +84,8 @@ pub struct Decision {
     pub what: Option<(String, &'static str)>,
     /// How the decision was made, for the outcome record.
     pub reason: String,
+    /// The other contacts or leads that matched, when Who was chosen among several.
+    pub others: Vec<Candidate>,
 }
 
 fn by_recency_then_host<'a>(

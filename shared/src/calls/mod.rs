@@ -35,8 +35,10 @@ mod claim;
 mod dialer;
 pub mod event;
 pub mod handler;
+pub mod link;
 pub mod matching;
 pub mod outcomes;
+pub mod rematch;
 pub mod render;
 mod tasks;
 
@@ -227,8 +229,15 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         connection: &crate::domain::Connection,
         claimed: &mut [Claimed],
     ) -> Result<(), WorkError> {
-        candidates::decide(self.app, session, connection, claimed).await?;
-        self.load_comments(session.tenant(), claimed).await?;
+        candidates::decide(
+            self.app,
+            session,
+            connection,
+            claimed,
+            candidates::Lookup::IndexThenSearch,
+        )
+        .await?;
+        load_comments(&self.app.store, session.tenant(), claimed).await?;
         tasks::write(session, connection, claimed).await
     }
 
@@ -285,40 +294,39 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             .await;
         }
     }
+}
 
-    /// The comments of the calls that will have a Task: one read of their comment
-    /// states, then each call's comments, several at a time.
-    async fn load_comments(
-        &self,
-        tenant: &TenantId,
-        claimed: &mut [Claimed],
-    ) -> Result<(), WorkError> {
-        let ids: Vec<String> = claimed
-            .iter()
-            .filter(|c| c.end.is_none() && c.matched())
-            .map(|c| c.call.call_id.clone())
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let store = &self.app.store;
-        let with_comments = store.comment_versions(tenant, &ids).await?;
-        for c in claimed.iter_mut() {
-            c.comments_version = with_comments.get(&c.call.call_id).copied();
-        }
-        let reads = with_comments.into_keys().map(|call_id| async move {
-            let comments = store.comments_for_call(tenant, &call_id).await?;
-            Ok::<_, WorkError>((call_id, comments))
-        });
-        let mut comments: HashMap<String, Vec<StoredComment>> = futures::stream::iter(reads)
-            .buffer_unordered(COMMENT_READS)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        for c in claimed.iter_mut() {
-            c.comments = comments.remove(&c.call.call_id).unwrap_or_default();
-        }
-        Ok(())
+/// The comments of the calls that will have a Task: one read of their comment
+/// states, then each call's comments, several at a time.
+async fn load_comments<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    claimed: &mut [Claimed],
+) -> Result<(), WorkError> {
+    let ids: Vec<String> = claimed
+        .iter()
+        .filter(|c| c.end.is_none() && c.matched())
+        .map(|c| c.call.call_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
     }
+    let with_comments = store.comment_versions(tenant, &ids).await?;
+    for c in claimed.iter_mut() {
+        c.comments_version = with_comments.get(&c.call.call_id).copied();
+    }
+    let reads = with_comments.into_keys().map(|call_id| async move {
+        let comments = store.comments_for_call(tenant, &call_id).await?;
+        Ok::<_, WorkError>((call_id, comments))
+    });
+    let mut comments: HashMap<String, Vec<StoredComment>> = futures::stream::iter(reads)
+        .buffer_unordered(COMMENT_READS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    for c in claimed.iter_mut() {
+        c.comments = comments.remove(&c.call.call_id).unwrap_or_default();
+    }
+    Ok(())
 }

@@ -86,10 +86,11 @@ pub(super) fn ended_by(
 }
 
 /// The outcome recorded for a claimed call that has ended.
-fn outcome_of(w: &Claimed, body: &str) -> CallOutcome {
+pub(super) fn outcome_of(w: &Claimed, body: &str) -> CallOutcome {
     let now = Utc::now();
     let mut outcome = CallOutcome {
         message: Some(body.to_string()),
+        started_at: Some(w.call.started_at),
         version: w.version,
         ..CallOutcome::new(&w.call.call_id, CallState::InProgress, now)
     };
@@ -145,6 +146,18 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
     outcome.linked = links(task.who_id.as_deref(), task.what_id.as_deref());
     outcome.who_id = task.who_id.clone();
     outcome.what_id = task.what_id.clone();
+    if let Some(d) = decision.filter(|d| !d.others.is_empty()) {
+        outcome.candidates = d
+            .who
+            .iter()
+            .chain(&d.others)
+            .map(|c| LinkedRecord {
+                id: c.id.clone(),
+                object: object_of(&c.id).to_string(),
+                name: c.name.clone(),
+            })
+            .collect();
+    }
     outcome.reason = decision.map(|d| match &w.owner {
         Some(o) => format!("{}; owner: {}", d.reason, o.source.describe()),
         None => d.reason.clone(),
@@ -173,7 +186,7 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
 }
 
 /// The object of a Salesforce id, by its key prefix.
-fn object_of(id: &str) -> &'static str {
+pub(super) fn object_of(id: &str) -> &'static str {
     match id.get(..3) {
         Some("003") => "Contact",
         Some("00Q") => "Lead",

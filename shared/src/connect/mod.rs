@@ -131,7 +131,13 @@ pub struct SettingsInput {
     pub phone_region: Option<String>,
     #[serde(default)]
     pub default_owner_id: Option<String>,
+    /// Days after a call during which the sync matches it again (0: never).
+    #[serde(default)]
+    pub rematch_days: Option<u16>,
 }
+
+/// The longest re-match window a tenant may set, in days.
+pub const MAX_REMATCH_DAYS: u16 = 90;
 
 /// Settings as shown back: never the secret.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -146,6 +152,8 @@ pub struct SettingsView {
     pub login_url: String,
     pub phone_region: String,
     pub default_owner_id: Option<String>,
+    /// Days after a call during which the sync matches it again.
+    pub rematch_days: u16,
     pub callback_url: Option<String>,
     /// What was changed in the addresses typed, in plain words (on save only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -422,6 +430,13 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 ));
             }
         };
+        if input.rematch_days.is_some_and(|d| d > MAX_REMATCH_DAYS) {
+            return Err(ConnectError::invalid(
+                "rematchDays",
+                "range",
+                format!("calls are matched again for 0 to {MAX_REMATCH_DAYS} days"),
+            ));
+        }
 
         let previous = self.secrets.get_credentials(&actor.tenant).await?;
         let consumer_secret = match (&input.consumer_secret, &previous) {
@@ -469,6 +484,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if let Some(owner) = default_owner {
             connection.default_owner_id = owner;
         }
+        if let Some(days) = input.rematch_days {
+            connection.rematch_days = days;
+        }
         connection.instance_url = Some(credentials.instance_url.clone());
         if had_tokens && !same_app {
             connection.status = ConnectionStatus::Pending;
@@ -511,6 +529,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             login_url: c.login_url.clone(),
             phone_region: connection.phone_region.clone(),
             default_owner_id: connection.default_owner_id.clone(),
+            rematch_days: connection.rematch_days,
             callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
             notes: Vec::new(),
         }

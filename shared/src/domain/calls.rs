@@ -85,9 +85,71 @@ pub struct CallOutcome {
     /// or inspected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the call started: re-matching looks this far back (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Each time the call was matched again after it was logged, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rematches: Vec<Rematch>,
+    /// Set by hand through the API: re-matching never overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_by_hand: Option<ManualLink>,
+    /// When several contacts or leads matched: all of them, the chosen one first
+    /// (the call needs a person's attention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<LinkedRecord>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
+}
+
+/// One re-match of a call: when, why, and what it was linked to before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rematch {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_who_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_what_id: Option<String>,
+}
+
+/// Who linked a call by hand, when, and what it was linked to before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualLink {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_who_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_what_id: Option<String>,
+}
+
+/// How well a call is matched, worst first: re-matching only ever moves a call up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MatchLevel {
+    /// No record at all.
+    Nothing,
+    /// Only a related record (an account): no person.
+    RelatedOnly,
+    /// A lead.
+    Lead,
+    /// A contact.
+    Contact,
+}
+
+impl MatchLevel {
+    /// The level of a Who and What, by the Who's key prefix.
+    pub fn of(who_id: Option<&str>, what_id: Option<&str>) -> Self {
+        match (who_id.and_then(|w| w.get(..3)), what_id) {
+            (Some("003"), _) => MatchLevel::Contact,
+            (Some("00Q"), _) => MatchLevel::Lead,
+            (Some(_), _) | (None, Some(_)) => MatchLevel::RelatedOnly,
+            (None, None) => MatchLevel::Nothing,
+        }
+    }
 }
 
 /// Modjo's own match of a call, kept when the Task in Salesforce is linked to
@@ -130,9 +192,36 @@ impl CallOutcome {
             task_deleted: false,
             claimed_until: None,
             message: None,
+            started_at: None,
+            rematches: Vec::new(),
+            linked_by_hand: None,
+            candidates: Vec::new(),
             updated_at: now,
             version: 0,
         }
+    }
+
+    /// Whether a later sync may still find a better match (issue 19): the call
+    /// was left unmatched, or Modjo created its Task on an account or a lead only
+    /// and nobody re-pointed it in Salesforce. Dialer Tasks are never re-pointed.
+    pub fn can_improve(&self) -> bool {
+        if self.linked_by_hand.is_some() {
+            return false;
+        }
+        match self.state {
+            CallState::Unmatched => true,
+            CallState::Created => {
+                !self.task_deleted
+                    && self.modjo_match.is_none()
+                    && self.level() < MatchLevel::Contact
+            }
+            _ => false,
+        }
+    }
+
+    /// How well the call's Task is matched now.
+    pub fn level(&self) -> MatchLevel {
+        MatchLevel::of(self.who_id.as_deref(), self.what_id.as_deref())
     }
 
     /// Created, enriched or unmatched: nothing more to do for this call.
@@ -158,5 +247,65 @@ mod tests {
             assert_eq!(CallState::parse(state.as_str()), Some(state));
         }
         assert_eq!(CallState::parse("Created"), None);
+    }
+
+    #[test]
+    fn only_calls_that_can_get_better_are_re_matched() {
+        let now = Utc::now();
+        let created = |who: Option<&str>, what: Option<&str>| CallOutcome {
+            who_id: who.map(str::to_string),
+            what_id: what.map(str::to_string),
+            ..CallOutcome::new("c", CallState::Created, now)
+        };
+        assert!(CallOutcome::new("c", CallState::Unmatched, now).can_improve());
+        assert!(created(None, Some("001A")).can_improve(), "account only");
+        assert!(created(Some("00QA"), None).can_improve(), "lead");
+        assert!(
+            !created(Some("003A"), Some("001A")).can_improve(),
+            "contact"
+        );
+        let repointed = CallOutcome {
+            modjo_match: Some(ModjoMatch {
+                who_id: None,
+                what_id: Some("001A".into()),
+                linked: vec![],
+                reason: "changed in Salesforce".into(),
+            }),
+            ..created(Some("00QB"), None)
+        };
+        assert!(
+            !repointed.can_improve(),
+            "someone re-pointed it in Salesforce"
+        );
+        let deleted = CallOutcome {
+            task_deleted: true,
+            ..created(None, Some("001A"))
+        };
+        assert!(!deleted.can_improve());
+        let dialer = CallOutcome {
+            who_id: None,
+            ..CallOutcome::new("c", CallState::Enriched, now)
+        };
+        assert!(!dialer.can_improve(), "a dialer's Task is never re-pointed");
+        let by_hand = CallOutcome {
+            linked_by_hand: Some(ManualLink {
+                by: "usr_1".into(),
+                at: now,
+                from_who_id: None,
+                from_what_id: None,
+            }),
+            ..CallOutcome::new("c", CallState::Unmatched, now)
+        };
+        assert!(!by_hand.can_improve(), "a manual link is never overridden");
+        for state in [CallState::Waiting, CallState::Failed, CallState::InProgress] {
+            assert!(!CallOutcome::new("c", state, now).can_improve());
+        }
+    }
+
+    #[test]
+    fn levels_rank_contact_over_lead_over_account() {
+        assert!(MatchLevel::of(Some("0031"), None) > MatchLevel::of(Some("00Q1"), None));
+        assert!(MatchLevel::of(Some("00Q1"), None) > MatchLevel::of(None, Some("0011")));
+        assert!(MatchLevel::of(None, Some("0061")) > MatchLevel::of(None, None));
     }
 }

@@ -109,10 +109,55 @@ pub struct Connection {
     /// by whoever first sees the tenant able to log again and clears this mark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_waiting_since: Option<DateTime<Utc>>,
+    /// Calls are matched again for this many days after they start, when the
+    /// sync brings new or changed contacts, leads or accounts (issue 19).
+    #[serde(default = "default_rematch_days")]
+    pub rematch_days: u16,
+    /// Re-matching owed to records the sync brought, and where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rematch: Option<RematchProgress>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]
     pub version: u64,
+}
+
+/// How long calls are matched again after they start, unless the tenant says otherwise.
+pub const DEFAULT_REMATCH_DAYS: u16 = 30;
+
+fn default_rematch_days() -> u16 {
+    DEFAULT_REMATCH_DAYS
+}
+
+/// A re-matching pass over the tenant's calls that can still improve, owed since
+/// the sync brought new or changed records. It runs within sync jobs and carries
+/// on in the next one where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RematchProgress {
+    /// Records changed since then have not been matched against every call yet.
+    pub requested_at: DateTime<Utc>,
+    /// Where the pass stopped in the listing (`None`: from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// More records changed while a pass was under way: another pass follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
+}
+
+impl RematchProgress {
+    /// Records changed now: a pass starts, or (one under way) another follows it.
+    pub fn request(current: Option<RematchProgress>, now: DateTime<Utc>) -> RematchProgress {
+        match current {
+            Some(p) if p.after.is_some() => RematchProgress { again: true, ..p },
+            Some(p) => p,
+            None => RematchProgress {
+                requested_at: now,
+                after: None,
+                again: false,
+            },
+        }
+    }
 }
 
 fn default_phone_region() -> String {
@@ -137,6 +182,8 @@ impl Connection {
             sync_requested_at: None,
             api_usage: None,
             calls_waiting_since: None,
+            rematch_days: DEFAULT_REMATCH_DAYS,
+            rematch: None,
             updated_at: now,
             version: 0,
         }
@@ -153,4 +200,28 @@ pub struct AuditEntry {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_starts_a_pass_or_queues_another_after_the_one_under_way() {
+        let t0 = Utc::now();
+        let t1 = t0 + chrono::Duration::minutes(15);
+        let fresh = RematchProgress::request(None, t0);
+        assert_eq!(fresh.after, None);
+        assert!(!fresh.again);
+        // Not started yet: it will read the new records anyway.
+        assert_eq!(RematchProgress::request(Some(fresh.clone()), t1), fresh);
+        // Under way: the calls already passed must be read again afterwards.
+        let under_way = RematchProgress {
+            after: Some("page-2".into()),
+            ..fresh
+        };
+        let next = RematchProgress::request(Some(under_way), t1);
+        assert_eq!(next.after.as_deref(), Some("page-2"), "it carries on");
+        assert!(next.again);
+    }
 }

@@ -10,9 +10,14 @@ mod sync;
 mod tenant;
 mod users;
 
-pub use calls::{CallOutcome, CallState, LinkedRecord, ModjoMatch};
+pub use calls::{
+    CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch, Rematch,
+};
 pub use comments::StoredComment;
-pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus, USAGE_FRESHNESS};
+pub use connection::{
+    ApiUsage, AuditEntry, Connection, ConnectionStatus, DEFAULT_REMATCH_DAYS, RematchProgress,
+    USAGE_FRESHNESS,
+};
 pub use oauth::{PendingAuthorization, SigningKeys};
 pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
 pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};

@@ -12,6 +12,7 @@
 pub mod cdc;
 pub mod handler;
 pub mod objects;
+pub mod survivors;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -183,6 +184,16 @@ const CDC_OBJECTS: [&str; 2] = [
     objects::OPPORTUNITY.key,
     objects::OPPORTUNITY_CONTACT_ROLE.key,
 ];
+
+/// Objects whose new or changed records can give calls a better match.
+const REMATCH_ON: [&str; 3] = [
+    objects::CONTACT.key,
+    objects::LEAD.key,
+    objects::ACCOUNT.key,
+];
+
+/// The sync status entry that reports re-matching.
+pub const REMATCH_STATUS: &str = "rematch";
 
 /// Which source feeds each object.
 #[derive(Debug, Clone)]
@@ -374,6 +385,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             .into_iter()
             .map(|s| (s.object.clone(), s))
             .collect();
+        // Records calls may now match: contacts, leads, accounts written.
+        let mut matchable_changed = false;
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
             let calls_before = self.app.salesforce.counters().total();
@@ -402,6 +415,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             let duration_ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok((run, note)) => {
+                    matchable_changed |= run.written > 0 && REMATCH_ON.contains(&object.key);
                     let (state, message) = match run.stop {
                         None => (SyncState::UpToDate, note),
                         Some(Stop::Deadline) => (
@@ -471,6 +485,14 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 }
             }
         }
+        if matchable_changed {
+            crate::calls::rematch::request(&self.app.store, tenant).await?;
+        }
+        if outcome == JobOutcome::Completed {
+            outcome = self
+                .rematch(&session, previous.get(REMATCH_STATUS), stop_at)
+                .await?;
+        }
         let usage = self.app.salesforce.fresh_usage(tenant);
         update_connection(&self.app.store, tenant, |c| {
             if outcome == JobOutcome::Completed {
@@ -483,6 +505,100 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         })
         .await?;
         Ok(outcome)
+    }
+
+    /// Re-matches the calls owed a pass (issue 19) with what is left of the job's
+    /// time and budget; its API calls are reported in the sync status, under
+    /// `rematch`. A pass cut short carries on in a continuation job.
+    async fn rematch(
+        &self,
+        session: &Session<'_, K, S>,
+        previous: Option<&SyncStatus>,
+        stop_at: Instant,
+    ) -> Result<JobOutcome, WorkError> {
+        let tenant = session.tenant();
+        let owed = self
+            .app
+            .store
+            .get_connection(tenant)
+            .await?
+            .is_some_and(|c| c.rematch.is_some());
+        if !owed {
+            return Ok(JobOutcome::Completed);
+        }
+        let started = Instant::now();
+        let calls_before = self.app.salesforce.counters().total();
+        let result = crate::calls::rematch::run(self.app, session, stop_at, || {
+            self.over_budget(tenant).is_some()
+        })
+        .await;
+        let calls = self.app.salesforce.counters().total() - calls_before;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let mut status = SyncStatus {
+            object: REMATCH_STATUS.to_string(),
+            state: SyncState::UpToDate,
+            message: None,
+            last_error: None,
+            source: None,
+            source_reason: None,
+            records_read: 0,
+            records_written: 0,
+            records_deleted: 0,
+            api_calls: calls,
+            duration_ms,
+            finished_at: Utc::now(),
+            total_records_read: previous.map_or(0, |p| p.total_records_read),
+            total_api_calls: previous.map_or(0, |p| p.total_api_calls) + calls,
+        };
+        let outcome = match &result {
+            Ok(run) => {
+                status.records_read = run.examined;
+                status.records_written = run.rematched;
+                status.total_records_read += run.examined;
+                status.message = Some(format!(
+                    "calls re-matched: {} of {} examined; {} Tasks left alone (changed or deleted in Salesforce)",
+                    run.rematched, run.examined, run.left_alone
+                ));
+                match run.stopped {
+                    None => JobOutcome::Completed,
+                    Some(crate::calls::rematch::RematchStop::Deadline) => {
+                        status.state = SyncState::Continuing;
+                        let continuation = SyncJob::new(tenant.clone(), "continuation");
+                        self.jobs
+                            .send_all(&[TenantMessage::new(tenant, continuation.to_body())])
+                            .await?;
+                        JobOutcome::Continued
+                    }
+                    Some(crate::calls::rematch::RematchStop::Budget) => {
+                        status.state = SyncState::Paused;
+                        let used_percent = self.over_budget(tenant).unwrap_or_default();
+                        status.message = Some(pause_message(
+                            used_percent,
+                            self.app.config.budget.sync_pause_at_percent,
+                        ));
+                        JobOutcome::Paused { used_percent }
+                    }
+                }
+            }
+            Err(e) => {
+                status.state = SyncState::Failed;
+                status.last_error = Some(e.to_string());
+                JobOutcome::Completed
+            }
+        };
+        // A pass with no call in its window leaves no status.
+        let idle = matches!(&result, Ok(r) if r.examined == 0 && r.stopped.is_none());
+        if !(idle && calls == 0) {
+            self.app.store.put_sync_status(tenant, &status).await?;
+        }
+        match result {
+            Err(e) if e.class() != ErrorClass::Permanent => Err(e),
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, error = %e, "re-matching failed");
+                Ok(outcome)
+            }
+            Ok(_) => Ok(outcome),
+        }
     }
 
     /// An object fed by Change Data Capture; the status note says when it had to
@@ -715,6 +831,12 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             }
         }
         store.apply_record_changes(tenant, &changes).await?;
+        // Records Salesforce merged away or converted: their calls follow the
+        // survivors (before the cursor moves past them).
+        if REMATCH_ON.contains(&object.key) {
+            let moved = survivors::survivors(object.name, records);
+            survivors::follow_survivors(store, tenant, &moved).await?;
+        }
         Ok((written, deleted))
     }
 

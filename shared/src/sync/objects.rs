@@ -71,6 +71,7 @@ pub const ACCOUNT: SyncObject = SyncObject {
         "LastModifiedDate",
         "SystemModstamp",
         "IsDeleted",
+        "MasterRecordId",
     ],
     deletable: true,
 };
@@ -94,6 +95,7 @@ pub const CONTACT: SyncObject = SyncObject {
         "LastModifiedDate",
         "SystemModstamp",
         "IsDeleted",
+        "MasterRecordId",
     ],
     deletable: true,
 };
@@ -111,10 +113,12 @@ pub const LEAD: SyncObject = SyncObject {
         "IsConverted",
         "ConvertedContactId",
         "ConvertedAccountId",
+        "ConvertedOpportunityId",
         "OwnerId",
         "LastModifiedDate",
         "SystemModstamp",
         "IsDeleted",
+        "MasterRecordId",
     ],
     deletable: true,
 };

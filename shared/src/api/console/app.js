@@ -641,7 +641,11 @@
           o.sourceReason ? el("span", { className: "sub", text: t("reason." + o.sourceReason) }) : null)
         : "—";
       body.append(el("tr", { "data-object": o.object },
-        el("th", { scope: "row", "data-label": t("objects.object"), text: o.object }),
+        el("th", {
+          scope: "row",
+          "data-label": t("objects.object"),
+          text: o.object === "rematch" ? t("objects.rematch") : o.object,
+        }),
         el("td", { "data-label": t("objects.state") },
           el("span", { className: "badge badge-sync-" + o.state, text: t("syncstate." + o.state) }),
           o.lastError ? el("span", { className: "sub error-text", text: o.lastError }) : null,
