@@ -34,6 +34,7 @@ mod claim;
 mod dialer;
 pub mod event;
 pub mod handler;
+pub mod insights;
 pub mod matching;
 pub mod outcomes;
 pub mod render;
