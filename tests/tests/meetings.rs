@@ -73,3 +73,76 @@ async fn a_comment_keeps_the_insights_in_the_activity() {
         "{d}"
     );
 }
+
+/// The emulator's Event is as strict as Salesforce's: an end or a duration,
+/// both only when they agree, no more than 14 days; and it fills the other.
+#[tokio::test]
+async fn the_emulator_refuses_events_salesforce_refuses() {
+    let stack = e2e::stack::Stack::start(e2e::sf::WorldOptions::default()).await;
+    let base = format!("{}/services/data/v62.0", stack.sf.base_url());
+    let (_, token) = stack.sf.mint_refresh_token();
+    let token = token.unwrap();
+    let http = reqwest::Client::new();
+    let create = |fields: Value| {
+        let mut record = fields;
+        record["attributes"] = json!({"type": "Event"});
+        http.post(format!("{base}/composite/sobjects"))
+            .bearer_auth(&token)
+            .json(&json!({"records": [record]}))
+            .send()
+    };
+    let start = "2026-11-28T14:00:00.000+0000";
+    let refused = [
+        (
+            json!({"Subject": "no end", "StartDateTime": start}),
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            json!({"Subject": "no start", "DurationInMinutes": 30}),
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            json!({"Subject": "disagree", "StartDateTime": start, "EndDateTime": "2026-11-28T15:00:00.000+0000", "DurationInMinutes": 30}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            json!({"Subject": "backwards", "StartDateTime": start, "EndDateTime": "2026-11-28T13:00:00.000+0000"}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            json!({"Subject": "too long", "StartDateTime": start, "DurationInMinutes": 14 * 24 * 60 + 1}),
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+    ];
+    for (fields, code) in refused {
+        let answer: Value = create(fields.clone()).await.unwrap().json().await.unwrap();
+        assert_eq!(answer[0]["success"], false, "{fields}");
+        assert_eq!(
+            answer[0]["errors"][0]["statusCode"], code,
+            "{fields}: {answer}"
+        );
+    }
+    let answer: Value = create(
+        json!({"Subject": "14 days", "StartDateTime": start, "DurationInMinutes": 14 * 24 * 60}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer[0]["success"], true, "{answer}");
+    let answer: Value = create(json!({"Subject": "by end", "StartDateTime": start, "EndDateTime": "2026-11-28T14:45:00.000+0000"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = stack
+        .sf
+        .emu
+        .record(e2e::sf::ORG, answer[0]["id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(event["DurationInMinutes"], 45);
+    assert_eq!(event["ActivityDate"], "2026-11-28");
+    assert_eq!(event["IsAllDayEvent"], false);
+}

@@ -105,6 +105,9 @@ pub struct Connection {
     /// by whoever first sees the tenant able to log again and clears this mark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_waiting_since: Option<DateTime<Utc>>,
+    /// The last permissions check (after connecting, or on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<crate::permissions::PermissionCheck>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]
@@ -133,6 +136,7 @@ impl Connection {
             sync_requested_at: None,
             api_usage: None,
             calls_waiting_since: None,
+            permissions: None,
             updated_at: now,
             version: 0,
         }
