@@ -146,3 +146,253 @@ async fn the_emulator_refuses_events_salesforce_refuses() {
     assert_eq!(event["ActivityDate"], "2026-11-28");
     assert_eq!(event["IsAllDayEvent"], false);
 }
+
+// ------------------------------------------------------------ meetings → Events
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use e2e::faulty::FaultyStore;
+use e2e::sf::ORG;
+use e2e::stack::{Claims, api_event, body_json, build_app_with};
+use shared::domain::{Activity, CallState};
+use shared::ports::CallStore;
+
+/// The calendar event's start: two hours ago, on the minute.
+fn calendar_start() -> DateTime<Utc> {
+    (Utc::now() - Duration::hours(2))
+        .duration_trunc(Duration::minutes(1))
+        .unwrap()
+}
+
+/// A meeting of the host `usr_12` with Jane, recorded from a calendar event.
+fn meeting(w: &World, id: &str, title: &str, start: DateTime<Utc>) -> String {
+    let mut v: Value = serde_json::from_str(&call(
+        &w.tenant,
+        id,
+        "meeting",
+        json!([
+            {"role": "external", "name": "Jane Doe", "email": "jane@acme.com"},
+            {"role": "internal", "userId": "usr_12", "email": "bob@modjo.ai"}
+        ]),
+    ))
+    .unwrap();
+    v["startedAt"] = json!(rfc(start + Duration::seconds(70)));
+    v["source"] = json!({"provider": "zoom"});
+    v["calendarEvent"] = json!({
+        "title": title, "start": rfc(start), "end": rfc(start + Duration::minutes(45)),
+        "organizerEmail": "rep@acme.test"
+    });
+    v.to_string()
+}
+
+fn events(w: &World) -> Vec<Value> {
+    w.stack.sf.emu.records(ORG, "Event", false).unwrap()
+}
+
+/// The Event the calendar sync created for the host, with the rep's agenda.
+async fn calendar_event(w: &World, subject: &str, start: DateTime<Utc>) -> String {
+    w.stack
+        .sf
+        .user()
+        .create(
+            "Event",
+            json!({
+                "Subject": subject, "StartDateTime": rfc(start + Duration::minutes(2)),
+                "EndDateTime": rfc(start + Duration::minutes(47)), "OwnerId": w.rep,
+                "Description": "Agenda: SSO, pricing"
+            }),
+        )
+        .await
+}
+
+async fn read_call(w: &World, id: &str) -> Value {
+    let r = w
+        .stack
+        .api(api_event(
+            "GET",
+            &format!("/integrations/salesforce/calls/{id}"),
+            None,
+            Claims::member(w.tenant.as_str()),
+        ))
+        .await;
+    body_json(&r)
+}
+
+#[tokio::test]
+async fn a_meeting_enriches_the_calendars_event_and_keeps_its_text() {
+    let w = world().await;
+    let start = calendar_start();
+    let event_id = calendar_event(&w, "Acme / Modjo — Security review", start).await;
+    let tasks_before = tasks(&w).len();
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+    let body = meeting(&w, "meet_enrich", "acme/modjo: SECURITY review", start);
+    assert!(log(&w, &[body]).await.batch_item_failures.is_empty());
+
+    assert_eq!(events(&w).len(), 1, "no Event created");
+    assert_eq!(
+        tasks(&w).len(),
+        tasks_before,
+        "no Task for a meeting on its Event"
+    );
+    let event = w.stack.sf.emu.record(ORG, &event_id).unwrap();
+    let description = event["Description"].as_str().unwrap();
+    assert!(
+        description.starts_with("Agenda: SSO, pricing\n\n=== Modjo call"),
+        "{description}"
+    );
+    assert!(description.contains("https://app.modjo.ai/calls/meet_enrich\nMeeting · 12 min 34 s"));
+    let o = outcome(&w, "meet_enrich").await;
+    assert_eq!(
+        (o.state, o.activity, o.task_id.as_deref()),
+        (CallState::Enriched, Activity::Event, event["Id"].as_str())
+    );
+    let read = read_call(&w, "meet_enrich").await;
+    assert_eq!(read["activity"], "event");
+    assert!(
+        read["taskUrl"]
+            .as_str()
+            .unwrap()
+            .contains("/lightning/r/Event/")
+    );
+    // The Salesforce calls of the whole call, as the emulator counted them.
+    let counters = w.stack.sf.emu.counters(ORG).unwrap();
+    assert_eq!(counters.by_kind.get("collectionsUpdate"), Some(&1));
+    assert_eq!(counters.by_kind.get("collectionsCreate"), None);
+}
+
+#[tokio::test]
+async fn a_meeting_without_its_event_creates_it() {
+    let w = world().await;
+    let start = calendar_start();
+    // The host's other Event at that time, under another title, is left alone.
+    let other = calendar_event(&w, "Weekly pipeline review", start).await;
+    let tasks_before = tasks(&w).len();
+    let body = meeting(&w, "meet_create", "Acme / Modjo — Security review", start);
+    assert!(log(&w, &[body]).await.batch_item_failures.is_empty());
+
+    assert_eq!(
+        tasks(&w).len(),
+        tasks_before,
+        "a meeting is not logged as a Task"
+    );
+    let created: Vec<Value> = events(&w)
+        .into_iter()
+        .filter(|e| e["Id"].as_str() != Some(other.as_str()))
+        .collect();
+    assert_eq!(created.len(), 1);
+    let e = &created[0];
+    assert_eq!(e["Subject"], "Acme / Modjo — Security review");
+    assert_eq!(
+        e["StartDateTime"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        start
+    );
+    assert_eq!(e["DurationInMinutes"], 45);
+    assert_eq!(e["WhoId"], json!(w.ids["jane"]));
+    assert_eq!(e["WhatId"], json!(w.ids["opp_main"]));
+    assert_eq!(e["OwnerId"], json!(w.rep));
+    assert!(
+        e["Description"]
+            .as_str()
+            .unwrap()
+            .starts_with("=== Modjo call")
+    );
+    let untouched = w.stack.sf.emu.record(ORG, &other).unwrap();
+    assert_eq!(untouched["Description"], "Agenda: SSO, pricing");
+    let o = outcome(&w, "meet_create").await;
+    assert_eq!((o.state, o.activity), (CallState::Created, Activity::Event));
+    assert_eq!(o.task_id.as_deref(), e["Id"].as_str());
+}
+
+#[tokio::test]
+async fn a_crash_between_the_event_and_the_outcome_still_gives_one_event() {
+    let w = world().await;
+    let faulty = FaultyStore::new(w.stack.aws.store());
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        faulty.clone(),
+        std::time::Duration::from_secs(600),
+        e2e::stack::CALLBACK_URL,
+    );
+    let body = meeting(
+        &w,
+        "meet_crash",
+        "Acme / Modjo — Security review",
+        calendar_start(),
+    );
+    faulty.crash_on_outcome_write(1);
+    let first = log_with(&app, &w.stack.aws, std::slice::from_ref(&body)).await;
+    assert_eq!(first.batch_item_failures.len(), 1, "the outcome was lost");
+    assert_eq!(events(&w).len(), 1, "the Event exists in Salesforce");
+    // SQS redelivers once the claim has expired: the Event is recognised by the
+    // call's link in its block, not created again.
+    let mut o = outcome(&w, "meet_crash").await;
+    o.claimed_until = Some(Utc::now() - Duration::seconds(1));
+    w.stack
+        .aws
+        .store()
+        .save_outcome(&w.tenant, &o)
+        .await
+        .unwrap();
+    let second = log_with(&app, &w.stack.aws, &[body]).await;
+    assert!(second.batch_item_failures.is_empty());
+    let all = events(&w);
+    assert_eq!(all.len(), 1, "no duplicate");
+    let o = outcome(&w, "meet_crash").await;
+    assert_eq!((o.state, o.activity), (CallState::Created, Activity::Event));
+    assert_eq!(o.task_id.as_deref(), all[0]["Id"].as_str());
+}
+
+#[tokio::test]
+async fn comments_reach_the_meetings_event() {
+    let w = world().await;
+    let start = calendar_start();
+    let event_id = calendar_event(&w, "Acme / Modjo — Security review", start).await;
+    let body = meeting(&w, "meet_comments", "Acme / Modjo — Security review", start);
+    assert!(log(&w, &[body]).await.batch_item_failures.is_empty());
+    let answer = comments(
+        &w,
+        &[comment(
+            &w,
+            "meet_comments",
+            "c1",
+            "upsert",
+            "Ask for the DPA",
+            312,
+            1,
+        )],
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let d = w.stack.sf.emu.record(ORG, &event_id).unwrap()["Description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(d.starts_with("Agenda: SSO, pricing\n\n"), "{d}");
+    assert!(
+        d.contains("\nComments (1):\n[05:12] Alice Martin: Ask for the DPA\n"),
+        "{d}"
+    );
+    // Deleted in Modjo: gone from the Event too.
+    comments(
+        &w,
+        &[comment(
+            &w,
+            "meet_comments",
+            "c1",
+            "delete",
+            "Ask for the DPA",
+            312,
+            2,
+        )],
+    )
+    .await;
+    let d = w.stack.sf.emu.record(ORG, &event_id).unwrap()["Description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!d.contains("Ask for the DPA"), "{d}");
+}

@@ -19,7 +19,9 @@
 //! 5. **Comments** of the calls that have some, from one read of their states.
 //! 6. **Dialer Tasks** ([`dialer`]): one query finds the Tasks we created before (by
 //!    `CallObject`) and the dialers' Tasks.
-//! 7. **Task writes** ([`tasks`]): one collections create, one collections update.
+//! 7. **Event writes** ([`events`]): meetings with a calendar event, on the
+//!    calendar's Event (found by one query for the batch) or a new one. Then the
+//!    **Task writes** ([`tasks`]): one collections create, one collections update.
 //! 8. **Outcomes** ([`outcomes`]): written together, each only while its claim holds.
 //!
 //! Exactly once: the claim keeps concurrent deliveries apart, and the Task we create
@@ -29,10 +31,12 @@
 //! spent, Salesforce down) waits with its message and is replayed once when the
 //! tenant can log again ([`outcomes::replay_parked`]).
 
+mod calendar;
 mod candidates;
 mod claim;
 mod dialer;
 pub mod event;
+mod events;
 pub mod handler;
 pub mod insights;
 pub mod matching;
@@ -229,6 +233,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     ) -> Result<(), WorkError> {
         candidates::decide(self.app, session, connection, claimed).await?;
         self.load_comments(session.tenant(), claimed).await?;
+        events::write(session, claimed).await?;
         tasks::write(session, connection, claimed).await
     }
 

@@ -10,7 +10,7 @@ mod sync;
 mod tenant;
 mod users;
 
-pub use calls::{CallOutcome, CallState, LinkedRecord, ModjoMatch};
+pub use calls::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch};
 pub use comments::StoredComment;
 pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
 pub use oauth::{PendingAuthorization, SigningKeys};
