@@ -49,7 +49,7 @@ async fn the_demo_plays_the_whole_story() {
 
     assert!(report.connected);
     assert_eq!(report.synced.get("Contact"), Some(&121));
-    assert_eq!(report.synced.len(), 9);
+    assert_eq!(report.synced.len(), 10);
     let state = |id: &str| report.calls.get(id).map(String::as_str);
     for enriched in ["demo_call_01", "demo_call_02"] {
         assert_eq!(
