@@ -159,9 +159,12 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
         matched_what.map(|(id, _)| id.as_str()),
     );
     if !same(who, task.who_id.as_deref()) || !same(what, task.what_id.as_deref()) {
-        let reason = match state {
-            CallState::Enriched => "the dialer's Task keeps the Who and What its dialer set",
-            _ => "the Task's Who and What were changed in Salesforce",
+        let reason = match (state, w.activity) {
+            (CallState::Enriched, crate::domain::Activity::Event) => {
+                "the calendar's Event keeps the Who and What it had"
+            }
+            (CallState::Enriched, _) => "the dialer's Task keeps the Who and What its dialer set",
+            _ => "the activity's Who and What were changed in Salesforce",
         };
         outcome.modjo_match = Some(ModjoMatch {
             who_id: who.map(str::to_string),
