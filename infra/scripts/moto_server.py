@@ -23,6 +23,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 
 _TRANSACTIONS = threading.Lock()
@@ -115,6 +116,44 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 
 
 DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+# A query of the table's own key reads one partition in DynamoDB; moto 5.2 reads
+# (and sorts) every item of the table for it, so a query's cost grows with the
+# table. That hid what matters in a store that holds a synced org: how many
+# requests a design makes, not how big the table is. While such a query runs,
+# `all_items` answers with the queried partition only (the filtering and sorting
+# that follow are moto's own). Index queries keep moto's scan.
+_PARTITION = threading.local()
+_all_items = Table.all_items
+_query = Table.query
+
+
+def all_items(self: Table) -> list[Any]:
+    scope = getattr(_PARTITION, "scope", None)
+    if scope is None or scope[0] is not self:
+        return _all_items(self)
+    partition = self.items.get(scope[1])  # `items` is a defaultdict: no insert
+    if partition is None:
+        return []
+    if not self.range_key_attr:
+        return [partition]
+    return sorted(partition.values(), key=lambda item: item.range_key)
+
+
+def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    if index_name or hash_key is None:
+        return _query(self, hash_key, *args, **kwargs)
+    _PARTITION.scope = (self, hash_key)
+    try:
+        return _query(self, hash_key, *args, **kwargs)
+    finally:
+        _PARTITION.scope = None
+
+
+Table.all_items = all_items  # type: ignore[method-assign]
+Table.query = query  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -203,3 +203,22 @@ pub async fn update_connection<S: ConnectionStore>(
     }
     Err(StoreError::Conflict("the connection kept changing".into()))
 }
+
+/// A failure of the domain's work (sync, call logging, comments), which reads
+/// and writes both Salesforce and the store.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl crate::error::Classify for WorkError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            WorkError::Salesforce(e) => e.class(),
+            WorkError::Store(e) => e.class(),
+        }
+    }
+}

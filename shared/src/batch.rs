@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::ports::JobQueue;
 
 /// A queue function's Salesforce requests must have ended this long before the
@@ -78,8 +79,7 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 /// Back-off before SQS redelivers a failed item: 30 s, 1 min, 2 min, … up to 15 min.
 pub fn backoff(receive_count: u32) -> Duration {
-    let exponent = receive_count.saturating_sub(1).min(5);
-    Duration::from_secs((30u64 << exponent).min(900))
+    Backoff::SQS_REDELIVERY.delay(receive_count.saturating_sub(1))
 }
 
 /// The partial batch response; retried items get their back-off on `source`.

@@ -1,14 +1,12 @@
 //! The error taxonomy of DESIGN §7.
 //!
 //! Every layer has its own error type (store, secrets, queue, Salesforce, …);
-//! each says which [`ErrorClass`] it belongs to. Handlers map the class once, at
+//! each says which [`ErrorClass`] it belongs to ([`Classify`]); the use
+//! cases' own error, which holds either, is `app::WorkError`. Handlers map the class once, at
 //! the boundary: a retryable error becomes an SQS item failure, a permanent one
 //! is recorded and acknowledged, a needs-reauth one parks the work.
 
 use serde::Serialize;
-
-use crate::ports::StoreError;
-use crate::salesforce::SalesforceError;
 
 /// What the caller should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -48,23 +46,4 @@ impl std::fmt::Display for ErrorClass {
 /// Implemented by every error type of the project.
 pub trait Classify {
     fn class(&self) -> ErrorClass;
-}
-
-/// A failure of the domain's work (sync, call logging, comments), which reads
-/// and writes both Salesforce and the store.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkError {
-    #[error(transparent)]
-    Salesforce(#[from] SalesforceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Classify for WorkError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            WorkError::Salesforce(e) => e.class(),
-            WorkError::Store(e) => e.class(),
-        }
-    }
 }

@@ -52,9 +52,9 @@ fn main() {
         "call logging: {calls} calls, the call-logger binary, +50 ms per Salesforce request, +5 ms per DynamoDB request\n"
     );
     println!(
-        "| batch | calls/s | seconds | DynamoDB req/call | by operation (per call) | Salesforce calls/call | by kind | outcomes | peak RSS (MB) |"
+        "| batch | calls/s | seconds | DynamoDB req/call | by operation (per call) | Salesforce calls/call | by kind | outcomes | peak RSS (MB) | moto's own time per request (ms) |"
     );
-    println!("|---:|---:|---:|---:|---|---:|---|---|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---|---|---:|---|");
     for batch in batches {
         runtime.block_on(run(&binary, calls, batch));
     }
@@ -316,6 +316,7 @@ async fn run(binary: &std::path::Path, calls: usize, batch: usize) {
     let seconds = started.elapsed().as_secs_f64();
     let rss_mb = peak_rss_mb(logger.pid());
     let dynamo = proxy.dynamodb_requests();
+    let moto_time = proxy.upstream_time();
     let counters = sf.emu.counters(ORG).expect("counters");
 
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
@@ -330,7 +331,7 @@ async fn run(binary: &std::path::Path, calls: usize, batch: usize) {
     let dynamo_total: u64 = dynamo.values().sum();
     let per = |n: u64| n as f64 / calls as f64;
     println!(
-        "| {batch} | {:.0} | {seconds:.1} | {:.2} | {} | {:.3} | {} | {}{} | {rss_mb:.1} |",
+        "| {batch} | {:.0} | {seconds:.1} | {:.2} | {} | {:.3} | {} | {}{} | {rss_mb:.1} | {} |",
         calls as f64 / seconds,
         per(dynamo_total),
         dynamo
@@ -355,6 +356,14 @@ async fn run(binary: &std::path::Path, calls: usize, batch: usize) {
         } else {
             String::new()
         },
+        moto_time
+            .iter()
+            .map(|(op, t)| {
+                let n = dynamo.get(op).copied().unwrap_or(1).max(1);
+                format!("{op} {:.1}", t.as_secs_f64() * 1000.0 / n as f64)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }
 

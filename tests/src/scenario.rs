@@ -280,10 +280,18 @@ pub fn comment(
 }
 
 pub async fn comments(w: &World, bodies: &[String]) -> SqsBatchResponse {
-    let aws = &w.stack.aws;
+    comments_with(&w.stack.app, &w.stack.aws, bodies).await
+}
+
+/// [`comments`] through another app (another store in front of the same table).
+pub async fn comments_with<S: Store>(
+    app: &App<S, SecretsManagerStore>,
+    aws: &AwsEnv,
+    bodies: &[String],
+) -> SqsBatchResponse {
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
     let source = aws.queue(&aws.resources.comment_events_queue);
-    let sync = CommentSync::new(&w.stack.app, &dlq);
+    let sync = CommentSync::new(app, &dlq);
     let event: SqsEvent = serde_json::from_value(sqs_event("comment-events", bodies)).unwrap();
     shared::comments::handler::handle(&sync, &source, lambda_event(event, Duration::from_secs(60)))
         .await

@@ -659,18 +659,175 @@ async fn a_batch_shares_one_lookup_and_one_write() {
         .collect();
     w.stack.sf.emu.reset_counters(ORG).unwrap();
     assert!(log(&w, &bodies).await.batch_item_failures.is_empty());
-    // Lookup query + collections create + collections update (the dialer's Task).
+    // One lookup query, then the new Tasks and the dialer's enriched Task as two
+    // collections in one composite request.
     assert_eq!(w.stack.sf.calls("query"), 1);
-    assert_eq!(w.stack.sf.calls("collectionsCreate"), 1);
-    assert_eq!(w.stack.sf.calls("collectionsUpdate"), 1);
-    assert_eq!(w.stack.sf.total_calls(), 3, "0.3 API calls per call");
+    assert_eq!(w.stack.sf.calls("composite"), 1);
+    assert_eq!(w.stack.sf.total_calls(), 2, "0.2 API calls per call");
+    let mut states = Vec::new();
     for i in 0..10 {
-        let o = outcome(&w, &format!("call_batch_{i}")).await;
-        assert!(
-            matches!(o.state, CallState::Created | CallState::Enriched),
-            "{o:?}"
+        states.push(outcome(&w, &format!("call_batch_{i}")).await.state);
+    }
+    let enriched = states.iter().filter(|s| **s == CallState::Enriched).count();
+    let created = states.iter().filter(|s| **s == CallState::Created).count();
+    assert_eq!((created, enriched), (9, 1), "{states:?}");
+    assert_eq!(
+        task_by_call_object(&w, "call_batch_1").len(),
+        1,
+        "a created call has its Task"
+    );
+}
+
+/// A batch of the deployed size (100) where every call ends its own way: new
+/// Tasks on contacts, leads and accounts, the dialer's Task enriched, unknown
+/// numbers, calls already logged, calls another invocation holds, Tasks a
+/// validation rule refuses and messages that are not calls. One call's end
+/// never changes another's, and the batch still costs one lookup, one search
+/// and one write.
+#[tokio::test]
+async fn a_deployed_size_batch_ends_every_call_its_own_way() {
+    let w = world().await;
+    let store = w.stack.aws.store();
+    // Five calls logged earlier: their copies in the batch are duplicates.
+    let logged: Vec<String> = (0..5)
+        .map(|i| phone_call(&w.tenant, &format!("mix_logged_{i}"), "+33612345678"))
+        .collect();
+    assert!(log(&w, &logged).await.batch_item_failures.is_empty());
+    // Three calls another invocation is logging right now.
+    for i in 0..3 {
+        let now = Utc::now();
+        store
+            .save_outcome(
+                &w.tenant,
+                &shared::domain::CallOutcome {
+                    call_id: format!("mix_held_{i}"),
+                    state: CallState::InProgress,
+                    activity: shared::domain::Activity::Task,
+                    task_id: None,
+                    who_id: None,
+                    what_id: None,
+                    owner_id: None,
+                    reason: None,
+                    linked: Vec::new(),
+                    modjo_match: None,
+                    comments_pending: false,
+                    task_deleted: false,
+                    claimed_until: Some(now + chrono::Duration::minutes(5)),
+                    message: None,
+                    updated_at: now,
+                    version: 0,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // A validation rule of the org refuses three calls' Tasks.
+    w.stack
+        .sf
+        .emu
+        .inject(
+            ORG,
+            Fault::RecordError(sf_emulator::RecordFault {
+                object: "Task".into(),
+                field: Some("CallObject".into()),
+                contains: Some("mix_refused".into()),
+                status_code: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+
+    let numbers = ["+33612345678", "+33677777777", "+33140000001"];
+    let mut bodies: Vec<String> = (0..72)
+        .map(|i| phone_call(&w.tenant, &format!("mix_new_{i}"), numbers[i % 3]))
+        .collect();
+    bodies.push(phone_call(&w.tenant, "mix_dialed", "+33 6 88 88 88 88"));
+    bodies.extend((0..10).map(|i| {
+        phone_call(
+            &w.tenant,
+            &format!("mix_unknown_{i}"),
+            &format!("+3361999000{i}"),
+        )
+    }));
+    bodies.extend(logged.iter().cloned());
+    bodies.extend((0..3).map(|i| phone_call(&w.tenant, &format!("mix_held_{i}"), "+33612345678")));
+    bodies
+        .extend((0..3).map(|i| phone_call(&w.tenant, &format!("mix_refused_{i}"), "+33612345678")));
+    let t = w.tenant.as_str();
+    bodies.extend([
+        "{not json".to_string(),
+        json!({"version": 1, "tenantId": t, "callId": "mix_missing"}).to_string(),
+        json!({"version": 7, "tenantId": t, "callId": "mix_version"}).to_string(),
+        phone_call(&TenantId::parse("nobody-knows").unwrap(), "mix_stranger", "+33612345678"),
+        json!({"version": 1, "tenantId": t, "callId": "mix_absurd", "url": "https://app.modjo.ai/calls/a",
+               "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z", "durationSeconds": -1, "participants": []}).to_string(),
+        json!([1, 2, 3]).to_string(),
+    ]);
+    assert_eq!(bodies.len(), 100, "the template's batch size");
+    let tasks_before = tasks(&w).len();
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+
+    let response = log(&w, &bodies).await;
+
+    // Only the calls another invocation holds come back, to be retried.
+    let mut retried: Vec<usize> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| {
+            let id = &f.item_identifier;
+            id.split('-').nth(1).unwrap().parse().unwrap()
+        })
+        .collect();
+    retried.sort();
+    assert_eq!(retried, [88, 89, 90]);
+    for i in 0..72 {
+        let o = outcome(&w, &format!("mix_new_{i}")).await;
+        assert_eq!(o.state, CallState::Created, "{o:?}");
+        assert_eq!(task_by_call_object(&w, &format!("mix_new_{i}")).len(), 1);
+    }
+    assert_eq!(outcome(&w, "mix_dialed").await.state, CallState::Enriched);
+    for i in 0..10 {
+        let o = outcome(&w, &format!("mix_unknown_{i}")).await;
+        assert_eq!(o.state, CallState::Unmatched, "{o:?}");
+    }
+    for i in 0..5 {
+        assert_eq!(
+            task_by_call_object(&w, &format!("mix_logged_{i}")).len(),
+            1,
+            "a duplicate makes no second Task"
         );
     }
+    for i in 0..3 {
+        let held = outcome(&w, &format!("mix_held_{i}")).await;
+        assert_eq!(held.state, CallState::InProgress, "left to its holder");
+        assert!(task_by_call_object(&w, &format!("mix_held_{i}")).is_empty());
+        let refused = outcome(&w, &format!("mix_refused_{i}")).await;
+        assert_eq!(refused.state, CallState::Failed);
+        assert!(
+            refused
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        tasks(&w).len(),
+        tasks_before + 72,
+        "72 new Tasks; the dialer's enriched; nothing for the rest"
+    );
+    // The refused Tasks and the messages that are not calls reach the
+    // dead-letter queue once each.
+    let dlq = &w.stack.aws.resources.dead_letter_queues[&w.stack.aws.resources.call_events_queue];
+    let dead = w.stack.aws.drain_with_reasons(dlq).await;
+    assert_eq!(dead.len(), 9, "{dead:?}");
+    // One lookup query, one SOSL search for the unknown numbers, one composite
+    // write of the creates and the enriched Task.
+    assert_eq!(w.stack.sf.calls("query"), 1);
+    assert_eq!(w.stack.sf.calls("search"), 1);
+    assert_eq!(w.stack.sf.calls("composite"), 1);
+    assert_eq!(w.stack.sf.total_calls(), 3);
 }
 
 /// What a batch reports about where its calls were left (the dashboard's calls

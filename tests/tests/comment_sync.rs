@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use e2e::scenario::*;
 use e2e::sf::ORG;
+use e2e::stack::{CALLBACK_URL, build_app_with};
+use local_stack::latency::LatencyProxy;
 use serde_json::json;
 use sf_emulator::{FailureKind, Fault};
+use shared::adapters::dynamo::DynamoStore;
+use shared::aws::AwsClients;
 use shared::calls::render::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
 use shared::domain::ConnectionStatus;
 use shared::ports::{CallStore, ConnectionStore};
@@ -472,4 +476,58 @@ async fn invalid_comment_events_are_dead_lettered() {
         .drain(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue])
         .await;
     assert_eq!(dead.len(), 2);
+}
+
+/// What comment-sync asks of DynamoDB, counted by a proxy in front of moto: a
+/// batch of 50 comments on 10 logged calls stores each comment with one
+/// request (1.3 requests per comment in all), reads each call's comments once,
+/// and renders the ten Tasks with one Salesforce query and one write.
+#[tokio::test]
+async fn a_batch_of_comments_costs_one_store_write_each_and_shares_the_rest() {
+    let w = world().await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        tasks.push(logged_call(&w, &format!("call_c{i}")).await);
+    }
+    let proxy = LatencyProxy::start(&w.stack.aws.endpoint, Duration::ZERO)
+        .await
+        .unwrap();
+    let clients = AwsClients::for_endpoint(&proxy.endpoint()).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), &w.stack.aws.resources.table);
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        store,
+        Duration::from_secs(600),
+        CALLBACK_URL,
+    );
+    let bodies: Vec<String> = (0..50u32)
+        .map(|k| {
+            let call = format!("call_c{}", k % 10);
+            comment(
+                &w,
+                &call,
+                &format!("cmt_{k}"),
+                "upsert",
+                &format!("Note {k}"),
+                k,
+                5,
+            )
+        })
+        .collect();
+    w.stack.sf.emu.reset_counters(ORG).unwrap();
+
+    let response = comments_with(&app, &w.stack.aws, &bodies).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let requests = proxy.dynamodb_requests();
+    let count = |op: &str| requests.get(op).copied().unwrap_or(0);
+    assert_eq!(count("TransactWriteItems"), 50, "one write per comment");
+    assert_eq!(count("Query"), 10, "one read of each call's comments");
+    let rest: u64 = requests.values().sum::<u64>() - 60;
+    assert!(rest <= 5, "the rest is shared by the batch: {requests:?}");
+    assert_eq!(w.stack.sf.total_calls(), 2, "one query, one write");
+    for (i, task) in tasks.iter().enumerate() {
+        assert_eq!(shown(&description(&w, task)).len(), 5, "call_c{i}");
+    }
 }

@@ -451,6 +451,105 @@ async fn collections_map_each_result_to_its_input() {
     assert_eq!(results[1].errors[0].code, "INVALID_FIELD_FOR_INSERT_UPDATE");
 }
 
+/// The call logger's write: a batch's new Tasks and its enriched Tasks go as
+/// sObject Collections inside one composite request, one API call in all.
+#[tokio::test]
+async fn creates_and_updates_share_one_composite_request() {
+    let (aws, sf) = (
+        AwsEnv::new().await,
+        SfWorld::start(WorldOptions::default()).await,
+    );
+    let mut seeded = sf.seed(vec![
+        ("Contact", json!({"LastName": "Doe"})),
+        (
+            "Task",
+            json!({"Subject": "Dialer 1", "Status": "Completed"}),
+        ),
+        (
+            "Task",
+            json!({"Subject": "Dialer 2", "Status": "Completed"}),
+        ),
+    ]);
+    let contact = seeded.remove(0);
+    let tenant = sf.connect_tenant(&aws).await;
+    let (store, secrets, client) = (aws.store(), aws.secrets(), sf.client());
+    let session = client.session(&tenant, &secrets, &store, deadline());
+    let task = |subject: String, who: &str| NewRecord {
+        object: "Task",
+        fields: fields(json!({"Subject": subject, "WhoId": who, "Status": "Completed"})),
+    };
+    let update = |id: &str, description: String| RecordUpdate {
+        object: "Task",
+        id: id.to_string(),
+        fields: fields(json!({ "Description": description })),
+    };
+
+    // 250 creates (two collections) and two updates (one): three collections
+    // in one composite request.
+    let mut creates: Vec<NewRecord> = (0..250)
+        .map(|i| task(format!("Call {i}"), &contact))
+        .collect();
+    creates[210] = task("bad who".into(), "003000000000000AAA");
+    let updates = vec![
+        update(&seeded[0], "x".repeat(32_001)),
+        update(&seeded[1], "enriched".into()),
+    ];
+    sf.emu.reset_counters(ORG).unwrap();
+    let written = session.write_many(&creates, &updates).await.unwrap();
+    assert_eq!(sf.total_calls(), 1, "one API call for both sides");
+    assert_eq!(sf.calls("composite"), 1);
+    let created = written.created.unwrap();
+    assert_eq!(created.len(), 250);
+    for (i, r) in created.iter().enumerate() {
+        if i == 210 {
+            assert_eq!(r.errors[0].code, "INVALID_CROSS_REFERENCE_KEY", "{r:?}");
+        } else {
+            assert!(r.success, "{i}: {r:?}");
+        }
+    }
+    let stored = sf
+        .emu
+        .record(ORG, created[249].id.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(stored["Subject"], "Call 249", "results are in input order");
+    let updated = written.updated.unwrap();
+    assert_eq!(updated[0].errors[0].code, "STRING_TOO_LONG");
+    assert!(updated[1].success);
+    assert_eq!(
+        sf.emu.record(ORG, &seeded[1]).unwrap()["Description"],
+        "enriched"
+    );
+
+    // One side alone is a plain collections request, not a composite.
+    sf.emu.reset_counters(ORG).unwrap();
+    let written = session
+        .write_many(&[], &[update(&seeded[1], "again".into())])
+        .await
+        .unwrap();
+    assert!(written.updated.unwrap()[0].success);
+    assert_eq!(sf.calls("collectionsUpdate"), 1);
+    assert_eq!(sf.total_calls(), 1);
+
+    // A collection Salesforce refuses as a whole fails its side only: the
+    // other side's records are written and answered.
+    let mut bad = update(&seeded[1], "never".into());
+    bad.fields.insert("NoSuchField__c".into(), json!("x"));
+    let written = session
+        .write_many(&[task("kept".into(), &contact)], &[bad])
+        .await
+        .unwrap();
+    assert!(written.updated.is_err(), "{:?}", written.updated);
+    let kept = written.created.unwrap();
+    assert_eq!(
+        sf.emu.record(ORG, kept[0].id.as_deref().unwrap()).unwrap()["Subject"],
+        "kept"
+    );
+    assert_eq!(
+        sf.emu.record(ORG, &seeded[1]).unwrap()["Description"],
+        "again"
+    );
+}
+
 #[tokio::test]
 async fn hostile_strings_match_exactly_their_record() {
     let (aws, sf) = (

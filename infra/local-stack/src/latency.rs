@@ -24,6 +24,8 @@ struct Shared {
     latency: Duration,
     http: reqwest::Client,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Time the upstream took to answer, by operation.
+    upstream_time: Mutex<BTreeMap<String, Duration>>,
 }
 
 pub struct LatencyProxy {
@@ -44,6 +46,7 @@ impl LatencyProxy {
                 .build()
                 .map_err(std::io::Error::other)?,
             counts: Mutex::new(BTreeMap::new()),
+            upstream_time: Mutex::new(BTreeMap::new()),
         });
         let app = Router::new().fallback(relay).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -71,9 +74,23 @@ impl LatencyProxy {
             .unwrap_or_default()
     }
 
+    /// How long the upstream (moto) took to answer DynamoDB requests, summed by
+    /// operation: the part of a run's time that is the emulator's, not the
+    /// product's.
+    pub fn upstream_time(&self) -> BTreeMap<String, Duration> {
+        self.shared
+            .upstream_time
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
     pub fn reset_counts(&self) {
         if let Ok(mut c) = self.shared.counts.lock() {
             c.clear();
+        }
+        if let Ok(mut t) = self.shared.upstream_time.lock() {
+            t.clear();
         }
     }
 }
@@ -93,9 +110,9 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         .and_then(|t| t.strip_prefix("DynamoDB_"))
         .and_then(|t| t.split('.').nth(1))
         .map(str::to_string);
-    if let Some(op) = operation {
+    if let Some(op) = &operation {
         if let Ok(mut c) = shared.counts.lock() {
-            *c.entry(op).or_default() += 1;
+            *c.entry(op.clone()).or_default() += 1;
         }
         tokio::time::sleep(shared.latency).await;
     }
@@ -112,6 +129,7 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             forward = forward.header(name, value);
         }
     }
+    let sent = std::time::Instant::now();
     let answer = match forward.send().await {
         Ok(a) => a,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
@@ -122,6 +140,11 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
+    if let Some(op) = operation {
+        if let Ok(mut t) = shared.upstream_time.lock() {
+            *t.entry(op).or_default() += sent.elapsed();
+        }
+    }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     for (name, value) in &headers {

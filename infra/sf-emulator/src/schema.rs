@@ -1073,7 +1073,11 @@ mod tests {
                 );
             }
         }
-        assert_eq!(s.object("Account").unwrap().children.len(), 5);
+        assert_eq!(
+            s.object("Account").unwrap().children.len(),
+            6,
+            "with Events"
+        );
         let contact = s.object("contact").unwrap();
         assert_eq!(contact.name, "Contact");
         assert_eq!(contact.relationship("ACCOUNT").unwrap().name, "AccountId");

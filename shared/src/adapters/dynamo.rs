@@ -61,7 +61,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{backoff, map_sdk_error};
+use super::map_sdk_error;
+use crate::backoff::Backoff;
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
     IndexKey, Lease, MappingSource, ModjoUser, PendingAuthorization, StoredComment, SyncCursor,
@@ -435,7 +436,7 @@ impl DynamoStore {
     async fn write_chunk(&self, mut pending: Vec<WriteRequest>) -> StoreResult<()> {
         for attempt in 0..MAX_BATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(Backoff::STORE.delay(attempt)).await;
             }
             let out = self
                 .client
@@ -477,7 +478,7 @@ impl DynamoStore {
             let mut attempt = 0;
             while let Some(request) = pending.take() {
                 if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(Backoff::STORE.delay(attempt)).await;
                 }
                 if attempt >= MAX_BATCH_ATTEMPTS {
                     return Err(StoreError::Unavailable(
@@ -525,7 +526,7 @@ impl DynamoStore {
                 break;
             }
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(Backoff::STORE.delay(attempt)).await;
             }
             let mut again = Vec::new();
             for chunk in tx_chunks(&pending, &sizes) {
@@ -1466,7 +1467,7 @@ impl CommentStore for DynamoStore {
         // The comment and its state move together: both land, or neither.
         for attempt in 0..MAX_TX_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(Backoff::STORE.delay(attempt)).await;
             }
             let results = self
                 .transact("TransactWriteItems (comment)", actions.clone())

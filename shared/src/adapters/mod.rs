@@ -44,10 +44,3 @@ where
         _ => StoreError::Rejected(message),
     }
 }
-
-/// Exponential back-off with full jitter: attempt 0 → up to 50 ms, capped at 2 s.
-pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
-    use rand::Rng;
-    let cap_ms = (50u64 << attempt.min(6)).min(2_000);
-    std::time::Duration::from_millis(rand::thread_rng().gen_range(0..=cap_ms))
-}

@@ -6,7 +6,8 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use super::{backoff, map_sdk_error};
+use super::map_sdk_error;
+use crate::backoff::Backoff;
 use crate::ports::{JobQueue, StoreError, StoreResult, TenantMessage};
 
 /// SendMessageBatch takes at most 10 entries, and at most 256 KiB of bodies in all.
@@ -57,7 +58,7 @@ impl JobQueue for SqsQueue {
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             for attempt in 0..MAX_ATTEMPTS {
                 if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(Backoff::STORE.delay(attempt)).await;
                 }
                 let entries = pending
                     .iter()

@@ -11,10 +11,10 @@ use serde_json::Value;
 use super::claim::{Claimed, Owner, OwnerSource};
 use super::event::{Direction, Role};
 use super::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
+use crate::app::WorkError;
 use crate::app::{App, Store};
 use crate::domain::normalize;
 use crate::domain::{Connection, CrmRecord, IndexEntry, IndexKey, IndexKind, TenantId};
-use crate::error::WorkError;
 use crate::ports::{RecordStore, SecretStore};
 use crate::salesforce::Session;
 use crate::salesforce::keyset::parse_datetime;
@@ -203,10 +203,17 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
         .filter(|c| c.kind == Kind::Contact)
         .map(|c| c.id.clone())
         .collect();
-    let opportunities = if policy.what == WhatTarget::OpportunityThenAccount {
-        opportunities_of(store, &tenant, &contacts).await?
+    // Their accounts' names come in the same read: the account is the What
+    // when no opportunity is chosen.
+    let accounts: Vec<String> = chosen
+        .iter()
+        .flatten()
+        .filter_map(|c| c.account_id.clone())
+        .collect();
+    let (opportunities, account_names) = if policy.what == WhatTarget::OpportunityThenAccount {
+        opportunities_of(store, &tenant, &contacts, &accounts).await?
     } else {
-        HashMap::new()
+        (HashMap::new(), HashMap::new())
     };
 
     // What, and the names of the records to be linked.
@@ -235,9 +242,14 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
             w.host(),
             &policy,
         );
-        if let Some((id, _)) = &what {
-            if !w.names.contains_key(id) {
-                push_new(&mut unnamed, id.clone());
+        if let Some((id, _)) = &what
+            && !w.names.contains_key(id)
+        {
+            match account_names.get(id) {
+                Some(name) => {
+                    w.names.insert(id.clone(), name.clone());
+                }
+                None => push_new(&mut unnamed, id.clone()),
             }
         }
         let who_reason = match (&who, f.who.len()) {
@@ -251,7 +263,7 @@ pub(super) async fn decide<S: Store, K: SecretStore>(
             reason: format!("{who_reason}; {reason}"),
         });
     }
-    // The contacts' accounts: their names are in the imported records.
+    // Any other record to be linked: its name is in the imported records.
     if !unnamed.is_empty() {
         let names: HashMap<String, String> = store
             .get_records(&tenant, &unnamed)
@@ -318,15 +330,22 @@ fn domain_account(entry: &IndexEntry) -> Option<Candidate> {
     })
 }
 
-/// The opportunities each contact has a role on: the roles from the index, then
-/// every opportunity in one batch read.
+/// Contact → the opportunities it has a role on, and account → its name.
+type OpportunitiesAndNames = (
+    HashMap<String, Vec<OpportunityCandidate>>,
+    HashMap<String, String>,
+);
+
+/// The opportunities each contact has a role on (the roles from the index), and
+/// the names of `accounts`: every opportunity and account in one batch read.
 async fn opportunities_of<S: RecordStore>(
     store: &S,
     tenant: &TenantId,
     contacts: &[String],
-) -> Result<HashMap<String, Vec<OpportunityCandidate>>, WorkError> {
+    accounts: &[String],
+) -> Result<OpportunitiesAndNames, WorkError> {
     if contacts.is_empty() {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), HashMap::new()));
     }
     let keys: Vec<IndexKey> = contacts
         .iter()
@@ -356,11 +375,12 @@ async fn opportunities_of<S: RecordStore>(
     let ids: Vec<String> = primary
         .values()
         .flat_map(|m| m.keys().cloned())
+        .chain(accounts.iter().cloned())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     if ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), HashMap::new()));
     }
     let records: HashMap<String, CrmRecord> = store
         .get_records(tenant, &ids)
@@ -368,7 +388,7 @@ async fn opportunities_of<S: RecordStore>(
         .into_iter()
         .map(|r| (r.id.clone(), r))
         .collect();
-    Ok(primary
+    let opportunities = primary
         .into_iter()
         .map(|(contact, opps)| {
             let list = opps
@@ -377,7 +397,15 @@ async fn opportunities_of<S: RecordStore>(
                 .collect();
             (contact.to_string(), list)
         })
-        .collect())
+        .collect();
+    let names = accounts
+        .iter()
+        .filter_map(|id| {
+            let name = text(&records.get(id)?.fields, "Name")?;
+            Some((id.clone(), name.to_string()))
+        })
+        .collect();
+    Ok((opportunities, names))
 }
 
 fn opportunity(r: &CrmRecord, primary_role: bool) -> OpportunityCandidate {

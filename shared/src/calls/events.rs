@@ -5,8 +5,8 @@
 //! leave these calls alone.
 //!
 //! Salesforce calls for the whole batch: one query for the hosts' Events in the
-//! batch's time window (ours, after a crash, and the calendar's), one
-//! collections create, one collections update.
+//! batch's time window (ours, after a crash, and the calendar's), and the
+//! creates and updates as two sObject Collections in one composite request.
 
 use std::collections::HashSet;
 
@@ -19,8 +19,8 @@ use super::event::{CalendarEvent, Direction};
 use super::outcomes::{End, TaskLinks};
 use super::render;
 use crate::app::Store;
+use crate::app::WorkError;
 use crate::domain::{Activity, CallState};
-use crate::error::WorkError;
 use crate::ports::SecretStore;
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::text;
@@ -150,36 +150,49 @@ pub(super) async fn write<S: Store, K: SecretStore>(
     let (creates, updates): (Vec<Planned>, Vec<Planned>) = planned
         .into_iter()
         .partition(|p| matches!(p.write, Write::Create(_)));
-    if !creates.is_empty() {
-        let records: Vec<NewRecord> = creates
-            .iter()
-            .filter_map(|p| match &p.write {
-                Write::Create(r) => Some(r.clone()),
-                Write::Update(_) => None,
-            })
-            .collect();
-        let results = session.create_many(&records).await?;
-        for (mut p, result) in creates.into_iter().zip(results) {
-            if let Some(id) = result.id.clone() {
-                p.links.id = id;
+    if creates.is_empty() && updates.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewRecord> = creates
+        .iter()
+        .filter_map(|p| match &p.write {
+            Write::Create(r) => Some(r.clone()),
+            Write::Update(_) => None,
+        })
+        .collect();
+    let changed: Vec<RecordUpdate> = updates
+        .iter()
+        .filter_map(|p| match &p.write {
+            Write::Update(u) => Some(u.clone()),
+            Write::Create(_) => None,
+        })
+        .collect();
+    // Both sides in one composite request, as the Task writes.
+    let written = session.write_many(&new, &changed).await?;
+    let mut refused = None;
+    match written.created {
+        Ok(results) => {
+            for (mut p, result) in creates.into_iter().zip(results) {
+                if let Some(id) = result.id.clone() {
+                    p.links.id = id;
+                }
+                work[p.call].end = Some(row_end(p.state, p.links, &result));
             }
-            work[p.call].end = Some(row_end(p.state, p.links, &result));
         }
+        Err(e) => refused = Some(e),
     }
-    if !updates.is_empty() {
-        let records: Vec<RecordUpdate> = updates
-            .iter()
-            .filter_map(|p| match &p.write {
-                Write::Update(u) => Some(u.clone()),
-                Write::Create(_) => None,
-            })
-            .collect();
-        let results = session.update_many(&records).await?;
-        for (p, result) in updates.into_iter().zip(results) {
-            work[p.call].end = Some(row_end(p.state, p.links, &result));
+    match written.updated {
+        Ok(results) => {
+            for (p, result) in updates.into_iter().zip(results) {
+                work[p.call].end = Some(row_end(p.state, p.links, &result));
+            }
         }
+        Err(e) => refused = refused.or(Some(e)),
     }
-    Ok(())
+    match refused {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// One query: the Events of the batch's meetings' owners that start within the

@@ -21,7 +21,8 @@
 //!    `CallObject`) and the dialers' Tasks.
 //! 7. **Event writes** ([`events`]): meetings with a calendar event, on the
 //!    calendar's Event (found by one query for the batch) or a new one. Then the
-//!    **Task writes** ([`tasks`]): one collections create, one collections update.
+//!    **Task writes** ([`tasks`]): the creates and the updates as two sObject
+//!    Collections in one composite request.
 //! 8. **Outcomes** ([`outcomes`]): written together, each only while its claim holds.
 //!
 //! Exactly once: the claim keeps concurrent deliveries apart, and the Task we create
@@ -49,10 +50,10 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::app::WorkError;
 use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
 use crate::domain::{StoredComment, TenantId};
-use crate::error::WorkError;
 use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::Session;
 use claim::Claimed;

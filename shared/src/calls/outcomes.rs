@@ -8,9 +8,10 @@ use chrono::Utc;
 use super::claim::Claimed;
 use super::event::Invalid;
 use super::{CallLogger, Delivery, Settled, Verdict};
+use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
 use crate::domain::{CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
-use crate::error::{Classify, ErrorClass, WorkError};
+use crate::error::{Classify, ErrorClass};
 use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::id::same_id;
 

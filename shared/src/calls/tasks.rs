@@ -1,8 +1,8 @@
 //! Phase 7: the Task writes. Every call still being worked gets its Task: ours
 //! refreshed (found by `CallObject` after a crash), the dialer's enriched with the
-//! Modjo block, or a new one created. One collections create and one collections
-//! update for the whole batch (200 records per request); each row's result ends
-//! its own call.
+//! Modjo block, or a new one created. The batch's creates and updates go in one
+//! request (two sObject Collections in a composite: one API call); each row's
+//! result ends its own call.
 
 use std::collections::HashSet;
 
@@ -14,8 +14,8 @@ use super::matching::Decision;
 use super::outcomes::{End, TaskLinks};
 use super::render;
 use crate::app::Store;
+use crate::app::WorkError;
 use crate::domain::{CallState, Connection};
-use crate::error::WorkError;
 use crate::ports::SecretStore;
 use crate::salesforce::text;
 use crate::salesforce::{ApiError, NewRecord, RecordResult, RecordUpdate, Session};
@@ -109,26 +109,40 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         ));
     }
 
-    if !creates.is_empty() {
-        let records: Vec<NewRecord> = creates.iter().map(|(_, r)| r.clone()).collect();
-        let results = session.create_many(&records).await?;
-        for ((mut planned, _), result) in creates.into_iter().zip(results) {
-            if let Some(id) = result.id.clone() {
-                planned.task.id = id;
+    if creates.is_empty() && updates.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewRecord> = creates.iter().map(|(_, r)| r.clone()).collect();
+    let changed: Vec<RecordUpdate> = updates.iter().map(|(_, u)| u.clone()).collect();
+    let written = session.write_many(&new, &changed).await?;
+    // A side Salesforce refused as a whole ends its calls as the batch's error
+    // would; the other side's rows end their own calls first.
+    let mut refused = None;
+    match written.created {
+        Ok(results) => {
+            for ((mut planned, _), result) in creates.into_iter().zip(results) {
+                if let Some(id) = result.id.clone() {
+                    planned.task.id = id;
+                }
+                let call = planned.call;
+                work[call].end = Some(row_end(planned, &result));
             }
-            let call = planned.call;
-            work[call].end = Some(row_end(planned, &result));
         }
+        Err(e) => refused = Some(e),
     }
-    if !updates.is_empty() {
-        let records: Vec<RecordUpdate> = updates.iter().map(|(_, u)| u.clone()).collect();
-        let results = session.update_many(&records).await?;
-        for ((planned, _), result) in updates.into_iter().zip(results) {
-            let call = planned.call;
-            work[call].end = Some(row_end(planned, &result));
+    match written.updated {
+        Ok(results) => {
+            for ((planned, _), result) in updates.into_iter().zip(results) {
+                let call = planned.call;
+                work[call].end = Some(row_end(planned, &result));
+            }
         }
+        Err(e) => refused = refused.or(Some(e)),
     }
-    Ok(())
+    match refused {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 fn planned(call: usize, state: CallState, task: &Task) -> Planned {

@@ -19,12 +19,13 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use crate::app::WorkError;
 use crate::app::{App, Store};
 use crate::calls::Verdict;
 use crate::calls::event::CallEvent;
 use crate::calls::render::merge_description;
 use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
-use crate::error::{Classify, ErrorClass, WorkError};
+use crate::error::{Classify, ErrorClass};
 use crate::ports::{SecretStore, StoreError};
 use crate::salesforce::id::id15;
 use crate::salesforce::keyset::parse_datetime;

@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::TenantId;
-use crate::salesforce::limits::USAGE_FRESHNESS;
+
+/// How long a usage reading is trusted to pause a sync or defer a call without
+/// another call: the daily allocation is a rolling window, so the next call
+/// tells the current figure.
+pub const USAGE_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Where a tenant stands with Salesforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

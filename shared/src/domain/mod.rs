@@ -12,7 +12,7 @@ mod users;
 
 pub use calls::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch};
 pub use comments::StoredComment;
-pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus};
+pub use connection::{ApiUsage, AuditEntry, Connection, ConnectionStatus, USAGE_FRESHNESS};
 pub use oauth::{PendingAuthorization, SigningKeys};
 pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
 pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};

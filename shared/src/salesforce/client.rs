@@ -21,12 +21,13 @@ use url::Url;
 use super::error::{ApiError, SalesforceError};
 use super::instance::{HostPolicy, SalesforceOrigin};
 use super::keyset::{KeysetQuery, Position};
-use super::limits::{Counter, USAGE_FRESHNESS, parse_limit_info};
+use super::limits::{Counter, parse_limit_info};
 use super::oauth::{Identity, OAuthApp};
 use super::soql::Select;
 use super::sosl::PhoneSearch;
+use crate::backoff::Backoff;
 use crate::config::SalesforceConfig;
-use crate::domain::{ApiUsage, ConnectionStatus, TenantId};
+use crate::domain::{ApiUsage, ConnectionStatus, TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantCredentials};
 
@@ -34,6 +35,8 @@ use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantC
 pub const COLLECTION_LIMIT: usize = 200;
 /// A composite request takes at most 25 subrequests.
 pub const COMPOSITE_LIMIT: usize = 25;
+/// Query and sObject Collections subrequests per composite request.
+pub const COMPOSITE_COLLECTIONS_LIMIT: usize = 5;
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16_384;
@@ -198,6 +201,20 @@ pub struct RecordResult {
     pub success: bool,
     #[serde(default)]
     pub errors: Vec<ApiError>,
+}
+
+/// What [`Session::write_many`] wrote: per side, one result per record in input
+/// order, or why Salesforce refused that side.
+#[derive(Debug)]
+pub struct Written {
+    pub created: Result<Vec<RecordResult>, SalesforceError>,
+    pub updated: Result<Vec<RecordResult>, SalesforceError>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Create,
+    Update,
 }
 
 /// A composite subrequest.
@@ -848,6 +865,104 @@ where
             .await
     }
 
+    /// Creates and updates together: each side in sObject Collections of 200, the
+    /// collections sent as subrequests of one composite request (at most five:
+    /// Salesforce's limit on collections and queries in a composite), so that a
+    /// batch needing both costs one API call, not two. A lone collection goes
+    /// alone. Each side answers its results in input order, or the error of a
+    /// collection Salesforce refused as a whole (the whole side then: with the
+    /// call logger's batches of at most 100, a side is one collection).
+    pub async fn write_many(
+        &self,
+        creates: &[NewRecord],
+        updates: &[RecordUpdate],
+    ) -> Result<Written, SalesforceError> {
+        let creates: Vec<Value> = creates
+            .iter()
+            .map(|r| with_type(r.object, None, &r.fields))
+            .collect();
+        let updates: Vec<Value> = updates
+            .iter()
+            .map(|r| with_type(r.object, Some(&r.id), &r.fields))
+            .collect();
+        let chunks: Vec<(Side, &[Value])> = creates
+            .chunks(COLLECTION_LIMIT)
+            .map(|c| (Side::Create, c))
+            .chain(updates.chunks(COLLECTION_LIMIT).map(|c| (Side::Update, c)))
+            .collect();
+        if let [(side, records)] = chunks.as_slice() {
+            let (kind, method) = match side {
+                Side::Create => (ApiKind::CollectionsCreate, Method::POST),
+                Side::Update => (ApiKind::CollectionsUpdate, Method::PATCH),
+            };
+            let results = self.collections(kind, method, records.to_vec()).await;
+            return Ok(match side {
+                Side::Create => Written {
+                    created: results,
+                    updated: Ok(Vec::new()),
+                },
+                Side::Update => Written {
+                    created: Ok(Vec::new()),
+                    updated: results,
+                },
+            });
+        }
+        let path = self.client.data_path("composite/sobjects");
+        let mut written = Written {
+            created: Ok(Vec::new()),
+            updated: Ok(Vec::new()),
+        };
+        for group in chunks.chunks(COMPOSITE_COLLECTIONS_LIMIT) {
+            let requests: Vec<SubRequest> = group
+                .iter()
+                .enumerate()
+                .map(|(i, (side, records))| SubRequest {
+                    method: match side {
+                        Side::Create => "POST",
+                        Side::Update => "PATCH",
+                    }
+                    .into(),
+                    url: path.clone(),
+                    reference_id: format!("collection{i}"),
+                    body: Some(json!({ "allOrNone": false, "records": records })),
+                    http_headers: BTreeMap::new(),
+                })
+                .collect();
+            let mut responses: HashMap<String, SubResponse> = self
+                .composite(false, &requests)
+                .await?
+                .into_iter()
+                .map(|r| (r.reference_id.clone(), r))
+                .collect();
+            for (request, (side, records)) in requests.iter().zip(group) {
+                let rows = match responses.remove(&request.reference_id) {
+                    Some(r) if (200..300).contains(&r.http_status_code) => {
+                        serde_json::from_value::<Vec<RecordResult>>(r.body)
+                            .map_err(|e| SalesforceError::Decode(e.to_string()))
+                            .and_then(|rows| counted(rows, records.len()))
+                    }
+                    Some(r) => Err(SalesforceError::from_response(
+                        r.http_status_code,
+                        r.body.to_string().as_bytes(),
+                    )),
+                    None => Err(SalesforceError::Decode(
+                        "the composite answer has no result for this collection".into(),
+                    )),
+                };
+                let into = match side {
+                    Side::Create => &mut written.created,
+                    Side::Update => &mut written.updated,
+                };
+                match (into.as_mut(), rows) {
+                    (Ok(all), Ok(rows)) => all.extend(rows),
+                    (Ok(_), Err(e)) => *into = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        Ok(written)
+    }
+
     /// `composite/sobjects` in chunks of 200, results in input order.
     async fn collections(
         &self,
@@ -1081,7 +1196,7 @@ where
             if !err.is_transient() || attempt >= MAX_ATTEMPTS {
                 return Err(err);
             }
-            let pause = backoff(attempt);
+            let pause = Backoff::SALESFORCE.delay(attempt);
             if Instant::now() + pause >= self.deadline {
                 return Err(SalesforceError::Deadline(err.to_string()));
             }
@@ -1279,7 +1394,7 @@ where
             // Busy (5xx, `unknown_error`), or the same refresh token being used at
             // that instant (another refresh in flight): wait and try again.
             tries += 1;
-            let pause = backoff(tries);
+            let pause = Backoff::SALESFORCE.delay(tries);
             if !err.is_transient()
                 || tries >= MAX_ATTEMPTS
                 || Instant::now() + pause >= self.deadline
@@ -1336,7 +1451,14 @@ fn with_type(object: &str, id: Option<&str>, fields: &Map<String, Value>) -> Val
 }
 
 fn collection_results(bytes: &[u8], expected: usize) -> Result<Vec<RecordResult>, SalesforceError> {
-    let results: Vec<RecordResult> = decode(bytes)?;
+    counted(decode(bytes)?, expected)
+}
+
+/// A collection's results, which must be one per record sent.
+fn counted(
+    results: Vec<RecordResult>,
+    expected: usize,
+) -> Result<Vec<RecordResult>, SalesforceError> {
     if results.len() != expected {
         return Err(SalesforceError::Decode(format!(
             "collections answered {} results for {expected} records",
@@ -1434,12 +1556,6 @@ fn checked_id(id: &str) -> Result<&str, SalesforceError> {
             "invalid Salesforce id {id:?}"
         )))
     }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = (200u64 << attempt.min(5)).min(5_000);
-    Duration::from_millis(rand::thread_rng().gen_range(cap / 2..=cap))
 }
 
 #[cfg(test)]

@@ -1,14 +1,7 @@
 //! The customer's daily API allocation: read from `Sforce-Limit-Info` on every
 //! response, and the budget policy that pauses the sync and defers call logging.
 
-use std::time::Duration;
-
 use crate::config::BudgetThresholds;
-
-/// How long a usage reading is trusted to pause a sync or defer a call without
-/// another call: the daily allocation is a rolling window, so the next call
-/// tells the current figure.
-pub const USAGE_FRESHNESS: Duration = Duration::from_secs(15 * 60);
 
 /// One `used/max` counter of the `Sforce-Limit-Info` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ pub mod text;
 
 pub use client::{
     ApiCounters, ApiKind, ConditionalOutcome, ConditionalUpdate, NewRecord, QueryPage,
-    RecordResult, RecordUpdate, SalesforceClient, Session, SubRequest, SubResponse, Usage,
+    RecordResult, RecordUpdate, SalesforceClient, Session, SubRequest, SubResponse, Usage, Written,
 };
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};

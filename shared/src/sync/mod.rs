@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
 use crate::domain::{
     ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
-use crate::error::{Classify, ErrorClass, WorkError};
+use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::Session;
 use crate::salesforce::keyset::Position;
