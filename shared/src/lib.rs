@@ -41,6 +41,7 @@ pub mod config;
 pub mod connect;
 pub mod domain;
 pub mod error;
+pub mod permissions;
 pub mod ports;
 pub mod read;
 pub mod salesforce;

@@ -207,7 +207,9 @@ fn outcome_view(mut outcome: CallOutcome, instance_url: Option<&str>) -> Result<
     outcome.message = None;
     outcome.claimed_until = None;
     let task_url = match (instance_url, outcome.task_id.as_deref()) {
-        (Some(instance), Some(task)) if !outcome.task_deleted => record_url(instance, "Task", task),
+        (Some(instance), Some(task)) if !outcome.task_deleted => {
+            record_url(instance, outcome.activity.object(), task)
+        }
         _ => None,
     };
     let mut view =

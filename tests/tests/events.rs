@@ -18,6 +18,7 @@ fn read(relative: &str) -> Value {
 fn sqs_events_parse_and_carry_versioned_json_bodies() {
     for file in [
         "call-logger/call-event.json",
+        "call-logger/meeting-event.json",
         "comment-sync/comment-event.json",
         "scheduled-sync/sync-job.json",
     ] {
@@ -32,6 +33,26 @@ fn sqs_events_parse_and_carry_versioned_json_bodies() {
             assert_eq!(body["tenantId"], "acme", "{file}");
         }
     }
+}
+
+/// The contract's documented example (docs/call-event.md) is a valid call event
+/// with every optional field, and is the body of the sample meeting event.
+#[test]
+fn the_documented_meeting_example_parses_with_every_optional_field() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/call-event.md")).unwrap();
+    let example = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON example in docs/call-event.md");
+    let call = shared::calls::event::CallEvent::parse(example).unwrap();
+    assert!(call.ended_at.is_some());
+    assert!(call.calendar_event.is_some());
+    assert!(!call.topics.is_empty() && !call.highlights.is_empty() && !call.tags.is_empty());
+    assert!(call.notes.is_some());
+    let event: SqsEvent = serde_json::from_value(read("call-logger/meeting-event.json")).unwrap();
+    let body = event.records[0].body.as_deref().unwrap();
+    assert_eq!(shared::calls::event::CallEvent::parse(body).unwrap(), call);
 }
 
 #[test]

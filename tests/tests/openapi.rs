@@ -170,6 +170,7 @@ async fn the_document_describes_every_route_status_and_body() {
     let nothing = [
         ("GET", "settings", None, 404),
         ("GET", "status", None, 404),
+        ("POST", "permissions/check", None, 404),
         ("GET", "users", None, 404),
         ("POST", "users/auto-match", Some(json!({"users": []})), 404),
         (
@@ -269,6 +270,7 @@ async fn the_document_describes_every_route_status_and_body() {
             409,
         ),
         ("POST", "sync", None, 409),
+        ("POST", "permissions/check", None, 409),
     ] {
         let (status, answer) = r
             .call(
@@ -316,6 +318,31 @@ async fn the_document_describes_every_route_status_and_body() {
         )
         .await;
     assert_eq!(status, 409, "already connected");
+    let (status, permissions) = r
+        .call(
+            stack,
+            "POST",
+            &format!("{P}/permissions/check"),
+            None,
+            admin(&fresh),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{permissions}");
+    let (_, shown) = r
+        .call(
+            stack,
+            "GET",
+            &format!("{P}/status"),
+            None,
+            admin(&fresh),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        shown["permissions"], permissions,
+        "the status shows the last check"
+    );
 
     // Users.
     let (status, users) = r

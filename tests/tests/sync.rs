@@ -141,17 +141,17 @@ async fn first_sync_of_a_seeded_org_over_several_pages() {
     assert_eq!(stack.sf.calls("queryMore"), 2);
     assert_eq!(
         stack.sf.calls("query") + stack.sf.calls("queryAll"),
-        9,
+        10,
         "one first page per object"
     );
     assert_eq!(
         stack.sf.total_calls(),
-        11,
+        12,
         "nothing more than the query pages"
     );
 
     let statuses = stack.aws.store().sync_statuses(&tenant).await.unwrap();
-    assert_eq!(statuses.len(), 9);
+    assert_eq!(statuses.len(), 10);
     assert!(
         statuses.iter().all(|s| s.state == SyncState::UpToDate),
         "{statuses:?}"
@@ -265,7 +265,7 @@ async fn first_sync_of_a_seeded_org_over_several_pages() {
             ))
             .await,
     );
-    assert_eq!(view["objects"].as_array().unwrap().len(), 9);
+    assert_eq!(view["objects"].as_array().unwrap().len(), 10);
     assert!(view["lastSyncAt"].is_string());
     assert!(
         stack
@@ -283,7 +283,7 @@ async fn first_sync_of_a_seeded_org_over_several_pages() {
     // the admin user, created after the backdated seed, is in the look-back).
     stack.sf.emu.reset_counters(ORG).unwrap();
     sync(&stack, &tenant).await;
-    assert_eq!(stack.sf.total_calls(), 9);
+    assert_eq!(stack.sf.total_calls(), 10);
     let statuses = stack.aws.store().sync_statuses(&tenant).await.unwrap();
     assert!(
         statuses
@@ -413,7 +413,7 @@ async fn incremental_sync_follows_edits_deletes_and_phone_changes() {
         (2, 1, 1)
     );
     // Incremental: one query per object, deletes read through queryAll.
-    assert_eq!(stack.sf.total_calls(), 9);
+    assert_eq!(stack.sf.total_calls(), 10);
 }
 
 #[tokio::test]
@@ -524,7 +524,7 @@ async fn ties_on_one_timestamp_across_page_and_job_boundaries() {
     // And a further run never loops on the tie.
     stack.sf.emu.reset_counters(ORG).unwrap();
     sync(&stack, &tenant).await;
-    assert_eq!(stack.sf.total_calls(), 9);
+    assert_eq!(stack.sf.total_calls(), 10);
 }
 
 #[tokio::test]
@@ -633,7 +633,7 @@ async fn two_concurrent_jobs_for_one_tenant_only_one_runs() {
         json!([]),
         "the second job is acknowledged, not retried"
     );
-    assert_eq!(stack.sf.total_calls(), 9, "one job's worth of API calls");
+    assert_eq!(stack.sf.total_calls(), 10, "one job's worth of API calls");
 }
 
 #[tokio::test]
@@ -772,7 +772,7 @@ async fn sync_pauses_at_the_api_budget_and_says_so() {
             .iter()
             .filter(|s| s.state == SyncState::UpToDate)
             .count(),
-        9
+        10
     );
 }
 

@@ -60,6 +60,10 @@ pub struct DemoReport {
     pub synced: BTreeMap<String, u64>,
     pub calls: BTreeMap<String, String>,
     pub tasks_with_block: usize,
+    /// The permissions check told a missing permission, then nothing once granted.
+    pub permissions_told_then_cleared: bool,
+    /// Meetings logged on the calendar's Event (enriched, not created).
+    pub meetings_on_calendar_events: usize,
     pub comments_shown: usize,
     pub api_calls: u64,
     pub api_calls_by_kind: BTreeMap<String, u64>,
@@ -165,6 +169,61 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         return Err(format!("not connected: {status}"));
     }
 
+    // 2b. The permissions check: run after connecting, and on demand.
+    demo.section("2b. Permissions check (one API call each)");
+    let summary = |check: &Value| -> String {
+        let missing: Vec<String> = check["missing"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "\n    {} {}\n      fix: {}",
+                    if m["mandatory"] == true {
+                        "REQUIRED"
+                    } else {
+                        "recommended"
+                    },
+                    m["problem"].as_str().unwrap_or(""),
+                    m["fix"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        if missing.is_empty() {
+            "everything the setup guide grants is in place".into()
+        } else {
+            format!("{} missing:{}", missing.len(), missing.concat())
+        }
+    };
+    demo.line(&format!(
+        "after connecting: {}",
+        summary(&status["permissions"])
+    ));
+    let lead_read = |granted: bool| sf_emulator::access::AccessChange {
+        user: Some(ADMIN_USERNAME.into()),
+        objects: vec![sf_emulator::access::ObjectPermission {
+            object: "Lead".into(),
+            permission: sf_emulator::access::Perm::Read,
+            granted,
+        }],
+        ..Default::default()
+    };
+    emu.set_access(ORG, &lead_read(false))
+        .map_err(|e| e.to_string())?;
+    let revoked = demo.api(Method::POST, "permissions/check", None).await?;
+    demo.line(&format!(
+        "an admin removes Read on Lead from the connected user's profile; Check again: {}",
+        summary(&revoked)
+    ));
+    emu.set_access(ORG, &lead_read(true))
+        .map_err(|e| e.to_string())?;
+    let granted = demo.api(Method::POST, "permissions/check", None).await?;
+    demo.line(&format!("granted back; Check again: {}", summary(&granted)));
+    report.permissions_told_then_cleared = revoked["ok"] == false
+        && revoked["missing"].as_array().is_some_and(|m| m.len() == 1)
+        && granted["ok"] == true
+        && granted["missing"].as_array().is_some_and(Vec::is_empty);
+
     // 3. Users.
     demo.section("3. Users auto-matched");
     let users = demo.api(Method::GET, "users", None).await?;
@@ -200,7 +259,7 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
     let sync = wait_for(Duration::from_secs(180), || async {
         let view = demo.api(Method::GET, "sync", None).await.ok()?;
         let objects = view["objects"].as_array()?;
-        (objects.len() == 9
+        (objects.len() == shared::sync::objects::ALL.len()
             && objects.iter().all(|o| o["state"] == "up_to_date")
             && view["lastSyncAt"].is_string())
         .then_some(view)
@@ -331,7 +390,9 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
     ));
 
     // 7. What is now in Salesforce.
-    demo.section("7. In Salesforce: each call's Task with its Modjo block");
+    demo.section(
+        "7. In Salesforce: each call's activity (a Task; a meeting's calendar Event) with its Modjo block",
+    );
     for o in &outcomes {
         let Some(task_id) = o["taskId"].as_str() else {
             continue;
@@ -341,8 +402,13 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         if description.contains(shared::calls::render::BEGIN) {
             report.tasks_with_block += 1;
         }
+        let event = o["activity"] == "event";
+        if event && o["state"] == "enriched" {
+            report.meetings_on_calendar_events += 1;
+        }
         demo.line(&format!(
-            "— Task {task_id} \"{}\" ({}; Who {}, What {}, Owner {})",
+            "— {} {task_id} \"{}\" ({}; Who {}, What {}, Owner {})",
+            if event { "Event" } else { "Task" },
             task["Subject"].as_str().unwrap_or(""),
             o["state"].as_str().unwrap_or(""),
             task["WhoId"].as_str().unwrap_or("-"),
@@ -607,19 +673,42 @@ fn load_calls(repo: &std::path::Path, stack: &LocalStack) -> Result<Vec<String>,
     for call in doc["calls"].as_array().into_iter().flatten() {
         let mut call = call.clone();
         call["tenantId"] = json!(TENANT);
+        // `@ref`: a seeded record's time — a calendar Event's start (or end), else
+        // the CreatedDate of the dialer's Task.
+        let seeded =
+            |reference: &str, field: &str| -> Result<chrono::DateTime<chrono::Utc>, String> {
+                let id = emu.seed_ref(ORG, reference).map_err(|e| e.to_string())?;
+                let record = emu.record(ORG, &id).map_err(|e| e.to_string())?;
+                let at = record[field]
+                    .as_str()
+                    .or(record["CreatedDate"].as_str())
+                    .unwrap_or("");
+                shared::salesforce::keyset::parse_datetime(at)
+                    .ok_or(format!("no {field} on {reference}"))
+            };
+        let rfc =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let started = call["startedAt"].as_str().unwrap_or("").to_string();
         let at = if let Some(reference) = started.strip_prefix('@') {
-            let id = emu.seed_ref(ORG, reference).map_err(|e| e.to_string())?;
-            let created = emu.record(ORG, &id).map_err(|e| e.to_string())?["CreatedDate"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            shared::salesforce::keyset::parse_datetime(&created)
-                .ok_or(format!("no CreatedDate on {reference}"))?
+            seeded(reference, "StartDateTime")?
         } else {
             relative(&started).ok_or(format!("startedAt {started:?}"))?
         };
-        call["startedAt"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        call["startedAt"] = json!(rfc(at));
+        if let Some(calendar) = call.get_mut("calendarEvent").and_then(Value::as_object_mut) {
+            for (key, field) in [("start", "StartDateTime"), ("end", "EndDateTime")] {
+                let text = calendar
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let at = match text.strip_prefix('@') {
+                    Some(reference) => seeded(reference, field)?,
+                    None => relative(&text).ok_or(format!("calendarEvent.{key} {text:?}"))?,
+                };
+                calendar.insert(key.into(), json!(rfc(at)));
+            }
+        }
         out.push(call.to_string());
     }
     Ok(out)

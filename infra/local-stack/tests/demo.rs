@@ -49,7 +49,7 @@ async fn the_demo_plays_the_whole_story() {
 
     assert!(report.connected);
     assert_eq!(report.synced.get("Contact"), Some(&121));
-    assert_eq!(report.synced.len(), 9);
+    assert_eq!(report.synced.len(), 10);
     let state = |id: &str| report.calls.get(id).map(String::as_str);
     for enriched in ["demo_call_01", "demo_call_02"] {
         assert_eq!(
@@ -58,12 +58,18 @@ async fn the_demo_plays_the_whole_story() {
             "{enriched}: the dialer's Task"
         );
     }
+    assert_eq!(
+        state("demo_call_08"),
+        Some("enriched"),
+        "the meeting on its calendar's Event"
+    );
+    assert_eq!(report.meetings_on_calendar_events, 1);
+    assert!(report.permissions_told_then_cleared);
     for created in [
         "demo_call_03",
         "demo_call_04",
         "demo_call_05",
         "demo_call_06",
-        "demo_call_08",
         "demo_call_09",
         "demo_call_10",
         "demo_call_12",
@@ -80,8 +86,9 @@ async fn the_demo_plays_the_whole_story() {
         "the unmatched call is logged once its contact exists"
     );
     assert_eq!(report.comments_shown, 2);
-    // Frugal: the sync's 9 first pages, the reads of the admin flow, and per
-    // batch of calls one lookup and at most one create and one update.
+    // Frugal: the sync's 10 first pages, the reads of the admin flow, three
+    // permissions checks, and per batch of calls one lookup (and one for the
+    // meetings' Events) and at most one create and one update of each.
     assert!(
         report.api_calls <= 30,
         "{} API calls: {:?}",

@@ -274,6 +274,13 @@ fn org_route(world: &mut World, org: usize, m: &Method, rest: &[&str], req: &Req
                 .map(|r| ok(200, &r))
         }
         ("GET", ["record", id]) => world.record(org, id).map(|r| ok(200, &r)),
+        ("POST", ["access"]) => {
+            let b: crate::access::AccessChange = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            world.set_access(org, &b).map(|_| Resp::empty(204))
+        }
         ("GET", ["counters"]) => world.counters(org).map(|c| ok(200, &c)),
         ("DELETE", ["counters"]) => world.reset_counters(org).map(|_| Resp::empty(204)),
         ("GET", ["changes"]) => world.changes(org).map(|c| ok(200, &c)),

@@ -7,6 +7,7 @@
 //! `airbyte-integrations/connectors/source-salesforce/unit_tests/salesforce_describe_response_builder.py`):
 //! every key of an object and of a field, in Salesforce's (alphabetical) order.
 
+use crate::access::Perm;
 use crate::json::Json;
 use crate::schema::{FieldDef, FieldType, ObjectDef, Schema};
 
@@ -52,11 +53,16 @@ fn deletable(obj: &ObjectDef) -> bool {
 /// One entry of Describe Global's `sobjects`, also the `objectDescribe` of
 /// sObject Basic Information.
 pub fn summary(obj: &ObjectDef, version: &str) -> Json {
+    summary_as(obj, version, obj.api_writable, obj.api_writable)
+}
+
+/// [`summary`] as a user who may create and edit as said.
+fn summary_as(obj: &ObjectDef, version: &str, createable: bool, updateable: bool) -> Json {
     Json::obj()
         .with("activateable", false)
         .with("associateEntityType", Json::Null)
         .with("associateParentEntity", Json::Null)
-        .with("createable", obj.api_writable)
+        .with("createable", createable)
         .with("custom", false)
         .with("customSetting", false)
         .with("deepCloneable", false)
@@ -82,12 +88,13 @@ pub fn summary(obj: &ObjectDef, version: &str) -> Json {
         .with("searchable", obj.searchable)
         .with("triggerable", true)
         .with("undeletable", deletable(obj))
-        .with("updateable", obj.api_writable)
+        .with("updateable", updateable)
         .with("urls", urls(obj, version, None))
 }
 
-/// `GET sobjects`.
-pub fn global(version: &str) -> Json {
+/// `GET sobjects` as seen by a user with the permissions `may` grants: the
+/// objects they cannot read are not listed.
+pub fn global(version: &str, may: impl Fn(&ObjectDef, Perm) -> bool) -> Json {
     Json::obj()
         .with("encoding", "UTF-8")
         .with("maxBatchSize", 200i64)
@@ -97,7 +104,15 @@ pub fn global(version: &str) -> Json {
                 Schema::get()
                     .objects
                     .iter()
-                    .map(|o| summary(o, version))
+                    .filter(|o| may(o, Perm::Read))
+                    .map(|o| {
+                        summary_as(
+                            o,
+                            version,
+                            o.api_writable && may(o, Perm::Create),
+                            o.api_writable && may(o, Perm::Edit),
+                        )
+                    })
                     .collect(),
             ),
         )

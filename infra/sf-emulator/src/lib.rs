@@ -22,11 +22,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod cdc;
 pub mod composite;
 pub mod conditional;
 pub mod control;
 pub mod describe;
+pub mod event;
 pub mod http;
 pub mod ids;
 pub mod json;
@@ -368,6 +370,15 @@ impl Emulator {
         self.with(|w| {
             let i = self.org(w, org)?;
             w.create_user(i, &spec)
+        })
+    }
+
+    /// Grants or takes away a user's object permissions or *API Enabled*, or
+    /// turns the org's Notes on or off ([`access::Access`]).
+    pub fn set_access(&self, org: &str, change: &access::AccessChange) -> Result<(), ControlError> {
+        self.with(|w| {
+            let i = self.org(w, org)?;
+            w.set_access(i, change)
         })
     }
 

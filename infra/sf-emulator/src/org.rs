@@ -514,6 +514,8 @@ pub struct Org {
     pub record_faults: Vec<InjectedError>,
     /// Query page caps.
     pub page_policy: PagePolicy,
+    /// Object permissions, API Enabled, Notes.
+    pub access: crate::access::Access,
 }
 
 fn string_json(v: &serde_json::Value) -> String {
@@ -637,6 +639,7 @@ impl Org {
             cdc: crate::cdc::Cdc::default(),
             record_faults: Vec::new(),
             page_policy: PagePolicy::default(),
+            access: Default::default(),
         }
     }
 
@@ -1095,8 +1098,11 @@ impl Org {
 
     fn derive(&self, obj: &ObjectDef, vals: &mut [Value]) {
         let idx = |n: &str| obj.by_name.get(&n.to_ascii_lowercase()).copied();
+        if obj.name == "Event" {
+            crate::event::derive(obj, vals);
+        }
         match obj.name {
-            "Task" => {
+            "Task" | "Event" => {
                 if let (Some(s), Some(c)) = (idx("Status"), idx("IsClosed")) {
                     let closed = matches!(&vals[s], Value::Text(t) if CLOSED_TASK_STATUSES.contains(&t.as_ref()));
                     vals[c] = Value::Bool(closed);
@@ -1203,6 +1209,31 @@ impl Org {
         Err(err)
     }
 
+    /// An API write the user's object permissions do not allow (seeds and the
+    /// control API, which carry no API version, are never refused).
+    fn check_access(
+        &self,
+        obj: &ObjectDef,
+        perm: crate::access::Perm,
+        ctx: &WriteCtx,
+    ) -> Result<(), RecError> {
+        if ctx.version.is_none() || self.access.allows(ctx.user, obj, perm) {
+            return Ok(());
+        }
+        let action = match perm {
+            crate::access::Perm::Create => "create",
+            _ => "edit",
+        };
+        Err(RecError::new(
+            "INSUFFICIENT_ACCESS_OR_READONLY",
+            format!(
+                "insufficient access rights on object: you cannot {action} {}",
+                obj.name
+            ),
+            vec![],
+        ))
+    }
+
     fn check_required(obj: &ObjectDef, vals: &[Value]) -> Result<(), RecError> {
         let missing: Vec<String> = obj
             .fields
@@ -1223,7 +1254,10 @@ impl Org {
     }
 
     fn check_rules(&self, obj: &ObjectDef, vals: &[Value]) -> Result<(), RecError> {
-        if obj.name == "Task" {
+        if obj.name == "Event" {
+            crate::event::check(obj, vals)?;
+        }
+        if matches!(obj.name, "Task" | "Event") {
             let who = obj.by_name.get("whoid").map(|i| &vals[*i]);
             let what = obj.by_name.get("whatid").map(|i| &vals[*i]);
             if let (Some(Value::Ref(w)), Some(Value::Ref(_))) = (who, what)
@@ -1263,6 +1297,7 @@ impl Org {
                 add(fields, "Priority", Value::Text("Normal".into()));
                 add(fields, "TaskSubtype", Value::Text("Task".into()));
             }
+            "Event" => add(fields, "IsAllDayEvent", Value::Bool(false)),
             "Lead" => add(fields, "Status", Value::Text("Open - Not Contacted".into())),
             "ContentDocumentLink" => {
                 add(fields, "ShareType", Value::Text("V".into()));
@@ -1284,6 +1319,7 @@ impl Org {
     ) -> Result<RecordId, RecError> {
         let schema = Schema::get();
         let obj = schema.at(obj_index);
+        self.check_access(obj, crate::access::Perm::Create, ctx)?;
         Self::check_writable(obj, &fields, true, ctx)?;
         self.defaults(obj, &mut fields, ctx);
         // Audit fields given by a seed are kept aside.
@@ -1347,6 +1383,7 @@ impl Org {
     ) -> Result<(), RecError> {
         let schema = Schema::get();
         let obj = schema.at(id.obj());
+        self.check_access(obj, crate::access::Perm::Edit, ctx)?;
         if !self.tables[id.obj()].has_row(id.row()) {
             return Err(RecError::new(
                 "INVALID_CROSS_REFERENCE_KEY",

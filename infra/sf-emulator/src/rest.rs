@@ -193,6 +193,14 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req, rest: &str) -> Resp {
     };
     let segs = segments(tail);
     let o = &mut world.orgs[org];
+    if !o.access.api_enabled(ctx.user) {
+        // The user's profile lacks API Enabled: refused before any data, not counted.
+        return Resp::error(
+            403,
+            "API_DISABLED_FOR_ORG",
+            "API is not enabled for this Organization or Partner",
+        );
+    }
     if o.api_used >= o.api_limit {
         let header = o.limit_header();
         return Resp::error(
@@ -298,6 +306,25 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The object named `t`, when it exists for the org and the user may read it
+/// (else it is unknown to them, as in Salesforce).
+fn readable(world: &World, ctx: &ApiCtx, t: &str) -> Option<&'static ObjectDef> {
+    Schema::get().object(t).filter(|obj| {
+        world.orgs[ctx.org]
+            .access
+            .allows(ctx.user, obj, crate::access::Perm::Read)
+    })
+}
+
+/// `INVALID_TYPE` for an object the caller cannot see.
+fn unsupported_type(t: &str) -> Resp {
+    Resp::error(
+        400,
+        "INVALID_TYPE",
+        &format!("sObject type '{t}' is not supported."),
+    )
+}
+
 /// Routes one (sub)request. Counting and faults happen before.
 pub fn dispatch(
     world: &mut World,
@@ -346,10 +373,16 @@ pub fn dispatch(
             if let Some(r) = describe_conditions(world, ctx) {
                 return r;
             }
-            Resp::json(200, crate::describe::global(&ctx.version))
+            let access = &world.orgs[ctx.org].access;
+            Resp::json(
+                200,
+                crate::describe::global(&ctx.version, |obj, perm| {
+                    access.allows(ctx.user, obj, perm)
+                }),
+            )
         }
         ["sobjects", t] => {
-            let Some(obj) = Schema::get().object(t) else {
+            let Some(obj) = readable(world, ctx, t) else {
                 return Resp::not_found();
             };
             match *method {
@@ -367,7 +400,7 @@ pub fn dispatch(
             }
         }
         ["sobjects", t, "describe"] => {
-            let Some(obj) = Schema::get().object(t) else {
+            let Some(obj) = readable(world, ctx, t) else {
                 return Resp::not_found();
             };
             if *method != Method::GET {
@@ -382,7 +415,7 @@ pub fn dispatch(
             )
         }
         ["sobjects", t, which @ ("updated" | "deleted")] => {
-            let Some(obj) = Schema::get().object(t) else {
+            let Some(obj) = readable(world, ctx, t) else {
                 return Resp::not_found();
             };
             if *method != Method::GET {
@@ -391,7 +424,7 @@ pub fn dispatch(
             replication(world, ctx, obj, *which == "deleted", params)
         }
         ["sobjects", t, id] => {
-            let Some(obj) = Schema::get().object(t) else {
+            let Some(obj) = readable(world, ctx, t) else {
                 return Resp::not_found();
             };
             match *method {
@@ -407,7 +440,7 @@ pub fn dispatch(
             _ => method_not_allowed(method, "POST, PATCH"),
         },
         ["composite", "sobjects", t] => {
-            let Some(obj) = Schema::get().object(t) else {
+            let Some(obj) = readable(world, ctx, t) else {
                 return Resp::not_found();
             };
             match *method {
@@ -556,6 +589,10 @@ pub fn query(world: &mut World, ctx: &ApiCtx, q: Option<&str>, all: bool) -> Res
         Ok(p) => p,
         Err(e) => return soql_error(&e),
     };
+    let name = Schema::get().at(plan.obj).name;
+    if readable(world, ctx, name).is_none() {
+        return unsupported_type(name);
+    }
     let o = &mut world.orgs[ctx.org];
     let ids = soql::execute(&plan, &o.view(), all);
     match &plan.shape {
@@ -962,12 +999,11 @@ pub fn collection_write(
             );
         };
         let Some(obj) = schema.object(t) else {
-            return Resp::error(
-                400,
-                "INVALID_TYPE",
-                &format!("sObject type '{t}' is not supported."),
-            );
+            return unsupported_type(t);
         };
+        if readable(world, ctx, t).is_none() {
+            return unsupported_type(t);
+        }
         let mut m = map.clone();
         let id = m
             .iter()

@@ -739,6 +739,55 @@ fn specs() -> Vec<Spec> {
         cascade: &[],
     });
 
+    // Event (the calendar's meetings; rules in crate::event)
+    let mut f = vec![
+        FieldDef::new("Subject", T::String).len(255),
+        FieldDef::new("StartDateTime", T::DateTime).label("Start Date Time"),
+        FieldDef::new("EndDateTime", T::DateTime).label("End Date Time"),
+        FieldDef::new("DurationInMinutes", T::Int).label("Duration"),
+        FieldDef::new("IsAllDayEvent", T::Boolean).label("All-Day Event"),
+        FieldDef::new("ActivityDateTime", T::DateTime)
+            .ro()
+            .label("Due Date Time"),
+        FieldDef::new("ActivityDate", T::Date)
+            .ro()
+            .label("Due Date Only"),
+        FieldDef::new("Location", T::String).len(255),
+        FieldDef::new("ShowAs", T::Picklist)
+            .len(40)
+            .pick(&["Busy", "OutOfOffice", "Free"])
+            .label("Show Time As"),
+        FieldDef::new("Type", T::Picklist).len(40),
+        FieldDef::new("WhoId", T::Reference)
+            .refs(&["Contact", "Lead"], "Who")
+            .poly()
+            .label("Name ID"),
+        FieldDef::new("WhatId", T::Reference)
+            .refs(&["Account", "Opportunity"], "What")
+            .poly()
+            .label("Related To ID"),
+        FieldDef::new("Description", T::TextArea)
+            .len(32_000)
+            .label("Description"),
+        FieldDef::new("AccountId", T::Reference)
+            .refs(&["Account"], "Account")
+            .ro()
+            .label("Account ID"),
+    ];
+    let mut a = audit(true, true);
+    a[0].polymorphic = true;
+    f.extend(a);
+    out.push(Spec {
+        name: "Event",
+        plural: "Events",
+        prefix: "00U",
+        fields: f,
+        searchable: true,
+        replicable: true,
+        api_writable: true,
+        cascade: &[],
+    });
+
     // EmailMessage
     let mut f = vec![
         FieldDef::new("Subject", T::String).len(3000),
@@ -874,6 +923,7 @@ const CHILD_RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
     ("Account", "Contacts", "Contact", "AccountId"),
     ("Account", "Opportunities", "Opportunity", "AccountId"),
     ("Account", "Tasks", "Task", "WhatId"),
+    ("Account", "Events", "Event", "WhatId"),
     (
         "Account",
         "ContentDocumentLinks",
@@ -887,6 +937,7 @@ const CHILD_RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
         "ContactId",
     ),
     ("Contact", "Tasks", "Task", "WhoId"),
+    ("Contact", "Events", "Event", "WhoId"),
     (
         "Contact",
         "ContentDocumentLinks",
@@ -894,6 +945,7 @@ const CHILD_RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
         "LinkedEntityId",
     ),
     ("Lead", "Tasks", "Task", "WhoId"),
+    ("Lead", "Events", "Event", "WhoId"),
     (
         "Lead",
         "ContentDocumentLinks",
@@ -907,6 +959,7 @@ const CHILD_RELATIONSHIPS: &[(&str, &str, &str, &str)] = &[
         "OpportunityId",
     ),
     ("Opportunity", "Tasks", "Task", "WhatId"),
+    ("Opportunity", "Events", "Event", "WhatId"),
     (
         "Opportunity",
         "ContentDocumentLinks",
@@ -1030,7 +1083,11 @@ mod tests {
                 );
             }
         }
-        assert_eq!(s.object("Account").unwrap().children.len(), 5);
+        assert_eq!(
+            s.object("Account").unwrap().children.len(),
+            6,
+            "with Events"
+        );
         let contact = s.object("contact").unwrap();
         assert_eq!(contact.name, "Contact");
         assert_eq!(contact.relationship("ACCOUNT").unwrap().name, "AccountId");

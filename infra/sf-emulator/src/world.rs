@@ -706,6 +706,48 @@ impl World {
     }
 
     /// Activates or deactivates a user (by id or username).
+    /// See [`crate::access::Access`].
+    pub fn set_access(
+        &mut self,
+        org: usize,
+        change: &crate::access::AccessChange,
+    ) -> Result<(), ControlError> {
+        let o = self
+            .orgs
+            .get_mut(org)
+            .ok_or_else(|| ControlError::UnknownOrg(org.to_string()))?;
+        let user = match change.user.as_deref() {
+            Some(u) => Some(
+                o.parse_id(u)
+                    .or_else(|| o.user_by_username(u))
+                    .ok_or_else(|| ControlError::UnknownUser(u.to_string()))?,
+            ),
+            None => None,
+        };
+        if user.is_none() && (!change.objects.is_empty() || change.api_enabled.is_some()) {
+            return Err(ControlError::UnknownUser(
+                "object permissions and API Enabled need a user".into(),
+            ));
+        }
+        for p in &change.objects {
+            if Schema::get().object(&p.object).is_none() {
+                return Err(ControlError::UnknownType(p.object.clone()));
+            }
+        }
+        if let Some(user) = user {
+            for p in &change.objects {
+                o.access.set(user, &p.object, p.permission, p.granted);
+            }
+            if let Some(enabled) = change.api_enabled {
+                o.access.set_api_enabled(user, enabled);
+            }
+        }
+        if let Some(enabled) = change.notes_enabled {
+            o.access.notes_disabled = !enabled;
+        }
+        Ok(())
+    }
+
     pub fn set_user_active(
         &mut self,
         org: usize,

@@ -40,6 +40,7 @@ pub enum Op {
     LinkCall,
     CallsNeedingAttention,
     GetRecord,
+    CheckPermissions,
 }
 
 /// Who may call a route.
@@ -82,6 +83,7 @@ pub const ROUTES: &[Route] = &[
     r("PUT", "settings", Op::PutSettings, Admin),
     r("POST", "connect", Op::Connect, Admin),
     r("GET", "status", Op::GetStatus, Member),
+    r("POST", "permissions/check", Op::CheckPermissions, Admin),
     r("GET", "users", Op::GetUsers, Admin),
     r("POST", "users/auto-match", Op::AutoMatch, Admin),
     r("GET", "modjo-users", Op::GetModjoUsers, Admin),
@@ -202,6 +204,10 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
         Op::GetStatus => {
             let a = who()?;
             Ok(json_response(200, &app.status(&a.tenant).await?))
+        }
+        Op::CheckPermissions => {
+            let a = who()?;
+            Ok(json_response(200, &app.check_permissions(&a).await?))
         }
         Op::GetUsers => {
             let a = who()?;

@@ -38,6 +38,8 @@ pub(super) struct Claimed {
     pub comments_version: Option<u64>,
     /// How the call ended in this invocation; `None` while it is being worked.
     pub end: Option<End>,
+    /// The activity it is logged as (an Event for a meeting with its calendar event).
+    pub activity: crate::domain::Activity,
 }
 
 /// Who owns the call's Task, and why.
@@ -81,6 +83,7 @@ impl Claimed {
             comments: Vec::new(),
             comments_version: None,
             end: None,
+            activity: crate::domain::Activity::Task,
         }
     }
 
@@ -145,6 +148,7 @@ pub(super) async fn claim<S: Store, K>(
                 comments: Vec::new(),
                 comments_version: None,
                 end: None,
+                activity: crate::domain::Activity::Task,
             }),
             Ok(ClaimResult::Final(_)) => verdicts.push((i, Verdict::Done)),
             Ok(ClaimResult::Busy { until }) => {

@@ -10,6 +10,13 @@ use crate::domain::{TenantId, validate_external_id};
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 const MAX_DURATION_SECONDS: u64 = 48 * 3600;
 const MAX_PARTICIPANTS: usize = 500;
+/// Salesforce refuses an Event longer than 14 days (`EndDateTime - StartDateTime`).
+const MAX_CALENDAR_EVENT_DAYS: i64 = 14;
+/// Bounds on the insights lists and texts: far above any real call, low enough
+/// that no field can crowd the others out of a 256 KiB message.
+const MAX_LIST: usize = 200;
+const MAX_ITEM_CHARS: usize = 1000;
+const MAX_TEXT_CHARS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +98,42 @@ pub struct CallEvent {
     pub participants: Vec<Participant>,
     #[serde(default)]
     pub summary: Option<String>,
+    /// When the call ended (optional; `startedAt + durationSeconds` without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The calendar event a meeting was recorded from (meetings only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_event: Option<CalendarEvent>,
+    /// What the call was about, as Modjo detected it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// Moments of the call worth a look, each at its second of the recording.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub highlights: Vec<Highlight>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The rep's own notes taken in Modjo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// The calendar event of a meeting (`calendarEvent`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarEvent {
+    pub title: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer_email: Option<String>,
+}
+
+/// A highlight of the call (`highlights[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Highlight {
+    pub at_second: u32,
+    pub text: String,
 }
 
 /// Why a message was refused. `tenant` and `call_id` are set when they could be
@@ -194,7 +237,101 @@ impl CallEvent {
                 }
             }
         }
+        self.check_insights()
+    }
+
+    /// The optional fields added to version 1 (`endedAt`, `calendarEvent`,
+    /// `topics`, `highlights`, `tags`, `notes`).
+    fn check_insights(&self) -> Result<(), String> {
+        if let Some(ended) = self.ended_at {
+            let longest = chrono::Duration::seconds(MAX_DURATION_SECONDS as i64);
+            if ended < self.started_at || ended - self.started_at > longest {
+                return Err(format!(
+                    "endedAt: {ended} is not within 48 hours after startedAt"
+                ));
+            }
+        }
+        if let Some(cal) = &self.calendar_event {
+            if cal.title.trim().is_empty() || cal.title.chars().count() > MAX_ITEM_CHARS {
+                return Err(format!(
+                    "calendarEvent.title: expected 1-{MAX_ITEM_CHARS} characters"
+                ));
+            }
+            if cal.end < cal.start
+                || cal.end - cal.start > chrono::Duration::days(MAX_CALENDAR_EVENT_DAYS)
+            {
+                return Err(format!(
+                    "calendarEvent.end: expected from start to {MAX_CALENDAR_EVENT_DAYS} days after it"
+                ));
+            }
+            if cal.start.timestamp() < 946_684_800 {
+                return Err(format!(
+                    "calendarEvent.start: {} is not a plausible meeting time",
+                    cal.start
+                ));
+            }
+            if cal
+                .organizer_email
+                .as_ref()
+                .is_some_and(|e| e.chars().count() > MAX_ITEM_CHARS)
+            {
+                return Err(format!(
+                    "calendarEvent.organizerEmail: longer than {MAX_ITEM_CHARS} characters"
+                ));
+            }
+        }
+        for (field, list) in [("topics", &self.topics), ("tags", &self.tags)] {
+            if list.len() > MAX_LIST {
+                return Err(format!("{field}: more than {MAX_LIST} entries"));
+            }
+            if list.iter().any(|t| t.chars().count() > MAX_ITEM_CHARS) {
+                return Err(format!(
+                    "{field}: an entry is longer than {MAX_ITEM_CHARS} characters"
+                ));
+            }
+        }
+        if self.highlights.len() > MAX_LIST {
+            return Err(format!("highlights: more than {MAX_LIST} entries"));
+        }
+        if self
+            .highlights
+            .iter()
+            .any(|h| u64::from(h.at_second) > MAX_DURATION_SECONDS)
+        {
+            return Err("highlights.atSecond: more than 48 hours into the call".into());
+        }
+        if self
+            .highlights
+            .iter()
+            .any(|h| h.text.chars().count() > MAX_TEXT_CHARS)
+        {
+            return Err(format!(
+                "highlights.text: longer than {MAX_TEXT_CHARS} characters"
+            ));
+        }
+        if self
+            .notes
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_TEXT_CHARS)
+        {
+            return Err(format!("notes: longer than {MAX_TEXT_CHARS} characters"));
+        }
         Ok(())
+    }
+
+    /// When the call ended: `endedAt`, else `startedAt + durationSeconds`.
+    pub fn ended_at(&self) -> DateTime<Utc> {
+        self.ended_at.unwrap_or_else(|| {
+            self.started_at + chrono::Duration::seconds(self.duration_seconds as i64)
+        })
+    }
+
+    /// The call's provider (`source.provider`), for display.
+    pub fn provider(&self) -> Option<&str> {
+        self.source
+            .as_ref()
+            .map(|s| s.provider.trim())
+            .filter(|p| !p.is_empty())
     }
 
     /// The Salesforce-side key of the call: `Task.CallObject` of the Task we create.
@@ -343,6 +480,97 @@ mod tests {
                 .reason
                 .starts_with("not JSON")
         );
+    }
+
+    #[test]
+    fn version_1_senders_without_the_new_fields_still_parse() {
+        let e = CallEvent::parse(&valid().to_string()).unwrap();
+        assert_eq!(e.ended_at, None);
+        assert_eq!(e.calendar_event, None);
+        assert!(e.topics.is_empty() && e.highlights.is_empty() && e.tags.is_empty());
+        assert_eq!(
+            e.ended_at(),
+            "2026-11-28T10:12:34Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(e.provider(), Some("aircall"));
+    }
+
+    fn meeting() -> serde_json::Value {
+        let mut v = valid();
+        v["direction"] = json!("meeting");
+        v["endedAt"] = json!("2026-11-28T10:31:00Z");
+        v["calendarEvent"] = json!({
+            "title": "Acme / Modjo — demo", "start": "2026-11-28T10:00:00Z",
+            "end": "2026-11-28T10:30:00Z", "organizerEmail": "bob@modjo.ai"
+        });
+        v["topics"] = json!(["Pricing", "Security"]);
+        v["highlights"] = json!([{"atSecond": 95, "text": "Budget is 50k"}]);
+        v["tags"] = json!(["hot"]);
+        v["notes"] = json!("Call back Tuesday");
+        v
+    }
+
+    #[test]
+    fn parses_the_meeting_fields() {
+        let e = CallEvent::parse(&meeting().to_string()).unwrap();
+        let cal = e.calendar_event.as_ref().unwrap();
+        assert_eq!(cal.title, "Acme / Modjo — demo");
+        assert_eq!(cal.organizer_email.as_deref(), Some("bob@modjo.ai"));
+        assert_eq!(
+            e.highlights,
+            vec![Highlight {
+                at_second: 95,
+                text: "Budget is 50k".into()
+            }]
+        );
+        assert_eq!(e.tags, vec!["hot".to_string()]);
+        assert_eq!(e.notes.as_deref(), Some("Call back Tuesday"));
+        assert_eq!(
+            e.ended_at(),
+            "2026-11-28T10:31:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn refuses_bad_meeting_fields_naming_them() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("endedAt", json!("2026-11-28T09:00:00Z"), "endedAt"),
+            ("endedAt", json!("2026-12-01T09:00:00Z"), "endedAt"),
+            ("endedAt", json!("yesterday"), "endedAt"),
+            (
+                "calendarEvent",
+                json!({"title": "x", "start": "2026-11-28T10:00:00Z", "end": "2026-11-28T09:00:00Z"}),
+                "calendarEvent.end",
+            ),
+            (
+                "calendarEvent",
+                json!({"title": "x", "start": "2026-11-01T10:00:00Z", "end": "2026-11-16T10:00:01Z"}),
+                "calendarEvent.end",
+            ),
+            (
+                "calendarEvent",
+                json!({"title": " ", "start": "2026-11-28T10:00:00Z", "end": "2026-11-28T10:30:00Z"}),
+                "calendarEvent.title",
+            ),
+            ("calendarEvent", json!({"title": "x"}), "calendarEvent"),
+            ("topics", json!("Pricing"), "topics"),
+            ("topics", json!(vec!["t"; 201]), "topics"),
+            ("tags", json!(["x".repeat(1001)]), "tags"),
+            ("highlights", json!([{"text": "no time"}]), "highlights"),
+            (
+                "highlights",
+                json!([{"atSecond": 200_000, "text": "late"}]),
+                "highlights.atSecond",
+            ),
+            ("notes", json!("n".repeat(100_001)), "notes"),
+        ];
+        for (field, value, expected) in cases {
+            let mut v = meeting();
+            v[field] = value;
+            let err = CallEvent::parse(&v.to_string()).unwrap_err();
+            assert!(err.reason.contains(expected), "{field}: {}", err.reason);
+            assert_eq!(err.call_id.as_deref(), Some("call_8f2c"));
+        }
     }
 
     #[test]

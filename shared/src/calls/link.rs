@@ -14,7 +14,7 @@ use super::claim::Claimed;
 use super::event::CallEvent;
 use super::matching::{Candidate, Decision, Kind};
 use super::outcomes::{self, End};
-use super::{load_comments, tasks};
+use super::{events, load_comments, tasks};
 use crate::app::WorkError;
 use crate::app::{App, Store};
 use crate::connect::Actor;
@@ -178,7 +178,7 @@ pub async fn link<S: Store, K: SecretStore>(
             fields.insert("WhatId".into(), json!(what));
             let result = session
                 .update_many(&[RecordUpdate {
-                    object: "Task",
+                    object: before.activity.object(),
                     id: task,
                     fields,
                 }])
@@ -226,6 +226,7 @@ pub async fn link<S: Store, K: SecretStore>(
             });
             work[0].names.extend(names.clone());
             load_comments(&app.store, tenant, &mut work).await?;
+            events::write(&session, &mut work).await?;
             tasks::write(&session, &connection, &mut work).await?;
             let w = &work[0];
             match &w.end {

@@ -19,7 +19,9 @@
 //! 5. **Comments** of the calls that have some, from one read of their states.
 //! 6. **Dialer Tasks** ([`dialer`]): one query finds the Tasks we created before (by
 //!    `CallObject`) and the dialers' Tasks.
-//! 7. **Task writes** ([`tasks`]): the creates and the updates as two sObject
+//! 7. **Event writes** ([`events`]): meetings with a calendar event, on the
+//!    calendar's Event (found by one query for the batch) or a new one. Then the
+//!    **Task writes** ([`tasks`]): the creates and the updates as two sObject
 //!    Collections in one composite request.
 //! 8. **Outcomes** ([`outcomes`]): written together, each only while its claim holds.
 //!
@@ -30,11 +32,14 @@
 //! spent, Salesforce down) waits with its message and is replayed once when the
 //! tenant can log again ([`outcomes::replay_parked`]).
 
+mod calendar;
 mod candidates;
 mod claim;
 mod dialer;
 pub mod event;
+mod events;
 pub mod handler;
+pub mod insights;
 pub mod link;
 pub mod matching;
 pub mod outcomes;
@@ -238,6 +243,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         )
         .await?;
         load_comments(&self.app.store, session.tenant(), claimed).await?;
+        events::write(session, claimed).await?;
         tasks::write(session, connection, claimed).await
     }
 

@@ -141,6 +141,7 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
             .collect()
     };
     outcome.state = state;
+    outcome.activity = w.activity;
     outcome.task_id = Some(task.id.clone());
     outcome.owner_id = w.owner.as_ref().map(|o| o.id.clone());
     outcome.linked = links(task.who_id.as_deref(), task.what_id.as_deref());
@@ -172,9 +173,12 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
         matched_what.map(|(id, _)| id.as_str()),
     );
     if !same(who, task.who_id.as_deref()) || !same(what, task.what_id.as_deref()) {
-        let reason = match state {
-            CallState::Enriched => "the dialer's Task keeps the Who and What its dialer set",
-            _ => "the Task's Who and What were changed in Salesforce",
+        let reason = match (state, w.activity) {
+            (CallState::Enriched, crate::domain::Activity::Event) => {
+                "the calendar's Event keeps the Who and What it had"
+            }
+            (CallState::Enriched, _) => "the dialer's Task keeps the Who and What its dialer set",
+            _ => "the activity's Who and What were changed in Salesforce",
         };
         outcome.modjo_match = Some(ModjoMatch {
             who_id: who.map(str::to_string),

@@ -32,7 +32,7 @@ use super::claim::Claimed;
 use super::event::CallEvent;
 use super::matching::Decision;
 use super::outcomes::{self, End};
-use super::{load_comments, tasks};
+use super::{events, load_comments, tasks};
 use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
 use crate::domain::{
@@ -223,6 +223,8 @@ async fn create_tasks<S: Store, K: SecretStore>(
     let (befores, mut work): (Vec<CallOutcome>, Vec<Claimed>) =
         calls.into_iter().map(|c| (c.before, c.work)).unzip();
     load_comments(&app.store, session.tenant(), &mut work).await?;
+    // As the call logger writes them: a meeting on its calendar's Event.
+    events::write(session, &mut work).await?;
     tasks::write(session, connection, &mut work).await?;
     let mut saves = Vec::new();
     for (before, w) in befores.into_iter().zip(work) {

@@ -1,4 +1,5 @@
-//! The Modjo block inside a Task's Description (DESIGN §6): delimited by markers,
+//! The Modjo block inside a Task's or an Event's Description (DESIGN §6):
+//! link and details, the call's insights ([`super::insights`]), comments; delimited by markers,
 //! rebuilt from stored state (the call and its comments), so rendering twice gives
 //! the same text whatever order events came in. Everything outside the block
 //! belongs to the user and is kept as it is. Pure: no I/O.
@@ -84,13 +85,19 @@ pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize)
         let _ = writeln!(head, "{}", truncate_to(&title, 255));
     }
     let _ = writeln!(head, "{url}");
-    let _ = writeln!(
+    let _ = write!(
         head,
         "{} · {} · {}",
         call.direction.label(),
         duration(call.duration_seconds),
         call.started_at.format("%d %b %Y %H:%M UTC")
     );
+    match call.provider().map(one_line).filter(|p| !p.is_empty()) {
+        Some(provider) => {
+            let _ = writeln!(head, " · via {}", truncate_to(&provider, 100));
+        }
+        None => head.push('\n'),
+    }
     let with: Vec<String> = call
         .participants
         .iter()
@@ -129,7 +136,7 @@ pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize)
         (a.at_second, a.updated_at, &a.comment_id).cmp(&(b.at_second, b.updated_at, &b.comment_id))
     });
 
-    // Comments first (they are what changes), the summary with what is left: the
+    // Comments first (they are kept, and they are what changes), the insights with what is left: the
     // newest comments that fit, the oldest dropped first behind a pointer to Modjo.
     let mut body = String::new();
     if !live.is_empty() {
@@ -159,23 +166,9 @@ pub fn render_block(call: &CallEvent, comments: &[StoredComment], budget: usize)
         }
         room -= sf_len(&body).min(room);
     }
-    let mut summary_part = String::new();
-    if let Some(summary) = call
-        .summary
-        .as_deref()
-        .map(sanitize)
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-    {
-        let label = "\nSummary:\n";
-        if room > sf_len(label) + 20 {
-            summary_part = format!(
-                "{label}{}\n",
-                truncate_to(&summary, room - sf_len(label) - 1)
-            );
-        }
-    }
-    Some(format!("{head}{summary_part}{body}{tail}"))
+    // The insights with what the comments leave, the least important cut first.
+    let insights = super::insights::render(call, &url, room).joined();
+    Some(format!("{head}{insights}{body}{tail}"))
 }
 
 /// One comment as shown, within `max_units`: shortened with an ellipsis and the

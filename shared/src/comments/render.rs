@@ -24,7 +24,7 @@ use crate::app::{App, Store};
 use crate::calls::Verdict;
 use crate::calls::event::CallEvent;
 use crate::calls::render::merge_description;
-use crate::domain::{CallOutcome, StoredComment, TenantId};
+use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{SecretStore, StoreError};
 use crate::salesforce::id::id15;
@@ -163,7 +163,7 @@ async fn render_round<S: Store, K: SecretStore>(
                 updates.push((
                     k,
                     ConditionalUpdate {
-                        object: "Task",
+                        object: o.activity.object(),
                         id: task_id,
                         fields,
                         unmodified_since: task.last_modified,
@@ -240,12 +240,25 @@ async fn task_descriptions<S: Store, K: SecretStore>(
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],
 ) -> Result<HashMap<String, TaskNow>, WorkError> {
-    let task_ids: Vec<String> = outcomes.iter().filter_map(|o| o.task_id.clone()).collect();
-    let select = Select::new("Task", &["Id", "Description", "LastModifiedDate"])
-        .filter(Cond::is_in("Id", task_ids));
-    Ok(session
-        .query_select(&select, false)
-        .await?
+    // One query per kind of activity present (Tasks; Events for meetings).
+    let mut rows = Vec::new();
+    for activity in [Activity::Task, Activity::Event] {
+        let ids: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.activity == activity)
+            .filter_map(|o| o.task_id.clone())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let select = Select::new(
+            activity.object(),
+            &["Id", "Description", "LastModifiedDate"],
+        )
+        .filter(Cond::is_in("Id", ids));
+        rows.extend(session.query_select(&select, false).await?);
+    }
+    Ok(rows
         .into_iter()
         .filter_map(|r| {
             let id = r.get("Id")?.as_str()?.to_string();

@@ -171,6 +171,8 @@ pub struct StatusView {
     pub connected_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub api_usage: Option<ApiUsageView>,
+    /// The last permissions check; `null` before the first.
+    pub permissions: Option<crate::permissions::PermissionCheck>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -793,6 +795,11 @@ impl<S: Store, K: SecretStore> App<S, K> {
             true
         })
         .await?;
+        // What the guide's steps granted, told before the first call fails (one
+        // API call; a failure here does not undo the connect).
+        if let Err(e) = crate::permissions::check::run(self, tenant).await {
+            tracing::warn!(tenant_id = %tenant, error = %e, "permissions not checked after connecting");
+        }
         // Calls that waited (for a reconnect, or for the first connect) go again.
         let replayed =
             crate::calls::outcomes::replay_parked(&self.store, tenant, call_queue).await?;
@@ -800,6 +807,15 @@ impl<S: Store, K: SecretStore> App<S, K> {
             tracing::info!(tenant_id = %tenant, replayed, "connected: parked calls replayed");
         }
         Ok(CallbackResult::Connected)
+    }
+
+    /// `POST permissions/check`: checks again what the connected user may do.
+    pub async fn check_permissions(
+        &self,
+        actor: &Actor,
+    ) -> Result<crate::permissions::PermissionCheck, ConnectError> {
+        self.require_connected(&actor.tenant).await?;
+        crate::permissions::check::run(self, &actor.tenant).await
     }
 
     /// `GET status`.
@@ -819,6 +835,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             connected_at: connection.connected_at,
             last_sync_at: connection.last_sync_at,
             api_usage: connection.api_usage.map(ApiUsageView::from),
+            permissions: connection.permissions,
         })
     }
 

@@ -52,6 +52,9 @@ impl CallState {
 pub struct CallOutcome {
     pub call_id: String,
     pub state: CallState,
+    /// Which activity `task_id` names: a Task (calls) or an Event (meetings).
+    #[serde(default)]
+    pub activity: Activity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,11 +179,33 @@ pub struct LinkedRecord {
     pub name: Option<String>,
 }
 
+/// The Salesforce activity a call is logged as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activity {
+    /// A call Task (phone calls, and meetings without a calendar event).
+    #[default]
+    Task,
+    /// The meeting's calendar Event.
+    Event,
+}
+
+impl Activity {
+    /// The sObject's API name.
+    pub fn object(self) -> &'static str {
+        match self {
+            Activity::Task => "Task",
+            Activity::Event => "Event",
+        }
+    }
+}
+
 impl CallOutcome {
     pub fn new(call_id: &str, state: CallState, now: DateTime<Utc>) -> Self {
         Self {
             call_id: call_id.to_string(),
             state,
+            activity: Activity::Task,
             task_id: None,
             who_id: None,
             what_id: None,
@@ -210,8 +235,11 @@ impl CallOutcome {
         }
         match self.state {
             CallState::Unmatched => true,
+            // Re-pointing updates a Task's Who and What; an Event Modjo
+            // created keeps the match it was logged with.
             CallState::Created => {
-                !self.task_deleted
+                self.activity == Activity::Task
+                    && !self.task_deleted
                     && self.modjo_match.is_none()
                     && self.level() < MatchLevel::Contact
             }

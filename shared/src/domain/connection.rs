@@ -116,6 +116,9 @@ pub struct Connection {
     /// Re-matching owed to records the sync brought, and where it stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rematch: Option<RematchProgress>,
+    /// The last permissions check (after connecting, or on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<crate::permissions::PermissionCheck>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]
@@ -184,6 +187,7 @@ impl Connection {
             calls_waiting_since: None,
             rematch_days: DEFAULT_REMATCH_DAYS,
             rematch: None,
+            permissions: None,
             updated_at: now,
             version: 0,
         }

@@ -11,7 +11,7 @@ mod tenant;
 mod users;
 
 pub use calls::{
-    CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch, Rematch,
+    Activity, CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch, Rematch,
 };
 pub use comments::StoredComment;
 pub use connection::{

@@ -74,10 +74,11 @@ pub enum ApiKind {
     CollectionsRetrieve,
     Composite,
     Limits,
+    Describe,
 }
 
 impl ApiKind {
-    const ALL: [ApiKind; 13] = [
+    const ALL: [ApiKind; 14] = [
         ApiKind::Query,
         ApiKind::QueryAll,
         ApiKind::QueryMore,
@@ -91,6 +92,7 @@ impl ApiKind {
         ApiKind::CollectionsRetrieve,
         ApiKind::Composite,
         ApiKind::Limits,
+        ApiKind::Describe,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +110,7 @@ impl ApiKind {
             ApiKind::CollectionsRetrieve => "collectionsRetrieve",
             ApiKind::Composite => "composite",
             ApiKind::Limits => "limits",
+            ApiKind::Describe => "describe",
         }
     }
 }
@@ -116,7 +119,7 @@ impl ApiKind {
 /// whatever its answer (token and identity calls are not API calls).
 #[derive(Debug, Default)]
 pub struct ApiCounters {
-    counts: [AtomicU64; 13],
+    counts: [AtomicU64; 14],
 }
 
 impl ApiCounters {
@@ -1094,6 +1097,21 @@ where
                 kind: ApiKind::Limits,
                 method: Method::GET,
                 path: self.client.data_path("limits/"),
+                body: None,
+                batch_size: None,
+            })
+            .await?;
+        decode(&bytes)
+    }
+
+    /// `GET …/sobjects/` (Describe Global: the objects available to the connected
+    /// user, with what they may do; costs one call).
+    pub async fn describe_global(&self) -> Result<Value, SalesforceError> {
+        let bytes = self
+            .send(Request {
+                kind: ApiKind::Describe,
+                method: Method::GET,
+                path: self.client.data_path("sobjects/"),
                 body: None,
                 batch_size: None,
             })

@@ -244,6 +244,11 @@ impl SalesforceError {
     }
 
     /// The first error code (REST `errorCode` or OAuth `error`), if any.
+    /// API access is off for the org or the connected user (*API Enabled*).
+    pub fn is_api_access_off(&self) -> bool {
+        matches!(self, SalesforceError::Api { errors, .. } if errors.iter().any(|e| ADMIN.contains(&e.code.as_str())))
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             SalesforceError::Api { errors, .. } => errors.first().map(|e| e.code.as_str()),

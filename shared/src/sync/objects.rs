@@ -217,7 +217,29 @@ pub const EMAIL_TASK: SyncObject = SyncObject {
 
 /// Every synced object, in dependency order: emails after the records they link
 /// to, relations after their emails.
-pub const ALL: [SyncObject; 9] = [
+/// The calendar's meetings (and the Events Modjo logs): the timeline of the
+/// records they are linked to.
+pub const EVENT: SyncObject = SyncObject {
+    name: "Event",
+    key: "Event",
+    only: None,
+    fields: &[
+        "Id",
+        "Subject",
+        "StartDateTime",
+        "EndDateTime",
+        "WhoId",
+        "WhatId",
+        "AccountId",
+        "OwnerId",
+        "CreatedDate",
+        "SystemModstamp",
+        "IsDeleted",
+    ],
+    deletable: true,
+};
+
+pub const ALL: [SyncObject; 10] = [
     USER,
     ACCOUNT,
     CONTACT,
@@ -227,6 +249,7 @@ pub const ALL: [SyncObject; 9] = [
     EMAIL_MESSAGE,
     EMAIL_MESSAGE_RELATION,
     EMAIL_TASK,
+    EVENT,
 ];
 
 pub fn by_key(key: &str) -> Option<SyncObject> {
@@ -373,6 +396,18 @@ pub fn derive(
                 add(IndexKind::Timeline, id.to_string(), data);
             }
         }
+        "Event" => {
+            let mut data = timeline_data(raw, "StartDateTime");
+            data.extend(projection(
+                raw,
+                &["StartDateTime", "EndDateTime", "OwnerId"],
+            ));
+            for link in ["WhoId", "WhatId", "AccountId"] {
+                if let Some(id) = text(raw, link) {
+                    add(IndexKind::Timeline, id.to_string(), data.clone());
+                }
+            }
+        }
         "Task" => {
             let data = timeline_data(raw, "ActivityDate");
             for link in ["WhoId", "WhatId", "AccountId"] {
@@ -416,6 +451,33 @@ fn timeline_data(raw: &Map<String, Value>, date_field: &str) -> Map<String, Valu
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn events_go_on_the_timeline_of_their_who_what_and_account() {
+        let raw: Map<String, Value> = serde_json::from_value(json!({
+            "attributes": {"type": "Event"}, "Id": "00U000000000001AAA", "Subject": "Security review",
+            "StartDateTime": "2026-11-28T14:00:00.000+0000", "EndDateTime": "2026-11-28T14:45:00.000+0000",
+            "WhoId": "003000000000001AAA", "WhatId": "006000000000001AAA", "AccountId": "001000000000001AAA",
+            "OwnerId": "005000000000001AAA", "SystemModstamp": "2026-11-28T15:00:00.000+0000"
+        }))
+        .unwrap();
+        let (record, entries) = derive(&EVENT, &raw, "FR", None).unwrap();
+        assert_eq!(record.object, "Event");
+        let linked: Vec<&str> = entries.iter().map(|e| e.key.value.as_str()).collect();
+        assert_eq!(
+            linked,
+            [
+                "003000000000001AAA",
+                "006000000000001AAA",
+                "001000000000001AAA"
+            ]
+        );
+        assert!(entries.iter().all(|e| e.key.kind == IndexKind::Timeline));
+        let data = &entries[0].data;
+        assert_eq!(data["Subject"], "Security review");
+        assert_eq!(data["OwnerId"], "005000000000001AAA");
+        assert_eq!(data["occurredAt"], "2026-11-28T14:00:00+00:00");
+    }
 
     #[test]
     fn only_email_tasks_are_read() {

@@ -231,7 +231,44 @@
     $("link-hint").textContent = state.settings ? t("connection.linkHint") : t("connection.saveFirst");
     $("link-hint").hidden = status === "connected";
     $("disconnect").hidden = !(status === "connected" || status === "needs_reauth");
+    renderPermissions(s.permissions, status);
   }
+
+  // What the setup guide's steps grant the connected user, and what to fix.
+  function renderPermissions(check, status) {
+    const box = $("permissions");
+    box.hidden = status !== "connected" && !check;
+    $("permissions-check").disabled = status !== "connected";
+    const list = $("permissions-missing");
+    list.replaceChildren();
+    if (!check) {
+      $("permissions-summary").textContent = t("permissions.never");
+      return;
+    }
+    const key = check.missing.length === 0 ? "permissions.ok"
+      : check.ok ? "permissions.reduced" : "permissions.blocking";
+    $("permissions-summary").textContent = t(key, { at: when(check.checkedAt) });
+    for (const m of check.missing) {
+      list.append(el("li", { className: m.mandatory ? "mandatory" : "recommended" },
+        el("strong", { text: t(m.mandatory ? "permissions.mandatory" : "permissions.recommended") }),
+        el("span", { text: " " + m.problem }),
+        el("span", { className: "sub", text: m.fix })));
+    }
+  }
+
+  $("permissions-check").addEventListener("click", async () => {
+    const button = $("permissions-check");
+    busy(button, true);
+    try {
+      const check = await api("POST", "permissions/check");
+      if (state.status) state.status.permissions = check;
+      renderPermissions(check, connectionStatus());
+    } catch (e) {
+      reportFailure(e);
+    } finally {
+      busy(button, false);
+    }
+  });
 
   $("link").addEventListener("click", async () => {
     const button = $("link");
