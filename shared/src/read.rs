@@ -12,7 +12,7 @@ use crate::connect::ApiUsageView;
 use crate::domain::{
     CallOutcome, CallState, ConnectionStatus, SyncStatus, TenantId, validate_external_id,
 };
-use crate::ports::StoreError;
+use crate::ports::{Page, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,13 +152,7 @@ pub async fn calls_view<S: Store>(
     let page = store
         .recent_calls(tenant, state, limit.clamp(1, MAX_CALLS_PAGE), cursor)
         .await?;
-    let instance = instance_url(store, tenant).await?;
-    let calls = page
-        .items
-        .into_iter()
-        .map(|o| outcome_view(o, instance.as_deref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({ "calls": calls, "next": page.next }))
+    page_view(store, tenant, page).await
 }
 
 /// The calls that need a person's attention (unmatched, or matched among several
@@ -172,6 +166,15 @@ pub async fn calls_needing_attention_view<S: Store>(
     let page = store
         .calls_needing_attention(tenant, limit.clamp(1, MAX_CALLS_PAGE), cursor)
         .await?;
+    page_view(store, tenant, page).await
+}
+
+/// A page of calls as the API shows it: each with its Salesforce links.
+async fn page_view<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    page: Page<CallOutcome>,
+) -> Result<Value, StoreError> {
     let instance = instance_url(store, tenant).await?;
     let calls = page
         .items

@@ -238,6 +238,21 @@ pub async fn log(w: &World, bodies: &[String]) -> SqsBatchResponse {
     log_with(&w.stack.app, &w.stack.aws, bodies).await
 }
 
+/// The call as the platform reads it: `GET calls/{callId}` through the API, as
+/// a member of the tenant.
+pub async fn read_call(w: &World, call_id: &str) -> Value {
+    let r = w
+        .stack
+        .api(crate::stack::api_event(
+            "GET",
+            &format!("/integrations/salesforce/calls/{call_id}"),
+            None,
+            crate::stack::Claims::member(w.tenant.as_str()),
+        ))
+        .await;
+    crate::stack::body_json(&r)
+}
+
 pub fn tasks(w: &World) -> Vec<Value> {
     w.stack.sf.emu.records(ORG, "Task", false).unwrap()
 }

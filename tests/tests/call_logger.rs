@@ -51,7 +51,7 @@ async fn a_created_task_has_every_field() {
     assert_eq!(o.state, CallState::Created);
     assert_eq!(o.task_id.as_deref(), t["Id"].as_str());
     // What the platform reads.
-    let read = stack_read(&w, "call_created").await;
+    let read = read_call(&w, "call_created").await;
     assert_eq!(read["state"], "created");
     assert_eq!(read["taskId"], t["Id"]);
     let linked: Vec<&str> = read["linked"]
@@ -62,19 +62,6 @@ async fn a_created_task_has_every_field() {
         .collect();
     assert_eq!(linked, ["Contact", "Opportunity"]);
     assert_eq!(read["linked"][1]["name"], "Acme renewal");
-}
-
-async fn stack_read(w: &World, call_id: &str) -> Value {
-    let r = w
-        .stack
-        .api(api_event(
-            "GET",
-            &format!("/integrations/salesforce/calls/{call_id}"),
-            None,
-            Claims::member(w.tenant.as_str()),
-        ))
-        .await;
-    body_json(&r)
 }
 
 #[tokio::test]

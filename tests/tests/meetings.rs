@@ -152,7 +152,7 @@ async fn the_emulator_refuses_events_salesforce_refuses() {
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use e2e::faulty::FaultyStore;
 use e2e::sf::ORG;
-use e2e::stack::{Claims, api_event, body_json, build_app_with};
+use e2e::stack::build_app_with;
 use shared::domain::{Activity, CallState};
 use shared::ports::CallStore;
 
@@ -202,19 +202,6 @@ async fn calendar_event(w: &World, subject: &str, start: DateTime<Utc>) -> Strin
             }),
         )
         .await
-}
-
-async fn read_call(w: &World, id: &str) -> Value {
-    let r = w
-        .stack
-        .api(api_event(
-            "GET",
-            &format!("/integrations/salesforce/calls/{id}"),
-            None,
-            Claims::member(w.tenant.as_str()),
-        ))
-        .await;
-    body_json(&r)
 }
 
 #[tokio::test]

@@ -15,19 +15,6 @@ use shared::sync::handler::{SyncOptions, handle};
 use shared::sync::objects;
 use shared::sync::{Plan, Source, Syncer};
 
-async fn read_call(w: &World, call_id: &str) -> Value {
-    let r = w
-        .stack
-        .api(api_event(
-            "GET",
-            &format!("/integrations/salesforce/calls/{call_id}"),
-            None,
-            Claims::member(w.tenant.as_str()),
-        ))
-        .await;
-    body_json(&r)
-}
-
 async fn rematch_status(w: &World) -> SyncStatus {
     w.stack
         .aws

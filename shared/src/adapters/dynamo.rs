@@ -507,17 +507,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("Query (gsi1)", e))?;
-        let next = match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
-            _ => None,
-        };
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(decode)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page { items, next })
+        page_of(out.items, out.last_evaluated_key, decode)
     }
 
     /// Writes every request with BatchWriteItem, 25 at a time, several batches in
@@ -1548,18 +1538,27 @@ impl CallStore for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("Query (gsi1 re-match)", e))?;
-        let next = match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
-            _ => None,
-        };
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(outcome_from_item)
-            .collect::<StoreResult<_>>()?;
-        Ok(Page { items, next })
+        page_of(out.items, out.last_evaluated_key, outcome_from_item)
     }
+}
+
+/// A query's page: its items decoded, and the token of the next page (none
+/// when DynamoDB says the query is done).
+fn page_of<T>(
+    items: Option<Vec<Item>>,
+    last_key: Option<Item>,
+    decode: impl FnMut(Item) -> StoreResult<T>,
+) -> StoreResult<Page<T>> {
+    let next = match last_key {
+        Some(k) if !k.is_empty() => Some(encode_page_token(&k)?),
+        _ => None,
+    };
+    let items = items
+        .unwrap_or_default()
+        .into_iter()
+        .map(decode)
+        .collect::<StoreResult<_>>()?;
+    Ok(Page { items, next })
 }
 
 fn rfc3339_millis(t: DateTime<Utc>) -> String {

@@ -73,8 +73,13 @@ impl Claimed {
     /// A call being matched again (issue 19): no delivery, and its outcome's
     /// version in place of a claim's (its outcome is written only if unchanged).
     pub fn rematching(call: CallEvent, version: u64) -> Self {
+        Self::new(0, call, version)
+    }
+
+    /// The call of delivery `delivery`, claimed at `version`, before any work.
+    fn new(delivery: usize, call: CallEvent, version: u64) -> Self {
         Self {
-            delivery: 0,
+            delivery,
             call,
             version,
             decision: None,
@@ -138,18 +143,7 @@ pub(super) async fn claim<S: Store, K>(
     let mut verdicts = Vec::new();
     for ((i, call), result) in calls.into_iter().zip(results) {
         match result {
-            Ok(ClaimResult::Claimed) => claimed.push(Claimed {
-                delivery: i,
-                call,
-                version,
-                decision: None,
-                owner: None,
-                names: HashMap::new(),
-                comments: Vec::new(),
-                comments_version: None,
-                end: None,
-                activity: crate::domain::Activity::Task,
-            }),
+            Ok(ClaimResult::Claimed) => claimed.push(Claimed::new(i, call, version)),
             Ok(ClaimResult::Final(_)) => verdicts.push((i, Verdict::Done)),
             Ok(ClaimResult::Busy { until }) => {
                 // Back when the other invocation's claim has expired, not sooner.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::calendar::{self, EVENT_FIELDS, SfEvent};
 use super::claim::Claimed;
 use super::event::{CalendarEvent, Direction};
-use super::outcomes::{End, TaskLinks};
+use super::outcomes::{End, TaskLinks, row_end};
 use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
@@ -24,7 +24,7 @@ use crate::domain::{Activity, CallState};
 use crate::ports::SecretStore;
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::text;
-use crate::salesforce::{ApiError, NewRecord, RecordResult, RecordUpdate, Session};
+use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
 /// What a meeting's Event write will be.
 enum Write {
@@ -176,7 +176,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
                 if let Some(id) = result.id.clone() {
                     p.links.id = id;
                 }
-                work[p.call].end = Some(row_end(p.state, p.links, &result));
+                work[p.call].end = Some(row_end(Activity::Event, p.state, p.links, &result));
             }
         }
         Err(e) => refused = Some(e),
@@ -184,7 +184,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
     match written.updated {
         Ok(results) => {
             for (p, result) in updates.into_iter().zip(results) {
-                work[p.call].end = Some(row_end(p.state, p.links, &result));
+                work[p.call].end = Some(row_end(Activity::Event, p.state, p.links, &result));
             }
         }
         Err(e) => refused = refused.or(Some(e)),
@@ -256,24 +256,4 @@ fn update(call: usize, state: CallState, e: &SfEvent, description: String) -> Pl
 /// Salesforce's dateTime format, in UTC.
 fn sf_datetime(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// How one row of a collections write ends its call.
-fn row_end(state: CallState, links: TaskLinks, result: &RecordResult) -> End {
-    if result.success {
-        return End::Logged { state, task: links };
-    }
-    let codes: Vec<String> = result
-        .errors
-        .iter()
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .collect();
-    if result.errors.iter().any(ApiError::is_transient_row_error) {
-        End::Released(codes.join("; "))
-    } else {
-        End::Failed {
-            reason: format!("Salesforce refused the Event: {}", codes.join("; ")),
-            dead_letter: true,
-        }
-    }
 }

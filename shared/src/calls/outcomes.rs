@@ -10,10 +10,11 @@ use super::event::Invalid;
 use super::{CallLogger, Delivery, Settled, Verdict};
 use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
-use crate::domain::{CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
+use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::id::same_id;
+use crate::salesforce::{ApiError, RecordResult};
 
 /// A call failing for a transient reason on this receive (or later) is parked
 /// instead of retried: its remaining receives are kept for what a retry can fix,
@@ -41,6 +42,37 @@ pub(super) struct TaskLinks {
     pub id: String,
     pub who_id: Option<String>,
     pub what_id: Option<String>,
+}
+
+/// How one row of a collections write of `activity`s (Tasks or Events) ends its
+/// call: logged, released to be retried (a transient row error such as a row
+/// lock), or failed with Salesforce's reason.
+pub(super) fn row_end(
+    activity: Activity,
+    state: CallState,
+    links: TaskLinks,
+    result: &RecordResult,
+) -> End {
+    if result.success {
+        return End::Logged { state, task: links };
+    }
+    let codes: Vec<String> = result
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.code, e.message))
+        .collect();
+    if result.errors.iter().any(ApiError::is_transient_row_error) {
+        End::Released(codes.join("; "))
+    } else {
+        End::Failed {
+            reason: format!(
+                "Salesforce refused the {}: {}",
+                activity.object(),
+                codes.join("; ")
+            ),
+            dead_letter: true,
+        }
+    }
 }
 
 /// How an error of the batch's Salesforce work ends the calls it left open.

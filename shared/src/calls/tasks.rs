@@ -11,14 +11,14 @@ use serde_json::{Map, Value, json};
 use super::claim::Claimed;
 use super::dialer::{self, Task};
 use super::matching::Decision;
-use super::outcomes::{End, TaskLinks};
+use super::outcomes::{End, TaskLinks, row_end};
 use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
-use crate::domain::{CallState, Connection};
+use crate::domain::{Activity, CallState, Connection};
 use crate::ports::SecretStore;
 use crate::salesforce::text;
-use crate::salesforce::{ApiError, NewRecord, RecordResult, RecordUpdate, Session};
+use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
 /// A write planned for one call.
 struct Planned {
@@ -125,7 +125,12 @@ pub(super) async fn write<S: Store, K: SecretStore>(
                     planned.task.id = id;
                 }
                 let call = planned.call;
-                work[call].end = Some(row_end(planned, &result));
+                work[call].end = Some(row_end(
+                    Activity::Task,
+                    planned.state,
+                    planned.task,
+                    &result,
+                ));
             }
         }
         Err(e) => refused = Some(e),
@@ -134,7 +139,12 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         Ok(results) => {
             for ((planned, _), result) in updates.into_iter().zip(results) {
                 let call = planned.call;
-                work[call].end = Some(row_end(planned, &result));
+                work[call].end = Some(row_end(
+                    Activity::Task,
+                    planned.state,
+                    planned.task,
+                    &result,
+                ));
             }
         }
         Err(e) => refused = refused.or(Some(e)),
@@ -165,29 +175,6 @@ fn description_update(task: &Task, description: String) -> RecordUpdate {
         object: "Task",
         id: dialer::text(task, "Id").unwrap_or_default().to_string(),
         fields,
-    }
-}
-
-/// How one row of a collections write ends its call.
-fn row_end(planned: Planned, result: &RecordResult) -> End {
-    if result.success {
-        return End::Logged {
-            state: planned.state,
-            task: planned.task,
-        };
-    }
-    let codes: Vec<String> = result
-        .errors
-        .iter()
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .collect();
-    if result.errors.iter().any(ApiError::is_transient_row_error) {
-        End::Released(codes.join("; "))
-    } else {
-        End::Failed {
-            reason: format!("Salesforce refused the Task: {}", codes.join("; ")),
-            dead_letter: true,
-        }
     }
 }
 
