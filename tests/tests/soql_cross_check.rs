@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use sf_emulator::soql::parser::{Cond as ECond, Literal as ELiteral, parse};
-use shared::salesforce::soql::{Cond, Like, MAX_STRING_LITERAL, Select};
+use shared::salesforce::soql::{Cond, Like, MAX_STRING_LITERAL, Select, SoqlError};
 
 fn literal_of(cond: &ECond) -> Option<&ELiteral> {
     match cond {
@@ -54,11 +54,33 @@ proptest! {
 
     #[test]
     fn like_patterns_stay_one_pattern(s in strings()) {
-        let soql = Select::new("Contact", &["Id"]).filter(Cond::like("LastName", Like::Contains(s))).render();
-        // Wildcard escapes add characters: near the limit the builder may refuse, never emit.
-        if let Ok(soql) = soql {
-            let query = parse(&soql).unwrap_or_else(|e| panic!("{soql:?}: {e:?}"));
-            prop_assert!(matches!(query.where_, Some(ECond::Like { .. })), "{:?}", query.where_);
+        let soql = Select::new("Contact", &["Id"]).filter(Cond::like("LastName", Like::Contains(s.clone()))).render();
+        match soql {
+            Ok(soql) => {
+                let query = parse(&soql).unwrap_or_else(|e| panic!("{soql:?}: {e:?}"));
+                prop_assert!(matches!(query.where_, Some(ECond::Like { .. })), "{:?}", query.where_);
+            }
+            // Wildcard escapes add characters: near the limit the builder may
+            // refuse, and only for the literal's length, never emit a longer one.
+            Err(e) => prop_assert!(
+                matches!(e, SoqlError::LiteralTooLong(n) if n > MAX_STRING_LITERAL),
+                "{s:?} refused: {e}"
+            ),
         }
     }
+}
+
+/// The refusal the property above allows, reached on purpose: a pattern's text
+/// over the literal limit is refused for its length, not emitted.
+#[test]
+fn a_pattern_over_the_limit_is_refused_for_its_length() {
+    let pattern = Like::Contains("%".repeat(MAX_STRING_LITERAL + 1));
+    let err = Select::new("Contact", &["Id"])
+        .filter(Cond::like("LastName", pattern))
+        .render()
+        .unwrap_err();
+    assert!(
+        matches!(err, SoqlError::LiteralTooLong(n) if n > MAX_STRING_LITERAL),
+        "{err}"
+    );
 }
