@@ -1,6 +1,7 @@
 //! The one Salesforce REST client: per-tenant tokens (cached, persisted,
-//! refreshed single-flight under a lease), streamed queries, batched writes,
-//! retries within a deadline, API budget tracking and call counting.
+//! refreshed single-flight under a lease), streamed queries and searches,
+//! retries within a deadline, API budget tracking and call counting. A
+//! [`Session`]'s writes are in `writes.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,17 +9,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::Stream;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{ApiError, SalesforceError};
+use super::error::SalesforceError;
 use super::instance::{HostPolicy, SalesforceOrigin};
 use super::keyset::{KeysetQuery, Position};
 use super::limits::{Counter, parse_limit_info};
@@ -31,12 +32,6 @@ use crate::domain::{ApiUsage, ConnectionStatus, TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{ConnectionStore, LeaseStore, SecretStore, StoreError, TenantCredentials};
 
-/// sObject Collections take at most 200 records per request.
-pub const COLLECTION_LIMIT: usize = 200;
-/// A composite request takes at most 25 subrequests.
-pub const COMPOSITE_LIMIT: usize = 25;
-/// Query and sObject Collections subrequests per composite request.
-pub const COMPOSITE_COLLECTIONS_LIMIT: usize = 5;
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16_384;
@@ -176,90 +171,6 @@ struct RawPage<T> {
     #[serde(default)]
     next_records_url: Option<String>,
     records: Vec<T>,
-}
-
-/// A record to create: its sObject type and fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRecord {
-    pub object: &'static str,
-    pub fields: Map<String, Value>,
-}
-
-/// A record to update: its sObject type, id and the fields to set (`null` clears).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordUpdate {
-    pub object: &'static str,
-    pub id: String,
-    pub fields: Map<String, Value>,
-}
-
-/// The result of one record in a collections request, in request order.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RecordResult {
-    #[serde(default)]
-    pub id: Option<String>,
-    pub success: bool,
-    #[serde(default)]
-    pub errors: Vec<ApiError>,
-}
-
-/// What [`Session::write_many`] wrote: per side, one result per record in input
-/// order, or why Salesforce refused that side.
-#[derive(Debug)]
-pub struct Written {
-    pub created: Result<Vec<RecordResult>, SalesforceError>,
-    pub updated: Result<Vec<RecordResult>, SalesforceError>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    Create,
-    Update,
-}
-
-/// A composite subrequest.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubRequest {
-    pub method: String,
-    pub url: String,
-    pub reference_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-    /// Headers of the subrequest (any the resource supports but `Accept`,
-    /// `Authorization` and `Content-Type`, which come from the composite request).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub http_headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubResponse {
-    #[serde(default)]
-    pub body: Value,
-    pub http_status_code: u16,
-    pub reference_id: String,
-}
-
-/// A record update applied only if the record was not modified after
-/// `unmodified_since` (its `LastModifiedDate` when it was read).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConditionalUpdate {
-    pub object: &'static str,
-    pub id: String,
-    pub fields: Map<String, Value>,
-    pub unmodified_since: DateTime<Utc>,
-}
-
-/// What became of one [`ConditionalUpdate`].
-#[derive(Debug)]
-pub enum ConditionalOutcome {
-    Updated,
-    /// 412 Precondition Failed: the record changed after it was read. Nothing was
-    /// written: read it again and rebuild the update.
-    Modified,
-    /// Refused for another reason, classified.
-    Failed(SalesforceError),
 }
 
 /// The last API usage seen for a tenant.
@@ -439,7 +350,7 @@ impl SalesforceClient {
         }
     }
 
-    fn data_path(&self, rest: &str) -> String {
+    pub(super) fn data_path(&self, rest: &str) -> String {
         format!(
             "/services/data/v{}/{}",
             self.inner.api_version,
@@ -450,7 +361,7 @@ impl SalesforceClient {
 
 /// One tenant's requests, within one deadline.
 pub struct Session<'a, S, D> {
-    client: &'a SalesforceClient,
+    pub(super) client: &'a SalesforceClient,
     tenant: TenantId,
     secrets: &'a S,
     store: &'a D,
@@ -460,13 +371,13 @@ pub struct Session<'a, S, D> {
     answered: AtomicU64,
 }
 
-struct Request<'r> {
-    kind: ApiKind,
-    method: Method,
+pub(super) struct Request<'r> {
+    pub kind: ApiKind,
+    pub method: Method,
     /// Path and query, absolute (`/services/data/...`).
-    path: String,
-    body: Option<&'r Value>,
-    batch_size: Option<u32>,
+    pub path: String,
+    pub body: Option<&'r Value>,
+    pub batch_size: Option<u32>,
 }
 
 impl<'a, S, D> Session<'a, S, D>
@@ -745,75 +656,6 @@ where
         })
     }
 
-    /// `POST …/sobjects/<object>/`: the new record's id.
-    pub async fn create(
-        &self,
-        object: &str,
-        fields: &Map<String, Value>,
-    ) -> Result<String, SalesforceError> {
-        let body = Value::Object(fields.clone());
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Create,
-                method: Method::POST,
-                path: self
-                    .client
-                    .data_path(&format!("sobjects/{}/", checked_name(object)?)),
-                body: Some(&body),
-                batch_size: None,
-            })
-            .await?;
-        let result: RecordResult = decode(&bytes)?;
-        match result.id {
-            Some(id) if result.success => Ok(id),
-            _ => Err(SalesforceError::Api {
-                status: 201,
-                errors: result.errors,
-                excerpt: None,
-            }),
-        }
-    }
-
-    /// `PATCH …/sobjects/<object>/<id>`.
-    pub async fn update(
-        &self,
-        object: &str,
-        id: &str,
-        fields: &Map<String, Value>,
-    ) -> Result<(), SalesforceError> {
-        let body = Value::Object(fields.clone());
-        self.send(Request {
-            kind: ApiKind::Update,
-            method: Method::PATCH,
-            path: self.client.data_path(&format!(
-                "sobjects/{}/{}",
-                checked_name(object)?,
-                checked_id(id)?
-            )),
-            body: Some(&body),
-            batch_size: None,
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// `DELETE …/sobjects/<object>/<id>`.
-    pub async fn delete(&self, object: &str, id: &str) -> Result<(), SalesforceError> {
-        self.send(Request {
-            kind: ApiKind::Delete,
-            method: Method::DELETE,
-            path: self.client.data_path(&format!(
-                "sobjects/{}/{}",
-                checked_name(object)?,
-                checked_id(id)?
-            )),
-            body: None,
-            batch_size: None,
-        })
-        .await?;
-        Ok(())
-    }
-
     /// `GET …/sobjects/<object>/<id>?fields=…`
     pub async fn read(
         &self,
@@ -836,258 +678,6 @@ where
             })
             .await?;
         decode(&bytes)
-    }
-
-    /// sObject Collections create, 200 records per request, `allOrNone: false`.
-    /// Results are in input order: result `i` belongs to `records[i]`.
-    pub async fn create_many(
-        &self,
-        records: &[NewRecord],
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let bodies = records
-            .iter()
-            .map(|r| with_type(r.object, None, &r.fields))
-            .collect();
-        self.collections(ApiKind::CollectionsCreate, Method::POST, bodies)
-            .await
-    }
-
-    /// sObject Collections update, as [`Self::create_many`].
-    pub async fn update_many(
-        &self,
-        records: &[RecordUpdate],
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let bodies = records
-            .iter()
-            .map(|r| with_type(r.object, Some(&r.id), &r.fields))
-            .collect();
-        self.collections(ApiKind::CollectionsUpdate, Method::PATCH, bodies)
-            .await
-    }
-
-    /// Creates and updates together: each side in sObject Collections of 200, the
-    /// collections sent as subrequests of one composite request (at most five:
-    /// Salesforce's limit on collections and queries in a composite), so that a
-    /// batch needing both costs one API call, not two. A lone collection goes
-    /// alone. Each side answers its results in input order, or the error of a
-    /// collection Salesforce refused as a whole (the whole side then: with the
-    /// call logger's batches of at most 100, a side is one collection).
-    pub async fn write_many(
-        &self,
-        creates: &[NewRecord],
-        updates: &[RecordUpdate],
-    ) -> Result<Written, SalesforceError> {
-        let creates: Vec<Value> = creates
-            .iter()
-            .map(|r| with_type(r.object, None, &r.fields))
-            .collect();
-        let updates: Vec<Value> = updates
-            .iter()
-            .map(|r| with_type(r.object, Some(&r.id), &r.fields))
-            .collect();
-        let chunks: Vec<(Side, &[Value])> = creates
-            .chunks(COLLECTION_LIMIT)
-            .map(|c| (Side::Create, c))
-            .chain(updates.chunks(COLLECTION_LIMIT).map(|c| (Side::Update, c)))
-            .collect();
-        if let [(side, records)] = chunks.as_slice() {
-            let (kind, method) = match side {
-                Side::Create => (ApiKind::CollectionsCreate, Method::POST),
-                Side::Update => (ApiKind::CollectionsUpdate, Method::PATCH),
-            };
-            let results = self.collections(kind, method, records.to_vec()).await;
-            return Ok(match side {
-                Side::Create => Written {
-                    created: results,
-                    updated: Ok(Vec::new()),
-                },
-                Side::Update => Written {
-                    created: Ok(Vec::new()),
-                    updated: results,
-                },
-            });
-        }
-        let path = self.client.data_path("composite/sobjects");
-        let mut written = Written {
-            created: Ok(Vec::new()),
-            updated: Ok(Vec::new()),
-        };
-        for group in chunks.chunks(COMPOSITE_COLLECTIONS_LIMIT) {
-            let requests: Vec<SubRequest> = group
-                .iter()
-                .enumerate()
-                .map(|(i, (side, records))| SubRequest {
-                    method: match side {
-                        Side::Create => "POST",
-                        Side::Update => "PATCH",
-                    }
-                    .into(),
-                    url: path.clone(),
-                    reference_id: format!("collection{i}"),
-                    body: Some(json!({ "allOrNone": false, "records": records })),
-                    http_headers: BTreeMap::new(),
-                })
-                .collect();
-            let mut responses: HashMap<String, SubResponse> = self
-                .composite(false, &requests)
-                .await?
-                .into_iter()
-                .map(|r| (r.reference_id.clone(), r))
-                .collect();
-            for (request, (side, records)) in requests.iter().zip(group) {
-                let rows = match responses.remove(&request.reference_id) {
-                    Some(r) if (200..300).contains(&r.http_status_code) => {
-                        serde_json::from_value::<Vec<RecordResult>>(r.body)
-                            .map_err(|e| SalesforceError::Decode(e.to_string()))
-                            .and_then(|rows| counted(rows, records.len()))
-                    }
-                    Some(r) => Err(SalesforceError::from_response(
-                        r.http_status_code,
-                        r.body.to_string().as_bytes(),
-                    )),
-                    None => Err(SalesforceError::Decode(
-                        "the composite answer has no result for this collection".into(),
-                    )),
-                };
-                let into = match side {
-                    Side::Create => &mut written.created,
-                    Side::Update => &mut written.updated,
-                };
-                match (into.as_mut(), rows) {
-                    (Ok(all), Ok(rows)) => all.extend(rows),
-                    (Ok(_), Err(e)) => *into = Err(e),
-                    (Err(_), _) => {}
-                }
-            }
-        }
-        Ok(written)
-    }
-
-    /// `composite/sobjects` in chunks of 200, results in input order.
-    async fn collections(
-        &self,
-        kind: ApiKind,
-        method: Method,
-        records: Vec<Value>,
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = json!({ "allOrNone": false, "records": chunk });
-            let bytes = self
-                .send(Request {
-                    kind,
-                    method: method.clone(),
-                    path: self.client.data_path("composite/sobjects"),
-                    body: Some(&body),
-                    batch_size: None,
-                })
-                .await?;
-            results.extend(collection_results(&bytes, chunk.len())?);
-        }
-        Ok(results)
-    }
-
-    /// Updates each record only if it was not modified after its
-    /// `unmodified_since`: `If-Unmodified-Since` on each subrequest of composite
-    /// requests, 25 records per API call. The REST API guide documents the header
-    /// for sObject Rows ("Conditional Request Headers",
-    /// api_rest/intro_rest_conditional_requests.htm; weak validation against
-    /// `LastModifiedDate`, 412 when modified since), and a composite subrequest's
-    /// `httpHeaders` carries any header its resource supports but Accept,
-    /// Authorization and Content-Type ("Composite Request Body",
-    /// api_rest/requests_composite.htm). Outcomes in input order. A record with an invalid id or object
-    /// name fails alone, without a request. Sending again is safe: a request retried
-    /// after a lost answer finds its own write and says `Modified` for that record,
-    /// which a re-read shows already done.
-    pub async fn update_if_unmodified(
-        &self,
-        updates: &[ConditionalUpdate],
-    ) -> Result<Vec<ConditionalOutcome>, SalesforceError> {
-        let mut outcomes: Vec<Option<ConditionalOutcome>> = Vec::with_capacity(updates.len());
-        let mut valid = Vec::new();
-        for (i, u) in updates.iter().enumerate() {
-            match (checked_name(u.object), checked_id(&u.id)) {
-                (Ok(object), Ok(id)) => {
-                    outcomes.push(None);
-                    valid.push((i, object, id));
-                }
-                (Err(e), _) | (_, Err(e)) => outcomes.push(Some(ConditionalOutcome::Failed(e))),
-            }
-        }
-        for chunk in valid.chunks(COMPOSITE_LIMIT) {
-            let requests: Vec<SubRequest> = chunk
-                .iter()
-                .map(|(i, object, id)| SubRequest {
-                    method: "PATCH".into(),
-                    url: self.client.data_path(&format!("sobjects/{object}/{id}")),
-                    reference_id: format!("update{i}"),
-                    body: Some(Value::Object(updates[*i].fields.clone())),
-                    http_headers: BTreeMap::from([(
-                        "If-Unmodified-Since".to_string(),
-                        http_date(updates[*i].unmodified_since),
-                    )]),
-                })
-                .collect();
-            let responses = self.composite(false, &requests).await?;
-            let mut by_reference: HashMap<String, SubResponse> = responses
-                .into_iter()
-                .map(|r| (r.reference_id.clone(), r))
-                .collect();
-            for (i, _, _) in chunk {
-                let outcome = match by_reference.remove(&format!("update{i}")) {
-                    Some(r) if (200..300).contains(&r.http_status_code) => {
-                        ConditionalOutcome::Updated
-                    }
-                    Some(r) if r.http_status_code == 412 => ConditionalOutcome::Modified,
-                    Some(r) => ConditionalOutcome::Failed(SalesforceError::from_response(
-                        r.http_status_code,
-                        r.body.to_string().as_bytes(),
-                    )),
-                    None => ConditionalOutcome::Failed(SalesforceError::Decode(
-                        "the composite answer has no result for this record".into(),
-                    )),
-                };
-                outcomes[*i] = Some(outcome);
-            }
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    ConditionalOutcome::Failed(SalesforceError::Decode("not sent".into()))
-                })
-            })
-            .collect())
-    }
-
-    /// `POST …/composite` (≤ 25 subrequests, one API call).
-    pub async fn composite(
-        &self,
-        all_or_none: bool,
-        requests: &[SubRequest],
-    ) -> Result<Vec<SubResponse>, SalesforceError> {
-        if requests.len() > COMPOSITE_LIMIT {
-            return Err(SalesforceError::Decode(format!(
-                "{} composite subrequests (max 25)",
-                requests.len()
-            )));
-        }
-        let body = json!({ "allOrNone": all_or_none, "compositeRequest": requests });
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Composite,
-                method: Method::POST,
-                path: self.client.data_path("composite"),
-                body: Some(&body),
-                batch_size: None,
-            })
-            .await?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Composite {
-            composite_response: Vec<SubResponse>,
-        }
-        Ok(decode::<Composite>(&bytes)?.composite_response)
     }
 
     /// `GET …/limits/` (costs one call).
@@ -1164,7 +754,7 @@ where
     /// and again (a session refused after fresh tokens is retryable: only the token
     /// endpoint refusing the refresh token means re-authorising); transient
     /// failures retried with back-off and jitter within the deadline.
-    async fn send(&self, request: Request<'_>) -> Result<Bytes, SalesforceError> {
+    pub(super) async fn send(&self, request: Request<'_>) -> Result<Bytes, SalesforceError> {
         let mut refreshes = 0u32;
         let mut attempt = 0u32;
         loop {
@@ -1438,40 +1028,10 @@ pub async fn mark_needs_reauth<D: ConnectionStore>(
     Ok(())
 }
 
-fn with_type(object: &str, id: Option<&str>, fields: &Map<String, Value>) -> Value {
-    let mut record = Map::with_capacity(fields.len() + 2);
-    record.insert("attributes".into(), json!({ "type": object }));
-    if let Some(id) = id {
-        record.insert("Id".into(), Value::String(id.to_string()));
-    }
-    for (k, v) in fields {
-        record.insert(k.clone(), v.clone());
-    }
-    Value::Object(record)
-}
-
-fn collection_results(bytes: &[u8], expected: usize) -> Result<Vec<RecordResult>, SalesforceError> {
-    counted(decode(bytes)?, expected)
-}
-
-/// A collection's results, which must be one per record sent.
-fn counted(
-    results: Vec<RecordResult>,
-    expected: usize,
-) -> Result<Vec<RecordResult>, SalesforceError> {
-    if results.len() != expected {
-        return Err(SalesforceError::Decode(format!(
-            "collections answered {} results for {expected} records",
-            results.len()
-        )));
-    }
-    Ok(results)
-}
-
 /// Parses a success body. Not JSON at all (a truncated or mangled body, a
 /// proxy's page): [`SalesforceError::InvalidJson`], worth another try later. JSON
 /// of another shape: [`SalesforceError::Decode`], which another try will not fix.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SalesforceError> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SalesforceError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => SalesforceError::Decode(e.to_string()),
         _ => SalesforceError::InvalidJson(e.to_string()),
@@ -1504,12 +1064,6 @@ fn head_bytes(request: &reqwest::Request, host: &str) -> usize {
         + body
 }
 
-/// An HTTP-date (RFC 7231 IMF-fixdate), as conditional request headers take it:
-/// `Tue, 10 Aug 2015 00:00:00 GMT`. Whole seconds, like Salesforce's audit dates.
-pub fn http_date(at: DateTime<Utc>) -> String {
-    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-}
-
 fn transport(e: reqwest::Error) -> SalesforceError {
     SalesforceError::Transport(e.to_string())
 }
@@ -1530,7 +1084,7 @@ fn checked_next_url(url: &str) -> Result<String, SalesforceError> {
     }
 }
 
-fn checked_name(name: &str) -> Result<&str, SalesforceError> {
+pub(super) fn checked_name(name: &str) -> Result<&str, SalesforceError> {
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(name)
     } else {
@@ -1548,7 +1102,7 @@ fn newer_token(creds: &TenantCredentials, failed: Option<&CachedToken>) -> Optio
         .then(|| stored.clone())
 }
 
-fn checked_id(id: &str) -> Result<&str, SalesforceError> {
+pub(super) fn checked_id(id: &str) -> Result<&str, SalesforceError> {
     if super::id::is_record_id(id) {
         Ok(id)
     } else {
@@ -1584,17 +1138,6 @@ mod tests {
         assert!(checked_id("00T00000000000/AAA").is_err());
         assert!(checked_name("Task").is_ok());
         assert!(checked_name("Task/../x").is_err());
-    }
-
-    #[test]
-    fn conditional_dates_are_http_dates() {
-        use chrono::TimeZone;
-        let at = Utc.with_ymd_and_hms(2015, 8, 10, 7, 5, 9).unwrap();
-        assert_eq!(http_date(at), "Mon, 10 Aug 2015 07:05:09 GMT");
-        assert_eq!(
-            http_date(at + chrono::Duration::milliseconds(999)),
-            "Mon, 10 Aug 2015 07:05:09 GMT"
-        );
     }
 
     #[test]
@@ -1637,17 +1180,5 @@ mod tests {
         assert_eq!(c.get(ApiKind::QueryMore), 2);
         assert_eq!(c.snapshot().get("queryMore"), Some(&2));
         assert!(!c.snapshot().contains_key("search"));
-    }
-
-    #[test]
-    fn records_carry_their_type() {
-        let fields: Map<String, Value> = json!({"Subject": "Call"})
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(
-            with_type("Task", Some("00T000000000001AAA"), &fields),
-            json!({"attributes": {"type": "Task"}, "Id": "00T000000000001AAA", "Subject": "Call"})
-        );
     }
 }

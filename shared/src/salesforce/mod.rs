@@ -14,11 +14,13 @@ pub mod pubsub;
 pub mod soql;
 pub mod sosl;
 pub mod text;
+mod writes;
 
-pub use client::{
-    ApiCounters, ApiKind, ConditionalOutcome, ConditionalUpdate, NewRecord, QueryPage,
-    RecordResult, RecordUpdate, SalesforceClient, Session, SubRequest, SubResponse, Usage, Written,
-};
+pub use client::{ApiCounters, ApiKind, QueryPage, SalesforceClient, Session, Usage};
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};
 pub use keyset::{KeysetQuery, Position};
+pub use writes::{
+    ConditionalOutcome, ConditionalUpdate, NewRecord, RecordResult, RecordUpdate, SubRequest,
+    SubResponse, Written,
+};
