@@ -1387,13 +1387,9 @@ impl CallStore for DynamoStore {
         tenant: &TenantId,
         outcomes: &[CallOutcome],
     ) -> StoreResult<Vec<StoreResult<CallOutcome>>> {
-        let mut seen = HashSet::new();
-        if let Some(twice) = outcomes.iter().find(|o| !seen.insert(&o.call_id)) {
-            return Err(StoreError::Rejected(format!(
-                "call {} appears twice in one outcome write",
-                twice.call_id
-            )));
-        }
+        once_each(outcomes.iter().map(|o| o.call_id.as_str()), |id| {
+            format!("call {id} appears twice in one outcome write")
+        })?;
         let actions = outcomes
             .iter()
             .map(|o| versioned_put(&self.table, outcome_item(tenant, o)?, o.version))
@@ -1422,13 +1418,9 @@ impl CallStore for DynamoStore {
         claims: &[CallClaim],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<StoreResult<ClaimResult>>> {
-        let mut seen = HashSet::new();
-        if let Some(twice) = claims.iter().find(|c| !seen.insert(&c.call_id)) {
-            return Err(StoreError::Rejected(format!(
-                "call {} is claimed twice in one request",
-                twice.call_id
-            )));
-        }
+        once_each(claims.iter().map(|c| c.call_id.as_str()), |id| {
+            format!("call {id} is claimed twice in one request")
+        })?;
         let actions = claims
             .iter()
             .map(|c| claim_action(&self.table, tenant, c, now))
@@ -1539,6 +1531,19 @@ impl CallStore for DynamoStore {
             .await
             .map_err(|e| map_sdk_error("Query (gsi1 re-match)", e))?;
         page_of(out.items, out.last_evaluated_key, outcome_from_item)
+    }
+}
+
+/// A transaction names each call once (DynamoDB refuses two actions on one
+/// item): the first id seen twice is refused with `message`.
+fn once_each<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+    message: impl FnOnce(&str) -> String,
+) -> StoreResult<()> {
+    let mut seen = HashSet::new();
+    match ids.into_iter().find(|id| !seen.insert(*id)) {
+        Some(twice) => Err(StoreError::Rejected(message(twice))),
+        None => Ok(()),
     }
 }
 

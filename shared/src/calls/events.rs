@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::calendar::{self, EVENT_FIELDS, SfEvent};
 use super::claim::Claimed;
 use super::event::{CalendarEvent, Direction};
-use super::outcomes::{End, TaskLinks, row_end};
+use super::outcomes::{End, Row, TaskLinks, end_rows};
 use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
@@ -169,30 +169,18 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         .collect();
     // Both sides in one composite request, as the Task writes.
     let written = session.write_many(&new, &changed).await?;
-    let mut refused = None;
-    match written.created {
-        Ok(results) => {
-            for (mut p, result) in creates.into_iter().zip(results) {
-                if let Some(id) = result.id.clone() {
-                    p.links.id = id;
-                }
-                work[p.call].end = Some(row_end(Activity::Event, p.state, p.links, &result));
-            }
-        }
-        Err(e) => refused = Some(e),
-    }
-    match written.updated {
-        Ok(results) => {
-            for (p, result) in updates.into_iter().zip(results) {
-                work[p.call].end = Some(row_end(Activity::Event, p.state, p.links, &result));
-            }
-        }
-        Err(e) => refused = refused.or(Some(e)),
-    }
-    match refused {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    let row = |p: Planned| Row {
+        call: p.call,
+        state: p.state,
+        links: p.links,
+    };
+    end_rows(
+        Activity::Event,
+        work,
+        written,
+        creates.into_iter().map(row).collect(),
+        updates.into_iter().map(row).collect(),
+    )
 }
 
 /// One query: the Events of the batch's meetings' owners that start within the

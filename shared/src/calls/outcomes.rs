@@ -14,7 +14,7 @@ use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, 
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
 use crate::salesforce::id::same_id;
-use crate::salesforce::{ApiError, RecordResult};
+use crate::salesforce::{ApiError, RecordResult, Written};
 
 /// A call failing for a transient reason on this receive (or later) is parked
 /// instead of retried: its remaining receives are kept for what a retry can fix,
@@ -47,12 +47,7 @@ pub(super) struct TaskLinks {
 /// How one row of a collections write of `activity`s (Tasks or Events) ends its
 /// call: logged, released to be retried (a transient row error such as a row
 /// lock), or failed with Salesforce's reason.
-pub(super) fn row_end(
-    activity: Activity,
-    state: CallState,
-    links: TaskLinks,
-    result: &RecordResult,
-) -> End {
+fn row_end(activity: Activity, state: CallState, links: TaskLinks, result: &RecordResult) -> End {
     if result.success {
         return End::Logged { state, task: links };
     }
@@ -73,6 +68,42 @@ pub(super) fn row_end(
             dead_letter: true,
         }
     }
+}
+
+/// One call's activity in a write: which call, the state the write gives it,
+/// and the links the activity will have.
+pub(super) struct Row {
+    pub call: usize,
+    pub state: CallState,
+    pub links: TaskLinks,
+}
+
+/// Ends the calls of a [`Written`] batch of `activity`s: each row of `created`
+/// and `updated` (in the order they were sent) ends its own call, a created
+/// row taking the new record's id. A side Salesforce refused as a whole is
+/// returned as the error, after the other side's rows have ended their calls.
+pub(super) fn end_rows(
+    activity: Activity,
+    work: &mut [Claimed],
+    written: Written,
+    created: Vec<Row>,
+    updated: Vec<Row>,
+) -> Result<(), WorkError> {
+    let mut refused = None;
+    for (rows, results) in [(created, written.created), (updated, written.updated)] {
+        match results {
+            Ok(results) => {
+                for (mut row, result) in rows.into_iter().zip(results) {
+                    if let Some(id) = result.id.clone() {
+                        row.links.id = id;
+                    }
+                    work[row.call].end = Some(row_end(activity, row.state, row.links, &result));
+                }
+            }
+            Err(e) => refused = refused.or(Some(e)),
+        }
+    }
+    refused.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// How an error of the batch's Salesforce work ends the calls it left open.

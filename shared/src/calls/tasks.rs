@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::claim::Claimed;
 use super::dialer::{self, Task};
 use super::matching::Decision;
-use super::outcomes::{End, TaskLinks, row_end};
+use super::outcomes::{End, Row, TaskLinks, end_rows};
 use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
@@ -115,44 +115,18 @@ pub(super) async fn write<S: Store, K: SecretStore>(
     let new: Vec<NewRecord> = creates.iter().map(|(_, r)| r.clone()).collect();
     let changed: Vec<RecordUpdate> = updates.iter().map(|(_, u)| u.clone()).collect();
     let written = session.write_many(&new, &changed).await?;
-    // A side Salesforce refused as a whole ends its calls as the batch's error
-    // would; the other side's rows end their own calls first.
-    let mut refused = None;
-    match written.created {
-        Ok(results) => {
-            for ((mut planned, _), result) in creates.into_iter().zip(results) {
-                if let Some(id) = result.id.clone() {
-                    planned.task.id = id;
-                }
-                let call = planned.call;
-                work[call].end = Some(row_end(
-                    Activity::Task,
-                    planned.state,
-                    planned.task,
-                    &result,
-                ));
-            }
-        }
-        Err(e) => refused = Some(e),
-    }
-    match written.updated {
-        Ok(results) => {
-            for ((planned, _), result) in updates.into_iter().zip(results) {
-                let call = planned.call;
-                work[call].end = Some(row_end(
-                    Activity::Task,
-                    planned.state,
-                    planned.task,
-                    &result,
-                ));
-            }
-        }
-        Err(e) => refused = refused.or(Some(e)),
-    }
-    match refused {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    let row = |p: Planned| Row {
+        call: p.call,
+        state: p.state,
+        links: p.task,
+    };
+    end_rows(
+        Activity::Task,
+        work,
+        written,
+        creates.into_iter().map(|(p, _)| row(p)).collect(),
+        updates.into_iter().map(|(p, _)| row(p)).collect(),
+    )
 }
 
 fn planned(call: usize, state: CallState, task: &Task) -> Planned {

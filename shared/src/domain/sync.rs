@@ -105,3 +105,25 @@ pub struct SyncStatus {
     #[serde(default)]
     pub total_api_calls: u64,
 }
+
+impl SyncStatus {
+    /// A status of `object` in `state`, finished now, with nothing counted.
+    pub fn new(object: impl Into<String>, state: SyncState) -> Self {
+        Self {
+            object: object.into(),
+            state,
+            message: None,
+            last_error: None,
+            source: None,
+            source_reason: None,
+            records_read: 0,
+            records_written: 0,
+            records_deleted: 0,
+            api_calls: 0,
+            duration_ms: 0,
+            finished_at: Utc::now(),
+            total_records_read: 0,
+            total_api_calls: 0,
+        }
+    }
+}

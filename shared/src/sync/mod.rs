@@ -535,20 +535,11 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let calls = self.app.salesforce.counters().total() - calls_before;
         let duration_ms = started.elapsed().as_millis() as u64;
         let mut status = SyncStatus {
-            object: REMATCH_STATUS.to_string(),
-            state: SyncState::UpToDate,
-            message: None,
-            last_error: None,
-            source: None,
-            source_reason: None,
-            records_read: 0,
-            records_written: 0,
-            records_deleted: 0,
             api_calls: calls,
             duration_ms,
-            finished_at: Utc::now(),
             total_records_read: previous.map_or(0, |p| p.total_records_read),
             total_api_calls: previous.map_or(0, |p| p.total_api_calls) + calls,
+            ..SyncStatus::new(REMATCH_STATUS, SyncState::UpToDate)
         };
         let outcome = match &result {
             Ok(run) => {
@@ -881,20 +872,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     ) -> Result<(), StoreError> {
         tracing::info!(tenant_id = %tenant, used_percent, threshold, "sync paused: API budget");
         let status = SyncStatus {
-            object: "*".into(),
-            state: SyncState::Paused,
             message: Some(pause_message(used_percent, threshold)),
-            last_error: None,
-            source: None,
-            source_reason: None,
-            records_read: 0,
-            records_written: 0,
-            records_deleted: 0,
-            api_calls: 0,
-            duration_ms: 0,
-            finished_at: Utc::now(),
-            total_records_read: 0,
-            total_api_calls: 0,
+            ..SyncStatus::new("*", SyncState::Paused)
         };
         self.app.store.put_sync_status(tenant, &status).await
     }
