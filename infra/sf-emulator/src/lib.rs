@@ -26,6 +26,7 @@ pub mod access;
 pub mod cdc;
 pub mod composite;
 pub mod conditional;
+pub mod content;
 pub mod control;
 pub mod describe;
 pub mod event;

@@ -1257,6 +1257,9 @@ impl Org {
         if obj.name == "Event" {
             crate::event::check(obj, vals)?;
         }
+        if obj.name == "ContentNote" {
+            crate::content::check_note(obj, vals)?;
+        }
         if matches!(obj.name, "Task" | "Event") {
             let who = obj.by_name.get("whoid").map(|i| &vals[*i]);
             let what = obj.by_name.get("whatid").map(|i| &vals[*i]);
@@ -1271,6 +1274,40 @@ impl Org {
                     vec!["WhoId".into(), "WhatId".into()],
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// A document is linked to a record once (the code is unconfirmed).
+    fn check_new_link(&self, obj: &ObjectDef, vals: &[Value]) -> Result<(), RecError> {
+        let (Some(doc), Some(entity)) = (
+            obj.by_name.get("contentdocumentid"),
+            obj.by_name.get("linkedentityid"),
+        ) else {
+            return Ok(());
+        };
+        let (Value::Ref(d), Value::Ref(e)) = (&vals[*doc], &vals[*entity]) else {
+            return Ok(());
+        };
+        let (Some(dc), Some(ec)) = (obj.fields[*doc].column, obj.fields[*entity].column) else {
+            return Ok(());
+        };
+        let t = &self.tables[obj.index];
+        let taken = (0..t.len()).any(|r| {
+            !t.is_deleted(r)
+                && t.get(dc, r) == ValueRef::Ref(*d)
+                && t.get(ec, r) == ValueRef::Ref(*e)
+        });
+        if taken {
+            return Err(RecError::new(
+                "DUPLICATE_VALUE",
+                format!(
+                    "Document with ID: {} is already linked with the entity with ID: {}",
+                    self.id18(*d),
+                    self.id18(*e)
+                ),
+                vec!["LinkedEntityId".into()],
+            ));
         }
         Ok(())
     }
@@ -1341,6 +1378,9 @@ impl Org {
         let mut vals = self.merged(obj, None, &fields);
         Self::check_required(obj, &vals)?;
         self.check_rules(obj, &vals)?;
+        if obj.name == "ContentDocumentLink" {
+            self.check_new_link(obj, &vals)?;
+        }
         self.derive(obj, &mut vals);
         self.check_injected(obj, crate::world::WriteOp::Create, None, &vals, ctx)?;
         let now = to_second(ctx.now);
