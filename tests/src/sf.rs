@@ -275,6 +275,25 @@ impl OrgUser {
         created["id"].as_str().expect("created id").to_string()
     }
 
+    /// `POST sobjects/<object>`: the new id, or Salesforce's refusal (its body).
+    pub async fn try_create(&self, object: &str, fields: Value) -> Result<String, Value> {
+        let url = format!("{}/sobjects/{object}", self.base);
+        let response = self
+            .http
+            .post(url)
+            .json(&fields)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("REST request");
+        let ok = response.status().is_success();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match ok {
+            true => Ok(body["id"].as_str().expect("created id").to_string()),
+            false => Err(body),
+        }
+    }
+
     pub async fn update(&self, object: &str, id: &str, fields: Value) {
         let url = format!("{}/sobjects/{object}/{id}", self.base);
         self.send(self.http.patch(url).json(&fields)).await;

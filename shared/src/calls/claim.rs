@@ -40,6 +40,13 @@ pub(super) struct Claimed {
     pub end: Option<End>,
     /// The activity it is logged as (an Event for a meeting with its calendar event).
     pub activity: crate::domain::Activity,
+    /// Its activity was found already written (an earlier invocation got that
+    /// far, then lost its outcome): its Note may exist too.
+    pub written_before: bool,
+    /// Its Note, when one was written ([`super::notes`]).
+    pub note: Option<crate::domain::CallNote>,
+    /// Why it has no Note although the tenant asked for one.
+    pub note_problem: Option<String>,
 }
 
 /// Who owns the call's Task, and why.
@@ -89,6 +96,9 @@ impl Claimed {
             comments_version: None,
             end: None,
             activity: crate::domain::Activity::Task,
+            written_before: false,
+            note: None,
+            note_problem: None,
         }
     }
 
@@ -112,15 +122,24 @@ impl Claimed {
     }
 }
 
-/// Claims `calls` for this invocation. Returns the claimed calls, and the verdicts
-/// of the others: a final call is a duplicate (done), another invocation's live
-/// claim is retried once it has expired, a claim that could not be written is retried.
+/// A call delivered again after it was logged: its message and its outcome.
+/// Nothing is logged again; only its Note may change ([`super::notes::refresh`]).
+pub(super) struct Final {
+    pub delivery: usize,
+    pub call: CallEvent,
+    pub outcome: crate::domain::CallOutcome,
+}
+
+/// Claims `calls` for this invocation. Returns the claimed calls, the final
+/// ones (duplicates: done, but for their Note), and the verdicts of the others:
+/// another invocation's live claim is retried once it has expired, a claim that
+/// could not be written is retried.
 pub(super) async fn claim<S: Store, K>(
     app: &App<S, K>,
     tenant: &TenantId,
     calls: Vec<(usize, CallEvent)>,
     deliveries: &[Delivery],
-) -> (Vec<Claimed>, Vec<(usize, Verdict)>) {
+) -> (Vec<Claimed>, Vec<Final>, Vec<(usize, Verdict)>) {
     let now = Utc::now();
     let version = claim_version(now);
     let until = now + chrono::Duration::from_std(CLAIM_TTL).unwrap_or_default();
@@ -140,11 +159,16 @@ pub(super) async fn claim<S: Store, K>(
             .collect(),
     };
     let mut claimed = Vec::new();
+    let mut finals = Vec::new();
     let mut verdicts = Vec::new();
     for ((i, call), result) in calls.into_iter().zip(results) {
         match result {
             Ok(ClaimResult::Claimed) => claimed.push(Claimed::new(i, call, version)),
-            Ok(ClaimResult::Final(_)) => verdicts.push((i, Verdict::Done)),
+            Ok(ClaimResult::Final(outcome)) => finals.push(Final {
+                delivery: i,
+                call,
+                outcome: *outcome,
+            }),
             Ok(ClaimResult::Busy { until }) => {
                 // Back when the other invocation's claim has expired, not sooner.
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
@@ -157,7 +181,7 @@ pub(super) async fn claim<S: Store, K>(
             }
         }
     }
-    (claimed, verdicts)
+    (claimed, finals, verdicts)
 }
 
 /// A claim's version: a fresh number, larger than any earlier claim's of the call.

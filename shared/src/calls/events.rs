@@ -71,6 +71,8 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         let decision = w.decision.as_ref();
         if let Some(ours) = calendar::ours(&events, &w.call) {
             // Written before (the outcome write was lost): refresh its block only.
+            work[i].written_before = true;
+            let w = &work[i];
             taken.insert(ours.id.clone());
             let current = ours.description.as_deref();
             let kept = current.map(render::user_text).unwrap_or_default();

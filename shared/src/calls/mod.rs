@@ -23,6 +23,9 @@
 //!    calendar's Event (found by one query for the batch) or a new one. Then the
 //!    **Task writes** ([`tasks`]): the creates and the updates as two sObject
 //!    Collections in one composite request.
+//!    Then the **Notes** ([`notes`], a tenant setting): the logged calls'
+//!    summaries as Salesforce Notes, in one composite request. A call delivered
+//!    again after it was logged only has its Note brought up to date.
 //! 8. **Outcomes** ([`outcomes`]): written together, each only while its claim holds.
 //!
 //! Exactly once: the claim keeps concurrent deliveries apart, and the Task we create
@@ -42,6 +45,8 @@ pub mod handler;
 pub mod insights;
 pub mod link;
 pub mod matching;
+pub mod note;
+mod notes;
 pub mod outcomes;
 pub mod rematch;
 pub mod render;
@@ -172,8 +177,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 return calls.iter().map(|(i, _)| (*i, Verdict::Retry)).collect();
             }
         };
-        let (mut claimed, mut verdicts) = claim::claim(self.app, tenant, calls, deliveries).await;
-        if claimed.is_empty() {
+        let (mut claimed, finals, mut verdicts) =
+            claim::claim(self.app, tenant, calls, deliveries).await;
+        if claimed.is_empty() && finals.is_empty() {
             return verdicts;
         }
         let session = match self.blocked(tenant, &connection) {
@@ -188,12 +194,22 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                     &self.app.store,
                     deadline,
                 );
-                if let Err(e) = self.work(&session, &connection, &mut claimed).await {
-                    outcomes::ended_by(&e, session.was_answered(), &mut claimed, deliveries);
+                if !claimed.is_empty() {
+                    if let Err(e) = self.work(&session, &connection, &mut claimed).await {
+                        outcomes::ended_by(&e, session.was_answered(), &mut claimed, deliveries);
+                    }
                 }
                 Some(session)
             }
         };
+        if !finals.is_empty() {
+            verdicts.extend(
+                notes::refresh(self.app, session.as_ref(), &connection, finals, deliveries).await,
+            );
+        }
+        if claimed.is_empty() {
+            return verdicts;
+        }
         let (recorded, logged) =
             outcomes::record(self.app, self.dead_letters, tenant, &claimed, deliveries).await;
         for (_, settled) in &recorded {
@@ -244,7 +260,9 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         .await?;
         load_comments(&self.app.store, session.tenant(), claimed).await?;
         events::write(session, claimed).await?;
-        tasks::write(session, connection, claimed).await
+        tasks::write(session, connection, claimed).await?;
+        notes::write(self.app, session, connection, claimed).await;
+        Ok(())
     }
 
     /// Comments stored while their calls were being logged (after this invocation

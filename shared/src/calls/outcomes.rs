@@ -205,6 +205,8 @@ fn logged(outcome: &mut CallOutcome, w: &Claimed, state: CallState, task: TaskLi
     };
     outcome.state = state;
     outcome.activity = w.activity;
+    outcome.note = w.note.clone();
+    outcome.note_problem = w.note_problem.clone();
     outcome.task_id = Some(task.id.clone());
     outcome.owner_id = w.owner.as_ref().map(|o| o.id.clone());
     outcome.linked = links(task.who_id.as_deref(), task.what_id.as_deref());

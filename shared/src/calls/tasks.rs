@@ -59,6 +59,8 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         };
         // Created before (the outcome write was lost): refresh its block only.
         if let Some(ours) = dialer::ours(&existing, w) {
+            work[i].written_before = true;
+            let w = &work[i];
             let planned = planned(i, CallState::Created, ours);
             taken.insert(planned.task.id.clone());
             let current = dialer::text(ours, "Description");

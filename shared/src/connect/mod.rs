@@ -134,6 +134,9 @@ pub struct SettingsInput {
     /// Days after a call during which the sync matches it again (0: never).
     #[serde(default)]
     pub rematch_days: Option<u16>,
+    /// Summaries as Notes (absent: kept).
+    #[serde(default)]
+    pub summaries_as_notes: Option<bool>,
 }
 
 /// The longest re-match window a tenant may set, in days.
@@ -154,6 +157,9 @@ pub struct SettingsView {
     pub default_owner_id: Option<String>,
     /// Days after a call during which the sync matches it again.
     pub rematch_days: u16,
+    /// Each logged call's summary, highlights and rep's notes also written as
+    /// a Salesforce Note, linked to the call's Who and What.
+    pub summaries_as_notes: bool,
     pub callback_url: Option<String>,
     /// What was changed in the addresses typed, in plain words (on save only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +179,9 @@ pub struct StatusView {
     pub api_usage: Option<ApiUsageView>,
     /// The last permissions check; `null` before the first.
     pub permissions: Option<crate::permissions::PermissionCheck>,
+    /// Why summaries cannot be saved as Notes, with the fix (the setting is on
+    /// and the last Note was refused); `null` otherwise.
+    pub notes_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -489,6 +498,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if let Some(days) = input.rematch_days {
             connection.rematch_days = days;
         }
+        if let Some(on) = input.summaries_as_notes {
+            connection.summaries_as_notes = on;
+        }
         connection.instance_url = Some(credentials.instance_url.clone());
         if had_tokens && !same_app {
             connection.status = ConnectionStatus::Pending;
@@ -532,6 +544,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             phone_region: connection.phone_region.clone(),
             default_owner_id: connection.default_owner_id.clone(),
             rematch_days: connection.rematch_days,
+            summaries_as_notes: connection.summaries_as_notes,
             callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
             notes: Vec::new(),
         }
@@ -836,6 +849,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
             last_sync_at: connection.last_sync_at,
             api_usage: connection.api_usage.map(ApiUsageView::from),
             permissions: connection.permissions,
+            notes_problem: connection
+                .notes_problem
+                .filter(|_| connection.summaries_as_notes),
         })
     }
 

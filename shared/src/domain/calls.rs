@@ -101,9 +101,25 @@ pub struct CallOutcome {
     /// (the call needs a person's attention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<LinkedRecord>,
+    /// The call's Salesforce Note (summaries as Notes, a tenant setting), when
+    /// one was written for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<CallNote>,
+    /// Why the call has no Note although the tenant asked for one, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_problem: Option<String>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
+}
+
+/// The Note written for a call: its id (a ContentDocument id, `069…`) and the
+/// digest of the title and content it was written with, to tell a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallNote {
+    pub id: String,
+    pub digest: String,
 }
 
 /// One re-match of a call: when, why, and what it was linked to before.
@@ -221,6 +237,8 @@ impl CallOutcome {
             rematches: Vec::new(),
             linked_by_hand: None,
             candidates: Vec::new(),
+            note: None,
+            note_problem: None,
             updated_at: now,
             version: 0,
         }

@@ -119,6 +119,14 @@ pub struct Connection {
     /// The last permissions check (after connecting, or on demand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<crate::permissions::PermissionCheck>,
+    /// Summaries as Notes: the summary, highlights and rep's notes of each
+    /// logged call are also written as a Salesforce Note. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub summaries_as_notes: bool,
+    /// Why the last Note could not be written (Notes not enabled in the org),
+    /// in plain words with the fix; cleared by the next Note written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes_problem: Option<String>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]
@@ -188,6 +196,8 @@ impl Connection {
             rematch_days: DEFAULT_REMATCH_DAYS,
             rematch: None,
             permissions: None,
+            summaries_as_notes: false,
+            notes_problem: None,
             updated_at: now,
             version: 0,
         }

@@ -11,7 +11,8 @@ mod tenant;
 mod users;
 
 pub use calls::{
-    Activity, CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch, Rematch,
+    Activity, CallNote, CallOutcome, CallState, LinkedRecord, ManualLink, MatchLevel, ModjoMatch,
+    Rematch,
 };
 pub use comments::StoredComment;
 pub use connection::{

@@ -9,6 +9,7 @@ pub mod id;
 pub mod instance;
 pub mod keyset;
 pub mod limits;
+mod notes;
 pub mod oauth;
 pub mod pubsub;
 pub mod soql;
@@ -20,6 +21,7 @@ pub use client::{ApiCounters, ApiKind, QueryPage, SalesforceClient, Session, Usa
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};
 pub use keyset::{KeysetQuery, Position};
+pub use notes::{NoteWrite, NoteWritten};
 pub use writes::{
     ConditionalOutcome, ConditionalUpdate, NewRecord, RecordResult, RecordUpdate, SubRequest,
     SubResponse, Written,
