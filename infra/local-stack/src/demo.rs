@@ -64,6 +64,8 @@ pub struct DemoReport {
     pub permissions_told_then_cleared: bool,
     /// Meetings logged on the calendar's Event (enriched, not created).
     pub meetings_on_calendar_events: usize,
+    /// Calls whose summary became a Salesforce Note linked to an opportunity.
+    pub notes_on_opportunities: usize,
     pub comments_shown: usize,
     pub api_calls: u64,
     pub api_calls_by_kind: BTreeMap<String, u64>,
@@ -116,13 +118,14 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         .map(|(_, k, s)| (k.clone(), s.clone()))
         .ok_or("the demo org has no connected app")?;
     let saved = demo
-        .api(Method::PUT, "settings", Some(json!({"consumerKey": key, "consumerSecret": secret, "instanceUrl": emu.base_url(), "phoneRegion": "FR"})))
+        .api(Method::PUT, "settings", Some(json!({"consumerKey": key, "consumerSecret": secret, "instanceUrl": emu.base_url(), "phoneRegion": "FR", "summariesAsNotes": true})))
         .await?;
     demo.line(&format!(
-        "consumer key {}…, instance {}, secret stored (shown back as consumerSecretSet={})",
+        "consumer key {}…, instance {}, secret stored (shown back as consumerSecretSet={}), summaries as Notes: {}",
         key.chars().take(12).collect::<String>(),
         saved["instanceUrl"].as_str().unwrap_or(""),
-        saved["consumerSecretSet"]
+        saved["consumerSecretSet"],
+        saved["summariesAsNotes"]
     ));
 
     // 2. OAuth connect through the emulator's consent page.
@@ -418,6 +421,12 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         for line in description.lines() {
             demo.line(&format!("    | {line}"));
         }
+        if let Some(note_id) = o["note"]["id"].as_str() {
+            let linked = show_note(&mut demo, emu, note_id)?;
+            if linked.iter().any(|id| id.starts_with("006")) {
+                report.notes_on_opportunities += 1;
+            }
+        }
     }
 
     // 8. What Modjo sees through the read API.
@@ -476,6 +485,46 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
     ));
     println!();
     Ok(report)
+}
+
+/// Prints a call's Note (summaries as Notes) as Salesforce holds it: its title,
+/// its text, and the records it is linked to, which it returns.
+fn show_note(
+    demo: &mut Demo<'_>,
+    emu: &sf_emulator::Emulator,
+    note_id: &str,
+) -> Result<Vec<String>, String> {
+    use base64::Engine;
+    let note = emu.record(ORG, note_id).map_err(|e| e.to_string())?;
+    let html = note["Content"]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let links = emu
+        .query(
+            ORG,
+            &format!(
+                "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = {}",
+                shared::salesforce::soql::quote(note_id).map_err(|e| e.to_string())?
+            ),
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+    let linked: Vec<String> = links
+        .iter()
+        .filter_map(|l| l["LinkedEntityId"].as_str().map(str::to_string))
+        .collect();
+    demo.line(&format!(
+        "    Note {note_id} \"{}\", linked to {}:",
+        note["Title"].as_str().unwrap_or(""),
+        linked.join(", ")
+    ));
+    for paragraph in html.split("</p>").filter(|p| !p.is_empty()) {
+        let text = paragraph.trim_start_matches("<p>").replace("<br>", " ");
+        demo.line(&format!("    ‖ {}", html_unescape(&text)));
+    }
+    Ok(linked)
 }
 
 /// The first unmatched call with a phone number: its contact is created in

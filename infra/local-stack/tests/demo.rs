@@ -64,6 +64,10 @@ async fn the_demo_plays_the_whole_story() {
         "the meeting on its calendar's Event"
     );
     assert_eq!(report.meetings_on_calendar_events, 1);
+    assert!(
+        report.notes_on_opportunities >= 1,
+        "a call's summary as a Note on its opportunity"
+    );
     assert!(report.permissions_told_then_cleared);
     for created in [
         "demo_call_03",
