@@ -136,7 +136,7 @@ async fn the_note_follows_a_changed_summary_and_is_never_duplicated() {
     notes_setting(&w, true).await;
     let first = with_insights(&w, "call_change", "First summary");
     assert!(
-        log(&w, &[first.clone()])
+        log(&w, std::slice::from_ref(&first))
             .await
             .batch_item_failures
             .is_empty()
@@ -168,7 +168,7 @@ async fn turning_the_setting_off_removes_the_note_when_the_call_comes_again() {
     notes_setting(&w, true).await;
     let body = with_insights(&w, "call_off", "Summary");
     assert!(
-        log(&w, &[body.clone()])
+        log(&w, std::slice::from_ref(&body))
             .await
             .batch_item_failures
             .is_empty()
@@ -246,7 +246,7 @@ async fn notes_disabled_the_call_is_logged_and_the_status_says_where_to_enable_t
         .unwrap();
     let body = with_insights(&w, "call_nonotes", "Summary");
     assert!(
-        log(&w, &[body.clone()])
+        log(&w, std::slice::from_ref(&body))
             .await
             .batch_item_failures
             .is_empty()
