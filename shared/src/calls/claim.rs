@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::event::CallEvent;
-use super::matching::Decision;
 use super::outcomes::End;
 use super::{CallLogger, Delivery, Verdict};
 use crate::app::{App, Store};
+use crate::domain::call_event::CallEvent;
+use crate::domain::matching::Decision;
 use crate::domain::{ApiUsage, Connection, ConnectionStatus, StoredComment, TenantId};
 use crate::ports::{CallClaim, ClaimResult, JobQueue, SecretStore};
 use crate::salesforce::Usage;

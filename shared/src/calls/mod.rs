@@ -36,15 +36,11 @@ mod calendar;
 mod candidates;
 mod claim;
 mod dialer;
-pub mod event;
 mod events;
 pub mod handler;
-pub mod insights;
 pub mod link;
-pub mod matching;
 pub mod outcomes;
 pub mod rematch;
-pub mod render;
 mod tasks;
 
 use std::collections::{HashMap, HashSet};
@@ -55,11 +51,11 @@ use tokio::time::Instant;
 use crate::app::WorkError;
 use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
+use crate::domain::call_event::CallEvent;
 use crate::domain::{StoredComment, TenantId};
 use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::Session;
 use claim::Claimed;
-use event::CallEvent;
 
 /// Tenants of one batch worked at once.
 const TENANT_CONCURRENCY: usize = 8;

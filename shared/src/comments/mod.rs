@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::{App, Store};
-use crate::calls::{Delivery, Verdict};
+use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
 use crate::ports::{JobQueue, SecretStore};
 pub use render::{render_calls, render_pending};
@@ -59,7 +59,7 @@ pub struct CommentEvent {
 
 impl CommentEvent {
     pub fn parse(body: &str) -> Result<Self, String> {
-        if body.len() > crate::calls::event::MAX_MESSAGE_BYTES {
+        if body.len() > crate::domain::call_event::MAX_MESSAGE_BYTES {
             return Err(format!("message of {} bytes is too large", body.len()));
         }
         let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;

@@ -2,6 +2,7 @@
 //! callback, status, Salesforce users and the user mapping, disconnect, and the
 //! reconnect hook that replays parked calls.
 
+mod permissions;
 pub mod state;
 
 use std::collections::HashMap;
@@ -172,7 +173,7 @@ pub struct StatusView {
     pub last_sync_at: Option<DateTime<Utc>>,
     pub api_usage: Option<ApiUsageView>,
     /// The last permissions check; `null` before the first.
-    pub permissions: Option<crate::permissions::PermissionCheck>,
+    pub permissions: Option<crate::domain::permissions::PermissionCheck>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -797,7 +798,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         .await?;
         // What the guide's steps granted, told before the first call fails (one
         // API call; a failure here does not undo the connect).
-        if let Err(e) = crate::permissions::check::run(self, tenant).await {
+        if let Err(e) = permissions::run(self, tenant).await {
             tracing::warn!(tenant_id = %tenant, error = %e, "permissions not checked after connecting");
         }
         // Calls that waited (for a reconnect, or for the first connect) go again.
@@ -813,9 +814,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
     pub async fn check_permissions(
         &self,
         actor: &Actor,
-    ) -> Result<crate::permissions::PermissionCheck, ConnectError> {
+    ) -> Result<crate::domain::permissions::PermissionCheck, ConnectError> {
         self.require_connected(&actor.tenant).await?;
-        crate::permissions::check::run(self, &actor.tenant).await
+        permissions::run(self, &actor.tenant).await
     }
 
     /// `GET status`.

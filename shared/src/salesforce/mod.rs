@@ -13,7 +13,6 @@ pub mod oauth;
 pub mod pubsub;
 pub mod soql;
 pub mod sosl;
-pub mod text;
 mod writes;
 
 pub use client::{ApiCounters, ApiKind, QueryPage, SalesforceClient, Session, Usage};
