@@ -3,6 +3,7 @@
 //! reconnect hook that replays parked calls.
 
 mod permissions;
+mod refusals;
 pub mod state;
 
 use std::collections::HashMap;
