@@ -112,6 +112,15 @@ impl Claimed {
     }
 }
 
+/// The distinct owners of `work`'s activities, for a batch-wide lookup.
+pub(super) fn owners(work: &[&Claimed]) -> Vec<String> {
+    let owners: std::collections::HashSet<&str> = work
+        .iter()
+        .filter_map(|w| w.owner.as_ref().map(|o| o.id.as_str()))
+        .collect();
+    owners.into_iter().map(str::to_string).collect()
+}
+
 /// Claims `calls` for this invocation. Returns the claimed calls, and the verdicts
 /// of the others: a final call is a duplicate (done), another invocation's live
 /// claim is retried once it has expired, a claim that could not be written is retried.

@@ -59,12 +59,7 @@ pub(super) async fn existing_tasks<S: Store, K: SecretStore>(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let owners: Vec<String> = work
-        .iter()
-        .filter_map(|w| w.owner.as_ref().map(|o| o.id.clone()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let owners = super::claim::owners(work);
     let from = work
         .iter()
         .map(|w| w.call.started_at)

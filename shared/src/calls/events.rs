@@ -189,12 +189,7 @@ async fn existing_events<S: Store, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &[&Claimed],
 ) -> Result<Vec<SfEvent>, WorkError> {
-    let owners: Vec<String> = work
-        .iter()
-        .filter_map(|w| w.owner.as_ref().map(|o| o.id.clone()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let owners = super::claim::owners(work);
     let starts: Vec<DateTime<Utc>> = work
         .iter()
         .filter_map(|w| calendar_of(w).map(|c| c.start))

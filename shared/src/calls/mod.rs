@@ -57,8 +57,6 @@ use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::Session;
 use claim::Claimed;
 
-/// Tenants of one batch worked at once.
-const TENANT_CONCURRENCY: usize = 8;
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;
 
@@ -142,13 +140,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             out.extend(self.log_tenant(&tenant, unique, deliveries, deadline).await);
             out
         });
-        let results: Vec<Vec<(usize, Verdict)>> = futures::stream::iter(work)
-            .buffer_unordered(TENANT_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, verdict) in results.into_iter().flatten() {
-            verdicts[i] = verdict;
-        }
+        crate::batch::settle_by_tenant(&mut verdicts, work).await;
         verdicts
     }
 

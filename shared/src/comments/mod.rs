@@ -25,8 +25,6 @@ pub use render::{render_calls, render_pending};
 
 /// Comments stored at once.
 const STORE_CONCURRENCY: usize = 16;
-/// Tenants of one batch worked at once.
-const TENANT_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,13 +138,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
         let work = by_tenant
             .into_iter()
             .map(|(tenant, events)| self.sync_tenant(tenant, events, deliveries, deadline));
-        let results: Vec<Vec<(usize, Verdict)>> = futures::stream::iter(work)
-            .buffer_unordered(TENANT_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, verdict) in results.into_iter().flatten() {
-            verdicts[i] = verdict;
-        }
+        crate::batch::settle_by_tenant(&mut verdicts, work).await;
         verdicts
     }
 

@@ -255,11 +255,7 @@ impl CallStore for DynamoStore {
             .iter()
             .map(|c| key(keys::call(tenant, c), keys::OUTCOME))
             .collect();
-        self.batch_get(keys)
-            .await?
-            .into_iter()
-            .map(outcome_from_item)
-            .collect()
+        self.batch_get_as(keys, outcome_from_item).await
     }
 
     async fn save_outcome(

@@ -8,11 +8,7 @@ impl RecordStore for DynamoStore {
             .iter()
             .map(|id| key(keys::record(tenant, id), keys::RECORD))
             .collect();
-        self.batch_get(keys)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.batch_get_as(keys, from_item).await
     }
 
     async fn apply_record_changes(

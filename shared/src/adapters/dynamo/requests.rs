@@ -7,10 +7,26 @@ use super::*;
 impl DynamoStore {
     /// An unconditional write.
     pub(super) async fn put(&self, item: Item, operation: &str) -> StoreResult<()> {
+        self.put_if(item, None, operation).await
+    }
+
+    /// A write of an item that must not exist yet: [`StoreError::Conflict`] if it does.
+    pub(super) async fn put_new(&self, item: Item, operation: &str) -> StoreResult<()> {
+        self.put_if(item, Some("attribute_not_exists(pk)"), operation)
+            .await
+    }
+
+    async fn put_if(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        operation: &str,
+    ) -> StoreResult<()> {
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string))
             .send()
             .await
             .map_err(|e| map_sdk_error(operation, e))?;
@@ -168,6 +184,19 @@ impl DynamoStore {
     }
 
     /// Reads items by key with BatchGetItem, 100 at a time, retrying unprocessed keys.
+    /// The items of `keys` that exist, each decoded.
+    pub(super) async fn batch_get_as<T>(
+        &self,
+        keys: Vec<Item>,
+        decode: impl FnMut(Item) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
     pub(super) async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
         let mut seen = HashSet::new();
         let unique: Vec<Item> = keys

@@ -38,15 +38,7 @@ impl ConnectionStore for DynamoStore {
 
     async fn append_audit(&self, tenant: &TenantId, entry: &AuditEntry) -> StoreResult<()> {
         let item = keyed(entry, keys::tenant(tenant), keys::audit(entry.at))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("PutItem (audit)", e))?;
-        Ok(())
+        self.put_new(item, "PutItem (audit)").await
     }
 
     async fn audit_trail(&self, tenant: &TenantId) -> StoreResult<Vec<AuditEntry>> {
@@ -100,11 +92,7 @@ impl UserMappingStore for DynamoStore {
             .iter()
             .map(|id| key(keys::tenant(tenant), keys::user_mapping(id)))
             .collect();
-        self.batch_get(keys)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.batch_get_as(keys, from_item).await
     }
 
     async fn list_mappings(&self, tenant: &TenantId) -> StoreResult<Vec<UserMapping>> {
@@ -278,15 +266,7 @@ impl OAuthStateStore for DynamoStore {
     ) -> StoreResult<()> {
         let mut item = keyed(pending, keys::tenant(tenant), keys::oauth(&pending.nonce))?;
         item.insert(TTL.into(), n(pending.expires_at.timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("PutItem (oauth state)", e))?;
-        Ok(())
+        self.put_new(item, "PutItem (oauth state)").await
     }
 
     async fn take_pending(
