@@ -41,7 +41,6 @@ pub mod config;
 pub mod connect;
 pub mod domain;
 pub mod error;
-pub mod permissions;
 pub mod ports;
 pub mod read;
 pub mod salesforce;

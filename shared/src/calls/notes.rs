@@ -20,10 +20,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::claim::{Claimed, Final};
-use super::note::NoteContent;
 use super::outcomes::End;
 use super::{Delivery, Verdict};
 use crate::app::{App, Store, update_connection};
+use crate::domain::note::NoteContent;
 use crate::domain::{CallNote, CallOutcome, CallState, Connection, TenantId};
 use crate::ports::SecretStore;
 use crate::salesforce::soql::{Cond, Select};

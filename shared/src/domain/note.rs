@@ -16,10 +16,10 @@
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::event::CallEvent;
+use super::block::{one_line, sanitize, timecode};
+use super::call_event::CallEvent;
 use super::insights::at_second;
-use super::render::{one_line, sanitize, timecode};
-use crate::salesforce::text::{shorten, utf16_len};
+use super::text::{shorten, utf16_len};
 
 /// `ContentNote.Title`'s limit (UTF-16 units).
 pub const TITLE_LIMIT: usize = 255;
