@@ -331,11 +331,22 @@ impl Session<'_> {
         }
         self.shot("settings-invalid-url").await?;
         self.type_into("#instanceUrl", emu.base_url()).await?;
+        // Summaries as Notes: off until the admin ticks it.
+        self.click("#summariesAsNotes").await?;
         self.click("#settings-save").await?;
         self.wait_text("#settings-status", Duration::from_secs(10), |t| {
             t == w.saved
         })
         .await?;
+        let stored = self
+            .stack_store()
+            .get_connection(&self.tenant)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no connection")?;
+        if !stored.summaries_as_notes {
+            return Err("the ticked Notes setting was not saved".into());
+        }
         self.shot("settings-saved").await?;
 
         // 2. Link the account on Salesforce's (the emulator's) consent page:

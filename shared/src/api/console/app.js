@@ -232,6 +232,9 @@
     $("link-hint").hidden = status === "connected";
     $("disconnect").hidden = !(status === "connected" || status === "needs_reauth");
     renderPermissions(s.permissions, status);
+    // Why summaries cannot be saved as Notes, with the Setup path (server's words).
+    $("notes-problem").textContent = s.notesProblem || "";
+    $("notes-problem").hidden = !s.notesProblem;
   }
 
   // What the setup guide's steps grant the connected user, and what to fix.
@@ -343,6 +346,7 @@
     $("consumerKey").value = s ? s.consumerKey : "";
     $("instanceUrl").value = s ? s.instanceUrl : "";
     $("sandbox").checked = !!(s && s.loginUrl && s.loginUrl.includes("test.salesforce.com"));
+    $("summariesAsNotes").checked = !!(s && s.summariesAsNotes);
     const secret = $("consumerSecret");
     secret.value = "";
     secret.placeholder = s && s.consumerSecretSet ? t("settings.secretSet") : "";
@@ -397,7 +401,9 @@
       $(first).focus();
       return;
     }
-    const body = { consumerKey, instanceUrl, sandbox: $("sandbox").checked };
+    const body = {
+      consumerKey, instanceUrl, sandbox: $("sandbox").checked, summariesAsNotes: $("summariesAsNotes").checked,
+    };
     if (consumerSecret) body.consumerSecret = consumerSecret;
     const button = $("settings-save");
     busy(button, true);
