@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use super::claim::{Claimed, Final};
 use super::outcomes::End;
 use super::{Delivery, Verdict};
-use crate::app::{App, Store, update_connection};
+use crate::app::{Store, update_connection};
 use crate::domain::note::NoteContent;
 use crate::domain::{CallNote, CallOutcome, CallState, Connection, TenantId};
 use crate::ports::SecretStore;
@@ -78,7 +78,7 @@ impl Done {
 
 /// The Notes of the calls logged in this invocation.
 pub(super) async fn write<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
     work: &mut [Claimed],
@@ -115,13 +115,13 @@ pub(super) async fn write<S: Store, K: SecretStore>(
         work[i].note = d.note;
         work[i].note_problem = d.problem;
     }
-    tenant_status(app, session.tenant(), connection, notes_off, written).await;
+    tenant_status(store, session.tenant(), connection, notes_off, written).await;
 }
 
 /// Calls delivered again after they were logged whose Note must change: the
 /// verdict of each final call, once its Note and outcome are up to date.
 pub(super) async fn refresh<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: Option<&Session<'_, K, S>>,
     connection: &Connection,
     finals: Vec<Final>,
@@ -176,7 +176,7 @@ pub(super) async fn refresh<S: Store, K: SecretStore>(
             updated_at: chrono::Utc::now(),
             ..f.outcome
         };
-        let verdict = match app.store.save_outcome(session.tenant(), &outcome).await {
+        let verdict = match store.save_outcome(session.tenant(), &outcome).await {
             Ok(_) => Verdict::Done,
             // Changed meanwhile (a comment, a re-match): the next delivery sees it.
             Err(e) => {
@@ -186,7 +186,7 @@ pub(super) async fn refresh<S: Store, K: SecretStore>(
         };
         verdicts.push((f.delivery, verdict));
     }
-    tenant_status(app, session.tenant(), connection, notes_off, written).await;
+    tenant_status(store, session.tenant(), connection, notes_off, written).await;
     verdicts
 }
 
@@ -424,7 +424,7 @@ async fn earlier_notes<S: Store, K: SecretStore>(
 /// Records in the tenant's status that Notes are off (once), or clears it when
 /// a Note was written again.
 async fn tenant_status<S: Store>(
-    app: &App<S, impl SecretStore>,
+    store: &S,
     tenant: &TenantId,
     connection: &Connection,
     notes_off: bool,
@@ -435,7 +435,7 @@ async fn tenant_status<S: Store>(
     if !set && !clear {
         return;
     }
-    let result = update_connection(&app.store, tenant, |c| {
+    let result = update_connection(store, tenant, |c| {
         let want = set.then(|| NOTES_NOT_ENABLED.to_string());
         if c.notes_problem == want {
             return false;
