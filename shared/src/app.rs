@@ -31,6 +31,7 @@ pub trait Store:
     + CallStore
     + CommentStore
     + OAuthStateStore
+    + crate::erase::ErasureStore
     + StoreRequests
     + Clone
     + 'static
@@ -46,6 +47,7 @@ impl<T> Store for T where
         + CallStore
         + CommentStore
         + OAuthStateStore
+        + crate::erase::ErasureStore
         + StoreRequests
         + Clone
         + 'static

@@ -62,6 +62,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::map_sdk_error;
+
+mod erase;
 use crate::backoff::Backoff;
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, Connection, ConnectionStatus, CrmRecord, IndexEntry,
@@ -841,6 +843,9 @@ fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreResult<Item> {
     let mut item = keyed(outcome, keys::call(tenant, &outcome.call_id), keys::OUTCOME)?;
     if let Some(until) = outcome.claimed_until {
         item.insert(CLAIMED_UNTIL_MS.into(), n(until.timestamp_millis()));
+    }
+    if let Some(expires) = outcome.expires_at {
+        item.insert(TTL.into(), n(expires.timestamp()));
     }
     // One gsi1 listing at a time, the most urgent: a call whose comments wait is
     // listed for re-matching again once they are shown.
