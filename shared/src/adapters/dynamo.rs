@@ -13,7 +13,8 @@
 //! | CDC replay id     | `T#<tenant>`                | `REPLAY#<topic>`          |                            |
 //! | lease             | `T#<tenant>`                | `LEASE#<name>`            |                            |
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
-//! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
+//! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  | `RECORDS#<tenant>#<shard>` / `<sfId>` (a purge's listing) |
+//! | erased record id  | `T#<tenant>`                | `ERASED#<sfId>`           |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
 //! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending; else `REMATCH#<tenant>` / `<startedAt>#<callId>` while it can still be matched better |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
@@ -1295,11 +1296,9 @@ impl RecordStore for DynamoStore {
                     for stale in previous_keys.iter().filter(|k| !current.contains(k)) {
                         requests.push(delete_request(key(keys::index(tenant, stale), &record.id))?);
                     }
-                    requests.push(put_request(keyed(
-                        record,
-                        keys::record(tenant, &record.id),
-                        keys::RECORD,
-                    )?)?);
+                    let mut item = keyed(record, keys::record(tenant, &record.id), keys::RECORD)?;
+                    erase::list_record(&mut item, tenant, &record.id);
+                    requests.push(put_request(item)?);
                     for entry in index {
                         requests.push(put_request(keyed(
                             entry,

@@ -25,7 +25,10 @@ impl From<EraseError> for ApiError {
         match e {
             EraseError::Invalid(i) => invalid(&i),
             EraseError::NotFound => ApiError::new(404, "not_found", e.to_string()),
-            EraseError::TooMany(_) => ApiError::new(409, "conflict", e.to_string()),
+            EraseError::TooMany(_) => ApiError {
+                reason: Some("ambiguous"),
+                ..ApiError::new(400, "invalid_request", e.to_string())
+            },
             EraseError::Store(s) => ApiError::from(ConnectError::Store(s)),
         }
     }

@@ -1,14 +1,13 @@
 //! [`ErasureStore`] on the single table: tombstones under the tenant's
 //! partition (`T#<tenant>` / `ERASED#<recordId>`), and the purge of a tenant.
 //!
-//! A purge finds the tenant's items through what lists them: calls through the
-//! `gsi2` call listing (each call's partition holds its outcome, comments and
-//! comment state), the tenant's own partition by a Query. CRM records and index
-//! entries each have their own partition and no listing (a listing would cost
-//! one more index write for every record the sync writes, forever): they are
-//! found by a Scan filtered on the tenant's key prefixes, read in steps whose
-//! position is kept in the tenant's partition (`PURGE`), so that a purge, rare,
-//! pays for the table once rather than every sync paying for a listing.
+//! A purge finds the tenant's items through what lists them, never by a Scan:
+//! calls through the `gsi2` call listing (each call's partition holds its
+//! outcome, comments and comment state); CRM records through their `gsi1`
+//! listing ([`list_record`]), each with the index entries it names
+//! (`indexKeys`); the tenant's own partition by a Query. The listing costs one
+//! `gsi1` write per record written; records stored before it existed are listed
+//! at their next write.
 
 use std::collections::HashSet;
 
@@ -16,10 +15,27 @@ use super::*;
 use crate::erase::store::{ErasureStore, PurgeProgress};
 
 const ERASED_PREFIX: &str = "ERASED#";
-const PURGE: &str = "PURGE";
-const SCAN_AFTER: &str = "scanAfter";
 /// Calls read from the listing per request.
 const CALLS_PER_READ: i32 = 100;
+/// Records read from each shard of the listing per request.
+const RECORDS_PER_READ: i32 = 100;
+/// The record listing is spread over this many `gsi1` partitions, so that a
+/// large first sync does not write thousands of records a second to one.
+const RECORD_SHARDS: u32 = 16;
+
+/// `gsi1` keys that list a tenant's CRM record (a purge finds it there):
+/// `RECORDS#<tenant>#<shard>` / `<sfId>`. Written with every record.
+pub(super) fn list_record(item: &mut Item, tenant: &TenantId, id: &str) {
+    let shard = id.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    }) % RECORD_SHARDS;
+    item.insert(GSI1_PK.into(), s(record_listing(tenant, shard)));
+    item.insert(GSI1_SK.into(), s(id));
+}
+
+fn record_listing(tenant: &TenantId, shard: u32) -> String {
+    format!("RECORDS#{tenant}#{shard:02}")
+}
 
 fn erased(id: &str) -> String {
     format!("{ERASED_PREFIX}{id}")
@@ -95,71 +111,67 @@ impl DynamoStore {
         }
     }
 
-    /// One Scan page of the tenant's records and index entries, deleted; `false`
-    /// once the table has been read through.
+    /// One page of each shard of the tenant's record listing, deleted with the
+    /// records' index entries; `false` once the listing is empty.
     async fn purge_records(&self, tenant: &TenantId, p: &mut PurgeProgress) -> StoreResult<bool> {
-        let position = key(keys::tenant(tenant), PURGE);
-        let start = match self.get(position.clone()).await? {
-            Some(item) => match item.get(SCAN_AFTER) {
-                Some(AttributeValue::S(token)) => Some(decode_page_token(token)?),
-                Some(AttributeValue::Bool(true)) => return Ok(false),
-                _ => None,
-            },
-            None => None,
-        };
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(pk, :record) OR begins_with(pk, :index)")
-            .expression_attribute_values(":record", s(keys::record(tenant, "")))
-            .expression_attribute_values(":index", s(format!("I#{tenant}#")))
-            .projection_expression("pk, sk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("Scan", e))?;
-        let items = out.items.unwrap_or_default();
-        let mut requests = Vec::with_capacity(items.len());
-        for item in items {
-            let record = matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == keys::RECORD);
-            Self::count(p, if record { "records" } else { "indexEntries" }, 1);
-            requests.push(delete_request(item)?);
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            pk: String,
+            #[serde(default, rename = "indexKeys")]
+            index_keys: Vec<IndexKey>,
+        }
+        let mut requests = Vec::new();
+        for shard in 0..RECORD_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(record_listing(tenant, shard)))
+                .projection_expression("pk, indexKeys")
+                .limit(RECORDS_PER_READ)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query (gsi1)", e))?;
+            for item in out.items.unwrap_or_default() {
+                let listed: Listed = from_item(item)?;
+                let id = listed
+                    .pk
+                    .strip_prefix(&keys::record(tenant, ""))
+                    .unwrap_or_default()
+                    .to_string();
+                Self::count(p, "records", 1);
+                Self::count(p, "indexEntries", listed.index_keys.len());
+                requests.push(delete_request(key(listed.pk, keys::RECORD))?);
+                for k in &listed.index_keys {
+                    requests.push(delete_request(key(keys::index(tenant, k), &id))?);
+                }
+            }
+        }
+        if requests.is_empty() {
+            return Ok(false);
         }
         self.batch_write(requests).await?;
-        let mut next = position;
-        let after = match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-            Some(k) => s(encode_page_token(&k)?),
-            None => AttributeValue::Bool(true),
-        };
-        next.insert(SCAN_AFTER.into(), after);
-        self.put(next, "PutItem").await?;
         Ok(true)
     }
 
-    /// The tenant's own items but its audit trail (the purge's position last).
+    /// The tenant's own items but its audit trail.
     async fn purge_tenant_items(
         &self,
         tenant: &TenantId,
         p: &mut PurgeProgress,
     ) -> StoreResult<()> {
         let mut requests = Vec::new();
-        let mut position = None;
         for item in self.partition_keys(keys::tenant(tenant)).await? {
-            match item.get(SK) {
-                Some(AttributeValue::S(sk)) if sk.starts_with("AUDIT#") => {}
-                Some(AttributeValue::S(sk)) if sk == PURGE => position = Some(item),
-                _ => {
-                    Self::count(p, "tenantItems", 1);
-                    requests.push(delete_request(item)?);
-                }
+            let audit =
+                matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk.starts_with("AUDIT#"));
+            if !audit {
+                Self::count(p, "tenantItems", 1);
+                requests.push(delete_request(item)?);
             }
         }
-        self.batch_write(requests).await?;
-        if let Some(position) = position {
-            self.batch_write(vec![delete_request(position)?]).await?;
-        }
-        Ok(())
+        self.batch_write(requests).await
     }
 }
 
