@@ -449,3 +449,41 @@ async fn a_purge_removes_every_item_of_the_tenant_but_its_audit_trail() {
     assert_eq!(status(&r), 200);
     assert_eq!(body_json(&r)["purge"]["done"], true);
 }
+
+#[tokio::test]
+async fn a_large_erasure_goes_on_with_its_cursor() {
+    use shared::erase::service::Eraser;
+    let w = jane_everywhere().await;
+    let app = &w.stack.app;
+    let session = app.session(&w.tenant, std::time::Duration::from_secs(10));
+    // One call per page, and no time for a second page: a request per call.
+    let eraser = Eraser::new(&app.store, &session, vec![7; 32], app.config.budget)
+        .walking_calls(1, std::time::Duration::ZERO);
+    let mut input = shared::erase::EraseInput {
+        email: Some("jane@acme.com".into()),
+        ..Default::default()
+    };
+    let mut requests = 0;
+    let mut redacted = 0;
+    let last = loop {
+        requests += 1;
+        let report = eraser.erase(&w.tenant, "usr_admin", &input).await.unwrap();
+        redacted += report.erased.calls_redacted;
+        if report.complete {
+            break report;
+        }
+        assert_eq!(report.erased.records, 0, "records go last");
+        assert!(report.salesforce.is_none());
+        input.cursor = report.cursor;
+    };
+    assert!(requests >= 3, "{requests} requests");
+    assert_eq!(redacted, 3);
+    assert_eq!(last.erased.records, 1);
+    assert_nothing_of_jane_left(&w).await;
+
+    // A forged cursor is refused.
+    let (code, answer) =
+        post_erasure(&w, json!({"email": "jane@acme.com", "cursor": "forged"})).await;
+    assert_eq!(code, 400, "{answer}");
+    assert_eq!(answer["field"], "cursor");
+}

@@ -15,7 +15,7 @@ use crate::erase::person::tenant_key;
 use crate::erase::purge::Purger;
 use crate::erase::service::{EraseError, Eraser};
 use crate::erase::{EraseInput, IdentifierError};
-use crate::ports::SecretStore;
+use crate::ports::{SecretStore, StoreError};
 
 /// Time allowed for the one Salesforce request of an erasure.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);
@@ -28,6 +28,11 @@ impl From<EraseError> for ApiError {
             EraseError::TooMany(_) => ApiError {
                 reason: Some("ambiguous"),
                 ..ApiError::new(400, "invalid_request", e.to_string())
+            },
+            EraseError::Store(StoreError::Rejected(m)) if m == "invalid page token" => ApiError {
+                field: Some("cursor"),
+                reason: Some("format"),
+                ..ApiError::new(400, "invalid_request", "invalid cursor")
             },
             EraseError::Store(s) => ApiError::from(ConnectError::Store(s)),
         }

@@ -170,6 +170,7 @@ pub struct Eraser<'a, S, H> {
     budget: BudgetThresholds,
     /// Time for reading calls in one request.
     walk_for: Duration,
+    calls_per_page: usize,
 }
 
 impl<'a, S, H> Eraser<'a, S, H>
@@ -184,11 +185,14 @@ where
             key,
             budget,
             walk_for: Duration::from_secs(10),
+            calls_per_page: CALLS_PER_PAGE,
         }
     }
 
-    /// Reads calls for at most this long per request (tests make it short).
-    pub fn walking_calls_for(mut self, walk_for: Duration) -> Self {
+    /// Reads pages of `calls_per_page` calls for at most `walk_for` per request
+    /// (tests make both small to see an erasure carried on).
+    pub fn walking_calls(mut self, calls_per_page: usize, walk_for: Duration) -> Self {
+        self.calls_per_page = calls_per_page.max(1);
         self.walk_for = walk_for;
         self
     }
@@ -321,7 +325,7 @@ where
         loop {
             let page = self
                 .store
-                .recent_calls(tenant, None, CALLS_PER_PAGE, cursor.take())
+                .recent_calls(tenant, None, self.calls_per_page, cursor.take())
                 .await?;
             for outcome in page.items {
                 let Some(redacted) = redact_outcome(&outcome, person, phone_region) else {
