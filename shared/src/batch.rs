@@ -164,6 +164,25 @@ impl Batch {
     }
 }
 
+/// Tenants whose deliveries one invocation works on at once.
+const TENANT_CONCURRENCY: usize = 8;
+
+/// Runs each tenant's work (its deliveries' verdicts, by index), a few tenants
+/// at once, and sets each verdict at its delivery's place.
+pub async fn settle_by_tenant<F>(verdicts: &mut [Verdict], work: impl IntoIterator<Item = F>)
+where
+    F: std::future::Future<Output = Vec<(usize, Verdict)>>,
+{
+    use futures::StreamExt;
+    let results: Vec<Vec<(usize, Verdict)>> = futures::stream::iter(work)
+        .buffer_unordered(TENANT_CONCURRENCY)
+        .collect()
+        .await;
+    for (i, verdict) in results.into_iter().flatten() {
+        verdicts[i] = verdict;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

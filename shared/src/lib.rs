@@ -42,7 +42,6 @@ pub mod connect;
 pub mod domain;
 pub mod erase;
 pub mod error;
-pub mod permissions;
 pub mod ports;
 pub mod read;
 pub mod salesforce;

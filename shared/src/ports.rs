@@ -183,6 +183,28 @@ pub trait CursorStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<SyncStatus>>> + Send;
 }
 
+/// Salesforce refusing a tenant's access for good, as a Salesforce session saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessRefusal {
+    /// API requests refused with this code (`API_DISABLED_FOR_ORG`, …): API
+    /// access is off for the org or for the connected user.
+    Api { code: String },
+    /// The token endpoint refused the stored authorisation with this code
+    /// (`invalid_grant`, …): revoked, expired, or the connected app changed.
+    Authorisation { code: String },
+}
+
+/// Told when Salesforce refuses a tenant's access for good. The Salesforce
+/// client reports; what it means for the tenant's connection is decided by the
+/// connect use case, which implements this port.
+pub trait AccessRefusals: Send + Sync {
+    fn access_refused(
+        &self,
+        tenant: &TenantId,
+        refusal: &AccessRefusal,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
 /// Named, expiring, exclusive leases per tenant.
 pub trait LeaseStore: Send + Sync {
     /// Takes the lease for `holder` until `now + ttl` if it is free, expired, or

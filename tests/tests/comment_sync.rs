@@ -12,8 +12,8 @@ use serde_json::json;
 use sf_emulator::{FailureKind, Fault};
 use shared::adapters::dynamo::DynamoStore;
 use shared::aws::AwsClients;
-use shared::calls::render::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
 use shared::domain::ConnectionStatus;
+use shared::domain::block::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
 use shared::ports::{CallStore, ConnectionStore};
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn markers_inside_a_comment_cannot_break_the_block() {
     assert_eq!(d.matches(END).count(), 1);
     assert!(!d.contains('\u{7}') && !d.contains('\u{1b}'));
     assert!(
-        shared::calls::render::user_text(&d).is_empty(),
+        shared::domain::block::user_text(&d).is_empty(),
         "nothing leaked outside the block: {d}"
     );
 }

@@ -45,14 +45,17 @@ fn the_documented_meeting_example_parses_with_every_optional_field() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("a JSON example in docs/call-event.md");
-    let call = shared::calls::event::CallEvent::parse(example).unwrap();
+    let call = shared::domain::call_event::CallEvent::parse(example).unwrap();
     assert!(call.ended_at.is_some());
     assert!(call.calendar_event.is_some());
     assert!(!call.topics.is_empty() && !call.highlights.is_empty() && !call.tags.is_empty());
     assert!(call.notes.is_some());
     let event: SqsEvent = serde_json::from_value(read("call-logger/meeting-event.json")).unwrap();
     let body = event.records[0].body.as_deref().unwrap();
-    assert_eq!(shared::calls::event::CallEvent::parse(body).unwrap(), call);
+    assert_eq!(
+        shared::domain::call_event::CallEvent::parse(body).unwrap(),
+        call
+    );
 }
 
 #[test]

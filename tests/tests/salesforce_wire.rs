@@ -17,11 +17,11 @@ use serde_json::{Map, Value, json};
 use sf_emulator::{FailureKind, Fault};
 use shared::config::SalesforceConfig;
 use shared::domain::ConnectionStatus;
+use shared::domain::text::utf16_len;
 use shared::error::{Classify, ErrorClass};
 use shared::ports::ConnectionStore;
 use shared::salesforce::soql::{Cond, Select};
 use shared::salesforce::sosl::PhoneSearch;
-use shared::salesforce::text::utf16_len;
 use shared::salesforce::{
     ConditionalOutcome, ConditionalUpdate, NewRecord, RecordUpdate, SalesforceClient,
 };

@@ -399,7 +399,7 @@ pub async fn run(stack: &LocalStack, repo: &std::path::Path) -> Result<DemoRepor
         };
         let task = emu.record(ORG, task_id).map_err(|e| e.to_string())?;
         let description = task["Description"].as_str().unwrap_or("");
-        if description.contains(shared::calls::render::BEGIN) {
+        if description.contains(shared::domain::block::BEGIN) {
             report.tasks_with_block += 1;
         }
         let event = o["activity"] == "event";

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use super::event::{CalendarEvent, CallEvent};
-use super::render;
+use crate::domain::block;
+use crate::domain::call_event::{CalendarEvent, CallEvent};
 use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
 
@@ -66,9 +66,7 @@ impl SfEvent {
 
     /// The call link in the Event's Modjo block, if it has one.
     fn linked_call(&self) -> Option<String> {
-        self.description
-            .as_deref()
-            .and_then(render::linked_call_url)
+        self.description.as_deref().and_then(block::linked_call_url)
     }
 }
 
@@ -249,7 +247,7 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let block = render::merge_description(Some("agenda"), &call, &[]).unwrap();
+        let block = block::merge_description(Some("agenda"), &call, &[]).unwrap();
         let mut mine = event(
             "mine",
             "Acme / Modjo — Security review",

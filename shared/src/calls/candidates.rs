@@ -9,17 +9,17 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::claim::{Claimed, Owner, OwnerSource};
-use super::event::{Direction, Role};
-use super::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
 use crate::app::WorkError;
 use crate::app::{App, Store};
+use crate::domain::call_event::{Direction, Role};
+use crate::domain::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
 use crate::domain::normalize;
+use crate::domain::{CONTACT_PHONES, LEAD_PHONES};
 use crate::domain::{Connection, CrmRecord, IndexEntry, IndexKey, IndexKind, TenantId};
 use crate::ports::{RecordStore, SecretStore};
 use crate::salesforce::Session;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::sosl::PhoneSearch;
-use crate::sync::objects::{CONTACT_PHONES, LEAD_PHONES};
 
 /// Numbers per SOSL search (each brings several spelling variants).
 const NUMBERS_PER_SEARCH: usize = 50;
@@ -33,7 +33,7 @@ struct Lookups {
 }
 
 impl Lookups {
-    fn of(call: &super::event::CallEvent, region: &str) -> Self {
+    fn of(call: &crate::domain::call_event::CallEvent, region: &str) -> Self {
         let internal: HashSet<String> = call
             .participants
             .iter()

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::event::CallEvent;
-use super::matching::Decision;
 use super::outcomes::End;
 use super::{CallLogger, Delivery, Verdict};
 use crate::app::{App, Store};
+use crate::domain::call_event::CallEvent;
+use crate::domain::matching::Decision;
 use crate::domain::{ApiUsage, Connection, ConnectionStatus, StoredComment, TenantId};
 use crate::ports::{CallClaim, ClaimResult, JobQueue, SecretStore};
 use crate::salesforce::Usage;
@@ -110,6 +110,15 @@ impl Claimed {
             .filter(|o| o.source == OwnerSource::MappedHost)
             .map(|o| o.id.as_str())
     }
+}
+
+/// The distinct owners of `work`'s activities, for a batch-wide lookup.
+pub(super) fn owners(work: &[&Claimed]) -> Vec<String> {
+    let owners: std::collections::HashSet<&str> = work
+        .iter()
+        .filter_map(|w| w.owner.as_ref().map(|o| o.id.as_str()))
+        .collect();
+    owners.into_iter().map(str::to_string).collect()
 }
 
 /// Claims `calls` for this invocation. Returns the claimed calls, and the verdicts

@@ -8,11 +8,11 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::claim::Claimed;
-use super::event::Role;
-use super::matching::Decision;
-use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
+use crate::domain::block;
+use crate::domain::call_event::Role;
+use crate::domain::matching::Decision;
 use crate::domain::normalize;
 use crate::ports::SecretStore;
 use crate::salesforce::Session;
@@ -59,12 +59,7 @@ pub(super) async fn existing_tasks<S: Store, K: SecretStore>(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let owners: Vec<String> = work
-        .iter()
-        .filter_map(|w| w.owner.as_ref().map(|o| o.id.clone()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let owners = super::claim::owners(work);
     let from = work
         .iter()
         .map(|w| w.call.started_at)
@@ -158,7 +153,7 @@ pub(super) fn dialer_task<'t>(
                     return false;
                 }
             }
-            if let Some(url) = text(t, "Description").and_then(render::linked_call_url) {
+            if let Some(url) = text(t, "Description").and_then(block::linked_call_url) {
                 if url != our_url {
                     return false; // another Modjo call's Task
                 }

@@ -15,15 +15,15 @@ use serde_json::{Map, Value, json};
 
 use super::calendar::{self, EVENT_FIELDS, SfEvent};
 use super::claim::Claimed;
-use super::event::{CalendarEvent, Direction};
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
+use crate::domain::block;
+use crate::domain::call_event::{CalendarEvent, Direction};
+use crate::domain::text;
 use crate::domain::{Activity, CallState};
 use crate::ports::SecretStore;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::text;
 use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
 /// What a meeting's Event write will be.
@@ -73,13 +73,13 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             // Written before (the outcome write was lost): refresh its block only.
             taken.insert(ours.id.clone());
             let current = ours.description.as_deref();
-            let kept = current.map(render::user_text).unwrap_or_default();
+            let kept = current.map(block::user_text).unwrap_or_default();
             let state = if kept.is_empty() {
                 CallState::Created
             } else {
                 CallState::Enriched
             };
-            match render::merge_description(current, &w.call, &w.comments) {
+            match block::merge_description(current, &w.call, &w.comments) {
                 Some(m) if Some(m.as_str()) != current => {
                     planned.push(update(i, state, ours, m));
                 }
@@ -98,7 +98,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             .and_then(|host| calendar::calendar_event(&events, cal, host, attendee, &taken));
         if let Some(found) = found {
             taken.insert(found.id.clone());
-            match render::merge_description(found.description.as_deref(), &w.call, &w.comments) {
+            match block::merge_description(found.description.as_deref(), &w.call, &w.comments) {
                 Some(m) => planned.push(update(i, CallState::Enriched, found, m)),
                 None => {
                     work[i].end = Some(End::Unmatched(
@@ -114,11 +114,11 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             work[i].end = Some(End::Unmatched(reason));
             continue;
         };
-        let description = render::merge_description(None, &w.call, &w.comments).unwrap_or_default();
+        let description = block::merge_description(None, &w.call, &w.comments).unwrap_or_default();
         let who = decision.who.as_ref().map(|c| c.id.clone());
         let what = decision.what.as_ref().map(|(id, _)| id.clone());
         let mut fields = Map::new();
-        let subject = text::shorten(&render::one_line(&cal.title), text::SUBJECT_LIMIT);
+        let subject = text::shorten(&block::one_line(&cal.title), text::SUBJECT_LIMIT);
         fields.insert("Subject".into(), json!(subject));
         fields.insert("StartDateTime".into(), json!(sf_datetime(cal.start)));
         fields.insert("EndDateTime".into(), json!(sf_datetime(cal.end)));
@@ -189,12 +189,7 @@ async fn existing_events<S: Store, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &[&Claimed],
 ) -> Result<Vec<SfEvent>, WorkError> {
-    let owners: Vec<String> = work
-        .iter()
-        .filter_map(|w| w.owner.as_ref().map(|o| o.id.clone()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let owners = super::claim::owners(work);
     let starts: Vec<DateTime<Utc>> = work
         .iter()
         .filter_map(|w| calendar_of(w).map(|c| c.start))

@@ -11,13 +11,13 @@ use tokio::time::Instant;
 
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
-use super::event::CallEvent;
-use super::matching::{Candidate, Decision, Kind};
 use super::outcomes::{self, End};
 use super::{events, load_comments, tasks};
 use crate::app::WorkError;
 use crate::app::{App, Store};
 use crate::connect::Actor;
+use crate::domain::call_event::CallEvent;
+use crate::domain::matching::{Candidate, Decision, Kind};
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, ConnectionStatus, LinkedRecord, ManualLink,
 };

@@ -36,15 +36,11 @@ mod calendar;
 mod candidates;
 mod claim;
 mod dialer;
-pub mod event;
 mod events;
 pub mod handler;
-pub mod insights;
 pub mod link;
-pub mod matching;
 pub mod outcomes;
 pub mod rematch;
-pub mod render;
 mod tasks;
 
 use std::collections::{HashMap, HashSet};
@@ -55,14 +51,12 @@ use tokio::time::Instant;
 use crate::app::WorkError;
 use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
+use crate::domain::call_event::CallEvent;
 use crate::domain::{StoredComment, TenantId};
 use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::Session;
 use claim::Claimed;
-use event::CallEvent;
 
-/// Tenants of one batch worked at once.
-const TENANT_CONCURRENCY: usize = 8;
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;
 
@@ -146,13 +140,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             out.extend(self.log_tenant(&tenant, unique, deliveries, deadline).await);
             out
         });
-        let results: Vec<Vec<(usize, Verdict)>> = futures::stream::iter(work)
-            .buffer_unordered(TENANT_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, verdict) in results.into_iter().flatten() {
-            verdicts[i] = verdict;
-        }
+        crate::batch::settle_by_tenant(&mut verdicts, work).await;
         verdicts
     }
 

@@ -6,10 +6,10 @@
 use chrono::Utc;
 
 use super::claim::Claimed;
-use super::event::Invalid;
 use super::{CallLogger, Delivery, Settled, Verdict};
 use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
+use crate::domain::call_event::Invalid;
 use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
@@ -395,7 +395,7 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     pub(super) async fn unknown_tenant(
         &self,
         tenant: &TenantId,
-        calls: &[(usize, super::event::CallEvent)],
+        calls: &[(usize, crate::domain::call_event::CallEvent)],
         deliveries: &[Delivery],
     ) -> Vec<(usize, Verdict)> {
         let reason = format!("unknown tenant {tenant}: no Salesforce connection");

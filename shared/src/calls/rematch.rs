@@ -29,12 +29,12 @@ use tokio::time::Instant;
 
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
-use super::event::CallEvent;
-use super::matching::Decision;
 use super::outcomes::{self, End};
 use super::{events, load_comments, tasks};
 use crate::app::WorkError;
 use crate::app::{App, Store, update_connection};
+use crate::domain::call_event::CallEvent;
+use crate::domain::matching::Decision;
 use crate::domain::{
     CallOutcome, CallState, Connection, LinkedRecord, MatchLevel, ModjoMatch, Rematch,
     RematchProgress,

@@ -10,14 +10,14 @@ use serde_json::{Map, Value, json};
 
 use super::claim::Claimed;
 use super::dialer::{self, Task};
-use super::matching::Decision;
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use super::render;
 use crate::app::Store;
 use crate::app::WorkError;
+use crate::domain::block;
+use crate::domain::matching::Decision;
+use crate::domain::text;
 use crate::domain::{Activity, CallState, Connection};
 use crate::ports::SecretStore;
-use crate::salesforce::text;
 use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
 /// A write planned for one call.
@@ -62,7 +62,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             let planned = planned(i, CallState::Created, ours);
             taken.insert(planned.task.id.clone());
             let current = dialer::text(ours, "Description");
-            match render::merge_description(current, &w.call, &w.comments) {
+            match block::merge_description(current, &w.call, &w.comments) {
                 Some(m) if Some(m.as_str()) != current => {
                     updates.push((planned, description_update(ours, m)))
                 }
@@ -80,7 +80,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             let planned = planned(i, CallState::Enriched, dialer);
             taken.insert(planned.task.id.clone());
             let current = dialer::text(dialer, "Description");
-            match render::merge_description(current, &w.call, &w.comments) {
+            match block::merge_description(current, &w.call, &w.comments) {
                 Some(merged) => updates.push((planned, description_update(dialer, merged))),
                 None => {
                     work[i].end = Some(End::Unmatched(
@@ -90,7 +90,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
             }
             continue;
         }
-        let description = render::merge_description(None, &w.call, &w.comments).unwrap_or_default();
+        let description = block::merge_description(None, &w.call, &w.comments).unwrap_or_default();
         let task = TaskLinks {
             id: String::new(),
             who_id: decision.who.as_ref().map(|c| c.id.clone()),
@@ -159,10 +159,10 @@ fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<Str
         .call
         .title
         .as_deref()
-        .map(render::one_line)
+        .map(block::one_line)
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| match &who_name {
-            Some(n) => format!("{} with {}", w.call.direction.label(), render::one_line(n)),
+            Some(n) => format!("{} with {}", w.call.direction.label(), block::one_line(n)),
             None => w.call.direction.label().to_string(),
         });
     let mut fields = Map::new();

@@ -18,15 +18,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::{App, Store};
-use crate::calls::{Delivery, Verdict};
+use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
 use crate::ports::{JobQueue, SecretStore};
 pub use render::{render_calls, render_pending};
 
 /// Comments stored at once.
 const STORE_CONCURRENCY: usize = 16;
-/// Tenants of one batch worked at once.
-const TENANT_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,7 +57,7 @@ pub struct CommentEvent {
 
 impl CommentEvent {
     pub fn parse(body: &str) -> Result<Self, String> {
-        if body.len() > crate::calls::event::MAX_MESSAGE_BYTES {
+        if body.len() > crate::domain::call_event::MAX_MESSAGE_BYTES {
             return Err(format!("message of {} bytes is too large", body.len()));
         }
         let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
@@ -140,13 +138,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
         let work = by_tenant
             .into_iter()
             .map(|(tenant, events)| self.sync_tenant(tenant, events, deliveries, deadline));
-        let results: Vec<Vec<(usize, Verdict)>> = futures::stream::iter(work)
-            .buffer_unordered(TENANT_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, verdict) in results.into_iter().flatten() {
-            verdicts[i] = verdict;
-        }
+        crate::batch::settle_by_tenant(&mut verdicts, work).await;
         verdicts
     }
 

@@ -21,9 +21,9 @@ use serde_json::{Map, Value};
 
 use crate::app::WorkError;
 use crate::app::{App, Store};
-use crate::calls::Verdict;
-use crate::calls::event::CallEvent;
-use crate::calls::render::merge_description;
+use crate::batch::Verdict;
+use crate::domain::block::merge_description;
+use crate::domain::call_event::CallEvent;
 use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{SecretStore, StoreError};

@@ -2,6 +2,8 @@
 //! callback, status, Salesforce users and the user mapping, disconnect, and the
 //! reconnect hook that replays parked calls.
 
+mod permissions;
+mod refusals;
 pub mod state;
 
 use std::collections::HashMap;
@@ -177,7 +179,7 @@ pub struct StatusView {
     pub last_sync_at: Option<DateTime<Utc>>,
     pub api_usage: Option<ApiUsageView>,
     /// The last permissions check; `null` before the first.
-    pub permissions: Option<crate::permissions::PermissionCheck>,
+    pub permissions: Option<crate::domain::permissions::PermissionCheck>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -338,12 +340,25 @@ impl CallbackResult {
     }
 }
 
-fn audit(actor: &str, action: &str, detail: Option<String>) -> AuditEntry {
+fn audit_entry(actor: &str, action: &str, detail: Option<String>) -> AuditEntry {
     AuditEntry {
         at: Utc::now(),
         actor: actor.to_string(),
         action: action.to_string(),
         detail,
+    }
+}
+
+/// A Modjo user id as the API accepts it.
+fn check_modjo_user_id(id: &str) -> Result<(), ConnectError> {
+    if crate::domain::validate_external_id(id) {
+        Ok(())
+    } else {
+        Err(ConnectError::invalid(
+            "users",
+            "format",
+            format!("invalid Modjo user id {id:?}"),
+        ))
     }
 }
 
@@ -354,6 +369,18 @@ fn valid_sf_id(id: &str, prefix: &str) -> bool {
 }
 
 impl<S: Store, K: SecretStore> App<S, K> {
+    /// Records what `actor` did in the tenant's audit trail.
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        detail: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .append_audit(&actor.tenant, &audit_entry(&actor.user_id, action, detail))
+            .await
+    }
+
     fn callback_url(&self) -> Result<&Url, ConnectError> {
         self.oauth.as_ref().map(|o| &o.callback_url).ok_or_else(|| {
             ConnectError::Conflict("this function has no OAuth configuration".into())
@@ -518,16 +545,12 @@ impl<S: Store, K: SecretStore> App<S, K> {
         }
         connection.updated_at = Utc::now();
         let connection = self.store.save_connection(&connection).await?;
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(
-                    &actor.user_id,
-                    "settings_saved",
-                    Some(credentials.instance_url.clone()),
-                ),
-            )
-            .await?;
+        self.audit(
+            actor,
+            "settings_saved",
+            Some(credentials.instance_url.clone()),
+        )
+        .await?;
         let mut view = self.settings_view(&credentials, &connection);
         // In plain words for whoever reads the answer, and as codes for the page.
         view.notes = notes;
@@ -614,12 +637,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 },
             )
             .await?;
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(&actor.user_id, "connect_started", None),
-            )
-            .await?;
+        self.audit(actor, "connect_started", None).await?;
         Ok(url)
     }
 
@@ -661,7 +679,10 @@ impl<S: Store, K: SecretStore> App<S, K> {
         let detail = Some(flag.as_str().to_string());
         if let Err(e) = self
             .store
-            .append_audit(&tenant, &audit(&claims.user_id, "oauth_callback", detail))
+            .append_audit(
+                &tenant,
+                &audit_entry(&claims.user_id, "oauth_callback", detail),
+            )
             .await
         {
             tracing::warn!(tenant_id = %tenant, error = %e, "audit entry not written");
@@ -820,7 +841,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         .await?;
         // What the guide's steps granted, told before the first call fails (one
         // API call; a failure here does not undo the connect).
-        if let Err(e) = crate::permissions::check::run(self, tenant).await {
+        if let Err(e) = permissions::run(self, tenant).await {
             tracing::warn!(tenant_id = %tenant, error = %e, "permissions not checked after connecting");
         }
         // Calls that waited (for a reconnect, or for the first connect) go again.
@@ -836,9 +857,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
     pub async fn check_permissions(
         &self,
         actor: &Actor,
-    ) -> Result<crate::permissions::PermissionCheck, ConnectError> {
+    ) -> Result<crate::domain::permissions::PermissionCheck, ConnectError> {
         self.require_connected(&actor.tenant).await?;
-        crate::permissions::check::run(self, &actor.tenant).await
+        permissions::run(self, &actor.tenant).await
     }
 
     /// `GET status`.
@@ -918,13 +939,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         }
         let mut report = AutoMatchReport::default();
         for user in users {
-            if !crate::domain::validate_external_id(&user.id) {
-                return Err(ConnectError::invalid(
-                    "users",
-                    "format",
-                    format!("invalid Modjo user id {:?}", user.id),
-                ));
-            }
+            check_modjo_user_id(&user.id)?;
             let candidates = normalize::email(&user.email)
                 .and_then(|e| by_email.get(&e))
                 .cloned()
@@ -957,21 +972,17 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 }),
             }
         }
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(
-                    &actor.user_id,
-                    "users_auto_matched",
-                    Some(format!(
-                        "{} matched, {} unmatched, {} ambiguous",
-                        report.matched.len(),
-                        report.unmatched.len(),
-                        report.ambiguous.len()
-                    )),
-                ),
-            )
-            .await?;
+        self.audit(
+            actor,
+            "users_auto_matched",
+            Some(format!(
+                "{} matched, {} unmatched, {} ambiguous",
+                report.matched.len(),
+                report.unmatched.len(),
+                report.ambiguous.len()
+            )),
+        )
+        .await?;
         Ok(report)
     }
 
@@ -1017,12 +1028,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         let job = crate::sync::SyncJob::new(actor.tenant.clone(), "manual");
         jobs.send_all(&[TenantMessage::new(&actor.tenant, job.to_body())])
             .await?;
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(&actor.user_id, "sync_requested", None),
-            )
-            .await?;
+        self.audit(actor, "sync_requested", None).await?;
         Ok(now)
     }
 
@@ -1044,13 +1050,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         let mut seen = std::collections::HashSet::new();
         let mut clean = Vec::with_capacity(users.len());
         for user in users {
-            if !crate::domain::validate_external_id(&user.id) {
-                return Err(ConnectError::invalid(
-                    "users",
-                    "format",
-                    format!("invalid Modjo user id {:?}", user.id),
-                ));
-            }
+            check_modjo_user_id(&user.id)?;
             if !seen.insert(user.id.clone()) {
                 return Err(ConnectError::invalid(
                     "users",
@@ -1079,16 +1079,12 @@ impl<S: Store, K: SecretStore> App<S, K> {
         self.store
             .replace_modjo_users(&actor.tenant, &clean)
             .await?;
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(
-                    &actor.user_id,
-                    "modjo_users_replaced",
-                    Some(format!("{} users", clean.len())),
-                ),
-            )
-            .await?;
+        self.audit(
+            actor,
+            "modjo_users_replaced",
+            Some(format!("{} users", clean.len())),
+        )
+        .await?;
         Ok(clean)
     }
 
@@ -1149,16 +1145,12 @@ impl<S: Store, K: SecretStore> App<S, K> {
             updated_at: Utc::now(),
         };
         self.store.put_mapping(&actor.tenant, &mapping).await?;
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(
-                    &actor.user_id,
-                    "mapping_set",
-                    Some(format!("{modjo_user_id} → {id}")),
-                ),
-            )
-            .await?;
+        self.audit(
+            actor,
+            "mapping_set",
+            Some(format!("{modjo_user_id} → {id}")),
+        )
+        .await?;
         Ok(mapping)
     }
 
@@ -1175,15 +1167,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
         {
             return Err(ConnectError::NotFound("no mapping for this user".into()));
         }
-        self.store
-            .append_audit(
-                &actor.tenant,
-                &audit(
-                    &actor.user_id,
-                    "mapping_deleted",
-                    Some(modjo_user_id.to_string()),
-                ),
-            )
+        self.audit(actor, "mapping_deleted", Some(modjo_user_id.to_string()))
             .await?;
         Ok(())
     }
@@ -1226,9 +1210,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             true
         })
         .await?;
-        self.store
-            .append_audit(&actor.tenant, &audit(&actor.user_id, "disconnected", None))
-            .await?;
+        self.audit(actor, "disconnected", None).await?;
         Ok(())
     }
 }

@@ -95,7 +95,7 @@ pub struct Connection {
     pub default_owner_id: Option<String>,
     /// How calls are matched to Who and What.
     #[serde(default)]
-    pub match_policy: crate::calls::matching::MatchPolicy,
+    pub match_policy: crate::domain::matching::MatchPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +121,7 @@ pub struct Connection {
     pub rematch: Option<RematchProgress>,
     /// The last permissions check (after connecting, or on demand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<crate::permissions::PermissionCheck>,
+    pub permissions: Option<super::permissions::PermissionCheck>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every write.
     #[serde(default)]

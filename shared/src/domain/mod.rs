@@ -1,13 +1,19 @@
 //! Domain types. Pure data, no I/O.
 
+pub mod block;
+pub mod call_event;
 mod calls;
 mod comments;
 mod connection;
+pub mod insights;
+pub mod matching;
 pub mod normalize;
 mod oauth;
+pub mod permissions;
 mod records;
 mod sync;
 mod tenant;
+pub mod text;
 mod users;
 
 pub use calls::{
@@ -19,7 +25,7 @@ pub use connection::{
     USAGE_FRESHNESS,
 };
 pub use oauth::{PendingAuthorization, SigningKeys};
-pub use records::{CrmRecord, IndexEntry, IndexKey, IndexKind};
+pub use records::{CONTACT_PHONES, CrmRecord, IndexEntry, IndexKey, IndexKind, LEAD_PHONES};
 pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};
 pub use tenant::{InvalidTenantId, TenantId, validate_external_id};
 pub use users::{MappingSource, ModjoUser, UserMapping};

@@ -5,6 +5,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The phone fields of a Contact: the sync indexes them, the call logger
+/// checks which of them a searched number came from.
+pub const CONTACT_PHONES: &[&str] = &[
+    "Phone",
+    "MobilePhone",
+    "HomePhone",
+    "OtherPhone",
+    "AssistantPhone",
+];
+
+/// The phone fields of a Lead.
+pub const LEAD_PHONES: &[&str] = &["Phone", "MobilePhone"];
+
 /// An imported Salesforce record: its type, id, the fields we read, and its
 /// `SystemModstamp`. The index keys derived from it are stored with it, so that a
 /// later change can remove exactly the entries that no longer apply.

@@ -1,9 +1,9 @@
 //! Everything that talks to Salesforce: one client, one SOQL builder and escaper,
-//! one SOSL escaper, one error type, host validation, the API budget, and text
-//! lengths as Salesforce counts them.
+//! one SOSL escaper, one error type, host validation and the API budget.
 
 pub mod cdc;
 pub mod client;
+mod counters;
 pub mod error;
 pub mod id;
 pub mod instance;
@@ -11,15 +11,18 @@ pub mod keyset;
 pub mod limits;
 pub mod oauth;
 pub mod pubsub;
+mod queries;
 pub mod soql;
 pub mod sosl;
-pub mod text;
+mod tokens;
 mod writes;
 
-pub use client::{ApiCounters, ApiKind, QueryPage, SalesforceClient, Session, Usage};
+pub use client::{SalesforceClient, Session};
+pub use counters::{ApiCounters, ApiKind, Usage};
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};
 pub use keyset::{KeysetQuery, Position};
+pub use queries::{KeysetPage, QueryPage};
 pub use writes::{
     ConditionalOutcome, ConditionalUpdate, NewRecord, RecordResult, RecordUpdate, SubRequest,
     SubResponse, Written,

@@ -8,9 +8,10 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::client::{ApiKind, Request, Session, checked_id, checked_name, decode};
+use super::client::{Request, Session, checked_id, checked_name, decode};
+use super::counters::ApiKind;
 use super::error::{ApiError, SalesforceError};
-use crate::ports::{ConnectionStore, LeaseStore, SecretStore};
+use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
 
 /// sObject Collections take at most 200 records per request.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -106,7 +107,7 @@ pub enum ConditionalOutcome {
 impl<S, D> Session<'_, S, D>
 where
     S: SecretStore,
-    D: LeaseStore + ConnectionStore,
+    D: LeaseStore + AccessRefusals,
 {
     /// `POST …/sobjects/<object>/`: the new record's id.
     pub async fn create(

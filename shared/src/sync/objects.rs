@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::domain::normalize;
-use crate::domain::{CrmRecord, IndexEntry, IndexKey, IndexKind};
+use crate::domain::{CONTACT_PHONES, CrmRecord, IndexEntry, IndexKey, IndexKind, LEAD_PHONES};
 use crate::salesforce::keyset::{KeysetQuery, Position, parse_datetime};
 use crate::salesforce::soql::Cond;
 
@@ -32,16 +32,6 @@ impl SyncObject {
         }
     }
 }
-
-/// The phone fields of a Contact and of a Lead.
-pub(crate) const CONTACT_PHONES: &[&str] = &[
-    "Phone",
-    "MobilePhone",
-    "HomePhone",
-    "OtherPhone",
-    "AssistantPhone",
-];
-pub(crate) const LEAD_PHONES: &[&str] = &["Phone", "MobilePhone"];
 
 pub const USER: SyncObject = SyncObject {
     name: "User",

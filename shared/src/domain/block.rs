@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::event::{CallEvent, Role};
+use super::call_event::{CallEvent, Role};
 use crate::domain::StoredComment;
 
 /// Salesforce's limit on Task.Description.
@@ -14,9 +14,9 @@ pub const DESCRIPTION_LIMIT: usize = 32_000;
 pub const BEGIN: &str = "=== Modjo call (kept in sync by Modjo; edit outside this block) ===";
 pub const END: &str = "=== end of Modjo call ===";
 
-use crate::salesforce::text::shorten as truncate_to;
+use crate::domain::text::shorten as truncate_to;
 /// Length as Salesforce counts it (UTF-16 code units: an emoji counts twice).
-pub use crate::salesforce::text::utf16_len as sf_len;
+pub use crate::domain::text::utf16_len as sf_len;
 
 /// A comment longer than this (UTF-16 units) is shortened, so that one long
 /// comment never hides the rest of the thread.
@@ -197,7 +197,7 @@ fn comment_line(c: &StoredComment, url: &str, max_units: usize) -> Option<String
     }
     Some(format!(
         "{prefix}{}{tail}",
-        crate::salesforce::text::cut_utf16(&text, room)
+        crate::domain::text::cut_utf16(&text, room)
     ))
 }
 

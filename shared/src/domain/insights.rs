@@ -4,9 +4,9 @@
 //! important goes first: notes, then tags, highlights, topics, and last the
 //! summary. Every part is sanitised like comments. Pure: no I/O.
 
-use super::event::CallEvent;
-use super::render::{one_line, sanitize, sf_len, timecode};
-use crate::salesforce::text::shorten;
+use super::block::{one_line, sanitize, sf_len, timecode};
+use super::call_event::CallEvent;
+use crate::domain::text::shorten;
 
 /// One topic or tag as shown, at most this long (UTF-16 units).
 const ITEM_LIMIT: usize = 100;
@@ -157,7 +157,7 @@ pub fn at_second(url: &str, second: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::render::{
+    use super::super::block::{
         BEGIN, DESCRIPTION_LIMIT, END, merge_description, render_block, user_text,
     };
     use super::*;

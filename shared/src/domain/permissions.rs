@@ -10,15 +10,14 @@
 //! (`API_DISABLED_FOR_ORG` / `API_CURRENTLY_DISABLED`). Change Data Capture is
 //! read from the last sync's statuses (no API call).
 //!
-//! This module is pure; [`check`] runs it against Salesforce and the store.
-
-pub mod check;
+//! This module is pure; [`crate::connect::permissions`] runs it against
+//! Salesforce and the store.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{SourceReason, SyncStatus};
+use super::{SourceReason, SyncStatus};
 
 /// An object permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

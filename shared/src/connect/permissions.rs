@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{PermissionCheck, api_disabled, from_describe, from_sync};
 use crate::app::{App, Store, update_connection};
 use crate::connect::ConnectError;
 use crate::domain::TenantId;
+use crate::domain::permissions::{PermissionCheck, api_disabled, from_describe, from_sync};
 use crate::ports::SecretStore;
 
 /// Salesforce API calls one check spends.
