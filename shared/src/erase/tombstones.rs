@@ -43,3 +43,81 @@ pub async fn without_erased<S: ErasureStore>(
     }
     Ok(kept)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::{CrmRecord, IndexKey};
+    use crate::erase::store::PurgeProgress;
+
+    struct Erased(HashSet<String>);
+
+    impl ErasureStore for Erased {
+        async fn erased_ids(&self, _: &TenantId) -> StoreResult<HashSet<String>> {
+            Ok(self.0.clone())
+        }
+        async fn add_erased_ids(&self, _: &TenantId, _: &[String]) -> StoreResult<()> {
+            unreachable!("the sync never erases")
+        }
+        async fn purge_step(&self, _: &TenantId, _: usize) -> StoreResult<PurgeProgress> {
+            unreachable!("the sync never purges")
+        }
+    }
+
+    fn upsert(id: &str, keys: &[(IndexKind, &str)]) -> RecordChange {
+        let index_keys: Vec<IndexKey> = keys
+            .iter()
+            .map(|(kind, value)| IndexKey {
+                kind: *kind,
+                value: value.to_string(),
+            })
+            .collect();
+        RecordChange::Upsert {
+            record: CrmRecord {
+                object: "Contact".into(),
+                id: id.into(),
+                system_modstamp: Utc::now(),
+                fields: Default::default(),
+                index_keys,
+            },
+            index: Vec::new(),
+            previous_keys: Vec::new(),
+        }
+    }
+
+    fn ids(changes: &[RecordChange]) -> Vec<&str> {
+        changes
+            .iter()
+            .map(|c| match c {
+                RecordChange::Upsert { record, .. } => record.id.as_str(),
+                RecordChange::Delete { id, .. } => id.as_str(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn erased_people_and_what_points_at_them_are_left_out() {
+        let store = Erased(HashSet::from(["003JANE".to_string()]));
+        let tenant = TenantId::parse("acme").unwrap();
+        let changes = vec![
+            upsert("003JANE", &[(IndexKind::Email, "jane@acme.com")]),
+            upsert("02sMAIL", &[(IndexKind::Timeline, "003JANE")]),
+            upsert("00kROLE", &[(IndexKind::ContactOpportunity, "003JANE")]),
+            upsert("003BOB", &[(IndexKind::Timeline, "006OPP")]),
+            RecordChange::Delete {
+                id: "003JANE".into(),
+                previous_keys: Vec::new(),
+            },
+        ];
+        let kept = without_erased(&store, &tenant, changes).await.unwrap();
+        assert_eq!(
+            ids(&kept),
+            ["003BOB", "003JANE"],
+            "Bob, and Jane's deletion"
+        );
+    }
+}
