@@ -487,3 +487,54 @@ async fn a_large_erasure_goes_on_with_its_cursor() {
     assert_eq!(code, 400, "{answer}");
     assert_eq!(answer["field"], "cursor");
 }
+
+#[tokio::test]
+async fn change_data_capture_does_not_bring_the_person_back() {
+    use shared::ports::CursorStore as _;
+    let w = world_with(e2e::sf::WorldOptions::with_cdc()).await;
+    // The second job reads change events (the first re-synced through SOQL).
+    sync(&w.stack, &w.tenant).await;
+    let (code, answer) = post_erasure(&w, json!({"email": "jane@acme.com"})).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["erased"]["opportunityRoles"], 3, "{answer}");
+
+    // A salesperson adds Jane to an opportunity: a change event carries it.
+    let role = w
+        .stack
+        .sf
+        .user()
+        .create(
+            "OpportunityContactRole",
+            json!({"OpportunityId": w.ids["opp_other"], "ContactId": w.ids["jane"], "Role": "Influencer"}),
+        )
+        .await;
+    sync(&w.stack, &w.tenant).await;
+    let store = w.stack.aws.store();
+    let status = store
+        .sync_statuses(&w.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.object == "OpportunityContactRole")
+        .unwrap();
+    let note = status.message.as_deref().unwrap_or("");
+    assert!(note.starts_with("Change Data Capture: "), "{status:?}");
+    assert!(
+        store
+            .get_records(&w.tenant, &[role])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let roles = IndexKey {
+        kind: IndexKind::ContactOpportunity,
+        value: w.ids["jane"].clone(),
+    };
+    assert!(
+        store
+            .query_index(&w.tenant, &roles)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
