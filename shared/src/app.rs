@@ -11,14 +11,17 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::aws::AwsClients;
+use crate::calls::CallLogger;
+use crate::comments::CommentSync;
 use crate::config::{self, Config, ConfigError, OAuthConfig};
 use crate::connect::state::KEY_REFRESH;
 use crate::domain::SigningKeys;
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, CursorStore, LeaseStore, OAuthStateStore,
+    CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
     RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
 };
-use crate::salesforce::{SalesforceClient, SalesforceError, Session};
+use crate::salesforce::{SalesforceClient, SalesforceError, Session, Sessions};
+use crate::sync::Syncer;
 use crate::telemetry::Metrics;
 
 /// Every storage port at once (the DynamoDB adapter implements them all).
@@ -97,6 +100,46 @@ impl<S: Store, K: SecretStore> App<S, K> {
             oauth,
             signing_keys: Mutex::new(None),
         })
+    }
+
+    /// The Salesforce port, for the use cases.
+    pub fn sessions(&self) -> Sessions<'_, K, S> {
+        Sessions::new(&self.salesforce, &self.secrets, &self.store)
+    }
+
+    /// The call logging use case on this wiring.
+    pub fn call_logger<'a, Q: JobQueue>(
+        &'a self,
+        calls: &'a Q,
+        dead_letters: &'a Q,
+    ) -> CallLogger<'a, S, K, Q> {
+        CallLogger::new(
+            &self.store,
+            self.sessions(),
+            &self.config.budget,
+            calls,
+            dead_letters,
+        )
+    }
+
+    /// The comment propagation use case on this wiring.
+    pub fn comment_sync<'a, Q: JobQueue>(
+        &'a self,
+        dead_letters: &'a Q,
+    ) -> CommentSync<'a, S, K, Q> {
+        CommentSync::new(&self.store, self.sessions(), dead_letters)
+    }
+
+    /// The sync use case on this wiring (Change Data Capture when the Pub/Sub
+    /// API is configured).
+    pub fn syncer<'a, Q: JobQueue>(&'a self, jobs: &'a Q) -> Syncer<'a, S, K, Q> {
+        Syncer::new(
+            &self.store,
+            self.sessions(),
+            &self.config.budget,
+            self.config.salesforce.pubsub_endpoint.clone(),
+            jobs,
+        )
     }
 
     /// A Salesforce session for `tenant` that must end within `budget`.

@@ -239,8 +239,9 @@ async fn run(binary: &std::path::Path, calls: usize, batch: usize) {
         Duration::from_secs(600),
         e2e::stack::CALLBACK_URL,
     );
-    let syncer = shared::sync::Syncer::new(&app, &jobs);
+    let syncer = app.syncer(&jobs);
     shared::sync::handler::handle(
+        &app,
         &syncer,
         e2e::stack::sync_job_event(&org.tenant, Duration::from_secs(600)),
         shared::sync::handler::SyncOptions::default(),

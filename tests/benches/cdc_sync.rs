@@ -19,7 +19,6 @@ use e2e::stack::{build_app, sync_job_event};
 use serde_json::{Value, json};
 use sf_emulator::SeedRecord;
 use shared::ports::{CursorStore, RecordStore};
-use shared::sync::Syncer;
 use shared::sync::handler::{SyncOptions, handle};
 
 const OPPORTUNITIES: usize = 2_000;
@@ -70,9 +69,10 @@ async fn run() {
         e2e::stack::CALLBACK_URL,
     );
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&app, &jobs);
+    let syncer = app.syncer(&jobs);
     let sync = || async {
         let answer = handle(
+            &app,
             &syncer,
             sync_job_event(&tenant, Duration::from_secs(900)),
             SyncOptions::default(),

@@ -20,7 +20,6 @@ use shared::app::App;
 use shared::config::{BudgetThresholds, Config, SalesforceConfig};
 use shared::domain::{Connection, ConnectionStatus, SyncState, TenantId};
 use shared::ports::{ConnectionStore, CursorStore, SecretStore, TenantCredentials};
-use shared::sync::Syncer;
 use shared::sync::handler::{SyncOptions, handle};
 
 fn main() {
@@ -213,12 +212,12 @@ async fn child(n: usize) -> Value {
     };
     let app = App::new(config, aws.store(), aws.secrets(), None).expect("app");
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&app, &jobs);
+    let syncer = app.syncer(&jobs);
 
     let rss_before = peak_rss_mb();
     let started = Instant::now();
     let event = e2e::stack::sync_job_event(&tenant, Duration::from_secs(3600));
-    let answer = handle(&syncer, event, SyncOptions::default())
+    let answer = handle(&app, &syncer, event, SyncOptions::default())
         .await
         .expect("handler");
     let seconds = started.elapsed().as_secs_f64();

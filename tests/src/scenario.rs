@@ -10,12 +10,9 @@ use serde_json::{Value, json};
 use sf_emulator::{SeedRecord, UserSpec};
 use shared::adapters::secrets::SecretsManagerStore;
 use shared::app::{App, Store};
-use shared::calls::CallLogger;
 use shared::calls::handler::handle;
-use shared::comments::CommentSync;
 use shared::domain::{MappingSource, TenantId, UserMapping};
 use shared::ports::{CallStore, UserMappingStore};
-use shared::sync::Syncer;
 use shared::sync::handler::SyncOptions;
 
 use crate::moto::AwsEnv;
@@ -183,8 +180,9 @@ pub async fn world_with(options: WorldOptions) -> World {
 pub async fn sync(stack: &Stack, tenant: &TenantId) {
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
     let calls = stack.aws.queue(&stack.aws.resources.call_events_queue);
-    let syncer = Syncer::new(&stack.app, &jobs).with_call_replay(&calls);
+    let syncer = stack.app.syncer(&jobs).with_call_replay(&calls);
     let answer = shared::sync::handler::handle(
+        &stack.app,
         &syncer,
         crate::stack::sync_job_event(tenant, Duration::from_secs(300)),
         SyncOptions::default(),
@@ -224,9 +222,10 @@ pub async fn log_with<S: Store>(
 ) -> SqsBatchResponse {
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = CallLogger::new(app, &source, &dlq);
+    let logger = app.call_logger(&source, &dlq);
     let event: SqsEvent = serde_json::from_value(sqs_event("call-events", bodies)).unwrap();
     handle(
+        app,
         &logger,
         &source,
         lambda_event(event, Duration::from_secs(120)),
@@ -306,10 +305,15 @@ pub async fn comments_with<S: Store>(
 ) -> SqsBatchResponse {
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
     let source = aws.queue(&aws.resources.comment_events_queue);
-    let sync = CommentSync::new(app, &dlq);
+    let sync = app.comment_sync(&dlq);
     let event: SqsEvent = serde_json::from_value(sqs_event("comment-events", bodies)).unwrap();
-    shared::comments::handler::handle(&sync, &source, lambda_event(event, Duration::from_secs(60)))
-        .await
+    shared::comments::handler::handle(
+        app,
+        &sync,
+        &source,
+        lambda_event(event, Duration::from_secs(60)),
+    )
+    .await
 }
 
 /// A logged call to Jane; its Task's id.

@@ -822,7 +822,7 @@ async fn calls_are_counted_where_they_were_left() {
     let dlq_url = &aws.resources.dead_letter_queues[&aws.resources.call_events_queue];
     let dlq = aws.queue(dlq_url);
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = shared::calls::CallLogger::new(&w.stack.app, &source, &dlq);
+    let logger = w.stack.app.call_logger(&source, &dlq);
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_value(e2e::stack::sqs_event("call-events", &bodies)).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

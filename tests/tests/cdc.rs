@@ -15,8 +15,8 @@ use shared::domain::{IndexKey, IndexKind, SyncState, SyncStatus, TenantId};
 use shared::ports::{CursorStore, RecordStore};
 use shared::salesforce::cdc::EventSchema;
 use shared::salesforce::pubsub::{PubSubAuth, PubSubClient, ReplayPreset, fetch};
+use shared::sync::SyncJob;
 use shared::sync::handler::{SyncOptions, handle};
-use shared::sync::{SyncJob, Syncer};
 
 const OPPORTUNITY_TOPIC: &str = "/data/OpportunityChangeEvent";
 
@@ -26,10 +26,10 @@ async fn run_job<S: Store>(
     tenant: &TenantId,
 ) -> Value {
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(app, &jobs);
+    let syncer = app.syncer(&jobs);
     assert!(syncer.cdc.is_some(), "the Pub/Sub API is configured");
     let event = sync_job_event(tenant, Duration::from_secs(600));
-    let response = handle(&syncer, event, SyncOptions::default())
+    let response = handle(app, &syncer, event, SyncOptions::default())
         .await
         .expect("handler answers");
     assert_eq!(
@@ -426,14 +426,14 @@ async fn a_first_answer_later_than_the_job_leaves_the_rest_to_a_continuation() {
     stack.sf.emu.set_pubsub_keepalive(Duration::from_secs(600));
     let tenant = stack.sf.connect_tenant(&stack.aws).await;
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&stack.app, &jobs);
+    let syncer = stack.app.syncer(&jobs);
     // The job may run for 8 s: the subscription's first answer would come later.
     let event = sync_job_event(&tenant, Duration::from_secs(30));
     let hurried = SyncOptions {
         stop_before_deadline: Duration::from_secs(22),
         requests_end_before_deadline: Duration::from_secs(5),
     };
-    let response = handle(&syncer, event, hurried)
+    let response = handle(&stack.app, &syncer, event, hurried)
         .await
         .expect("handler answers");
     assert_eq!(response["batchItemFailures"], json!([]));
@@ -705,11 +705,11 @@ async fn two_concurrent_jobs_of_a_tenant_only_one_consumes_the_feed() {
         .unwrap();
 
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&stack.app, &jobs);
+    let syncer = stack.app.syncer(&jobs);
     let event = || sync_job_event(&tenant, Duration::from_secs(600));
     let (a, b) = tokio::join!(
-        handle(&syncer, event(), SyncOptions::default()),
-        handle(&syncer, event(), SyncOptions::default())
+        handle(&stack.app, &syncer, event(), SyncOptions::default()),
+        handle(&stack.app, &syncer, event(), SyncOptions::default())
     );
     assert_eq!(a.unwrap()["batchItemFailures"], json!([]));
     assert_eq!(

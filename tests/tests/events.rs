@@ -104,10 +104,11 @@ async fn every_sample_event_runs_through_its_handler() {
     let tenant = stack.sf.connect_tenant_as(&stack.aws, "acme").await;
     let aws = &stack.aws;
     let jobs = aws.queue(&aws.resources.sync_jobs_queue);
-    let syncer = shared::sync::Syncer::new(&stack.app, &jobs);
+    let syncer = stack.app.syncer(&jobs);
 
     // scheduled-sync: the schedule fans out; the job syncs.
     let fanned = shared::sync::handler::handle(
+        &stack.app,
         &syncer,
         lambda_event(
             read("scheduled-sync/schedule.json"),
@@ -119,6 +120,7 @@ async fn every_sample_event_runs_through_its_handler() {
     .unwrap();
     assert_eq!(fanned["queued"], 1);
     let job = shared::sync::handler::handle(
+        &stack.app,
         &syncer,
         lambda_event(
             read("scheduled-sync/sync-job.json"),
@@ -133,9 +135,10 @@ async fn every_sample_event_runs_through_its_handler() {
     // call-logger: the sample call is logged on Jane.
     let dlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.call_events_queue]);
     let calls = aws.queue(&aws.resources.call_events_queue);
-    let logger = shared::calls::CallLogger::new(&stack.app, &calls, &dlq);
+    let logger = stack.app.call_logger(&calls, &dlq);
     let event: SqsEvent = serde_json::from_value(read("call-logger/call-event.json")).unwrap();
     let answer = shared::calls::handler::handle(
+        &stack.app,
         &logger,
         &calls,
         lambda_event(event, Duration::from_secs(60)),
@@ -154,9 +157,10 @@ async fn every_sample_event_runs_through_its_handler() {
     // comment-sync: the sample comment lands in that call's Task.
     let cdlq = aws.queue(&aws.resources.dead_letter_queues[&aws.resources.comment_events_queue]);
     let comments = aws.queue(&aws.resources.comment_events_queue);
-    let sync = shared::comments::CommentSync::new(&stack.app, &cdlq);
+    let sync = stack.app.comment_sync(&cdlq);
     let event: SqsEvent = serde_json::from_value(read("comment-sync/comment-event.json")).unwrap();
     let answer = shared::comments::handler::handle(
+        &stack.app,
         &sync,
         &comments,
         lambda_event(event, Duration::from_secs(60)),

@@ -13,8 +13,7 @@ use e2e::stack::{Claims, api_event, body_json, lambda_event, sqs_event};
 use serde_json::{Value, json};
 use sf_emulator::{FailureKind, Fault};
 use shared::adapters::sqs::SqsQueue;
-use shared::calls::{CallLogger, Delivery, Verdict};
-use shared::comments::CommentSync;
+use shared::calls::{Delivery, Verdict};
 use shared::domain::{CallState, ConnectionStatus, TenantId};
 use shared::ports::{CallClaim, CallStore, CommentStore, ConnectionStore};
 
@@ -209,8 +208,9 @@ async fn a_two_hour_outage_parks_calls_and_every_call_is_logged_once_after_it() 
         all.extend(bodies);
         let jobs = w.stack.aws.queue(&w.stack.aws.resources.sync_jobs_queue);
         let calls = w.stack.aws.queue(&w.stack.aws.resources.call_events_queue);
-        let syncer = shared::sync::Syncer::new(&w.stack.app, &jobs).with_call_replay(&calls);
+        let syncer = w.stack.app.syncer(&jobs).with_call_replay(&calls);
         let _ = shared::sync::handler::handle(
+            &w.stack.app,
             &syncer,
             e2e::stack::sync_job_event(&w.tenant, Duration::from_secs(30)),
             shared::sync::handler::SyncOptions::default(),
@@ -362,7 +362,7 @@ async fn a_live_claim_of_another_invocation_is_retried_after_it_ends() {
     let aws = &w.stack.aws;
     let dlq = aws.queue(&dead_letters(&w, &aws.resources.call_events_queue));
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = CallLogger::new(&w.stack.app, &source, &dlq);
+    let logger = w.stack.app.call_logger(&source, &dlq);
     let delivery = Delivery {
         message_id: "m1".into(),
         receipt_handle: "r1".into(),
@@ -391,9 +391,10 @@ async fn a_failed_dead_letter_send_is_not_acknowledged() {
     let aws = &w.stack.aws;
     let gone: SqsQueue = aws.queue(&format!("{}-missing", aws.resources.call_events_queue));
     let source = aws.queue(&aws.resources.call_events_queue);
-    let logger = CallLogger::new(&w.stack.app, &source, &gone);
+    let logger = w.stack.app.call_logger(&source, &gone);
     let event = serde_json::from_value(sqs_event("call-events", &["{not json".into()])).unwrap();
     let response = shared::calls::handler::handle(
+        &w.stack.app,
         &logger,
         &source,
         lambda_event(event, Duration::from_secs(60)),
@@ -401,12 +402,13 @@ async fn a_failed_dead_letter_send_is_not_acknowledged() {
     .await;
     assert_eq!(response.batch_item_failures.len(), 1, "SQS keeps the call");
     // The same for a comment of an unknown tenant.
-    let sync = CommentSync::new(&w.stack.app, &gone);
+    let sync = w.stack.app.comment_sync(&gone);
     let unknown = json!({"version": 1, "tenantId": "nobody-here", "callId": "c", "commentId": "k",
         "action": "upsert", "text": "hi", "updatedAt": "2026-11-28T11:00:00Z"})
     .to_string();
     let event = serde_json::from_value(sqs_event("comment-events", &[unknown])).unwrap();
     let response = shared::comments::handler::handle(
+        &w.stack.app,
         &sync,
         &source,
         lambda_event(event, Duration::from_secs(60)),

@@ -13,7 +13,7 @@ use shared::domain::{CallState, SyncStatus};
 use shared::ports::{CallStore, CursorStore};
 use shared::sync::handler::{SyncOptions, handle};
 use shared::sync::objects;
-use shared::sync::{Plan, Source, Syncer};
+use shared::sync::{Plan, Source};
 
 async fn rematch_status(w: &World) -> SyncStatus {
     w.stack
@@ -268,7 +268,7 @@ async fn an_unmatched_call_is_re_matched_when_its_contact_comes_by_change_data_c
     .await;
     w.stack.sf.emu.set_pubsub_keepalive(Duration::from_secs(1));
     let jobs = w.stack.aws.queue(&w.stack.aws.resources.sync_jobs_queue);
-    let mut syncer = Syncer::new(&w.stack.app, &jobs);
+    let mut syncer = w.stack.app.syncer(&jobs);
     syncer.plan = Plan {
         objects: objects::ALL
             .iter()
@@ -280,6 +280,7 @@ async fn an_unmatched_call_is_re_matched_when_its_contact_comes_by_change_data_c
     };
     let run = || async {
         let answer = handle(
+            &w.stack.app,
             &syncer,
             sync_job_event(&w.tenant, Duration::from_secs(300)),
             SyncOptions::default(),
@@ -382,8 +383,9 @@ async fn an_outcome_changed_during_the_re_match_is_not_overwritten() {
             .unwrap();
     });
     let jobs = w.stack.aws.queue(&w.stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&app, &jobs);
+    let syncer = app.syncer(&jobs);
     handle(
+        &app,
         &syncer,
         sync_job_event(&w.tenant, Duration::from_secs(300)),
         SyncOptions::default(),
@@ -433,7 +435,7 @@ async fn a_pass_cut_by_the_deadline_carries_on_in_the_next_job() {
         "https://app.modjo.test/callback",
     );
     let jobs = w.stack.aws.queue(&w.stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&app, &jobs);
+    let syncer = app.syncer(&jobs);
     // The job may run for 20 s; its first page of calls is read just as time is up.
     store.after(After::RematchListing, || async {
         tokio::time::sleep(Duration::from_secs(21)).await;
@@ -443,6 +445,7 @@ async fn a_pass_cut_by_the_deadline_carries_on_in_the_next_job() {
         ..SyncOptions::default()
     };
     handle(
+        &app,
         &syncer,
         sync_job_event(&w.tenant, Duration::from_secs(300)),
         options,

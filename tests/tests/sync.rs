@@ -12,8 +12,8 @@ use sf_emulator::{Fault, SeedRecord};
 use shared::app::{App, Store};
 use shared::domain::{ConnectionStatus, IndexKey, IndexKind, SyncState, TenantId};
 use shared::ports::{ConnectionStore, CursorStore, RecordStore};
+use shared::sync::SyncJob;
 use shared::sync::handler::{SyncOptions, handle};
-use shared::sync::{SyncJob, Syncer};
 
 /// One sync-jobs SQS delivery through the handler; the queue's batch response.
 async fn run_job<S: Store>(
@@ -23,9 +23,9 @@ async fn run_job<S: Store>(
     options: SyncOptions,
 ) -> Value {
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(app, &jobs);
+    let syncer = app.syncer(&jobs);
     let event = sync_job_event(tenant, Duration::from_secs(600));
-    handle(&syncer, event, options)
+    handle(app, &syncer, event, options)
         .await
         .expect("handler answers")
 }
@@ -615,13 +615,15 @@ async fn two_concurrent_jobs_for_one_tenant_only_one_runs() {
         .unwrap();
     stack.sf.emu.reset_counters(ORG).unwrap();
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&stack.app, &jobs);
+    let syncer = stack.app.syncer(&jobs);
     let a = handle(
+        &stack.app,
         &syncer,
         sync_job_event(&tenant, Duration::from_secs(600)),
         SyncOptions::default(),
     );
     let b = handle(
+        &stack.app,
         &syncer,
         sync_job_event(&tenant, Duration::from_secs(600)),
         SyncOptions::default(),
@@ -657,8 +659,9 @@ async fn fan_out_queues_connected_tenants_and_skips_the_others() {
     )
     .unwrap();
     let jobs = stack.aws.queue(&stack.aws.resources.sync_jobs_queue);
-    let syncer = Syncer::new(&stack.app, &jobs);
+    let syncer = stack.app.syncer(&jobs);
     let answer = handle(
+        &stack.app,
         &syncer,
         lambda_event(schedule, Duration::from_secs(60)),
         SyncOptions::default(),
@@ -688,7 +691,7 @@ async fn fan_out_queues_connected_tenants_and_skips_the_others() {
         ),
         Duration::from_secs(60),
     );
-    let answer = handle(&syncer, event, SyncOptions::default())
+    let answer = handle(&stack.app, &syncer, event, SyncOptions::default())
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]));
@@ -783,10 +786,10 @@ async fn invalid_sync_jobs_go_to_the_dead_letter_queue_with_their_reason() {
     let dlq_url =
         stack.aws.resources.dead_letter_queues[&stack.aws.resources.sync_jobs_queue].clone();
     let dlq = stack.aws.queue(&dlq_url);
-    let syncer = Syncer::new(&stack.app, &jobs).with_dead_letters(&dlq);
+    let syncer = stack.app.syncer(&jobs).with_dead_letters(&dlq);
     let bodies = vec!["{not a job".to_string(), json!({"version": 1}).to_string()];
     let event = lambda_event(sqs_event("sync-jobs", &bodies), Duration::from_secs(60));
-    let answer = handle(&syncer, event, SyncOptions::default())
+    let answer = handle(&stack.app, &syncer, event, SyncOptions::default())
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]));
@@ -798,12 +801,12 @@ async fn invalid_sync_jobs_go_to_the_dead_letter_queue_with_their_reason() {
     }
     // A dead-letter queue that refuses the message: SQS keeps the job.
     let gone = stack.aws.queue(&format!("{dlq_url}-missing"));
-    let syncer = Syncer::new(&stack.app, &jobs).with_dead_letters(&gone);
+    let syncer = stack.app.syncer(&jobs).with_dead_letters(&gone);
     let event = lambda_event(
         sqs_event("sync-jobs", &bodies[..1]),
         Duration::from_secs(60),
     );
-    let answer = handle(&syncer, event, SyncOptions::default())
+    let answer = handle(&stack.app, &syncer, event, SyncOptions::default())
         .await
         .unwrap();
     assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);

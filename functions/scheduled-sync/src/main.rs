@@ -4,7 +4,6 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use shared::config::vars;
-use shared::sync::Syncer;
 use shared::sync::handler::{SyncOptions, handle};
 
 #[tokio::main]
@@ -14,12 +13,13 @@ async fn main() -> Result<(), Error> {
     let jobs = shared::app::queue_from_env(&aws, vars::SYNC_JOBS_QUEUE_URL)?;
     let calls = shared::app::queue_from_env(&aws, vars::CALL_EVENTS_QUEUE_URL)?;
     let dead_letters = shared::app::queue_from_env(&aws, vars::SYNC_JOBS_DLQ_URL)?;
-    let syncer = Syncer::new(&app, &jobs)
+    let syncer = app
+        .syncer(&jobs)
         .with_call_replay(&calls)
         .with_dead_letters(&dead_letters);
-    let syncer = &syncer;
+    let (app, syncer) = (&app, &syncer);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(syncer, event, SyncOptions::default())
+        handle(app, syncer, event, SyncOptions::default())
             .await
             .map_err(Error::from)
     }))

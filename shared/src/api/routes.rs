@@ -316,7 +316,8 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
             // Boxed: the link's Salesforce writes make a large future, kept off
             // the stack of every other route.
             let outcome = Box::pin(crate::calls::link::link(
-                app,
+                &app.store,
+                app.sessions(),
                 &a,
                 is_admin(request),
                 param(0),

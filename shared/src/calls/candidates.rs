@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::claim::{Claimed, Owner, OwnerSource};
+use crate::app::Store;
 use crate::app::WorkError;
-use crate::app::{App, Store};
 use crate::domain::call_event::{Direction, Role};
 use crate::domain::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
 use crate::domain::normalize;
@@ -122,14 +122,13 @@ pub(super) enum Lookup {
 
 /// Decides Who, What and the owner of every claimed call still being worked.
 pub(super) async fn decide<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
     work: &mut [Claimed],
     lookup: Lookup,
 ) -> Result<(), WorkError> {
     let tenant = session.tenant().clone();
-    let store = &app.store;
     let region = connection.phone_region.as_str();
     let policy = connection.match_policy;
 

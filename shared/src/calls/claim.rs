@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::outcomes::End;
 use super::{CallLogger, Delivery, Verdict};
-use crate::app::{App, Store};
+use crate::app::Store;
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{ApiUsage, Connection, ConnectionStatus, StoredComment, TenantId};
-use crate::ports::{CallClaim, ClaimResult, JobQueue, SecretStore};
+use crate::ports::{CallClaim, CallStore, ClaimResult, JobQueue, SecretStore};
 use crate::salesforce::Usage;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 
@@ -124,8 +124,8 @@ pub(super) fn owners(work: &[&Claimed]) -> Vec<String> {
 /// Claims `calls` for this invocation. Returns the claimed calls, and the verdicts
 /// of the others: a final call is a duplicate (done), another invocation's live
 /// claim is retried once it has expired, a claim that could not be written is retried.
-pub(super) async fn claim<S: Store, K>(
-    app: &App<S, K>,
+pub(super) async fn claim<S: CallStore>(
+    store: &S,
     tenant: &TenantId,
     calls: Vec<(usize, CallEvent)>,
     deliveries: &[Delivery],
@@ -141,7 +141,7 @@ pub(super) async fn claim<S: Store, K>(
             version,
         })
         .collect();
-    let results = match app.store.claim_calls(tenant, &claims, now).await {
+    let results = match store.claim_calls(tenant, &claims, now).await {
         Ok(results) => results,
         Err(e) => calls
             .iter()
@@ -196,18 +196,17 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     /// The reason to defer, when the org's usage is at or above the call-logging threshold.
     fn over_budget(&self, tenant: &TenantId, connection: &Connection) -> Option<String> {
         // The most recent fresh reading: this container's, or the one a job stored.
-        let live = self.app.salesforce.usage(tenant).map(Usage::to_api_usage);
+        let live = self
+            .salesforce
+            .client()
+            .usage(tenant)
+            .map(Usage::to_api_usage);
         let usage = [live, connection.api_usage]
             .into_iter()
             .flatten()
             .filter(ApiUsage::is_fresh)
             .max_by_key(|u| u.observed_at)?;
-        match decide(
-            &self.app.config.budget,
-            Work::CallLogging,
-            usage.used,
-            usage.max,
-        ) {
+        match decide(self.budget, Work::CallLogging, usage.used, usage.max) {
             BudgetDecision::Wait {
                 used_percent,
                 threshold,

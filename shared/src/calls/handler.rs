@@ -7,22 +7,23 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use super::{CallLogger, Settled};
-use crate::app::Store;
+use crate::app::{App, Store};
 use crate::batch::Batch;
 use crate::domain::CallState;
 use crate::ports::{JobQueue, SecretStore};
 
 /// `source_queue` is the queue the batch came from (for the back-off).
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+    app: &App<S, K>,
     logger: &CallLogger<'_, S, K, Q>,
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let batch = Batch::start(logger.app, event);
+    let batch = Batch::start(app, event);
     let verdicts = logger.log_batch(&batch.deliveries, batch.deadline).await;
-    let mut metrics = logger.app.metrics("call-logger");
+    let mut metrics = app.metrics("call-logger");
     let batch = batch
-        .finish(logger.app, &verdicts, source_queue, &mut metrics)
+        .finish(app, &verdicts, source_queue, &mut metrics)
         .await;
     metrics
         .count("CallsReceived", batch.received)

@@ -13,8 +13,8 @@ use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
 use super::{events, load_comments, tasks};
+use crate::app::Store;
 use crate::app::WorkError;
-use crate::app::{App, Store};
 use crate::connect::Actor;
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::{Candidate, Decision, Kind};
@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::ports::{SecretStore, StoreError};
 use crate::salesforce::RecordUpdate;
+use crate::salesforce::Sessions;
 
 /// How long the Salesforce writes of one link may take.
 const LINK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -98,7 +99,8 @@ fn checked(
 
 /// Links the call by hand; the outcome as recorded.
 pub async fn link<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
+    salesforce: Sessions<'_, K, S>,
     actor: &Actor,
     is_admin: bool,
     call_id: &str,
@@ -120,8 +122,7 @@ pub async fn link<S: Store, K: SecretStore>(
     if !crate::domain::validate_external_id(call_id) {
         return Err(LinkError::NotFound);
     }
-    let before = app
-        .store
+    let before = store
         .get_outcome(tenant, call_id)
         .await?
         .ok_or(LinkError::NotFound)?;
@@ -142,15 +143,13 @@ pub async fn link<S: Store, K: SecretStore>(
             before.state.as_str()
         )));
     }
-    let connection = app
-        .store
+    let connection = store
         .get_connection(tenant)
         .await?
         .filter(|c| c.status == ConnectionStatus::Connected)
         .ok_or_else(|| LinkError::Conflict("Salesforce is not connected".into()))?;
     let ids: Vec<String> = who.iter().chain(&what).cloned().collect();
-    let names: std::collections::HashMap<String, String> = app
-        .store
+    let names: std::collections::HashMap<String, String> = store
         .get_records(tenant, &ids)
         .await?
         .into_iter()
@@ -164,12 +163,7 @@ pub async fn link<S: Store, K: SecretStore>(
             name: names.get(id).cloned(),
         })
         .collect();
-    let session = app.salesforce.session(
-        tenant,
-        &app.secrets,
-        &app.store,
-        Instant::now() + LINK_DEADLINE,
-    );
+    let session = salesforce.open(tenant, Instant::now() + LINK_DEADLINE);
     let reason = format!("linked by hand by {}", actor.user_id);
     let mut after = match before.task_id.clone().filter(|_| !before.task_deleted) {
         Some(task) => {
@@ -201,7 +195,7 @@ pub async fn link<S: Store, K: SecretStore>(
         None => {
             let mut work = vec![Claimed::rematching(call, before.version)];
             // The owner, as the call logger chooses it; Who and What as given.
-            candidates::decide(app, &session, &connection, &mut work, Lookup::IndexOnly).await?;
+            candidates::decide(store, &session, &connection, &mut work, Lookup::IndexOnly).await?;
             let kind = |id: &str| {
                 if id.starts_with("00Q") {
                     Kind::Lead
@@ -225,7 +219,7 @@ pub async fn link<S: Store, K: SecretStore>(
                 others: Vec::new(),
             });
             work[0].names.extend(names.clone());
-            load_comments(&app.store, tenant, &mut work).await?;
+            load_comments(store, tenant, &mut work).await?;
             events::write(&session, &mut work).await?;
             tasks::write(&session, &connection, &mut work).await?;
             let w = &work[0];
@@ -257,7 +251,7 @@ pub async fn link<S: Store, K: SecretStore>(
         from_who_id: before.who_id.clone(),
         from_what_id: before.what_id.clone(),
     });
-    let saved = match app.store.save_outcome(tenant, &after).await {
+    let saved = match store.save_outcome(tenant, &after).await {
         Ok(saved) => saved,
         Err(StoreError::Conflict(_)) => {
             return Err(LinkError::Conflict(
@@ -267,7 +261,7 @@ pub async fn link<S: Store, K: SecretStore>(
         Err(e) => return Err(e.into()),
     };
     let show = |id: &Option<String>| id.clone().unwrap_or_else(|| "none".into());
-    app.store
+    store
         .append_audit(
             tenant,
             &AuditEntry {

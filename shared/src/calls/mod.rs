@@ -48,13 +48,14 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::app::Store;
 use crate::app::WorkError;
-use crate::app::{App, Store};
 pub use crate::batch::{Delivery, Verdict};
+use crate::config::BudgetThresholds;
 use crate::domain::call_event::CallEvent;
 use crate::domain::{StoredComment, TenantId};
-use crate::ports::{JobQueue, SecretStore};
-use crate::salesforce::Session;
+use crate::ports::{CommentStore, JobQueue, SecretStore};
+use crate::salesforce::{Session, Sessions};
 use claim::Claimed;
 
 /// Calls whose comments are read at once.
@@ -67,8 +68,12 @@ pub enum Settled {
     DeadLettered,
 }
 
+/// The call logging use case: what it touches is what it holds.
 pub struct CallLogger<'a, S, K, Q> {
-    pub app: &'a App<S, K>,
+    store: &'a S,
+    salesforce: Sessions<'a, K, S>,
+    /// The API budget's thresholds (calls wait when the org is near its limit).
+    budget: &'a BudgetThresholds,
     /// The call-events queue: parked calls are replayed onto it.
     pub calls: &'a Q,
     /// The call-events dead-letter queue: invalid messages, calls of unknown
@@ -79,9 +84,17 @@ pub struct CallLogger<'a, S, K, Q> {
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
-    pub fn new(app: &'a App<S, K>, calls: &'a Q, dead_letters: &'a Q) -> Self {
+    pub fn new(
+        store: &'a S,
+        salesforce: Sessions<'a, K, S>,
+        budget: &'a BudgetThresholds,
+        calls: &'a Q,
+        dead_letters: &'a Q,
+    ) -> Self {
         Self {
-            app,
+            store,
+            salesforce,
+            budget,
             calls,
             dead_letters,
             settled: std::sync::Mutex::new(HashMap::new()),
@@ -152,7 +165,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         deliveries: &[Delivery],
         deadline: Instant,
     ) -> Vec<(usize, Verdict)> {
-        let connection = match self.app.store.get_connection(tenant).await {
+        let connection = match self.store.get_connection(tenant).await {
             Ok(Some(c)) => c,
             Ok(None) => return self.unknown_tenant(tenant, &calls, deliveries).await,
             Err(e) => {
@@ -160,7 +173,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 return calls.iter().map(|(i, _)| (*i, Verdict::Retry)).collect();
             }
         };
-        let (mut claimed, mut verdicts) = claim::claim(self.app, tenant, calls, deliveries).await;
+        let (mut claimed, mut verdicts) = claim::claim(self.store, tenant, calls, deliveries).await;
         if claimed.is_empty() {
             return verdicts;
         }
@@ -170,12 +183,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
                 None
             }
             None => {
-                let session = self.app.salesforce.session(
-                    tenant,
-                    &self.app.secrets,
-                    &self.app.store,
-                    deadline,
-                );
+                let session = self.salesforce.open(tenant, deadline);
                 if let Err(e) = self.work(&session, &connection, &mut claimed).await {
                     outcomes::ended_by(&e, session.was_answered(), &mut claimed, deliveries);
                 }
@@ -183,7 +191,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             }
         };
         let (recorded, logged) = outcomes::record(
-            self.app,
+            self.store,
             self.dead_letters,
             tenant,
             connection.retention_days,
@@ -202,14 +210,14 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         }
         let parked = claimed.iter().any(|c| c.is_waiting());
         if parked && connection.calls_waiting_since.is_none() {
-            if let Err(e) = outcomes::mark_waiting(&self.app.store, tenant).await {
+            if let Err(e) = outcomes::mark_waiting(self.store, tenant).await {
                 tracing::warn!(tenant_id = %tenant, error = %e, "parked calls not marked; the next park marks them");
             }
         }
         // Salesforce answered and calls of this tenant wait: they go again, once.
         let healthy = session.as_ref().is_some_and(|s| s.was_answered()) && !parked;
         if healthy && connection.calls_waiting_since.is_some() {
-            match outcomes::replay_parked(&self.app.store, tenant, self.calls).await {
+            match outcomes::replay_parked(self.store, tenant, self.calls).await {
                 Ok(n) if n > 0 => {
                     tracing::info!(tenant_id = %tenant, replayed = n, "parked calls replayed")
                 }
@@ -230,14 +238,14 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         claimed: &mut [Claimed],
     ) -> Result<(), WorkError> {
         candidates::decide(
-            self.app,
+            self.store,
             session,
             connection,
             claimed,
             candidates::Lookup::IndexThenSearch,
         )
         .await?;
-        load_comments(&self.app.store, session.tenant(), claimed).await?;
+        load_comments(self.store, session.tenant(), claimed).await?;
         events::write(session, claimed).await?;
         tasks::write(session, connection, claimed).await
     }
@@ -257,7 +265,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         }
         let tenant = session.tenant();
         let ids: Vec<String> = logged.iter().map(|o| o.call_id.clone()).collect();
-        let now = match self.app.store.comment_versions(tenant, &ids).await {
+        let now = match self.store.comment_versions(tenant, &ids).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(tenant_id = %tenant, error = %e, "comment states not re-read; pending comments wait for the sync");
@@ -278,7 +286,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             return;
         }
         tracing::info!(tenant_id = %tenant, calls = changed.len(), "comments came in while logging: rendering again");
-        let verdicts = crate::comments::render_calls(self.app, session, &changed).await;
+        let verdicts = crate::comments::render_calls(self.store, session, &changed).await;
         let left: Vec<crate::domain::CallOutcome> = changed
             .into_iter()
             .zip(verdicts)
@@ -287,7 +295,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             .collect();
         if !left.is_empty() {
             crate::comments::render::mark_pending(
-                self.app,
+                self.store,
                 tenant,
                 &left,
                 "comments came in while the call was being logged",
@@ -299,7 +307,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
 
 /// The comments of the calls that will have a Task: one read of their comment
 /// states, then each call's comments, several at a time.
-async fn load_comments<S: Store>(
+async fn load_comments<S: CommentStore>(
     store: &S,
     tenant: &TenantId,
     claimed: &mut [Claimed],

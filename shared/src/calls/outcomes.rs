@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::claim::Claimed;
 use super::{CallLogger, Delivery, Settled, Verdict};
 use crate::app::WorkError;
-use crate::app::{App, Store, update_connection};
+use crate::app::{Store, update_connection};
 use crate::domain::call_event::Invalid;
 use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
@@ -276,8 +276,8 @@ pub(super) type Recorded = ((usize, Verdict), Option<Settled>);
 /// was recorded is done (a refusal also reaches the dead-letter queue), what was
 /// given back or could not be recorded comes back from SQS. Also returns the
 /// outcomes recorded for calls whose Task now exists.
-pub(super) async fn record<S: Store, K, Q: JobQueue>(
-    app: &App<S, K>,
+pub(super) async fn record<S: CallStore + ConnectionStore, Q: JobQueue>(
+    store: &S,
     dead_letters: &Q,
     tenant: &TenantId,
     retention_days: u16,
@@ -288,7 +288,7 @@ pub(super) async fn record<S: Store, K, Q: JobQueue>(
         .iter()
         .map(|c| outcome_of(c, &deliveries[c.delivery].body, retention_days))
         .collect();
-    let results = match app.store.save_outcomes(tenant, &outcomes).await {
+    let results = match store.save_outcomes(tenant, &outcomes).await {
         Ok(results) => results,
         Err(e) => {
             tracing::warn!(tenant_id = %tenant, error = %e, "outcomes not saved; SQS redelivers the calls");
@@ -365,7 +365,7 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     pub(super) async fn refuse(&self, d: &Delivery, invalid: Invalid) -> Verdict {
         tracing::warn!(message_id = %d.message_id, reason = %invalid.reason, "call event refused");
         if let (Some(tenant), Some(call_id)) = (&invalid.tenant, &invalid.call_id) {
-            if let Ok(Some(connection)) = self.app.store.get_connection(tenant).await {
+            if let Ok(Some(connection)) = self.store.get_connection(tenant).await {
                 let outcome = CallOutcome {
                     reason: Some(format!("invalid message: {}", invalid.reason)),
                     message: Some(d.body.clone()),
@@ -376,7 +376,7 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
                     ..CallOutcome::new(call_id, CallState::Failed, Utc::now())
                 };
                 // Version 0: only if the call has no outcome yet.
-                match self.app.store.save_outcome(tenant, &outcome).await {
+                match self.store.save_outcome(tenant, &outcome).await {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => {
                         tracing::warn!(tenant_id = %tenant, error = %e, "refusal not recorded")

@@ -32,7 +32,7 @@ use super::claim::Claimed;
 use super::outcomes::{self, End};
 use super::{events, load_comments, tasks};
 use crate::app::WorkError;
-use crate::app::{App, Store, update_connection};
+use crate::app::{Store, update_connection};
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{
@@ -87,14 +87,14 @@ pub async fn request<S: Store>(
 /// Re-matches the calls owed a pass, page by page, until the pass is done, the
 /// deadline passes or the budget is spent (`over_budget`).
 pub async fn run<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     stop_at: Instant,
     over_budget: impl Fn() -> bool,
 ) -> Result<RematchRun, WorkError> {
     let tenant = session.tenant();
     let mut run = RematchRun::default();
-    let Some(connection) = app.store.get_connection(tenant).await? else {
+    let Some(connection) = store.get_connection(tenant).await? else {
         return Ok(run);
     };
     let Some(mut progress) = connection.rematch.clone() else {
@@ -110,16 +110,15 @@ pub async fn run<S: Store, K: SecretStore>(
             run.stopped = Some(RematchStop::Budget);
             break;
         }
-        let page = app
-            .store
+        let page = store
             .rematch_calls(tenant, since, PAGE, progress.after.clone())
             .await?;
         run.examined += page.items.len() as u64;
-        rematch_page(app, session, &connection, page.items, &mut run).await?;
+        rematch_page(store, session, &connection, page.items, &mut run).await?;
         progress.after = page.next;
         if progress.after.is_none() {
             if !progress.again {
-                save_progress(&app.store, tenant, None).await?;
+                save_progress(store, tenant, None).await?;
                 break;
             }
             // Records changed while this pass ran: once more from the start.
@@ -129,7 +128,7 @@ pub async fn run<S: Store, K: SecretStore>(
                 again: false,
             };
         }
-        save_progress(&app.store, tenant, Some(progress.clone())).await?;
+        save_progress(store, tenant, Some(progress.clone())).await?;
     }
     tracing::info!(tenant_id = %tenant, examined = run.examined, rematched = run.rematched, left_alone = run.left_alone, stopped = ?run.stopped, "calls re-matched");
     Ok(run)
@@ -157,7 +156,7 @@ struct Candidate {
 }
 
 async fn rematch_page<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
     outcomes: Vec<CallOutcome>,
@@ -175,7 +174,7 @@ async fn rematch_page<S: Store, K: SecretStore>(
     if work.is_empty() {
         return Ok(());
     }
-    candidates::decide(app, session, connection, &mut work, Lookup::IndexOnly).await?;
+    candidates::decide(store, session, connection, &mut work, Lookup::IndexOnly).await?;
     // Only calls the new match improves go on.
     let (mut unmatched, mut logged) = (Vec::new(), Vec::new());
     for (before, work) in before.into_iter().zip(work) {
@@ -200,19 +199,19 @@ async fn rematch_page<S: Store, K: SecretStore>(
         }
     }
     let mut saves: Vec<(CallOutcome, CallOutcome)> = Vec::new();
-    saves.extend(create_tasks(app, session, connection, unmatched).await?);
+    saves.extend(create_tasks(store, session, connection, unmatched).await?);
     saves.extend(repoint_tasks(session, logged, run).await?);
     run.rematched += saves
         .iter()
         .filter(|(b, a)| a.level() > b.level() && a.modjo_match.is_none())
         .count() as u64;
-    save(&app.store, session.tenant(), saves).await?;
+    save(store, session.tenant(), saves).await?;
     Ok(())
 }
 
 /// Unmatched calls that now match: their Tasks, as the call logger writes them.
 async fn create_tasks<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
     calls: Vec<Candidate>,
@@ -222,7 +221,7 @@ async fn create_tasks<S: Store, K: SecretStore>(
     }
     let (befores, mut work): (Vec<CallOutcome>, Vec<Claimed>) =
         calls.into_iter().map(|c| (c.before, c.work)).unzip();
-    load_comments(&app.store, session.tenant(), &mut work).await?;
+    load_comments(store, session.tenant(), &mut work).await?;
     // As the call logger writes them: a meeting on its calendar's Event.
     events::write(session, &mut work).await?;
     tasks::write(session, connection, &mut work).await?;

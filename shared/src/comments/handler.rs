@@ -5,20 +5,21 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use super::CommentSync;
-use crate::app::Store;
+use crate::app::{App, Store};
 use crate::batch::Batch;
 use crate::ports::{JobQueue, SecretStore};
 
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+    app: &App<S, K>,
     sync: &CommentSync<'_, S, K, Q>,
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
-    let batch = Batch::start(sync.app, event);
+    let batch = Batch::start(app, event);
     let verdicts = sync.sync_batch(&batch.deliveries, batch.deadline).await;
-    let mut metrics = sync.app.metrics("comment-sync");
+    let mut metrics = app.metrics("comment-sync");
     let batch = batch
-        .finish(sync.app, &verdicts, source_queue, &mut metrics)
+        .finish(app, &verdicts, source_queue, &mut metrics)
         .await;
     metrics
         .count("CommentsReceived", batch.received)

@@ -17,10 +17,11 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::{App, Store};
+use crate::app::Store;
 use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
 use crate::ports::{JobQueue, SecretStore};
+use crate::salesforce::Sessions;
 pub use render::{render_calls, render_pending};
 
 /// Comments stored at once.
@@ -104,15 +105,21 @@ impl CommentEvent {
     }
 }
 
+/// The comment propagation use case: what it touches is what it holds.
 pub struct CommentSync<'a, S, K, Q> {
-    pub app: &'a App<S, K>,
+    store: &'a S,
+    salesforce: Sessions<'a, K, S>,
     /// The comment-events dead-letter queue, for messages that cannot be comments.
     pub dead_letters: &'a Q,
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
-    pub fn new(app: &'a App<S, K>, dead_letters: &'a Q) -> Self {
-        Self { app, dead_letters }
+    pub fn new(store: &'a S, salesforce: Sessions<'a, K, S>, dead_letters: &'a Q) -> Self {
+        Self {
+            store,
+            salesforce,
+            dead_letters,
+        }
     }
 
     /// Processes one SQS batch; the verdict of each delivery, in order.
@@ -161,7 +168,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
         deliveries: &[Delivery],
         deadline: tokio::time::Instant,
     ) -> Vec<(usize, Verdict)> {
-        let store = &self.app.store;
+        let store = self.store;
         // The tenant first: nothing is stored for one that does not exist.
         let connection = match store.get_connection(&tenant).await {
             Ok(Some(c)) => c,
@@ -237,16 +244,13 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
         let only: Vec<CallOutcome> = to_render.iter().map(|(o, _)| o.clone()).collect();
         let verdicts = match connection.status {
             ConnectionStatus::Connected => {
-                let session =
-                    self.app
-                        .salesforce
-                        .session(&tenant, &self.app.secrets, store, deadline);
-                render_calls(self.app, &session, &only).await
+                let session = self.salesforce.open(&tenant, deadline);
+                render_calls(self.store, &session, &only).await
             }
             ConnectionStatus::Disconnected => vec![Verdict::Done; only.len()],
             ConnectionStatus::NeedsReauth | ConnectionStatus::Pending => {
                 render::mark_pending(
-                    self.app,
+                    self.store,
                     &tenant,
                     &only,
                     "the Salesforce connection must be re-authorised",

@@ -19,14 +19,14 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use crate::app::Store;
 use crate::app::WorkError;
-use crate::app::{App, Store};
 use crate::batch::Verdict;
 use crate::domain::block::merge_description;
 use crate::domain::call_event::CallEvent;
 use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{SecretStore, StoreError};
+use crate::ports::{CallStore, SecretStore, StoreError};
 use crate::salesforce::id::id15;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Select};
@@ -54,7 +54,7 @@ enum Round {
 
 /// Rebuilds the Modjo block of each logged call's Task; the verdict of each.
 pub async fn render_calls<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     outcomes: &[CallOutcome],
 ) -> Vec<Verdict> {
@@ -66,7 +66,7 @@ pub async fn render_calls<S: Store, K: SecretStore>(
             break;
         }
         let round: Vec<&CallOutcome> = open.iter().map(|&k| &outcomes[k]).collect();
-        match render_round(app, session, &round).await {
+        match render_round(store, session, &round).await {
             Ok(results) => {
                 let mut again = Vec::new();
                 for (&k, r) in open.iter().zip(results) {
@@ -77,16 +77,16 @@ pub async fn render_calls<S: Store, K: SecretStore>(
                 }
                 open = again;
             }
-            Err(e) => return failed_round(app, &tenant, session, outcomes, &ends, &e).await,
+            Err(e) => return failed_round(store, &tenant, session, outcomes, &ends, &e).await,
         }
     }
-    settle(app, &tenant, outcomes, &ends).await
+    settle(store, &tenant, outcomes, &ends).await
 }
 
 /// When a round fails as a whole: the calls it left wait for the reconnect or for
 /// Salesforce to answer (comments pending, shown by the next sync), or come back.
 async fn failed_round<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     tenant: &TenantId,
     session: &Session<'_, K, S>,
     outcomes: &[CallOutcome],
@@ -104,9 +104,9 @@ async fn failed_round<S: Store, K: SecretStore>(
         .filter(|(_, end)| end.is_none())
         .map(|(o, _)| o.clone())
         .collect();
-    let mut verdicts = settle(app, tenant, outcomes, ends).await.into_iter();
+    let mut verdicts = settle(store, tenant, outcomes, ends).await.into_iter();
     let mut parked = if wait {
-        mark_pending(app, tenant, &left, &e.to_string()).await
+        mark_pending(store, tenant, &left, &e.to_string()).await
     } else {
         Vec::new()
     }
@@ -127,12 +127,11 @@ async fn failed_round<S: Store, K: SecretStore>(
 /// One round: the comment states, the comments, the Tasks' descriptions, the
 /// writes, and the comment states again.
 async fn render_round<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],
 ) -> Result<Vec<Round>, WorkError> {
     let tenant = session.tenant();
-    let store = &app.store;
     let ids: Vec<String> = outcomes.iter().map(|o| o.call_id.clone()).collect();
     let before = store.comment_versions(tenant, &ids).await?;
     let comments = comments_of(store, tenant, &ids).await?;
@@ -283,8 +282,8 @@ async fn task_descriptions<S: Store, K: SecretStore>(
 
 /// Records what the rounds did: the pending flag cleared once the Task is in
 /// step, a deleted Task recorded. The verdict of each call.
-async fn settle<S: Store, K>(
-    app: &App<S, K>,
+async fn settle<S: CallStore>(
+    store: &S,
     tenant: &TenantId,
     outcomes: &[CallOutcome],
     ends: &[Option<Round>],
@@ -321,7 +320,7 @@ async fn settle<S: Store, K>(
         return verdicts;
     }
     let only: Vec<CallOutcome> = changed.iter().map(|(_, o)| o.clone()).collect();
-    match app.store.save_outcomes(tenant, &only).await {
+    match store.save_outcomes(tenant, &only).await {
         Ok(results) => {
             for ((k, _), result) in changed.iter().zip(results) {
                 // Someone else changed the outcome (a newer render): SQS redelivers,
@@ -340,8 +339,8 @@ async fn settle<S: Store, K>(
 
 /// Calls whose comments cannot be shown now (reconnect needed, Salesforce down):
 /// marked pending, the sync renders them when Salesforce answers again.
-pub(crate) async fn mark_pending<S: Store, K>(
-    app: &App<S, K>,
+pub(crate) async fn mark_pending<S: CallStore>(
+    store: &S,
     tenant: &TenantId,
     outcomes: &[CallOutcome],
     reason: &str,
@@ -357,7 +356,7 @@ pub(crate) async fn mark_pending<S: Store, K>(
     for o in &pending {
         tracing::info!(tenant_id = %tenant, call_id = %o.call_id, reason, "comments pending");
     }
-    match app.store.save_outcomes(tenant, &pending).await {
+    match store.save_outcomes(tenant, &pending).await {
         Ok(results) => results
             .into_iter()
             .map(|r| {
@@ -374,16 +373,16 @@ pub(crate) async fn mark_pending<S: Store, K>(
 
 /// The sync's share: calls whose comments waited (reconnect, outage) are rendered.
 pub async fn render_pending<S: Store, K: SecretStore>(
-    app: &App<S, K>,
+    store: &S,
     session: &Session<'_, K, S>,
 ) -> Result<usize, StoreError> {
     let tenant = session.tenant().clone();
     let mut rendered = 0;
     let mut token = None;
     loop {
-        let page = app.store.pending_comment_calls(&tenant, token).await?;
+        let page = store.pending_comment_calls(&tenant, token).await?;
         for chunk in page.items.chunks(200) {
-            let verdicts = render_calls(app, session, chunk).await;
+            let verdicts = render_calls(store, session, chunk).await;
             rendered += verdicts.iter().filter(|v| **v == Verdict::Done).count();
         }
         match page.next {

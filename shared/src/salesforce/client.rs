@@ -193,6 +193,48 @@ impl SalesforceClient {
     }
 }
 
+/// The Salesforce port as a use case holds it: opens a tenant's sessions, with
+/// what their token lifecycle needs (the tenant's secret, the refresh lease, the
+/// refusals port).
+pub struct Sessions<'a, S, D> {
+    client: &'a SalesforceClient,
+    secrets: &'a S,
+    store: &'a D,
+}
+
+impl<S, D> Clone for Sessions<'_, S, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, D> Copy for Sessions<'_, S, D> {}
+
+impl<'a, S, D> Sessions<'a, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
+    pub fn new(client: &'a SalesforceClient, secrets: &'a S, store: &'a D) -> Self {
+        Self {
+            client,
+            secrets,
+            store,
+        }
+    }
+
+    /// A session for `tenant`'s work, bounded by `deadline`.
+    pub fn open(&self, tenant: &TenantId, deadline: Instant) -> Session<'a, S, D> {
+        self.client
+            .session(tenant, self.secrets, self.store, deadline)
+    }
+
+    /// The client shared by the container (API usage seen, calls counted).
+    pub fn client(&self) -> &'a SalesforceClient {
+        self.client
+    }
+}
+
 /// One tenant's requests, within one deadline.
 pub struct Session<'a, S, D> {
     pub(super) client: &'a SalesforceClient,

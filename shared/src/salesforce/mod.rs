@@ -17,7 +17,7 @@ pub mod sosl;
 mod tokens;
 mod writes;
 
-pub use client::{SalesforceClient, Session};
+pub use client::{SalesforceClient, Session, Sessions};
 pub use counters::{ApiCounters, ApiKind, Usage};
 pub use error::{ApiError, SalesforceError};
 pub use instance::{HostPolicy, InstanceUrlError, SalesforceOrigin};

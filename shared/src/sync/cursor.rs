@@ -14,7 +14,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         stop_at: Instant,
     ) -> Result<ObjectRun, WorkError> {
         let tenant = session.tenant().clone();
-        let store = &self.app.store;
+        let store = self.store;
         let stored = store.get_cursor(&tenant, object.key).await?;
         let lookback = chrono::Duration::from_std(LOOKBACK).unwrap_or_default();
         let start = stored.as_ref().map(|c| {
@@ -81,8 +81,8 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
 
     /// The live usage, when it is at or above the sync's pause threshold.
     pub(super) fn over_budget(&self, tenant: &TenantId) -> Option<u8> {
-        let u = self.app.salesforce.fresh_usage(tenant)?;
-        match decide(&self.app.config.budget, Work::Sync, u.used, u.max) {
+        let u = self.salesforce.client().fresh_usage(tenant)?;
+        match decide(self.budget, Work::Sync, u.used, u.max) {
             BudgetDecision::Wait { used_percent, .. } => Some(used_percent),
             BudgetDecision::Proceed => None,
         }
@@ -97,7 +97,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         records: &[Map<String, Value>],
         phone_region: &str,
     ) -> Result<(u64, u64), WorkError> {
-        let store = &self.app.store;
+        let store = self.store;
         let ids: Vec<String> = records
             .iter()
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_string))

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{JobOutcome, SyncJob, Syncer, fan_out};
-use crate::app::Store;
+use crate::app::{App, Store};
 use crate::batch::deadline_instant;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, SecretStore};
@@ -43,6 +43,7 @@ pub enum HandlerError {
 }
 
 pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+    app: &App<S, K>,
     syncer: &Syncer<'_, S, K, Q>,
     event: LambdaEvent<Value>,
     options: SyncOptions,
@@ -52,7 +53,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     if payload.get("Records").is_some() {
         let sqs: SqsEvent =
             serde_json::from_value(payload).map_err(|_| HandlerError::UnknownEvent)?;
-        let response = run_jobs(syncer, sqs, deadline, options).await;
+        let response = run_jobs(app, syncer, sqs, deadline, options).await;
         return Ok(serde_json::to_value(response).unwrap_or_else(|_| json!({})));
     }
     let scheduled = payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
@@ -60,13 +61,13 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     if !scheduled {
         return Err(HandlerError::UnknownEvent);
     }
-    let tally = fan_out(&syncer.app.store, syncer.jobs).await?;
+    let tally = fan_out(&app.store, syncer.jobs).await?;
     tracing::info!(
         queued = tally.queued,
         skipped = tally.skipped,
         "sync fan-out"
     );
-    let mut metrics = metrics(syncer);
+    let mut metrics = metrics(app);
     metrics
         .count("SyncJobsQueued", tally.queued as u64)
         .count("TenantsSkipped", tally.skipped as u64);
@@ -74,11 +75,12 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     Ok(json!({ "queued": tally.queued, "skipped": tally.skipped }))
 }
 
-fn metrics<S: Store, K: SecretStore, Q: JobQueue>(syncer: &Syncer<'_, S, K, Q>) -> Metrics {
-    syncer.app.metrics("scheduled-sync")
+fn metrics<S: Store, K: SecretStore>(app: &App<S, K>) -> Metrics {
+    app.metrics("scheduled-sync")
 }
 
 async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
+    app: &App<S, K>,
     syncer: &Syncer<'_, S, K, Q>,
     event: SqsEvent,
     deadline: Instant,
@@ -115,24 +117,24 @@ async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
         };
         let span = tracing::info_span!("sync_job", tenant_id = %job.tenant_id, message_id = %message_id, reason = %job.reason);
         let started = Instant::now();
-        let calls_before = syncer.app.salesforce.counters().total();
-        let store_before = syncer.app.store.requests_by_operation();
+        let calls_before = app.salesforce.counters().total();
+        let store_before = app.store.requests_by_operation();
         let result = syncer
             .run(&job, stop_at, hard)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
-        let mut m = metrics(syncer).property("tenantId", job.tenant_id.as_str());
+        let mut m = metrics(app).property("tenantId", job.tenant_id.as_str());
         m.count(
             "SalesforceApiCalls",
-            syncer.app.salesforce.counters().total() - calls_before,
+            app.salesforce.counters().total() - calls_before,
         )
         .put(
             "SyncJobDuration",
             crate::telemetry::Unit::Milliseconds,
             started.elapsed().as_millis() as f64,
         )
-        .store_requests(&store_before, &syncer.app.store.requests_by_operation());
+        .store_requests(&store_before, &app.store.requests_by_operation());
         match &result {
             Ok(outcome) => {
                 tracing::info!(outcome = ?outcome, "sync job finished");

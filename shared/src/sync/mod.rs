@@ -35,16 +35,18 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::app::WorkError;
-use crate::app::{App, Store, update_connection};
+use crate::app::{Store, update_connection};
+use crate::config::BudgetThresholds;
 use crate::domain::{
     ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError, TenantMessage};
-use crate::salesforce::Session;
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
+use crate::salesforce::pubsub::PubSubEndpoint;
+use crate::salesforce::{Session, Sessions};
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 
@@ -134,7 +136,10 @@ impl Plan {
 
 /// Runs sync jobs for one function invocation.
 pub struct Syncer<'a, S, K, Q> {
-    pub app: &'a App<S, K>,
+    store: &'a S,
+    salesforce: Sessions<'a, K, S>,
+    /// The API budget's thresholds: the sync pauses first, calls wait last.
+    budget: &'a BudgetThresholds,
     pub jobs: &'a Q,
     /// Where calls parked by the call logger are replayed once the tenant is
     /// connected and under its API budget.
@@ -147,15 +152,19 @@ pub struct Syncer<'a, S, K, Q> {
 }
 
 impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
-    pub fn new(app: &'a App<S, K>, jobs: &'a Q) -> Self {
-        let cdc = app
-            .config
-            .salesforce
-            .pubsub_endpoint
-            .clone()
-            .map(CdcFeed::new);
+    /// `pubsub`: the Pub/Sub API, when Change Data Capture feeds the sync.
+    pub fn new(
+        store: &'a S,
+        salesforce: Sessions<'a, K, S>,
+        budget: &'a BudgetThresholds,
+        pubsub: Option<PubSubEndpoint>,
+        jobs: &'a Q,
+    ) -> Self {
+        let cdc = pubsub.map(CdcFeed::new);
         Self {
-            app,
+            store,
+            salesforce,
+            budget,
             jobs,
             calls: None,
             dead_letters: None,
@@ -187,7 +196,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         hard_deadline: Instant,
     ) -> Result<JobOutcome, WorkError> {
         let tenant = &job.tenant_id;
-        let store = &self.app.store;
+        let store = self.store;
         let Some(connection) = store.get_connection(tenant).await? else {
             return Ok(JobOutcome::Skipped("unknown tenant".into()));
         };
@@ -227,27 +236,24 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let Some(calls) = self.calls else {
             return Ok(());
         };
-        if let Some(u) = self.app.salesforce.fresh_usage(tenant) {
+        if let Some(u) = self.salesforce.client().fresh_usage(tenant) {
             if matches!(
-                decide(&self.app.config.budget, Work::CallLogging, u.used, u.max),
+                decide(self.budget, Work::CallLogging, u.used, u.max),
                 BudgetDecision::Wait { .. }
             ) {
                 return Ok(());
             }
         }
-        let replayed =
-            crate::calls::outcomes::replay_parked(&self.app.store, tenant, calls).await?;
+        let replayed = crate::calls::outcomes::replay_parked(self.store, tenant, calls).await?;
         if replayed > 0 {
             tracing::info!(tenant_id = %tenant, replayed, "parked calls replayed");
         }
         // Comments that could not be shown while the tenant was disconnected.
-        let session = self.app.salesforce.session(
+        let session = self.salesforce.open(
             tenant,
-            &self.app.secrets,
-            &self.app.store,
             tokio::time::Instant::now() + Duration::from_secs(60),
         );
-        let rendered = crate::comments::render_pending(self.app, &session).await?;
+        let rendered = crate::comments::render_pending(self.store, &session).await?;
         if rendered > 0 {
             tracing::info!(tenant_id = %tenant, rendered, "pending comments rendered");
         }
@@ -264,7 +270,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let tenant = &job.tenant_id;
         let phone_region = connection.phone_region.as_str();
         let last_usage = connection.api_usage;
-        let thresholds = self.app.config.budget;
+        let thresholds = *self.budget;
         // Trust a recent usage reading to avoid spending a call only to learn we must pause.
         if let Some(u) = last_usage.filter(ApiUsage::is_fresh) {
             if let BudgetDecision::Wait {
@@ -276,15 +282,11 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 return Ok(JobOutcome::Paused { used_percent });
             }
         }
-        let session =
-            self.app
-                .salesforce
-                .session(tenant, &self.app.secrets, &self.app.store, hard_deadline);
+        let session = self.salesforce.open(tenant, hard_deadline);
         let mut outcome = JobOutcome::Completed;
         // The last run of each object, for the running totals (this job holds the
         // tenant's lease: nothing else writes them meanwhile).
         let previous: HashMap<String, SyncStatus> = self
-            .app
             .store
             .sync_statuses(tenant)
             .await?
@@ -295,7 +297,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let mut matchable_changed = false;
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
-            let calls_before = self.app.salesforce.counters().total();
+            let calls_before = self.salesforce.client().counters().total();
             let mut fed_by = (
                 ChangeSource::Polling,
                 match (&self.cdc, CDC_OBJECTS.contains(&object.key)) {
@@ -317,7 +319,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     .await
                     .map(|run| (run, None)),
             };
-            let calls = self.app.salesforce.counters().total() - calls_before;
+            let calls = self.salesforce.client().counters().total() - calls_before;
             let duration_ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok((run, note)) => {
@@ -392,15 +394,15 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             }
         }
         if matchable_changed {
-            crate::calls::rematch::request(&self.app.store, tenant).await?;
+            crate::calls::rematch::request(self.store, tenant).await?;
         }
         if outcome == JobOutcome::Completed {
             outcome = self
                 .rematch(&session, previous.get(REMATCH_STATUS), stop_at)
                 .await?;
         }
-        let usage = self.app.salesforce.fresh_usage(tenant);
-        update_connection(&self.app.store, tenant, |c| {
+        let usage = self.salesforce.client().fresh_usage(tenant);
+        update_connection(self.store, tenant, |c| {
             if outcome == JobOutcome::Completed {
                 c.last_sync_at = Some(Utc::now());
             }
@@ -431,7 +433,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             phone_region,
             stop_at,
         };
-        let store = &self.app.store;
+        let store = self.store;
         let failure = match feed
             .sync(
                 store,

@@ -23,7 +23,6 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     ) -> Result<JobOutcome, WorkError> {
         let tenant = session.tenant();
         let owed = self
-            .app
             .store
             .get_connection(tenant)
             .await?
@@ -32,12 +31,12 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             return Ok(JobOutcome::Completed);
         }
         let started = Instant::now();
-        let calls_before = self.app.salesforce.counters().total();
-        let result = crate::calls::rematch::run(self.app, session, stop_at, || {
+        let calls_before = self.salesforce.client().counters().total();
+        let result = crate::calls::rematch::run(self.store, session, stop_at, || {
             self.over_budget(tenant).is_some()
         })
         .await;
-        let calls = self.app.salesforce.counters().total() - calls_before;
+        let calls = self.salesforce.client().counters().total() - calls_before;
         let duration_ms = started.elapsed().as_millis() as u64;
         let mut status = SyncStatus {
             api_calls: calls,
@@ -70,7 +69,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                         let used_percent = self.over_budget(tenant).unwrap_or_default();
                         status.message = Some(pause_message(
                             used_percent,
-                            self.app.config.budget.sync_pause_at_percent,
+                            self.budget.sync_pause_at_percent,
                         ));
                         JobOutcome::Paused { used_percent }
                     }
@@ -85,7 +84,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         // A pass with no call in its window leaves no status.
         let idle = matches!(&result, Ok(r) if r.examined == 0 && r.stopped.is_none());
         if !(idle && calls == 0) {
-            self.app.store.put_sync_status(tenant, &status).await?;
+            self.store.put_sync_status(tenant, &status).await?;
         }
         match result {
             Err(e) if e.class() != ErrorClass::Permanent => Err(e),

@@ -34,7 +34,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             total_records_read: previous.map_or(0, |p| p.total_records_read) + run.read,
             total_api_calls: previous.map_or(0, |p| p.total_api_calls) + calls,
         };
-        self.app.store.put_sync_status(tenant, &status).await
+        self.store.put_sync_status(tenant, &status).await
     }
 
     pub(super) async fn record_pause(
@@ -48,7 +48,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             message: Some(pause_message(used_percent, threshold)),
             ..SyncStatus::new("*", SyncState::Paused)
         };
-        self.app.store.put_sync_status(tenant, &status).await
+        self.store.put_sync_status(tenant, &status).await
     }
 }
 
