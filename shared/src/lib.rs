@@ -43,6 +43,7 @@ pub mod comments;
 pub mod config;
 pub mod connect;
 pub mod domain;
+pub mod erase;
 pub mod error;
 pub mod ports;
 pub mod read;

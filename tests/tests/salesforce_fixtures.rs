@@ -945,6 +945,7 @@ async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
             phone_region: None,
             default_owner_id: None,
             rematch_days: None,
+            retention_days: None,
         },
     )
     .await

@@ -136,6 +136,9 @@ pub struct SettingsInput {
     /// Days after a call during which the sync matches it again (0: never).
     #[serde(default)]
     pub rematch_days: Option<u16>,
+    /// Days stored calls are kept after they start (30 to 3,650).
+    #[serde(default)]
+    pub retention_days: Option<u16>,
 }
 
 /// The longest re-match window a tenant may set, in days.
@@ -156,6 +159,8 @@ pub struct SettingsView {
     pub default_owner_id: Option<String>,
     /// Days after a call during which the sync matches it again.
     pub rematch_days: u16,
+    /// Days stored calls (message and outcome) are kept after they start.
+    pub retention_days: u16,
     pub callback_url: Option<String>,
     /// What was changed in the addresses typed, in plain words (on save only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -466,6 +471,20 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 format!("calls are matched again for 0 to {MAX_REMATCH_DAYS} days"),
             ));
         }
+        if input
+            .retention_days
+            .is_some_and(|d| !crate::erase::retention::valid_days(d))
+        {
+            return Err(ConnectError::invalid(
+                "retentionDays",
+                "range",
+                format!(
+                    "stored calls are kept for {} to {} days",
+                    crate::erase::retention::MIN_RETENTION_DAYS,
+                    crate::erase::retention::MAX_RETENTION_DAYS
+                ),
+            ));
+        }
 
         let previous = self.secrets.get_credentials(&actor.tenant).await?;
         let consumer_secret = match (&input.consumer_secret, &previous) {
@@ -516,6 +535,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if let Some(days) = input.rematch_days {
             connection.rematch_days = days;
         }
+        if let Some(days) = input.retention_days {
+            connection.retention_days = days;
+        }
         connection.instance_url = Some(credentials.instance_url.clone());
         if had_tokens && !same_app {
             connection.status = ConnectionStatus::Pending;
@@ -555,6 +577,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             phone_region: connection.phone_region.clone(),
             default_owner_id: connection.default_owner_id.clone(),
             rematch_days: connection.rematch_days,
+            retention_days: connection.retention_days,
             callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
             notes: Vec::new(),
         }

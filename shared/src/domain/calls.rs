@@ -101,6 +101,10 @@ pub struct CallOutcome {
     /// (the call needs a person's attention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<LinkedRecord>,
+    /// When the stored call (message and outcome) expires: its start plus the
+    /// tenant's retention. Stored as DynamoDB TTL too (`ttl`, epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
@@ -221,6 +225,7 @@ impl CallOutcome {
             rematches: Vec::new(),
             linked_by_hand: None,
             candidates: Vec::new(),
+            expires_at: None,
             updated_at: now,
             version: 0,
         }
