@@ -34,6 +34,7 @@ pub trait Store:
     + CallStore
     + CommentStore
     + OAuthStateStore
+    + crate::erase::ErasureStore
     + StoreRequests
     + Clone
     + 'static
@@ -49,6 +50,7 @@ impl<T> Store for T where
         + CallStore
         + CommentStore
         + OAuthStateStore
+        + crate::erase::ErasureStore
         + StoreRequests
         + Clone
         + 'static

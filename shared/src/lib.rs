@@ -2,22 +2,25 @@
 //!
 //! # Map
 //!
+//! Dependencies point one way, down this table; adapters implement ports and
+//! are wired in each function's `main.rs` through `app`.
+//!
 //! | layer | modules | holds |
 //! |---|---|---|
-//! | handlers | `calls::handler`, `comments::handler`, `sync::handler`, `api`, `batch` | Lambda events in, responses and metrics out; the SQS batch protocol |
-//! | use cases | `connect`, `sync`, `calls`, `comments`, `read` | what the product does, over the ports |
-//! | Salesforce | `salesforce` | the one client: tokens, queries, writes, limits, SOQL/SOSL escaping |
-//! | wiring | `app` | `App`: the configuration and one adapter per port, built by each `main.rs` |
-//! | ports | `ports` | the traits the use cases need |
-//! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS), `aws` | the AWS side of the ports |
-//! | domain | `domain` | tenants, connections, records, calls, comments: types with no I/O |
-//! | foundations | `config`, `error`, `telemetry`, `backoff` | configuration from the environment (one place), the error classes, JSON logs and EMF metrics, retries |
+//! | wiring | `app` | `App`: the configuration and one adapter per port, built by each `main.rs`; it builds the use cases |
+//! | handlers | `calls::handler`, `comments::handler`, `sync::handler`, `api`, `batch` | Lambda events in, responses and metrics out; the SQS batch frame |
+//! | use cases | `connect`, `sync`, `calls`, `comments`, `read` | what the product does. [`calls::CallLogger`], [`comments::CommentSync`] and [`sync::Syncer`] hold only what they touch: the store, the Salesforce port ([`salesforce::Sessions`]), the budget, their queues |
+//! | ports | `ports` | the traits the use cases need, the refusals of a tenant's Salesforce access among them (connect decides what they mean) |
+//! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS), `aws`, `salesforce` | the AWS side of the ports; the one Salesforce client (transport, token lifecycle, queries, writes, SOQL/SOSL escaping) |
+//! | domain | `domain` | pure types and rules: tenants, connections, records, the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
+//! | foundations | `config`, `error`, `telemetry`, `backoff` | configuration from the environment (one place), the error classes, JSON logs and EMF metrics, the one back-off |
 //!
-//! The domain, `error` and `ports` import nothing above them. The rest is not
-//! yet strictly layered: the use cases take the whole `App` rather than the
-//! ports each one uses, `config` names two Salesforce types (the instance host
-//! policy and the Pub/Sub endpoint), and `calls` and `comments` share the
-//! Task's rendering.
+//! The domain, `error` and `ports` import nothing above them. Not yet as the
+//! rest: connect's use case is written on `App` itself (`impl App` in
+//! `connect`), the Salesforce port is a concrete client rather than a trait
+//! (use cases are tested against the emulator, not a fake), and `config`
+//! names two Salesforce types (the instance host policy and the Pub/Sub
+//! endpoint) so that a bad value stops the function at cold start.
 //!
 //! # Where to start reading, per function
 //!
@@ -40,6 +43,7 @@ pub mod comments;
 pub mod config;
 pub mod connect;
 pub mod domain;
+pub mod erase;
 pub mod error;
 pub mod ports;
 pub mod read;

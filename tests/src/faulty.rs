@@ -320,3 +320,19 @@ impl OAuthStateStore for FaultyStore {
         self.inner.take_pending(t, n, now).await
     }
 }
+
+impl shared::erase::ErasureStore for FaultyStore {
+    async fn erased_ids(&self, t: &TenantId) -> StoreResult<std::collections::HashSet<String>> {
+        self.inner.erased_ids(t).await
+    }
+    async fn add_erased_ids(&self, t: &TenantId, ids: &[String]) -> StoreResult<()> {
+        self.inner.add_erased_ids(t, ids).await
+    }
+    async fn purge_step(
+        &self,
+        t: &TenantId,
+        max_requests: usize,
+    ) -> StoreResult<shared::erase::PurgeProgress> {
+        self.inner.purge_step(t, max_requests).await
+    }
+}

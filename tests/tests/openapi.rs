@@ -181,6 +181,12 @@ async fn the_document_describes_every_route_status_and_body() {
         ),
         ("DELETE", "mappings/usr_1", None, 404),
         ("DELETE", "connection", None, 404),
+        (
+            "POST",
+            "erasures",
+            Some(json!({"email": "jane@acme.com"})),
+            404,
+        ),
         ("GET", "sync", None, 404),
         ("POST", "sync", None, 404),
         ("POST", "connect", None, 409),
@@ -553,6 +559,36 @@ async fn the_document_describes_every_route_status_and_body() {
         )
         .await;
     assert_eq!(status, 409);
+
+    // Erase a person; then purge the workspace.
+    for (body, expected) in [
+        (json!({}), 400),
+        (json!({"email": "jane@acme.com", "colour": "red"}), 400),
+        (json!({"email": "jane@acme.com"}), 200),
+    ] {
+        let (status, answer) = r
+            .call(
+                stack,
+                "POST",
+                &format!("{P}/erasures"),
+                Some(body.clone()),
+                admin(t),
+                &[],
+            )
+            .await;
+        assert_eq!(status, expected, "POST erasures {body}: {answer}");
+    }
+    let (status, purged) = r
+        .call(
+            stack,
+            "DELETE",
+            &format!("{P}/connection?purge=true"),
+            None,
+            admin(t),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{purged}");
 
     // Disconnect.
     let (status, _) = r

@@ -946,6 +946,7 @@ async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
             default_owner_id: None,
             rematch_days: None,
             summaries_as_notes: None,
+            retention_days: None,
         },
     )
     .await

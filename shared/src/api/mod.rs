@@ -3,6 +3,7 @@
 
 pub mod callback;
 pub mod console;
+pub mod erasure;
 pub mod routes;
 
 use lambda_http::request::RequestContext;

@@ -41,6 +41,7 @@ pub enum Op {
     CallsNeedingAttention,
     GetRecord,
     CheckPermissions,
+    Erase,
 }
 
 /// Who may call a route.
@@ -99,6 +100,7 @@ pub const ROUTES: &[Route] = &[
     r("PUT", "calls/{callId}/link", Op::LinkCall, Member),
     r("GET", "attention", Op::CallsNeedingAttention, Member),
     r("GET", "records/{recordId}", Op::GetRecord, Member),
+    r("POST", "erasures", Op::Erase, Admin),
 ];
 
 /// The route `method` and `segments` name, with the values of its `{…}` segments.
@@ -258,8 +260,8 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
         }
         Op::DeleteConnection => {
             let a = who()?;
-            app.disconnect(&a).await?;
-            Ok(json_response(200, &json!({ "status": "disconnected" })))
+            let purge = query.first("purge") == Some("true");
+            super::erasure::disconnect(app, &a, purge).await
         }
         Op::GetSync => {
             let a = who()?;
@@ -340,6 +342,10 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
                     .await
                     .map_err(cursor_error)?;
             Ok(json_response(200, &view))
+        }
+        Op::Erase => {
+            let a = who()?;
+            super::erasure::erase(app, &a, request).await
         }
         Op::GetRecord => {
             let a = who()?;

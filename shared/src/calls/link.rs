@@ -235,7 +235,7 @@ pub async fn link<S: Store, K: SecretStore>(
             let message = before.message.clone().unwrap_or_default();
             CallOutcome {
                 rematches: before.rematches.clone(),
-                ..outcomes::outcome_of(w, &message)
+                ..outcomes::outcome_of(w, &message, connection.retention_days)
             }
         }
     };

@@ -212,8 +212,15 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         if claimed.is_empty() {
             return verdicts;
         }
-        let (recorded, logged) =
-            outcomes::record(self.store, self.dead_letters, tenant, &claimed, deliveries).await;
+        let (recorded, logged) = outcomes::record(
+            self.store,
+            self.dead_letters,
+            tenant,
+            connection.retention_days,
+            &claimed,
+            deliveries,
+        )
+        .await;
         for (_, settled) in &recorded {
             if let Some(settled) = settled {
                 self.count(*settled);

@@ -148,12 +148,17 @@ pub(super) fn ended_by(
     }
 }
 
-/// The outcome recorded for a claimed call that has ended.
-pub(super) fn outcome_of(w: &Claimed, body: &str) -> CallOutcome {
+/// The outcome recorded for a claimed call that has ended; it expires
+/// `retention_days` after the call started.
+pub(super) fn outcome_of(w: &Claimed, body: &str, retention_days: u16) -> CallOutcome {
     let now = Utc::now();
     let mut outcome = CallOutcome {
         message: Some(body.to_string()),
         started_at: Some(w.call.started_at),
+        expires_at: Some(crate::erase::retention::expires_at(
+            w.call.started_at,
+            retention_days,
+        )),
         version: w.version,
         ..CallOutcome::new(&w.call.call_id, CallState::InProgress, now)
     };
@@ -277,12 +282,13 @@ pub(super) async fn record<S: CallStore + ConnectionStore, Q: JobQueue>(
     store: &S,
     dead_letters: &Q,
     tenant: &TenantId,
+    retention_days: u16,
     claimed: &[Claimed],
     deliveries: &[Delivery],
 ) -> (Vec<Recorded>, Vec<CallOutcome>) {
     let outcomes: Vec<CallOutcome> = claimed
         .iter()
-        .map(|c| outcome_of(c, &deliveries[c.delivery].body))
+        .map(|c| outcome_of(c, &deliveries[c.delivery].body, retention_days))
         .collect();
     let results = match store.save_outcomes(tenant, &outcomes).await {
         Ok(results) => results,
@@ -361,10 +367,14 @@ impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     pub(super) async fn refuse(&self, d: &Delivery, invalid: Invalid) -> Verdict {
         tracing::warn!(message_id = %d.message_id, reason = %invalid.reason, "call event refused");
         if let (Some(tenant), Some(call_id)) = (&invalid.tenant, &invalid.call_id) {
-            if let Ok(Some(_)) = self.store.get_connection(tenant).await {
+            if let Ok(Some(connection)) = self.store.get_connection(tenant).await {
                 let outcome = CallOutcome {
                     reason: Some(format!("invalid message: {}", invalid.reason)),
                     message: Some(d.body.clone()),
+                    expires_at: Some(crate::erase::retention::expires_at(
+                        Utc::now(),
+                        connection.retention_days,
+                    )),
                     ..CallOutcome::new(call_id, CallState::Failed, Utc::now())
                 };
                 // Version 0: only if the call has no outcome yet.

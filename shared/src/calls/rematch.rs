@@ -233,7 +233,7 @@ async fn create_tasks<S: Store, K: SecretStore>(
             continue;
         }
         let message = before.message.clone().unwrap_or_default();
-        let mut after = outcomes::outcome_of(&w, &message);
+        let mut after = outcomes::outcome_of(&w, &message, connection.retention_days);
         after.rematches = before.rematches.clone();
         after.rematches.push(Rematch {
             at: Utc::now(),

@@ -139,6 +139,9 @@ pub struct SettingsInput {
     /// Summaries as Notes (absent: kept).
     #[serde(default)]
     pub summaries_as_notes: Option<bool>,
+    /// Days stored calls are kept after they start (30 to 3,650).
+    #[serde(default)]
+    pub retention_days: Option<u16>,
 }
 
 /// The longest re-match window a tenant may set, in days.
@@ -162,6 +165,8 @@ pub struct SettingsView {
     /// Each logged call's summary, highlights and rep's notes also written as
     /// a Salesforce Note, linked to the call's Who and What.
     pub summaries_as_notes: bool,
+    /// Days stored calls (message and outcome) are kept after they start.
+    pub retention_days: u16,
     pub callback_url: Option<String>,
     /// What was changed in the addresses typed, in plain words (on save only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -475,6 +480,20 @@ impl<S: Store, K: SecretStore> App<S, K> {
                 format!("calls are matched again for 0 to {MAX_REMATCH_DAYS} days"),
             ));
         }
+        if input
+            .retention_days
+            .is_some_and(|d| !crate::erase::retention::valid_days(d))
+        {
+            return Err(ConnectError::invalid(
+                "retentionDays",
+                "range",
+                format!(
+                    "stored calls are kept for {} to {} days",
+                    crate::erase::retention::MIN_RETENTION_DAYS,
+                    crate::erase::retention::MAX_RETENTION_DAYS
+                ),
+            ));
+        }
 
         let previous = self.secrets.get_credentials(&actor.tenant).await?;
         let consumer_secret = match (&input.consumer_secret, &previous) {
@@ -528,6 +547,9 @@ impl<S: Store, K: SecretStore> App<S, K> {
         if let Some(on) = input.summaries_as_notes {
             connection.summaries_as_notes = on;
         }
+        if let Some(days) = input.retention_days {
+            connection.retention_days = days;
+        }
         connection.instance_url = Some(credentials.instance_url.clone());
         if had_tokens && !same_app {
             connection.status = ConnectionStatus::Pending;
@@ -568,6 +590,7 @@ impl<S: Store, K: SecretStore> App<S, K> {
             default_owner_id: connection.default_owner_id.clone(),
             rematch_days: connection.rematch_days,
             summaries_as_notes: connection.summaries_as_notes,
+            retention_days: connection.retention_days,
             callback_url: self.oauth.as_ref().map(|o| o.callback_url.to_string()),
             notes: Vec::new(),
         }

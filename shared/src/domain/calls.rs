@@ -108,6 +108,10 @@ pub struct CallOutcome {
     /// Why the call has no Note although the tenant asked for one, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note_problem: Option<String>,
+    /// When the stored call (message and outcome) expires: its start plus the
+    /// tenant's retention. Stored as DynamoDB TTL too (`ttl`, epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
@@ -239,6 +243,7 @@ impl CallOutcome {
             candidates: Vec::new(),
             note: None,
             note_problem: None,
+            expires_at: None,
             updated_at: now,
             version: 0,
         }

@@ -113,6 +113,9 @@ pub struct Connection {
     /// sync brings new or changed contacts, leads or accounts (issue 19).
     #[serde(default = "default_rematch_days")]
     pub rematch_days: u16,
+    /// Stored calls (message and outcome) expire this many days after they start.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u16,
     /// Re-matching owed to records the sync brought, and where it stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rematch: Option<RematchProgress>,
@@ -138,6 +141,10 @@ pub const DEFAULT_REMATCH_DAYS: u16 = 30;
 
 fn default_rematch_days() -> u16 {
     DEFAULT_REMATCH_DAYS
+}
+
+fn default_retention_days() -> u16 {
+    crate::erase::retention::DEFAULT_RETENTION_DAYS
 }
 
 /// A re-matching pass over the tenant's calls that can still improve, owed since
@@ -194,6 +201,7 @@ impl Connection {
             api_usage: None,
             calls_waiting_since: None,
             rematch_days: DEFAULT_REMATCH_DAYS,
+            retention_days: default_retention_days(),
             rematch: None,
             permissions: None,
             summaries_as_notes: false,

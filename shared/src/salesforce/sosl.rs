@@ -26,6 +26,15 @@ pub fn escape_term(term: &str) -> String {
     out
 }
 
+/// `FIND {email} IN EMAIL FIELDS RETURNING Contact(Id), Lead(Id)`: the Contacts
+/// and Leads that hold an address, in one request (erasure's check).
+pub fn email_holders(email: &str) -> String {
+    format!(
+        "FIND {{{}}} IN EMAIL FIELDS RETURNING Contact(Id), Lead(Id)",
+        escape_term(email)
+    )
+}
+
 /// `FIND {a OR b} IN PHONE FIELDS RETURNING Contact(…), Lead(…)`: one request for
 /// every variant of every number.
 #[derive(Debug, Clone, PartialEq)]

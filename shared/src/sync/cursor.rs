@@ -164,6 +164,7 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 }
             }
         }
+        let changes = crate::erase::tombstones::without_erased(store, tenant, changes).await?;
         store.apply_record_changes(tenant, &changes).await?;
         // Records Salesforce merged away or converted: their calls follow the
         // survivors (before the cursor moves past them).

@@ -117,6 +117,9 @@ pub(super) fn outcome_item(tenant: &TenantId, outcome: &CallOutcome) -> StoreRes
     if let Some(until) = outcome.claimed_until {
         item.insert(CLAIMED_UNTIL_MS.into(), n(until.timestamp_millis()));
     }
+    if let Some(expires) = outcome.expires_at {
+        item.insert(TTL.into(), n(expires.timestamp()));
+    }
     // One gsi1 listing at a time, the most urgent: a call whose comments wait is
     // listed for re-matching again once they are shown.
     let listed_under = if outcome.state == CallState::Waiting {

@@ -13,7 +13,8 @@
 //! | CDC replay id     | `T#<tenant>`                | `REPLAY#<topic>`          |                            |
 //! | lease             | `T#<tenant>`                | `LEASE#<name>`            |                            |
 //! | OAuth state       | `T#<tenant>`                | `OAUTH#<nonce>`           |                            |
-//! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  |                            |
+//! | CRM record        | `R#<tenant>#<sfId>`         | `RECORD`                  | `RECORDS#<tenant>#<shard>` / `<sfId>` (a purge's listing) |
+//! | erased record id  | `T#<tenant>`                | `ERASED#<sfId>`           |                            |
 //! | index entry       | `I#<tenant>#<KIND>#<value>` | `<sfId>`                  |                            |
 //! | call outcome      | `C#<tenant>#<callId>`       | `OUTCOME`                 | `WAITING#<tenant>` / `<callId>` while waiting; `COMMENTS#<tenant>` / `<callId>` while comments are pending; else `REMATCH#<tenant>` / `<startedAt>#<callId>` while it can still be matched better |
 //! | comment           | `C#<tenant>#<callId>`       | `COMMENT#<commentId>`     |                            |
@@ -25,7 +26,8 @@
 //!
 //! Records, index values and calls each get their own partition key, so a tenant's
 //! million-record backfill spreads over a million partitions instead of one.
-//! `ttl` (epoch seconds) expires OAuth states and leases.
+//! `ttl` (epoch seconds) expires OAuth states, leases, and call outcomes after
+//! the tenant's retention.
 //!
 //! A call's outcome keeps its claim's expiry as a number (`claimedUntilMs`) for
 //! the claim condition, and its message gzip-compressed (`messageGz`) beyond
@@ -38,7 +40,7 @@
 //! Files: this one holds the keys and the item helpers; `requests.rs` the
 //! requests the ports are built from (batches, transactions, queries); one file
 //! per family of items implements its ports (`tenants.rs`, `records.rs`,
-//! `calls.rs`, `comments.rs`); `table.rs` creates the table for local stacks.
+//! `calls.rs`, `comments.rs`, `erase.rs`); `table.rs` creates the table for local stacks.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -80,6 +82,7 @@ use crate::ports::{
 
 mod calls;
 mod comments;
+mod erase;
 mod records;
 mod requests;
 mod table;

@@ -36,11 +36,9 @@ impl RecordStore for DynamoStore {
                     for stale in previous_keys.iter().filter(|k| !current.contains(k)) {
                         requests.push(delete_request(key(keys::index(tenant, stale), &record.id))?);
                     }
-                    requests.push(put_request(keyed(
-                        record,
-                        keys::record(tenant, &record.id),
-                        keys::RECORD,
-                    )?)?);
+                    let mut item = keyed(record, keys::record(tenant, &record.id), keys::RECORD)?;
+                    erase::list_record(&mut item, tenant, &record.id);
+                    requests.push(put_request(item)?);
                     for entry in index {
                         requests.push(put_request(keyed(
                             entry,

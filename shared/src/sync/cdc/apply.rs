@@ -148,6 +148,8 @@ impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
                 None => {}
             }
         }
+        let changes =
+            crate::erase::tombstones::without_erased(self.store, &tenant, changes).await?;
         self.store.apply_record_changes(&tenant, &changes).await?;
         Ok(true)
     }
