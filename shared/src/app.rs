@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::adapters::dynamo::DynamoStore;
@@ -14,7 +13,8 @@ use crate::aws::AwsClients;
 use crate::calls::CallLogger;
 use crate::comments::CommentSync;
 use crate::config::{self, Config, ConfigError, OAuthConfig};
-use crate::connect::state::KEY_REFRESH;
+use crate::connect::Connect;
+use crate::connect::state::SigningKeyCache;
 use crate::domain::SigningKeys;
 use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
@@ -66,13 +66,9 @@ pub struct App<S, K> {
     pub salesforce: SalesforceClient,
     /// Present in the functions that run the OAuth flow.
     pub oauth: Option<OAuthConfig>,
-    /// The state-signing keys and when they were read.
-    signing_keys: Mutex<Option<(Instant, Arc<SigningKeys>)>>,
+    /// The state-signing keys, as last read.
+    keys: SigningKeyCache,
 }
-
-/// A state that no key this container holds verifies may have been signed with
-/// a key rotated in since: the keys are read again, at most this often.
-const KEY_RELOAD_AFTER_MISS: Duration = Duration::from_secs(1);
 
 /// The production wiring.
 pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
@@ -92,13 +88,14 @@ impl<S: Store, K: SecretStore> App<S, K> {
         oauth: Option<OAuthConfig>,
     ) -> Result<Self, SalesforceError> {
         let salesforce = SalesforceClient::new(&config.salesforce)?;
+        let keys = SigningKeyCache::new(oauth.as_ref().map(|o| o.state_signing_secret_id.clone()));
         Ok(Self {
             config,
             store,
             secrets,
             salesforce,
             oauth,
-            signing_keys: Mutex::new(None),
+            keys,
         })
     }
 
@@ -148,49 +145,20 @@ impl<S: Store, K: SecretStore> App<S, K> {
             .session(tenant, &self.secrets, &self.store, Instant::now() + budget)
     }
 
-    /// The OAuth state-signing keys, read again every [`KEY_REFRESH`] so that a
-    /// rotation reaches every container.
+    /// The OAuth state-signing keys (see [`SigningKeyCache::current`]).
     pub async fn signing_keys(&self) -> Result<Arc<SigningKeys>, StoreError> {
-        self.read_signing_keys(KEY_REFRESH).await
+        self.keys.current(&self.secrets).await
     }
 
-    /// The signing keys read again, unless they were read in the last
-    /// [`KEY_RELOAD_AFTER_MISS`]: for a state none of the held keys verifies,
-    /// which a container started after a rotation may have signed.
-    pub async fn reload_signing_keys(&self) -> Result<Arc<SigningKeys>, StoreError> {
-        self.read_signing_keys(KEY_RELOAD_AFTER_MISS).await
-    }
-
-    async fn read_signing_keys(&self, max_age: Duration) -> Result<Arc<SigningKeys>, StoreError> {
-        let id = self
-            .oauth
-            .as_ref()
-            .map(|o| o.state_signing_secret_id.clone())
-            .ok_or_else(|| {
-                StoreError::Rejected("this function has no OAuth configuration".into())
-            })?;
-        // Held across the read: concurrent requests wait for one read.
-        let mut cached = self.signing_keys.lock().await;
-        if let Some((read_at, keys)) = cached.as_ref() {
-            if read_at.elapsed() < max_age {
-                return Ok(keys.clone());
-            }
-        }
-        match (self.secrets.signing_keys(&id).await, cached.take()) {
-            (Ok(keys), _) => {
-                let keys = Arc::new(keys);
-                *cached = Some((Instant::now(), keys.clone()));
-                Ok(keys)
-            }
-            // Secrets Manager failing is no reason to stop using the keys held:
-            // keep them, and try again `max_age` later.
-            (Err(e), Some((_, held))) => {
-                tracing::warn!(error = %e, "state-signing keys not read again; keeping those held");
-                *cached = Some((Instant::now(), held.clone()));
-                Ok(held)
-            }
-            (Err(e), None) => Err(e),
-        }
+    /// The connect use case on this wiring.
+    pub fn connect(&self) -> Connect<'_, S, K> {
+        Connect::new(
+            &self.store,
+            &self.secrets,
+            self.sessions(),
+            self.oauth.as_ref(),
+            &self.keys,
+        )
     }
 }
 

@@ -669,7 +669,7 @@ async fn redirect_uri_mismatch_never_reaches_the_callback() {
         tenant: TenantId::parse(&tenant).unwrap(),
         user_id: "usr_admin".into(),
     };
-    let url = other.start_connect(&actor, false).await.unwrap();
+    let url = other.connect().start_connect(&actor, false).await.unwrap();
     let err = consent(url.as_str(), "admin@acme.test", "password", "Allow")
         .await
         .unwrap_err();

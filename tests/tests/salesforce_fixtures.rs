@@ -934,24 +934,25 @@ async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
         tenant: TenantId::parse(&e2e::unique("acme")).unwrap(),
         user_id: "usr_admin".into(),
     };
-    app.save_settings(
-        &actor,
-        SettingsInput {
-            consumer_key: "3MVG9replay".into(),
-            consumer_secret: Some(secrecy::SecretString::from(e2e::replay::CONSUMER_SECRET)),
-            instance_url: server.base_url().into(),
-            login_url: None,
-            sandbox: false,
-            phone_region: None,
-            default_owner_id: None,
-            rematch_days: None,
-            summaries_as_notes: None,
-            retention_days: None,
-        },
-    )
-    .await
-    .unwrap();
-    let authorize = app.start_connect(&actor, false).await.unwrap();
+    app.connect()
+        .save_settings(
+            &actor,
+            SettingsInput {
+                consumer_key: "3MVG9replay".into(),
+                consumer_secret: Some(secrecy::SecretString::from(e2e::replay::CONSUMER_SECRET)),
+                instance_url: server.base_url().into(),
+                login_url: None,
+                sandbox: false,
+                phone_region: None,
+                default_owner_id: None,
+                rematch_days: None,
+                retention_days: None,
+                summaries_as_notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let authorize = app.connect().start_connect(&actor, false).await.unwrap();
     let state = authorize
         .query_pairs()
         .find(|(k, _)| k == "state")
@@ -967,6 +968,7 @@ async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
     );
     let queue = aws.queue(&aws.resources.call_events_queue);
     let (result, tenant) = app
+        .connect()
         .complete_callback(
             &CallbackParams {
                 code: Some("aPrxcode".into()),

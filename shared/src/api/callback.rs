@@ -30,7 +30,7 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
             error: param("error"),
             error_description: param("error_description"),
         };
-        let (result, tenant) = app.complete_callback(&params, call_queue).await;
+        let (result, tenant) = app.connect().complete_callback(&params, call_queue).await;
         tracing::info!(
             tenant_id = tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
             result = result.as_str(),

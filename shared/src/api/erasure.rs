@@ -77,7 +77,7 @@ pub async fn disconnect<S: Store, K: SecretStore>(
     purge: bool,
 ) -> Result<Response<Body>, ApiError> {
     if !purge {
-        app.disconnect(actor).await?;
+        app.connect().disconnect(actor).await?;
         return Ok(json_response(200, &json!({ "status": "disconnected" })));
     }
     let connection = app
@@ -87,7 +87,7 @@ pub async fn disconnect<S: Store, K: SecretStore>(
         .map_err(|e| ApiError::from(ConnectError::Store(e)))?;
     // A purge already under way has disconnected (or removed the connection).
     if connection.is_some_and(|c| c.status != ConnectionStatus::Disconnected) {
-        app.disconnect(actor).await?;
+        app.connect().disconnect(actor).await?;
     }
     let progress = Purger::new(&app.store)
         .purge(&actor.tenant)

@@ -190,44 +190,56 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
         Op::ConsoleAsset => console::asset(param(0), request),
         Op::GetSettings => {
             let a = who()?;
-            Ok(json_response(200, &app.settings(&a.tenant).await?))
+            Ok(json_response(
+                200,
+                &app.connect().settings(&a.tenant).await?,
+            ))
         }
         Op::PutSettings => {
             let a = who()?;
             let input: SettingsInput = json_body(request)?;
-            Ok(json_response(200, &app.save_settings(&a, input).await?))
+            Ok(json_response(
+                200,
+                &app.connect().save_settings(&a, input).await?,
+            ))
         }
         Op::Connect => {
             let a = who()?;
             let force = query.first("force") == Some("true");
-            let url = app.start_connect(&a, force).await?;
+            let url = app.connect().start_connect(&a, force).await?;
             Ok(json_response(200, &json!({ "authorizeUrl": url.as_str() })))
         }
         Op::GetStatus => {
             let a = who()?;
-            Ok(json_response(200, &app.status(&a.tenant).await?))
+            Ok(json_response(200, &app.connect().status(&a.tenant).await?))
         }
         Op::CheckPermissions => {
             let a = who()?;
-            Ok(json_response(200, &app.check_permissions(&a).await?))
+            Ok(json_response(
+                200,
+                &app.connect().check_permissions(&a).await?,
+            ))
         }
         Op::GetUsers => {
             let a = who()?;
             Ok(json_response(
                 200,
-                &json!({ "users": app.salesforce_users(&a.tenant).await? }),
+                &json!({ "users": app.connect().salesforce_users(&a.tenant).await? }),
             ))
         }
         Op::AutoMatch => {
             let a = who()?;
             let body: UsersBody = json_body(request)?;
-            Ok(json_response(200, &app.auto_match(&a, body.users).await?))
+            Ok(json_response(
+                200,
+                &app.connect().auto_match(&a, body.users).await?,
+            ))
         }
         Op::GetModjoUsers => {
             let a = who()?;
             Ok(json_response(
                 200,
-                &json!({ "users": app.modjo_users(&a.tenant).await? }),
+                &json!({ "users": app.connect().modjo_users(&a.tenant).await? }),
             ))
         }
         Op::PutModjoUsers => {
@@ -235,14 +247,14 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
             let body: UsersBody = json_body(request)?;
             Ok(json_response(
                 200,
-                &json!({ "users": app.replace_modjo_users(&a, body.users).await? }),
+                &json!({ "users": app.connect().replace_modjo_users(&a, body.users).await? }),
             ))
         }
         Op::GetMappings => {
             let a = who()?;
             Ok(json_response(
                 200,
-                &json!({ "mappings": app.mappings(&a.tenant).await? }),
+                &json!({ "mappings": app.connect().mappings(&a.tenant).await? }),
             ))
         }
         Op::PutMapping => {
@@ -250,12 +262,14 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
             let body: MappingBody = json_body(request)?;
             Ok(json_response(
                 200,
-                &app.set_mapping(&a, param(0), &body.sf_user_id).await?,
+                &app.connect()
+                    .set_mapping(&a, param(0), &body.sf_user_id)
+                    .await?,
             ))
         }
         Op::DeleteMapping => {
             let a = who()?;
-            app.delete_mapping(&a, param(0)).await?;
+            app.connect().delete_mapping(&a, param(0)).await?;
             Ok(json_response(200, &json!({ "deleted": true })))
         }
         Op::DeleteConnection => {
@@ -279,7 +293,7 @@ async fn route<S: Store, K: SecretStore, Q: JobQueue>(
         }
         Op::RequestSync => {
             let a = who()?;
-            let at = app.request_sync(&a, sync_jobs).await?;
+            let at = app.connect().request_sync(&a, sync_jobs).await?;
             Ok(json_response(202, &json!({ "requestedAt": at })))
         }
         Op::ListCalls => {

@@ -5,7 +5,7 @@
 //! issuing batch-wide, concurrent requests. One call's conflict or failure never
 //! fails the others: every phase records per call how it ended.
 //!
-//! 1. **Validate** each message ([`event`]). An invalid one goes to the dead-letter
+//! 1. **Validate** each message ([`crate::domain::call_event`]). An invalid one goes to the dead-letter
 //!    queue with its reason and changes nothing already recorded for its call.
 //! 2. Per tenant (several tenants at once): read the connection.
 //! 3. **Claim** every call of the tenant in one transaction, without reading first
@@ -15,7 +15,7 @@
 //! 4. **Candidates** ([`candidates`]): index lookups de-duplicated across the batch,
 //!    one SOSL search for the numbers the index does not know, the hosts' mappings,
 //!    the contacts' opportunities and the records' names, then Who and What
-//!    ([`matching`]).
+//!    ([`crate::domain::matching`]).
 //! 5. **Comments** of the calls that have some, from one read of their states.
 //! 6. **Dialer Tasks** ([`dialer`]): one query finds the Tasks we created before (by
 //!    `CallObject`) and the dialers' Tasks.

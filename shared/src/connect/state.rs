@@ -17,7 +17,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
 use crate::domain::{SigningKeys, TenantId};
+use crate::ports::{SecretStore, StoreError};
 
 const VERSION: &str = "v1";
 
@@ -115,6 +120,79 @@ pub fn verify(
         return Err(StateError::Expired);
     }
     Ok(claims)
+}
+
+/// A state that no key this container holds verifies may have been signed with
+/// a key rotated in since: the keys are read again, at most this often.
+const KEY_RELOAD_AFTER_MISS: Duration = Duration::from_secs(1);
+
+/// The state-signing keys a container holds, read from Secrets Manager.
+pub struct SigningKeyCache {
+    /// The secret holding the keys; `None` in functions without the OAuth flow.
+    secret_id: Option<String>,
+    /// The keys and when they were read. Held across a read: concurrent
+    /// requests wait for one read.
+    cached: tokio::sync::Mutex<Option<(Instant, Arc<SigningKeys>)>>,
+}
+
+impl SigningKeyCache {
+    pub fn new(secret_id: Option<String>) -> Self {
+        Self {
+            secret_id,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The keys, read again every [`KEY_REFRESH`] so that a rotation reaches
+    /// every container.
+    pub async fn current<K: SecretStore>(
+        &self,
+        secrets: &K,
+    ) -> Result<Arc<SigningKeys>, StoreError> {
+        self.read(secrets, KEY_REFRESH).await
+    }
+
+    /// The keys read again, unless they were read in the last
+    /// [`KEY_RELOAD_AFTER_MISS`]: for a state none of the held keys verifies,
+    /// which a container started after a rotation may have signed.
+    pub async fn reload<K: SecretStore>(
+        &self,
+        secrets: &K,
+    ) -> Result<Arc<SigningKeys>, StoreError> {
+        self.read(secrets, KEY_RELOAD_AFTER_MISS).await
+    }
+
+    async fn read<K: SecretStore>(
+        &self,
+        secrets: &K,
+        max_age: Duration,
+    ) -> Result<Arc<SigningKeys>, StoreError> {
+        let id = self.secret_id.as_deref().ok_or_else(|| {
+            StoreError::Rejected("this function has no OAuth configuration".into())
+        })?;
+        // Held across the read: concurrent requests wait for one read.
+        let mut cached = self.cached.lock().await;
+        if let Some((read_at, keys)) = cached.as_ref() {
+            if read_at.elapsed() < max_age {
+                return Ok(keys.clone());
+            }
+        }
+        match (secrets.signing_keys(id).await, cached.take()) {
+            (Ok(keys), _) => {
+                let keys = Arc::new(keys);
+                *cached = Some((Instant::now(), keys.clone()));
+                Ok(keys)
+            }
+            // Secrets Manager failing is no reason to stop using the keys held:
+            // keep them, and try again `max_age` later.
+            (Err(e), Some((_, held))) => {
+                tracing::warn!(error = %e, "state-signing keys not read again; keeping those held");
+                *cached = Some((Instant::now(), held.clone()));
+                Ok(held)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! (`API_DISABLED_FOR_ORG` / `API_CURRENTLY_DISABLED`). Change Data Capture is
 //! read from the last sync's statuses (no API call).
 //!
-//! This module is pure; [`crate::connect::permissions`] runs it against
+//! This module is pure; the connect use case (`connect/permissions.rs`) runs it against
 //! Salesforce and the store.
 
 use chrono::{DateTime, Utc};
