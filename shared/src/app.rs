@@ -2,9 +2,6 @@
 //! `main.rs` builds one at cold start; tests build one on moto and the emulator.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::secrets::SecretsManagerStore;
@@ -20,7 +17,7 @@ use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
     RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
 };
-use crate::salesforce::{SalesforceClient, SalesforceError, Session, Sessions};
+use crate::salesforce::{SalesforceClient, SalesforceError, Sessions};
 use crate::sync::Syncer;
 use crate::telemetry::Metrics;
 
@@ -137,12 +134,6 @@ impl<S: Store, K: SecretStore> App<S, K> {
             self.config.salesforce.pubsub_endpoint.clone(),
             jobs,
         )
-    }
-
-    /// A Salesforce session for `tenant` that must end within `budget`.
-    pub fn session(&self, tenant: &crate::domain::TenantId, budget: Duration) -> Session<'_, K, S> {
-        self.salesforce
-            .session(tenant, &self.secrets, &self.store, Instant::now() + budget)
     }
 
     /// The OAuth state-signing keys (see [`SigningKeyCache::current`]).

@@ -151,7 +151,10 @@ async fn the_users_edits_outside_the_block_are_kept() {
     )
     .await;
     // The rep writes above and below the block in Salesforce.
-    let session = w.stack.app.session(&w.tenant, Duration::from_secs(30));
+    let session = w.stack.app.sessions().open(
+        &w.tenant,
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    );
     let edited = format!(
         "Rep's notes: call back Tuesday\n\n{}\n\nPS: send the deck",
         description(&w, &task)
@@ -260,7 +263,10 @@ async fn two_thousand_long_comments_respect_the_bound() {
 async fn a_task_deleted_in_salesforce_is_recorded_not_retried() {
     let w = world().await;
     let task = logged_call(&w, "call_c7").await;
-    let session = w.stack.app.session(&w.tenant, Duration::from_secs(30));
+    let session = w.stack.app.sessions().open(
+        &w.tenant,
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    );
     session.delete("Task", &task).await.unwrap();
     let r = comments(
         &w,

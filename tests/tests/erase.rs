@@ -455,7 +455,10 @@ async fn a_large_erasure_goes_on_with_its_cursor() {
     use shared::erase::service::Eraser;
     let w = jane_everywhere().await;
     let app = &w.stack.app;
-    let session = app.session(&w.tenant, std::time::Duration::from_secs(10));
+    let session = app.sessions().open(
+        &w.tenant,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+    );
     // One call per page, and no time for a second page: a request per call.
     let eraser = Eraser::new(&app.store, &session, vec![7; 32], app.config.budget)
         .walking_calls(1, std::time::Duration::ZERO);

@@ -327,7 +327,10 @@ async fn incremental_sync_follows_edits_deletes_and_phone_changes() {
 
     // Edits in Salesforce, a second later.
     stack.sf.emu.advance(Duration::from_secs(2));
-    let session = stack.app.session(&tenant, Duration::from_secs(30));
+    let session = stack.app.sessions().open(
+        &tenant,
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    );
     session.update("Contact", &jane, &fields(json!({"Phone": "+33 6 99 99 99 99", "MobilePhone": null, "Email": "jane.doe@acme.com"}))).await.unwrap();
     session.delete("Contact", &bulk).await.unwrap();
     let role = stack
@@ -432,7 +435,10 @@ async fn an_edit_in_the_cursors_own_second_is_not_lost() {
         .await
         .unwrap()
         .unwrap();
-    let session = stack.app.session(&tenant, Duration::from_secs(30));
+    let session = stack.app.sessions().open(
+        &tenant,
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    );
     session
         .update(
             "Contact",

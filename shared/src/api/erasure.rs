@@ -64,7 +64,9 @@ pub async fn erase<S: Store, K: SecretStore>(
         keys.current.expose_secret().as_bytes(),
         actor.tenant.as_str(),
     );
-    let session = app.session(&actor.tenant, CHECK_BUDGET);
+    let session = app
+        .sessions()
+        .open(&actor.tenant, tokio::time::Instant::now() + CHECK_BUDGET);
     let eraser = Eraser::new(&app.store, &session, key, app.config.budget);
     let report = Box::pin(eraser.erase(&actor.tenant, &actor.user_id, &input)).await?;
     Ok(json_response(200, &report))
@@ -94,12 +96,7 @@ pub async fn disconnect<S: Store, K: SecretStore>(
         .await
         .map_err(|e| ApiError::from(ConnectError::Store(e)))?;
     if progress.done {
-        let entry = AuditEntry {
-            at: chrono::Utc::now(),
-            actor: actor.user_id.clone(),
-            action: "tenant_purged".into(),
-            detail: None,
-        };
+        let entry = AuditEntry::now(&actor.user_id, "tenant_purged", None);
         app.store
             .append_audit(&actor.tenant, &entry)
             .await

@@ -36,6 +36,8 @@ use crate::salesforce::{ConditionalOutcome, ConditionalUpdate, SalesforceError, 
 const MAX_ROUNDS: usize = 3;
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;
+/// Writes of the pending flag on outcomes that keep changing under it.
+const MARK_PENDING_ATTEMPTS: usize = 4;
 
 /// What one round did for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,37 +340,59 @@ async fn settle<S: CallStore>(
 }
 
 /// Calls whose comments cannot be shown now (reconnect needed, Salesforce down):
-/// marked pending, the sync renders them when Salesforce answers again.
+/// marked pending, the sync renders them when Salesforce answers again. An
+/// outcome changed meanwhile (a Note, a re-match, another render) is read again
+/// and marked as it is now: a comment must never be left neither shown nor
+/// pending, since the call's own delivery may already be acknowledged.
 pub(crate) async fn mark_pending<S: CallStore>(
     store: &S,
     tenant: &TenantId,
     outcomes: &[CallOutcome],
     reason: &str,
 ) -> Vec<Verdict> {
-    let pending: Vec<CallOutcome> = outcomes
-        .iter()
-        .map(|o| CallOutcome {
-            comments_pending: true,
-            updated_at: Utc::now(),
-            ..o.clone()
-        })
-        .collect();
-    for o in &pending {
-        tracing::info!(tenant_id = %tenant, call_id = %o.call_id, reason, "comments pending");
-    }
-    match store.save_outcomes(tenant, &pending).await {
-        Ok(results) => results
-            .into_iter()
-            .map(|r| {
-                if r.is_ok() {
-                    Verdict::Done
-                } else {
-                    Verdict::Retry
-                }
+    let mut verdicts = vec![Verdict::Retry; outcomes.len()];
+    let mut todo: Vec<(usize, CallOutcome)> = outcomes.iter().cloned().enumerate().collect();
+    for attempt in 0..MARK_PENDING_ATTEMPTS {
+        if todo.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            let ids: Vec<String> = todo.iter().map(|(_, o)| o.call_id.clone()).collect();
+            let Ok(fresh) = store.get_outcomes(tenant, &ids).await else {
+                break;
+            };
+            todo = todo
+                .into_iter()
+                .filter_map(|(k, o)| {
+                    let now = fresh.iter().find(|f| f.call_id == o.call_id)?;
+                    Some((k, now.clone()))
+                })
+                .collect();
+        }
+        let pending: Vec<CallOutcome> = todo
+            .iter()
+            .map(|(_, o)| CallOutcome {
+                comments_pending: true,
+                updated_at: Utc::now(),
+                ..o.clone()
             })
-            .collect(),
-        Err(_) => vec![Verdict::Retry; outcomes.len()],
+            .collect();
+        for o in &pending {
+            tracing::info!(tenant_id = %tenant, call_id = %o.call_id, reason, "comments pending");
+        }
+        let Ok(results) = store.save_outcomes(tenant, &pending).await else {
+            break;
+        };
+        let mut changed = Vec::new();
+        for ((k, o), result) in todo.into_iter().zip(results) {
+            match result {
+                Ok(_) => verdicts[k] = Verdict::Done,
+                Err(_) => changed.push((k, o)),
+            }
+        }
+        todo = changed;
     }
+    verdicts
 }
 
 /// The sync's share: calls whose comments waited (reconnect, outage) are rendered.

@@ -149,7 +149,7 @@ impl<S: Store, K: SecretStore> Connect<'_, S, K> {
             .store
             .append_audit(
                 &tenant,
-                &audit_entry(&claims.user_id, "oauth_callback", detail),
+                &AuditEntry::now(&claims.user_id, "oauth_callback", detail),
             )
             .await
         {

@@ -132,15 +132,6 @@ fn valid_sf_id(id: &str, prefix: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn audit_entry(actor: &str, action: &str, detail: Option<String>) -> AuditEntry {
-    AuditEntry {
-        at: Utc::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        detail,
-    }
-}
-
 /// The connect use case: settings, the OAuth flow, status, Salesforce users
 /// and the user mapping, disconnect. What it touches is what it holds.
 pub struct Connect<'a, S, K> {
@@ -184,7 +175,10 @@ impl<'a, S: Store, K: SecretStore> Connect<'a, S, K> {
         detail: Option<String>,
     ) -> Result<(), StoreError> {
         self.store
-            .append_audit(&actor.tenant, &audit_entry(&actor.user_id, action, detail))
+            .append_audit(
+                &actor.tenant,
+                &AuditEntry::now(&actor.user_id, action, detail),
+            )
             .await
     }
 

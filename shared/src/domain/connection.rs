@@ -224,6 +224,18 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+impl AuditEntry {
+    /// What `actor` did, now.
+    pub fn now(actor: &str, action: &str, detail: Option<String>) -> Self {
+        Self {
+            at: Utc::now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

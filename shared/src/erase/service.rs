@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -247,11 +246,10 @@ where
         if !newly_seen.is_empty() {
             self.store.add_erased_ids(tenant, &newly_seen).await?;
         }
-        let entry = AuditEntry {
-            at: Utc::now(),
-            actor: actor.to_string(),
-            action: "person_erased".into(),
-            detail: Some(format!(
+        let entry = AuditEntry::now(
+            actor,
+            "person_erased",
+            Some(format!(
                 "by {} (HMAC-SHA256 {}): {} records, {} index entries, {} timeline items, {} opportunity roles, {} calls redacted; Salesforce still holds: {}",
                 identifier.kind(),
                 identifier.keyed_hash(&self.key),
@@ -265,7 +263,7 @@ where
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
             )),
-        };
+        );
         self.store.append_audit(tenant, &entry).await?;
         Ok(ErasureReport {
             identifier: identifier.kind(),

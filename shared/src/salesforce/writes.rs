@@ -268,12 +268,7 @@ where
                     http_headers: BTreeMap::new(),
                 })
                 .collect();
-            let mut responses: HashMap<String, SubResponse> = self
-                .composite(false, &requests)
-                .await?
-                .into_iter()
-                .map(|r| (r.reference_id.clone(), r))
-                .collect();
+            let mut responses = self.composite_by_reference(&requests).await?;
             for (request, (side, records)) in requests.iter().zip(group) {
                 let rows = match responses.remove(&request.reference_id) {
                     Some(r) if (200..300).contains(&r.http_status_code) => {
@@ -368,11 +363,7 @@ where
                     )]),
                 })
                 .collect();
-            let responses = self.composite(false, &requests).await?;
-            let mut by_reference: HashMap<String, SubResponse> = responses
-                .into_iter()
-                .map(|r| (r.reference_id.clone(), r))
-                .collect();
+            let mut by_reference = self.composite_by_reference(&requests).await?;
             for (i, _, _) in chunk {
                 let outcome = match by_reference.remove(&format!("update{i}")) {
                     Some(r) if (200..300).contains(&r.http_status_code) => {
@@ -397,6 +388,20 @@ where
                     ConditionalOutcome::Failed(SalesforceError::Decode("not sent".into()))
                 })
             })
+            .collect())
+    }
+
+    /// Independent subrequests (`allOrNone` false) in one composite request:
+    /// their answers by reference id.
+    async fn composite_by_reference(
+        &self,
+        requests: &[SubRequest],
+    ) -> Result<HashMap<String, SubResponse>, SalesforceError> {
+        Ok(self
+            .composite(false, requests)
+            .await?
+            .into_iter()
+            .map(|r| (r.reference_id.clone(), r))
             .collect())
     }
 
