@@ -26,6 +26,8 @@ pub enum After {
     ReplayId(String),
     /// A page of the calls to re-match was read (a read, not a write).
     RematchListing,
+    /// Final outcomes of calls were written together (the call logger recorded them).
+    OutcomesWritten,
 }
 
 /// Crashes on a chosen write: the n-th cursor save (after the page it follows was
@@ -229,7 +231,11 @@ impl CallStore for FaultyStore {
         if settles && Self::crashes(&self.outcome_writes_until_crash) {
             return Err(crash());
         }
-        self.inner.save_outcomes(t, o).await
+        let written = self.inner.save_outcomes(t, o).await;
+        if settles {
+            self.fire(After::OutcomesWritten).await;
+        }
+        written
     }
     async fn claim_calls(
         &self,

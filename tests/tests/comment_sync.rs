@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use e2e::faulty::{After, FaultyStore};
 use e2e::scenario::*;
 use e2e::sf::ORG;
 use e2e::stack::{CALLBACK_URL, build_app_with};
@@ -12,9 +13,9 @@ use serde_json::json;
 use sf_emulator::{FailureKind, Fault};
 use shared::adapters::dynamo::DynamoStore;
 use shared::aws::AwsClients;
-use shared::domain::ConnectionStatus;
 use shared::domain::block::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
-use shared::ports::{CallStore, ConnectionStore};
+use shared::domain::{ConnectionStatus, StoredComment};
+use shared::ports::{CallStore, CommentStore, ConnectionStore};
 
 #[tokio::test]
 async fn add_edit_and_delete_a_comment() {
@@ -138,6 +139,86 @@ async fn a_comment_before_its_call_appears_when_the_call_is_logged() {
     assert_eq!(
         shown(&description(&w, &task)),
         ["[00:42] Alice Martin: Written while the call was processed"]
+    );
+}
+
+/// A comment stored while its call was being logged, which the logger cannot
+/// show (Salesforce stops answering once the Task is written), waits as pending
+/// on the outcome as it is by then: another write of the outcome in between (the
+/// call's Note refreshed by a duplicate delivery, a re-match, a manual link) must
+/// not leave it neither shown nor pending, since the call is acknowledged.
+#[tokio::test]
+async fn a_comment_the_logger_cannot_show_waits_even_if_the_outcome_changed_meanwhile() {
+    let w = world().await;
+    let faulty = FaultyStore::new(w.stack.aws.store());
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        faulty.clone(),
+        Duration::from_secs(600),
+        CALLBACK_URL,
+    );
+    let (store, tenant, emu) = (
+        w.stack.aws.store(),
+        w.tenant.clone(),
+        w.stack.sf.emu.clone(),
+    );
+    faulty.after(After::OutcomesWritten, move || async move {
+        let late = StoredComment {
+            call_id: "call_c12".into(),
+            comment_id: "cmt_late".into(),
+            author_name: "Alice Martin".into(),
+            text: "Stored while the call was logged".into(),
+            at_second: 7,
+            updated_at: chrono::Utc::now(),
+            deleted: false,
+        };
+        store.upsert_comment(&tenant, &late).await.unwrap();
+        let query_fails = Fault::FailNextOf {
+            api: "query".into(),
+            count: 5,
+            kind: FailureKind::ServerUnavailable,
+        };
+        emu.inject(ORG, query_fails).unwrap();
+        let mut o = store
+            .get_outcome(&tenant, "call_c12")
+            .await
+            .unwrap()
+            .unwrap();
+        o.note_problem = Some("written by another invocation".into());
+        store.save_outcome(&tenant, &o).await.unwrap();
+    });
+    let call = phone_call(&w.tenant, "call_c12", "+33612345678");
+    let logged = log_with(&app, &w.stack.aws, &[call]).await;
+    assert!(
+        logged.batch_item_failures.is_empty(),
+        "the call is acknowledged"
+    );
+    let task = task_by_call_object(&w, "call_c12")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(shown(&description(&w, &task)).is_empty(), "not shown yet");
+    let o = w
+        .stack
+        .aws
+        .store()
+        .get_outcome(&w.tenant, "call_c12")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.comments_pending, "the comment waits for the sync");
+    assert_eq!(
+        o.note_problem.as_deref(),
+        Some("written by another invocation"),
+        "the other write is kept"
+    );
+
+    w.stack.sf.emu.inject(ORG, Fault::Clear).unwrap();
+    sync(&w.stack, &w.tenant).await;
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:07] Alice Martin: Stored while the call was logged"]
     );
 }
 
