@@ -105,35 +105,6 @@ impl Drop for Driver {
     }
 }
 
-/// The function binaries next to this test (built when missing), as the
-/// local-stack test finds them.
-fn function_binaries() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
-    if local_stack::functions::FUNCTIONS
-        .iter()
-        .any(|f| !profile_dir.join(f).exists())
-    {
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "--target-dir"])
-            .arg(profile_dir.parent().expect("target"));
-        for name in local_stack::functions::FUNCTIONS {
-            build.args(["-p", name]);
-        }
-        let status = build
-            .current_dir(local_stack::repo_root())
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the functions failed");
-    }
-    profile_dir
-}
-
 /// What the page says, in each language (from the page's own dictionary).
 struct Words {
     lang: &'static str,
@@ -672,7 +643,7 @@ async fn an_admin_completes_the_guide_in_the_browser_in_french_and_in_english() 
         schedule_every: Duration::from_secs(3600),
         ..Options::new(
             0,
-            function_binaries(),
+            local_stack::functions::built_for_tests(),
             std::env::temp_dir().join(format!("modjo-console-logs-{}", std::process::id())),
             SalesforceTarget::Emulator {
                 seed: root.join("infra/sf-emulator/demo-org.json"),

@@ -25,6 +25,35 @@ pub const FUNCTIONS: [&str; 5] = [
     "comment-sync",
 ];
 
+/// The function binaries for a test process: built (a no-op when they are up
+/// to date) into the target directory the running test lives in, and that
+/// directory returned. Built every time, not only when missing, so that a test
+/// run alone never drives binaries older than the code it tests.
+pub fn built_for_tests() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "--target-dir"])
+        .arg(profile_dir.parent().expect("target"));
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    for name in FUNCTIONS {
+        build.args(["-p", name]);
+    }
+    let status = build
+        .current_dir(crate::repo_root())
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the functions failed");
+    profile_dir
+}
+
 /// A process that dies sooner than this after starting is restarted after a
 /// growing pause (a function that cannot initialise does not spin).
 const QUICK_DEATH: Duration = Duration::from_secs(2);

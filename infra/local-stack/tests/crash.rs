@@ -2,8 +2,6 @@
 //! invocation fails at once (not after its timeout) and a fresh process serves
 //! the next one.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ async fn a_dead_process_fails_its_invocation_and_is_replaced() {
         schedule_every: Duration::from_secs(3600),
         ..Options::new(
             0,
-            common::function_binaries(),
+            local_stack::functions::built_for_tests(),
             log_dir,
             SalesforceTarget::Emulator {
                 seed: root.join("infra/sf-emulator/demo-org.json"),

@@ -2,11 +2,8 @@
 //! org, the five function binaries behind the local Runtime API, the HTTP API
 //! with its JWT check, the schedule and the queue pollers) plays the seed's story.
 
-mod common;
-
 use std::time::Duration;
 
-use common::function_binaries;
 use local_stack::stack::{AwsTarget, LocalStack, Options, SalesforceTarget};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +14,7 @@ async fn the_demo_plays_the_whole_story() {
         schedule_every: Duration::from_secs(3600),
         ..Options::new(
             0,
-            function_binaries(),
+            local_stack::functions::built_for_tests(),
             log_dir,
             SalesforceTarget::Emulator {
                 seed: root.join("infra/sf-emulator/demo-org.json"),

@@ -7,8 +7,6 @@
 //! one Task per call, every stored comment shown, every rep's edit kept, nothing
 //! waiting, and each dead-letter queue holding exactly the invalid messages, once.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -111,7 +109,7 @@ async fn two_hundred_calls_and_their_comments_survive_duplicates_a_crash_and_bad
         visibility_timeout: Some(Duration::from_secs(30)),
         ..Options::new(
             0,
-            common::function_binaries(),
+            local_stack::functions::built_for_tests(),
             log_dir.clone(),
             SalesforceTarget::Emulator {
                 seed: root.join("infra/sf-emulator/demo-org.json"),
