@@ -26,6 +26,9 @@ pub enum After {
     ReplayId(String),
     /// A page of the calls to re-match was read (a read, not a write).
     RematchListing,
+    /// The call logger's Salesforce work is done: fired just before it writes its
+    /// final outcomes (whether or not that write then lands).
+    OutcomesAboutToBeWritten,
     /// Final outcomes of calls were written together (the call logger recorded them).
     OutcomesWritten,
 }
@@ -37,6 +40,7 @@ pub struct FaultyStore {
     pub inner: DynamoStore,
     cursor_writes_until_crash: Arc<AtomicUsize>,
     outcome_writes_until_crash: Arc<AtomicUsize>,
+    outcome_writes_until_death: Arc<AtomicUsize>,
     hooks: Arc<Mutex<Vec<(After, Hook)>>>,
 }
 
@@ -46,6 +50,7 @@ impl FaultyStore {
             inner,
             cursor_writes_until_crash: Arc::new(AtomicUsize::new(0)),
             outcome_writes_until_crash: Arc::new(AtomicUsize::new(0)),
+            outcome_writes_until_death: Arc::new(AtomicUsize::new(0)),
             hooks: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -81,6 +86,12 @@ impl FaultyStore {
     /// The `n`-th final call-outcome write from now fails.
     pub fn crash_on_outcome_write(&self, n: usize) {
         self.outcome_writes_until_crash.store(n, Ordering::SeqCst);
+    }
+
+    /// The `n`-th final call-outcome write from now lands, and the process dies
+    /// right after it: the caller never learns it landed, and does nothing more.
+    pub fn die_after_outcome_write(&self, n: usize) {
+        self.outcome_writes_until_death.store(n, Ordering::SeqCst);
     }
 
     /// Counts a write down; true when this one must crash.
@@ -228,12 +239,18 @@ impl CallStore for FaultyStore {
         o: &[CallOutcome],
     ) -> StoreResult<Vec<StoreResult<CallOutcome>>> {
         let settles = o.iter().any(|o| o.state != CallState::InProgress);
+        if settles {
+            self.fire(After::OutcomesAboutToBeWritten).await;
+        }
         if settles && Self::crashes(&self.outcome_writes_until_crash) {
             return Err(crash());
         }
         let written = self.inner.save_outcomes(t, o).await;
         if settles {
             self.fire(After::OutcomesWritten).await;
+        }
+        if settles && Self::crashes(&self.outcome_writes_until_death) {
+            return Err(crash());
         }
         written
     }

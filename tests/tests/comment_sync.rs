@@ -222,6 +222,53 @@ async fn a_comment_the_logger_cannot_show_waits_even_if_the_outcome_changed_mean
     );
 }
 
+/// The logger died after recording a call and before showing the comment stored
+/// while it worked (comment-sync had left that comment to it, the call not being
+/// logged yet). The dead invocation acknowledged nothing, so SQS delivers the call
+/// again: that delivery, a duplicate of a logged call, shows the comment.
+#[tokio::test]
+async fn a_comment_left_by_a_logger_that_died_after_recording_its_call_is_shown_on_redelivery() {
+    let w = world().await;
+    let faulty = FaultyStore::new(w.stack.aws.store());
+    let app = build_app_with(
+        &w.stack.aws,
+        &w.stack.sf,
+        faulty.clone(),
+        Duration::from_secs(600),
+        CALLBACK_URL,
+    );
+    let (store, tenant) = (w.stack.aws.store(), w.tenant.clone());
+    faulty.after(After::OutcomesAboutToBeWritten, move || async move {
+        let late = StoredComment {
+            call_id: "call_c13".into(),
+            comment_id: "cmt_late".into(),
+            author_name: "Alice Martin".into(),
+            text: "Stored while the call was logged".into(),
+            at_second: 7,
+            updated_at: chrono::Utc::now(),
+            deleted: false,
+        };
+        store.upsert_comment(&tenant, &late).await.unwrap();
+    });
+    faulty.die_after_outcome_write(1);
+    let call = phone_call(&w.tenant, "call_c13", "+33612345678");
+    let first = log_with(&app, &w.stack.aws, std::slice::from_ref(&call)).await;
+    assert_eq!(first.batch_item_failures.len(), 1, "nothing acknowledged");
+    let task = task_by_call_object(&w, "call_c13")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(shown(&description(&w, &task)).is_empty(), "not shown yet");
+
+    let again = log_with(&app, &w.stack.aws, &[call]).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(
+        shown(&description(&w, &task)),
+        ["[00:07] Alice Martin: Stored while the call was logged"]
+    );
+    assert_eq!(task_by_call_object(&w, "call_c13").len(), 1, "one Task");
+}
+
 #[tokio::test]
 async fn the_users_edits_outside_the_block_are_kept() {
     let w = world().await;

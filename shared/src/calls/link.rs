@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
-use super::{events, load_comments, tasks};
+use super::{comments, events, tasks};
 use crate::app::Store;
 use crate::app::WorkError;
 use crate::connect::Actor;
@@ -219,7 +219,7 @@ pub async fn link<S: Store, K: SecretStore>(
                 others: Vec::new(),
             });
             work[0].names.extend(names.clone());
-            load_comments(store, tenant, &mut work).await?;
+            comments::load(store, tenant, &mut work).await?;
             events::write(&session, &mut work).await?;
             tasks::write(&session, &connection, &mut work).await?;
             let w = &work[0];

@@ -16,7 +16,9 @@
 //!    one SOSL search for the numbers the index does not know, the hosts' mappings,
 //!    the contacts' opportunities and the records' names, then Who and What
 //!    ([`crate::domain::matching`]).
-//! 5. **Comments** of the calls that have some, from one read of their states.
+//! 5. **Comments** ([`comments`]) of the calls that have some, from one read of their
+//!    states; those stored while the call was logged are rendered after its outcome,
+//!    and again when the call is delivered again.
 //! 6. **Dialer Tasks** ([`dialer`]): one query finds the Tasks we created before (by
 //!    `CallObject`) and the dialers' Tasks.
 //! 7. **Event writes** ([`events`]): meetings with a calendar event, on the
@@ -38,6 +40,7 @@
 mod calendar;
 mod candidates;
 mod claim;
+mod comments;
 mod dialer;
 mod events;
 pub mod handler;
@@ -49,21 +52,17 @@ mod tasks;
 
 use std::collections::{HashMap, HashSet};
 
-use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::app::Store;
 use crate::app::WorkError;
 pub use crate::batch::{Delivery, Verdict};
 use crate::config::BudgetThresholds;
+use crate::domain::TenantId;
 use crate::domain::call_event::CallEvent;
-use crate::domain::{StoredComment, TenantId};
-use crate::ports::{CommentStore, JobQueue, SecretStore};
+use crate::ports::{JobQueue, SecretStore};
 use crate::salesforce::{Session, Sessions};
 use claim::Claimed;
-
-/// Calls whose comments are read at once.
-const COMMENT_READS: usize = 16;
 
 /// Where a call was left: the state recorded for it, or the dead-letter queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,15 +197,23 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             }
         };
         if !finals.is_empty() {
+            let again =
+                comments::of_redelivered(self.store, session.as_ref(), tenant, &finals).await;
+            let refreshed = notes::refresh(
+                self.store,
+                session.as_ref(),
+                &connection,
+                finals,
+                deliveries,
+            )
+            .await;
             verdicts.extend(
-                notes::refresh(
-                    self.store,
-                    session.as_ref(),
-                    &connection,
-                    finals,
-                    deliveries,
-                )
-                .await,
+                refreshed
+                    .into_iter()
+                    .map(|(i, v)| match again.contains(&i) {
+                        true => (i, Verdict::Retry),
+                        false => (i, v),
+                    }),
             );
         }
         if claimed.is_empty() {
@@ -228,7 +235,16 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
         }
         verdicts.extend(recorded.into_iter().map(|(verdict, _)| verdict));
         if let Some(session) = &session {
-            self.comments_since(session, &claimed, logged).await;
+            let left = comments::since_logging(self.store, session, &claimed, logged).await;
+            for (i, verdict) in verdicts.iter_mut() {
+                let call_id = claimed
+                    .iter()
+                    .find(|c| c.delivery == *i)
+                    .map(|c| &c.call.call_id);
+                if call_id.is_some_and(|id| left.contains(id)) {
+                    *verdict = Verdict::Retry;
+                }
+            }
         }
         let parked = claimed.iter().any(|c| c.is_waiting());
         if parked && connection.calls_waiting_since.is_none() {
@@ -267,99 +283,10 @@ impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
             candidates::Lookup::IndexThenSearch,
         )
         .await?;
-        load_comments(self.store, session.tenant(), claimed).await?;
+        comments::load(self.store, session.tenant(), claimed).await?;
         events::write(session, claimed).await?;
         tasks::write(session, connection, claimed).await?;
         notes::write(self.store, session, connection, claimed).await;
         Ok(())
     }
-
-    /// Comments stored while their calls were being logged (after this invocation
-    /// read them; comment-sync leaves a call being logged to its logger): the
-    /// Tasks just written are rendered again. What cannot be shown now waits as
-    /// pending comments for the next sync.
-    async fn comments_since(
-        &self,
-        session: &Session<'_, K, S>,
-        claimed: &[Claimed],
-        logged: Vec<crate::domain::CallOutcome>,
-    ) {
-        if logged.is_empty() {
-            return;
-        }
-        let tenant = session.tenant();
-        let ids: Vec<String> = logged.iter().map(|o| o.call_id.clone()).collect();
-        let now = match self.store.comment_versions(tenant, &ids).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(tenant_id = %tenant, error = %e, "comment states not re-read; pending comments wait for the sync");
-                return;
-            }
-        };
-        let read_then = |call_id: &str| {
-            claimed
-                .iter()
-                .find(|c| c.call.call_id == call_id)
-                .and_then(|c| c.comments_version)
-        };
-        let changed: Vec<crate::domain::CallOutcome> = logged
-            .into_iter()
-            .filter(|o| now.get(&o.call_id).copied() != read_then(&o.call_id))
-            .collect();
-        if changed.is_empty() {
-            return;
-        }
-        tracing::info!(tenant_id = %tenant, calls = changed.len(), "comments came in while logging: rendering again");
-        let verdicts = crate::comments::render_calls(self.store, session, &changed).await;
-        let left: Vec<crate::domain::CallOutcome> = changed
-            .into_iter()
-            .zip(verdicts)
-            .filter(|(_, v)| v.is_retry())
-            .map(|(o, _)| o)
-            .collect();
-        if !left.is_empty() {
-            crate::comments::render::mark_pending(
-                self.store,
-                tenant,
-                &left,
-                "comments came in while the call was being logged",
-            )
-            .await;
-        }
-    }
-}
-
-/// The comments of the calls that will have a Task: one read of their comment
-/// states, then each call's comments, several at a time.
-async fn load_comments<S: CommentStore>(
-    store: &S,
-    tenant: &TenantId,
-    claimed: &mut [Claimed],
-) -> Result<(), WorkError> {
-    let ids: Vec<String> = claimed
-        .iter()
-        .filter(|c| c.end.is_none() && c.matched())
-        .map(|c| c.call.call_id.clone())
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let with_comments = store.comment_versions(tenant, &ids).await?;
-    for c in claimed.iter_mut() {
-        c.comments_version = with_comments.get(&c.call.call_id).copied();
-    }
-    let reads = with_comments.into_keys().map(|call_id| async move {
-        let comments = store.comments_for_call(tenant, &call_id).await?;
-        Ok::<_, WorkError>((call_id, comments))
-    });
-    let mut comments: HashMap<String, Vec<StoredComment>> = futures::stream::iter(reads)
-        .buffer_unordered(COMMENT_READS)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    for c in claimed.iter_mut() {
-        c.comments = comments.remove(&c.call.call_id).unwrap_or_default();
-    }
-    Ok(())
 }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
-use super::{events, load_comments, tasks};
+use super::{comments, events, tasks};
 use crate::app::WorkError;
 use crate::app::{Store, update_connection};
 use crate::domain::call_event::CallEvent;
@@ -221,7 +221,7 @@ async fn create_tasks<S: Store, K: SecretStore>(
     }
     let (befores, mut work): (Vec<CallOutcome>, Vec<Claimed>) =
         calls.into_iter().map(|c| (c.before, c.work)).unzip();
-    load_comments(store, session.tenant(), &mut work).await?;
+    comments::load(store, session.tenant(), &mut work).await?;
     // As the call logger writes them: a meeting on its calendar's Event.
     events::write(session, &mut work).await?;
     tasks::write(session, connection, &mut work).await?;
