@@ -9,14 +9,13 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::claim::{Claimed, Owner, OwnerSource};
-use crate::app::Store;
 use crate::app::WorkError;
 use crate::domain::call_event::{Direction, Role};
 use crate::domain::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
 use crate::domain::normalize;
 use crate::domain::{CONTACT_PHONES, LEAD_PHONES};
 use crate::domain::{Connection, CrmRecord, IndexEntry, IndexKey, IndexKind, TenantId};
-use crate::ports::{RecordStore, SecretStore};
+use crate::ports::{AccessRefusals, LeaseStore, RecordStore, SecretStore, UserMappingStore};
 use crate::salesforce::Session;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::sosl::PhoneSearch;
@@ -121,7 +120,10 @@ pub(super) enum Lookup {
 }
 
 /// Decides Who, What and the owner of every claimed call still being worked.
-pub(super) async fn decide<S: Store, K: SecretStore>(
+pub(super) async fn decide<
+    S: RecordStore + UserMappingStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+>(
     store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
@@ -444,7 +446,7 @@ fn opportunity(r: &CrmRecord, primary_role: bool) -> OpportunityCandidate {
 
 /// SOSL searches for every variant of every number (a few per request); the
 /// contacts and open leads found, by E.164 number.
-async fn search_numbers<S: Store, K: SecretStore>(
+async fn search_numbers<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     numbers: &[String],
     region: &str,

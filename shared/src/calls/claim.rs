@@ -8,8 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::outcomes::End;
-use super::{CallLogger, Delivery, Verdict};
-use crate::app::Store;
+use super::{CallLogger, CallLoggerStore, Delivery, Verdict};
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{ApiUsage, Connection, ConnectionStatus, StoredComment, TenantId};
@@ -198,7 +197,7 @@ fn claim_version(now: DateTime<Utc>) -> u64 {
     u64::try_from(now.timestamp_micros()).unwrap_or(1)
 }
 
-impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
+impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     /// How the calls end when the tenant cannot log now: parked until it can, or
     /// refused. `None` when it can.
     pub(super) fn blocked(&self, tenant: &TenantId, connection: &Connection) -> Option<End> {

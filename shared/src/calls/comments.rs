@@ -22,11 +22,11 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 
 use super::claim::{Claimed, Final};
-use crate::app::{Store, WorkError};
+use crate::app::WorkError;
 use crate::batch::Verdict;
 use crate::comments::render::{mark_pending, render_calls};
 use crate::domain::{CallOutcome, StoredComment, TenantId};
-use crate::ports::{CommentStore, SecretStore};
+use crate::ports::{AccessRefusals, CallStore, CommentStore, LeaseStore, SecretStore};
 use crate::salesforce::Session;
 
 /// Calls whose comments are read at once.
@@ -71,7 +71,10 @@ pub(super) async fn load<S: CommentStore>(
 /// the activities just written are rendered again, and what cannot be shown now
 /// waits as pending comments. Returns the calls left with comments neither shown
 /// nor pending: their deliveries must not be acknowledged.
-pub(super) async fn since_logging<S: Store, K: SecretStore>(
+pub(super) async fn since_logging<
+    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+>(
     store: &S,
     session: &Session<'_, K, S>,
     claimed: &[Claimed],
@@ -116,7 +119,10 @@ pub(super) async fn since_logging<S: Store, K: SecretStore>(
 /// Calls delivered again after they were logged: those with comments have them
 /// rendered again (or marked pending when Salesforce cannot be used now). Returns
 /// the deliveries to retry.
-pub(super) async fn of_redelivered<S: Store, K: SecretStore>(
+pub(super) async fn of_redelivered<
+    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+>(
     store: &S,
     session: Option<&Session<'_, K, S>>,
     tenant: &TenantId,
@@ -165,7 +171,7 @@ pub(super) async fn of_redelivered<S: Store, K: SecretStore>(
 
 /// Renders the comments of `outcomes` (with a session), and marks pending those
 /// it could not show. Returns the calls left neither shown nor pending.
-async fn show_or_pend<S: Store, K: SecretStore>(
+async fn show_or_pend<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
     store: &S,
     session: Option<&Session<'_, K, S>>,
     tenant: &TenantId,

@@ -8,13 +8,12 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::claim::Claimed;
-use crate::app::Store;
 use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::call_event::Role;
 use crate::domain::matching::Decision;
 use crate::domain::normalize;
-use crate::ports::SecretStore;
+use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
 use crate::salesforce::Session;
 use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
@@ -48,7 +47,7 @@ pub(super) fn text<'t>(task: &'t Task, key: &str) -> Option<&'t str> {
 
 /// One query for the batch (cut into several when its URI would exceed
 /// Salesforce's limit): our Tasks (CallObject) and candidate dialer Tasks.
-pub(super) async fn existing_tasks<S: Store, K: SecretStore>(
+pub(super) async fn existing_tasks<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &[&Claimed],
 ) -> Result<Vec<Task>, WorkError> {

@@ -16,13 +16,12 @@ use serde_json::{Map, Value, json};
 use super::calendar::{self, EVENT_FIELDS, SfEvent};
 use super::claim::Claimed;
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use crate::app::Store;
 use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::call_event::{CalendarEvent, Direction};
 use crate::domain::text;
 use crate::domain::{Activity, CallState};
-use crate::ports::SecretStore;
+use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
@@ -46,7 +45,7 @@ fn calendar_of(w: &Claimed) -> Option<&CalendarEvent> {
         .flatten()
 }
 
-pub(super) async fn write<S: Store, K: SecretStore>(
+pub(super) async fn write<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &mut [Claimed],
 ) -> Result<(), WorkError> {
@@ -187,7 +186,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
 
 /// One query: the Events of the batch's meetings' owners that start within the
 /// tolerance of any of their calendar events.
-async fn existing_events<S: Store, K: SecretStore>(
+async fn existing_events<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     work: &[&Claimed],
 ) -> Result<Vec<SfEvent>, WorkError> {

@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
-use super::{comments, events, tasks};
-use crate::app::Store;
+use super::{CallLoggerStore, comments, events, tasks};
 use crate::app::WorkError;
 use crate::connect::Actor;
 use crate::domain::call_event::CallEvent;
@@ -98,7 +97,7 @@ fn checked(
 }
 
 /// Links the call by hand; the outcome as recorded.
-pub async fn link<S: Store, K: SecretStore>(
+pub async fn link<S: CallLoggerStore, K: SecretStore>(
     store: &S,
     salesforce: Sessions<'_, K, S>,
     actor: &Actor,

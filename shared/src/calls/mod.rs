@@ -54,13 +54,15 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::time::Instant;
 
-use crate::app::Store;
 use crate::app::WorkError;
 pub use crate::batch::{Delivery, Verdict};
 use crate::config::BudgetThresholds;
 use crate::domain::TenantId;
 use crate::domain::call_event::CallEvent;
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{
+    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, RecordStore, SecretStore,
+    UserMappingStore,
+};
 use crate::salesforce::{Session, Sessions};
 use claim::Claimed;
 
@@ -69,6 +71,19 @@ use claim::Claimed;
 pub enum Settled {
     State(crate::domain::CallState),
     DeadLettered,
+}
+
+/// The storage ports the call logger touches: calls and their comments, the
+/// tenant's connection, the record index and user mappings (matching), and the
+/// leases of the Salesforce sessions.
+pub trait CallLoggerStore:
+    CallStore + CommentStore + ConnectionStore + LeaseStore + RecordStore + UserMappingStore
+{
+}
+
+impl<T> CallLoggerStore for T where
+    T: CallStore + CommentStore + ConnectionStore + LeaseStore + RecordStore + UserMappingStore
+{
 }
 
 /// The call logging use case: what it touches is what it holds.
@@ -86,7 +101,7 @@ pub struct CallLogger<'a, S, K, Q> {
     settled: std::sync::Mutex<HashMap<Settled, u64>>,
 }
 
-impl<'a, S: Store, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
+impl<'a, S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
     pub fn new(
         store: &'a S,
         salesforce: Sessions<'a, K, S>,

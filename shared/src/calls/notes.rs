@@ -22,10 +22,10 @@ use std::collections::{HashMap, HashSet};
 use super::claim::{Claimed, Final};
 use super::outcomes::End;
 use super::{Delivery, Verdict};
-use crate::app::{Store, update_connection};
+use crate::app::update_connection;
 use crate::domain::note::NoteContent;
 use crate::domain::{CallNote, CallOutcome, CallState, Connection, TenantId};
-use crate::ports::SecretStore;
+use crate::ports::{CallStore, ConnectionStore, LeaseStore, SecretStore};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{ApiError, NoteWrite, NoteWritten, SalesforceError, Session};
 
@@ -77,7 +77,7 @@ impl Done {
 }
 
 /// The Notes of the calls logged in this invocation.
-pub(super) async fn write<S: Store, K: SecretStore>(
+pub(super) async fn write<S: ConnectionStore + LeaseStore, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
@@ -120,7 +120,7 @@ pub(super) async fn write<S: Store, K: SecretStore>(
 
 /// Calls delivered again after they were logged whose Note must change: the
 /// verdict of each final call, once its Note and outcome are up to date.
-pub(super) async fn refresh<S: Store, K: SecretStore>(
+pub(super) async fn refresh<S: CallStore + ConnectionStore + LeaseStore, K: SecretStore>(
     store: &S,
     session: Option<&Session<'_, K, S>>,
     connection: &Connection,
@@ -209,7 +209,7 @@ fn needs_change(connection: &Connection, f: &Final) -> bool {
 
 /// The Salesforce work of `jobs`: look-ups where needed, then one set of
 /// composite requests. How each job ended, by its call.
-async fn run<S: Store, K: SecretStore>(
+async fn run<S: ConnectionStore + LeaseStore, K: SecretStore>(
     session: &Session<'_, K, S>,
     mut jobs: Vec<Job>,
 ) -> Vec<(usize, Done)> {
@@ -384,7 +384,7 @@ fn short(id: &str) -> String {
 
 /// Our Notes among `titles`, by title, and the records each is linked to
 /// (15-character ids): two queries.
-async fn earlier_notes<S: Store, K: SecretStore>(
+async fn earlier_notes<S: ConnectionStore + LeaseStore, K: SecretStore>(
     session: &Session<'_, K, S>,
     titles: &[String],
 ) -> Result<(HashMap<String, String>, HashSet<(String, String)>), SalesforceError> {
@@ -423,7 +423,7 @@ async fn earlier_notes<S: Store, K: SecretStore>(
 
 /// Records in the tenant's status that Notes are off (once), or clears it when
 /// a Note was written again.
-async fn tenant_status<S: Store>(
+async fn tenant_status<S: ConnectionStore>(
     store: &S,
     tenant: &TenantId,
     connection: &Connection,

@@ -6,9 +6,9 @@
 use chrono::Utc;
 
 use super::claim::Claimed;
-use super::{CallLogger, Delivery, Settled, Verdict};
+use super::{CallLogger, CallLoggerStore, Delivery, Settled, Verdict};
 use crate::app::WorkError;
-use crate::app::{Store, update_connection};
+use crate::app::update_connection;
 use crate::domain::call_event::Invalid;
 use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
@@ -360,7 +360,7 @@ async fn dead_letter<Q: JobQueue>(queue: &Q, d: &Delivery, reason: &str) -> Verd
     }
 }
 
-impl<S: Store, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
+impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     /// A message that cannot be a valid call goes to the dead-letter queue with its
     /// reason. It changes no call already recorded: a failed outcome is written only
     /// where the call has none (and the tenant exists).

@@ -30,16 +30,16 @@ use tokio::time::Instant;
 use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
-use super::{comments, events, tasks};
+use super::{CallLoggerStore, comments, events, tasks};
 use crate::app::WorkError;
-use crate::app::{Store, update_connection};
+use crate::app::update_connection;
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{
     CallOutcome, CallState, Connection, LinkedRecord, MatchLevel, ModjoMatch, Rematch,
     RematchProgress,
 };
-use crate::ports::{CallStore, SecretStore, StoreError};
+use crate::ports::{CallStore, CommentStore, ConnectionStore, LeaseStore, SecretStore, StoreError};
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{RecordUpdate, Session};
@@ -69,7 +69,7 @@ pub enum RematchStop {
 }
 
 /// Notes that the sync brought records calls may now match: a pass is owed.
-pub async fn request<S: Store>(
+pub async fn request<S: ConnectionStore>(
     store: &S,
     tenant: &crate::domain::TenantId,
 ) -> Result<(), StoreError> {
@@ -86,7 +86,7 @@ pub async fn request<S: Store>(
 
 /// Re-matches the calls owed a pass, page by page, until the pass is done, the
 /// deadline passes or the budget is spent (`over_budget`).
-pub async fn run<S: Store, K: SecretStore>(
+pub async fn run<S: CallLoggerStore, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     stop_at: Instant,
@@ -134,7 +134,7 @@ pub async fn run<S: Store, K: SecretStore>(
     Ok(run)
 }
 
-async fn save_progress<S: Store>(
+async fn save_progress<S: ConnectionStore>(
     store: &S,
     tenant: &crate::domain::TenantId,
     progress: Option<RematchProgress>,
@@ -155,7 +155,7 @@ struct Candidate {
     decision: Decision,
 }
 
-async fn rematch_page<S: Store, K: SecretStore>(
+async fn rematch_page<S: CallLoggerStore, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
@@ -210,7 +210,10 @@ async fn rematch_page<S: Store, K: SecretStore>(
 }
 
 /// Unmatched calls that now match: their Tasks, as the call logger writes them.
-async fn create_tasks<S: Store, K: SecretStore>(
+async fn create_tasks<
+    S: CallStore + CommentStore + ConnectionStore + LeaseStore,
+    K: SecretStore,
+>(
     store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
@@ -251,7 +254,7 @@ async fn create_tasks<S: Store, K: SecretStore>(
 
 /// Tasks Modjo created on an account or a lead, re-pointed to the better match
 /// when Salesforce still has the Who and What Modjo wrote.
-async fn repoint_tasks<S: Store, K: SecretStore>(
+async fn repoint_tasks<S: CallStore + ConnectionStore + LeaseStore, K: SecretStore>(
     session: &Session<'_, K, S>,
     calls: Vec<Candidate>,
     run: &mut RematchRun,

@@ -11,13 +11,12 @@ use serde_json::{Map, Value, json};
 use super::claim::Claimed;
 use super::dialer::{self, Task};
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use crate::app::Store;
 use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::matching::Decision;
 use crate::domain::text;
 use crate::domain::{Activity, CallState, Connection};
-use crate::ports::SecretStore;
+use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
 use crate::salesforce::{NewRecord, RecordUpdate, Session};
 
 /// A write planned for one call.
@@ -28,7 +27,7 @@ struct Planned {
     task: TaskLinks,
 }
 
-pub(super) async fn write<S: Store, K: SecretStore>(
+pub(super) async fn write<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     connection: &Connection,
     work: &mut [Claimed],

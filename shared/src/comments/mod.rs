@@ -17,10 +17,9 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::Store;
 use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, SecretStore};
 use crate::salesforce::Sessions;
 pub use render::{render_calls, render_pending};
 
@@ -105,6 +104,12 @@ impl CommentEvent {
     }
 }
 
+/// The storage ports comment propagation touches: calls and their comments,
+/// the tenant's connection, and the leases of the Salesforce sessions.
+pub trait CommentSyncStore: CallStore + CommentStore + ConnectionStore + LeaseStore {}
+
+impl<T> CommentSyncStore for T where T: CallStore + CommentStore + ConnectionStore + LeaseStore {}
+
 /// The comment propagation use case: what it touches is what it holds.
 pub struct CommentSync<'a, S, K, Q> {
     store: &'a S,
@@ -113,7 +118,7 @@ pub struct CommentSync<'a, S, K, Q> {
     pub dead_letters: &'a Q,
 }
 
-impl<'a, S: Store, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
+impl<'a, S: CommentSyncStore, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
     pub fn new(store: &'a S, salesforce: Sessions<'a, K, S>, dead_letters: &'a Q) -> Self {
         Self {
             store,

@@ -19,14 +19,13 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
-use crate::app::Store;
 use crate::app::WorkError;
 use crate::batch::Verdict;
 use crate::domain::block::merge_description;
 use crate::domain::call_event::CallEvent;
 use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{CallStore, SecretStore, StoreError};
+use crate::ports::{AccessRefusals, CallStore, CommentStore, LeaseStore, SecretStore, StoreError};
 use crate::salesforce::id::id15;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Select};
@@ -55,7 +54,10 @@ enum Round {
 }
 
 /// Rebuilds the Modjo block of each logged call's Task; the verdict of each.
-pub async fn render_calls<S: Store, K: SecretStore>(
+pub async fn render_calls<
+    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+>(
     store: &S,
     session: &Session<'_, K, S>,
     outcomes: &[CallOutcome],
@@ -87,7 +89,7 @@ pub async fn render_calls<S: Store, K: SecretStore>(
 
 /// When a round fails as a whole: the calls it left wait for the reconnect or for
 /// Salesforce to answer (comments pending, shown by the next sync), or come back.
-async fn failed_round<S: Store, K: SecretStore>(
+async fn failed_round<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
     store: &S,
     tenant: &TenantId,
     session: &Session<'_, K, S>,
@@ -128,7 +130,7 @@ async fn failed_round<S: Store, K: SecretStore>(
 
 /// One round: the comment states, the comments, the Tasks' descriptions, the
 /// writes, and the comment states again.
-async fn render_round<S: Store, K: SecretStore>(
+async fn render_round<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],
@@ -214,7 +216,7 @@ fn row_round(tenant: &TenantId, call_id: &str, e: &SalesforceError) -> Round {
 }
 
 /// Each call's stored comments, several calls at a time.
-async fn comments_of<S: Store>(
+async fn comments_of<S: CommentStore>(
     store: &S,
     tenant: &TenantId,
     ids: &[String],
@@ -237,7 +239,7 @@ struct TaskNow {
 }
 
 /// The current description of each Task, by 15-character id; a deleted Task is absent.
-async fn task_descriptions<S: Store, K: SecretStore>(
+async fn task_descriptions<S: LeaseStore + AccessRefusals, K: SecretStore>(
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],
 ) -> Result<HashMap<String, TaskNow>, WorkError> {
@@ -396,7 +398,10 @@ pub(crate) async fn mark_pending<S: CallStore>(
 }
 
 /// The sync's share: calls whose comments waited (reconnect, outage) are rendered.
-pub async fn render_pending<S: Store, K: SecretStore>(
+pub async fn render_pending<
+    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+>(
     store: &S,
     session: &Session<'_, K, S>,
 ) -> Result<usize, StoreError> {
