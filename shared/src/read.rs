@@ -6,13 +6,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::app::Store;
 use crate::config::BudgetThresholds;
 use crate::connect::ApiUsageView;
 use crate::domain::{
     CallOutcome, CallState, ConnectionStatus, SyncStatus, TenantId, validate_external_id,
 };
-use crate::ports::{Page, StoreError};
+use crate::ports::{CallStore, ConnectionStore, CursorStore, Page, RecordStore, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,7 +58,7 @@ pub struct RecordView {
     pub email_timeline: Vec<TimelineItem>,
 }
 
-pub async fn sync_view<S: Store>(
+pub async fn sync_view<S: ConnectionStore + CursorStore>(
     store: &S,
     tenant: &TenantId,
     budget: &BudgetThresholds,
@@ -85,7 +84,7 @@ pub async fn sync_view<S: Store>(
 }
 
 /// A stored record of the tenant with its email timeline (at most `limit` items).
-pub async fn record_view<S: Store>(
+pub async fn record_view<S: RecordStore>(
     store: &S,
     tenant: &TenantId,
     id: &str,
@@ -122,7 +121,7 @@ pub async fn record_view<S: Store>(
 /// A call's outcome as the platform sees it: the Task (with a link that opens it
 /// in Salesforce), how it was made, and the records linked (the kept message
 /// stays internal).
-pub async fn call_view<S: Store>(
+pub async fn call_view<S: CallStore + ConnectionStore>(
     store: &S,
     tenant: &TenantId,
     call_id: &str,
@@ -142,7 +141,7 @@ pub const MAX_CALLS_PAGE: usize = 100;
 
 /// The tenant's calls, most recently updated first (only those in `state` when
 /// given), each as [`call_view`] shows it, and the cursor of the next page.
-pub async fn calls_view<S: Store>(
+pub async fn calls_view<S: CallStore + ConnectionStore>(
     store: &S,
     tenant: &TenantId,
     state: Option<CallState>,
@@ -157,7 +156,7 @@ pub async fn calls_view<S: Store>(
 
 /// The calls that need a person's attention (unmatched, or matched among several
 /// candidates, each with its candidates), newest first, as [`calls_view`].
-pub async fn calls_needing_attention_view<S: Store>(
+pub async fn calls_needing_attention_view<S: CallStore + ConnectionStore>(
     store: &S,
     tenant: &TenantId,
     limit: usize,
@@ -170,7 +169,7 @@ pub async fn calls_needing_attention_view<S: Store>(
 }
 
 /// A page of calls as the API shows it: each with its Salesforce links.
-async fn page_view<S: Store>(
+async fn page_view<S: ConnectionStore>(
     store: &S,
     tenant: &TenantId,
     page: Page<CallOutcome>,
@@ -184,7 +183,7 @@ async fn page_view<S: Store>(
     Ok(json!({ "calls": calls, "next": page.next }))
 }
 
-async fn instance_url<S: Store>(
+async fn instance_url<S: ConnectionStore>(
     store: &S,
     tenant: &TenantId,
 ) -> Result<Option<String>, StoreError> {

@@ -278,7 +278,7 @@ pub(super) type Recorded = ((usize, Verdict), Option<Settled>);
 /// was recorded is done (a refusal also reaches the dead-letter queue), what was
 /// given back or could not be recorded comes back from SQS. Also returns the
 /// outcomes recorded for calls whose Task now exists.
-pub(super) async fn record<S: CallStore + ConnectionStore, Q: JobQueue>(
+pub(super) async fn record<S: CallStore, Q: JobQueue>(
     store: &S,
     dead_letters: &Q,
     tenant: &TenantId,

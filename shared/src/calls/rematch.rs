@@ -210,10 +210,7 @@ async fn rematch_page<S: CallLoggerStore, K: SecretStore>(
 }
 
 /// Unmatched calls that now match: their Tasks, as the call logger writes them.
-async fn create_tasks<
-    S: CallStore + CommentStore + ConnectionStore + LeaseStore,
-    K: SecretStore,
->(
+async fn create_tasks<S: CommentStore + ConnectionStore + LeaseStore, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     connection: &Connection,
@@ -254,7 +251,7 @@ async fn create_tasks<
 
 /// Tasks Modjo created on an account or a lead, re-pointed to the better match
 /// when Salesforce still has the Who and What Modjo wrote.
-async fn repoint_tasks<S: CallStore + ConnectionStore + LeaseStore, K: SecretStore>(
+async fn repoint_tasks<S: ConnectionStore + LeaseStore, K: SecretStore>(
     session: &Session<'_, K, S>,
     calls: Vec<Candidate>,
     run: &mut RematchRun,

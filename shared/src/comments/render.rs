@@ -89,7 +89,7 @@ pub async fn render_calls<
 
 /// When a round fails as a whole: the calls it left wait for the reconnect or for
 /// Salesforce to answer (comments pending, shown by the next sync), or come back.
-async fn failed_round<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
+async fn failed_round<S: CallStore + LeaseStore + AccessRefusals, K: SecretStore>(
     store: &S,
     tenant: &TenantId,
     session: &Session<'_, K, S>,
@@ -130,7 +130,7 @@ async fn failed_round<S: CallStore + CommentStore + LeaseStore + AccessRefusals,
 
 /// One round: the comment states, the comments, the Tasks' descriptions, the
 /// writes, and the comment states again.
-async fn render_round<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
+async fn render_round<S: CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
     store: &S,
     session: &Session<'_, K, S>,
     outcomes: &[&CallOutcome],

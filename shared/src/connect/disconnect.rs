@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: Store, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
     /// `DELETE connection`: revoke at Salesforce, delete the secret, mark
     /// disconnected, keep the audit trail (and the imported data's history).
     pub async fn disconnect(&self, actor: &Actor) -> Result<(), ConnectError> {

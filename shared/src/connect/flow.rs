@@ -60,7 +60,7 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-impl<S: Store, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
     /// `POST connect`: the URL to send the admin's browser to. Refuses while a
     /// stored authorisation still works (Salesforce keeps 5 per user and app).
     pub async fn start_connect(&self, actor: &Actor, force: bool) -> Result<Url, ConnectError> {

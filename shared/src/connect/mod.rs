@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::app::{Store, update_connection};
+use crate::app::update_connection;
 use crate::config::OAuthConfig;
 use crate::domain::normalize;
 use crate::domain::{
@@ -38,7 +38,10 @@ use crate::domain::{
     TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{JobQueue, SecretStore, StoreError, TenantCredentials, TenantMessage};
+use crate::ports::{
+    CallStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore, SecretStore,
+    StoreError, TenantCredentials, TenantMessage, UserMappingStore,
+};
 use crate::salesforce::id::same_id;
 use crate::salesforce::instance::SANDBOX_LOGIN_HOST;
 use crate::salesforce::soql::{Cond, Order, Select};
@@ -132,6 +135,20 @@ fn valid_sf_id(id: &str, prefix: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// The storage ports the connect use case touches: the tenant's connection and
+/// audit trail, the pending OAuth states, the user mapping, the sync statuses
+/// (the permissions report), the leases of the Salesforce sessions, and the
+/// parked calls it replays once connected.
+pub trait ConnectStore:
+    ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + LeaseStore + CallStore
+{
+}
+
+impl<T> ConnectStore for T where
+    T: ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + LeaseStore + CallStore
+{
+}
+
 /// The connect use case: settings, the OAuth flow, status, Salesforce users
 /// and the user mapping, disconnect. What it touches is what it holds.
 pub struct Connect<'a, S, K> {
@@ -144,7 +161,7 @@ pub struct Connect<'a, S, K> {
     keys: &'a SigningKeyCache,
 }
 
-impl<'a, S: Store, K: SecretStore> Connect<'a, S, K> {
+impl<'a, S: ConnectStore, K: SecretStore> Connect<'a, S, K> {
     pub fn new(
         store: &'a S,
         secrets: &'a K,

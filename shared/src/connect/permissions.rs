@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 
-use super::{Connect, ConnectError};
-use crate::app::{Store, update_connection};
+use super::{Connect, ConnectError, ConnectStore};
+use crate::app::update_connection;
 use crate::domain::TenantId;
 use crate::domain::permissions::{PermissionCheck, api_disabled, from_describe, from_sync};
 use crate::ports::SecretStore;
@@ -12,7 +12,7 @@ use crate::ports::SecretStore;
 /// Salesforce API calls one check spends.
 pub const API_CALLS: u32 = 1;
 
-impl<S: Store, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
     /// Checks what the connected user may do, and keeps the result on the connection.
     pub(super) async fn run_permissions_check(
         &self,

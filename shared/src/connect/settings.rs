@@ -111,7 +111,7 @@ pub fn normalisation_notice(
     })
 }
 
-impl<S: Store, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
     /// `PUT settings`: validated, normalised, stored in Secrets Manager.
     pub async fn save_settings(
         &self,

@@ -56,7 +56,7 @@ fn check_modjo_user_id(id: &str) -> Result<(), ConnectError> {
     }
 }
 
-impl<S: Store, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
     /// `GET users`: the org's active standard users (one API call).
     pub async fn salesforce_users(
         &self,

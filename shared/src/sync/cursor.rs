@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     pub(super) async fn sync_object(
         &self,
         session: &Session<'_, K, S>,
@@ -203,7 +203,7 @@ pub(super) struct CursorResync<'r, 'a, 's, S, K, Q> {
     pub(super) stop_at: Instant,
 }
 
-impl<S: Store, K: SecretStore, Q: JobQueue> Resync for CursorResync<'_, '_, '_, S, K, Q> {
+impl<S: SyncStore, K: SecretStore, Q: JobQueue> Resync for CursorResync<'_, '_, '_, S, K, Q> {
     async fn resync(&self, object: &SyncObject) -> Result<ObjectRun, WorkError> {
         self.syncer
             .sync_object(self.session, object, self.phone_region, self.stop_at)

@@ -65,7 +65,10 @@ pub struct FanOut {
 
 /// One job per connected tenant onto the sync-jobs queue; tenants waiting for a
 /// reconnect are skipped with a log line.
-pub async fn fan_out<S: Store, Q: JobQueue>(store: &S, jobs: &Q) -> Result<FanOut, StoreError> {
+pub async fn fan_out<S: ConnectionStore, Q: JobQueue>(
+    store: &S,
+    jobs: &Q,
+) -> Result<FanOut, StoreError> {
     let mut tally = FanOut::default();
     let mut token = None;
     loop {

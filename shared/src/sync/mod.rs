@@ -35,14 +35,18 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::app::WorkError;
-use crate::app::{Store, update_connection};
+use crate::app::update_connection;
 use crate::config::BudgetThresholds;
 use crate::domain::{
     ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
+use crate::erase::ErasureStore;
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{JobQueue, RecordChange, SecretStore, StoreError, TenantMessage};
+use crate::ports::{
+    CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, RecordChange,
+    RecordStore, SecretStore, StoreError, TenantMessage, UserMappingStore,
+};
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::pubsub::PubSubEndpoint;
@@ -134,6 +138,34 @@ impl Plan {
     }
 }
 
+/// The storage ports the sync touches: cursors and statuses, the record index
+/// (without erased people), the tenant's connection, the leases of the
+/// Salesforce sessions, and, for the calls it re-matches and the comments it
+/// renders, those of call logging.
+pub trait SyncStore:
+    CursorStore
+    + RecordStore
+    + ErasureStore
+    + ConnectionStore
+    + LeaseStore
+    + CallStore
+    + CommentStore
+    + UserMappingStore
+{
+}
+
+impl<T> SyncStore for T where
+    T: CursorStore
+        + RecordStore
+        + ErasureStore
+        + ConnectionStore
+        + LeaseStore
+        + CallStore
+        + CommentStore
+        + UserMappingStore
+{
+}
+
 /// Runs sync jobs for one function invocation.
 pub struct Syncer<'a, S, K, Q> {
     store: &'a S,
@@ -151,7 +183,7 @@ pub struct Syncer<'a, S, K, Q> {
     pub cdc: Option<CdcFeed>,
 }
 
-impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     /// `pubsub`: the Pub/Sub API, when Change Data Capture feeds the sync.
     pub fn new(
         store: &'a S,

@@ -11,7 +11,7 @@ pub(super) const REMATCH_ON: [&str; 3] = [
     objects::ACCOUNT.key,
 ];
 
-impl<'a, S: Store, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     /// Re-matches the calls owed a pass (issue 19) with what is left of the job's
     /// time and budget; its API calls are reported in the sync status, under
     /// `rematch`. A pass cut short carries on in a continuation job.

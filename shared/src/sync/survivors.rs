@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::domain::{CallOutcome, LinkedRecord, Rematch, TenantId};
-use crate::ports::{CallStore, RecordStore, StoreError};
+use crate::ports::{CallStore, StoreError};
 
 /// Where a record went: the survivor of a merge, or what a lead became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub fn follow(outcome: &CallOutcome, moved: &HashMap<String, Survivor>) -> Optio
 
 /// Points the tenant's calls linked to merged or converted records at their
 /// survivors. A call written meanwhile is read again and followed once more.
-pub async fn follow_survivors<S: CallStore + RecordStore>(
+pub async fn follow_survivors<S: CallStore>(
     store: &S,
     tenant: &TenantId,
     moved: &HashMap<String, Survivor>,

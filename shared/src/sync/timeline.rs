@@ -3,7 +3,7 @@
 use super::*;
 
 /// A record's email timeline, newest first.
-pub async fn email_timeline<S: Store>(
+pub async fn email_timeline<S: RecordStore>(
     store: &S,
     tenant: &TenantId,
     record_id: &str,

@@ -22,10 +22,13 @@ use tokio::time::Instant;
 
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
-use crate::app::Store;
+
 use crate::app::WorkError;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
-use crate::ports::{RecordChange, SecretStore, StoreError};
+use crate::erase::ErasureStore;
+use crate::ports::{
+    AccessRefusals, CursorStore, LeaseStore, RecordChange, RecordStore, SecretStore, StoreError,
+};
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
 use crate::salesforce::pubsub::{
@@ -135,7 +138,11 @@ impl CdcFeed {
 
     /// Brings `object` up to date from its change events.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn sync<S: Store, K: SecretStore, R: Resync>(
+    pub(crate) async fn sync<
+        S: CursorStore + ErasureStore + RecordStore + LeaseStore + AccessRefusals,
+        K: SecretStore,
+        R: Resync,
+    >(
         &self,
         store: &S,
         session: &Session<'_, K, S>,
@@ -339,7 +346,12 @@ struct Drain<'a, 's, S, K, R> {
     renewed: bool,
 }
 
-impl<S: Store, K: SecretStore, R: Resync> Drain<'_, '_, S, K, R> {
+impl<
+    S: CursorStore + ErasureStore + RecordStore + LeaseStore + AccessRefusals,
+    K: SecretStore,
+    R: Resync,
+> Drain<'_, '_, S, K, R>
+{
     /// A client that has seen the topic (so CDC is enabled for the object).
     async fn connect(&mut self) -> Result<PubSubClient, CdcFailure> {
         loop {
