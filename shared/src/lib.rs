@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | wiring | `app` | `App`: the configuration and one adapter per port, built by each `main.rs`; it builds the use cases |
 //! | handlers | `calls::handler`, `comments::handler`, `sync::handler`, `api`, `batch` | Lambda events in, responses and metrics out; the SQS batch frame |
-//! | use cases | `connect`, `sync`, `calls`, `comments`, `erase`, `read` | what the product does. [`connect::Connect`], [`calls::CallLogger`], [`comments::CommentSync`], [`sync::Syncer`] and [`erase::service::Eraser`] hold only what they touch: the store, the Salesforce port ([`salesforce::Sessions`]), the budget, their queues |
+//! | use cases | `connect`, `sync`, `calls`, `comments`, `erase`, `read` | what the product does. [`connect::Connect`], [`calls::CallLogger`], [`comments::CommentSync`], [`sync::Syncer`] and [`erase::service::Eraser`] hold only what they touch: the storage ports they use (one named set per use case, e.g. [`calls::CallLoggerStore`]), the Salesforce port ([`salesforce::Sessions`]), the budget, their queues; only `app` and the handlers see the combined [`app::Store`] |
 //! | ports | `ports` | the traits the use cases need, the refusals of a tenant's Salesforce access among them (connect decides what they mean) |
 //! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS), `aws`, `salesforce` | the AWS side of the ports; the one Salesforce client (transport, token lifecycle, queries, writes, SOQL/SOSL escaping) |
 //! | domain | `domain` | pure types and rules: tenants, connections, records, the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
@@ -17,11 +17,9 @@
 //!
 //! The domain, `error` and `ports` import nothing above them. Not yet as the
 //! rest: the Salesforce port is a concrete client rather than a trait (use
-//! cases are tested against the emulator, not a fake), the use cases bound
-//! their store by the combined `Store` (some of their phases by the one port
-//! they use), and `config` names two Salesforce types (the instance host
-//! policy and the Pub/Sub endpoint) so that a bad value stops the function at
-//! cold start.
+//! cases are tested against the emulator, not a fake), and `config` names two
+//! Salesforce types (the instance host policy and the Pub/Sub endpoint) so
+//! that a bad value stops the function at cold start.
 //!
 //! # Where to start reading, per function
 //!
