@@ -7,21 +7,23 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::aws::AwsClients;
-use crate::calls::CallLogger;
-use crate::comments::CommentSync;
+use crate::calls::{CallLogger, CallLoggerStore};
+use crate::comments::{CommentSync, CommentSyncStore};
 use crate::config::{self, Config, ConfigError, OAuthConfig};
-use crate::connect::Connect;
 use crate::connect::state::SigningKeyCache;
+use crate::connect::{Connect, ConnectStore};
 use crate::domain::SigningKeys;
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
-    RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
+    AccessRefusals, CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore,
+    OAuthStateStore, RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
 };
 use crate::salesforce::{SalesforceClient, SalesforceError, Sessions};
-use crate::sync::Syncer;
+use crate::sync::{SyncStore, Syncer};
 use crate::telemetry::Metrics;
 
-/// Every storage port at once (the DynamoDB adapter implements them all).
+/// Every storage port at once (the DynamoDB adapter implements them all): for
+/// the integration API's router, which serves every use case, and for tests.
+/// A use case asks only for its own ports (e.g. [`CallLoggerStore`]).
 pub trait Store:
     ConnectionStore
     + UserMappingStore
@@ -70,7 +72,8 @@ pub struct App<S, K> {
 /// The production wiring.
 pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
 
-impl<S: Store, K: SecretStore> App<S, K> {
+/// Each builder asks of the store only the ports of the use case it builds.
+impl<S, K: SecretStore> App<S, K> {
     /// Embedded-format metrics of `function`, in this stage's namespace.
     pub fn metrics(&self, function: &str) -> Metrics {
         Metrics::new(self.config.metrics_namespace.clone())
@@ -97,7 +100,10 @@ impl<S: Store, K: SecretStore> App<S, K> {
     }
 
     /// The Salesforce port, for the use cases.
-    pub fn sessions(&self) -> Sessions<'_, K, S> {
+    pub fn sessions(&self) -> Sessions<'_, K, S>
+    where
+        S: LeaseStore + AccessRefusals,
+    {
         Sessions::new(&self.salesforce, &self.secrets, &self.store)
     }
 
@@ -106,7 +112,10 @@ impl<S: Store, K: SecretStore> App<S, K> {
         &'a self,
         calls: &'a Q,
         dead_letters: &'a Q,
-    ) -> CallLogger<'a, S, K, Q> {
+    ) -> CallLogger<'a, S, K, Q>
+    where
+        S: CallLoggerStore,
+    {
         CallLogger::new(
             &self.store,
             self.sessions(),
@@ -117,16 +126,19 @@ impl<S: Store, K: SecretStore> App<S, K> {
     }
 
     /// The comment propagation use case on this wiring.
-    pub fn comment_sync<'a, Q: JobQueue>(
-        &'a self,
-        dead_letters: &'a Q,
-    ) -> CommentSync<'a, S, K, Q> {
+    pub fn comment_sync<'a, Q: JobQueue>(&'a self, dead_letters: &'a Q) -> CommentSync<'a, S, K, Q>
+    where
+        S: CommentSyncStore,
+    {
         CommentSync::new(&self.store, self.sessions(), dead_letters)
     }
 
     /// The sync use case on this wiring (Change Data Capture when the Pub/Sub
     /// API is configured).
-    pub fn syncer<'a, Q: JobQueue>(&'a self, jobs: &'a Q) -> Syncer<'a, S, K, Q> {
+    pub fn syncer<'a, Q: JobQueue>(&'a self, jobs: &'a Q) -> Syncer<'a, S, K, Q>
+    where
+        S: SyncStore,
+    {
         Syncer::new(
             &self.store,
             self.sessions(),
@@ -142,7 +154,10 @@ impl<S: Store, K: SecretStore> App<S, K> {
     }
 
     /// The connect use case on this wiring.
-    pub fn connect(&self) -> Connect<'_, S, K> {
+    pub fn connect(&self) -> Connect<'_, S, K>
+    where
+        S: ConnectStore,
+    {
         Connect::new(
             &self.store,
             &self.secrets,

@@ -7,9 +7,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
-use crate::app::{App, Store};
+use crate::app::App;
 use crate::backoff::Backoff;
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{JobQueue, SecretStore, StoreRequests};
 use crate::telemetry::Metrics;
 
 /// A queue function's Salesforce requests must have ended this long before the
@@ -131,7 +131,10 @@ pub struct Consumed {
 }
 
 impl Batch {
-    pub fn start<S: Store, K: SecretStore>(app: &App<S, K>, event: LambdaEvent<SqsEvent>) -> Self {
+    pub fn start<S: StoreRequests, K: SecretStore>(
+        app: &App<S, K>,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Self {
         Self {
             deadline: requests_deadline(event.context.deadline),
             deliveries: deliveries(event.payload),
@@ -144,7 +147,7 @@ impl Batch {
     /// items' back-off set on `source`). `metrics` receives the batch's
     /// Salesforce API calls and store requests; the caller adds its own counts
     /// and emits.
-    pub async fn finish<S: Store, K: SecretStore, Q: JobQueue>(
+    pub async fn finish<S: StoreRequests, K: SecretStore, Q: JobQueue>(
         self,
         app: &App<S, K>,
         verdicts: &[Verdict],

@@ -4,11 +4,11 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::app::{App, Store};
-use crate::connect::{CallbackParams, CallbackResult};
+use crate::app::App;
+use crate::connect::{CallbackParams, CallbackResult, ConnectStore};
 use crate::ports::{JobQueue, SecretStore};
 
-pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+pub async fn handle<S: ConnectStore, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     call_queue: &Q,
     request: Request,

@@ -8,14 +8,14 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{ApiError, json_body, json_response};
-use crate::app::{App, Store};
-use crate::connect::{Actor, ConnectError};
+use crate::app::App;
+use crate::connect::{Actor, ConnectError, ConnectStore};
 use crate::domain::{AuditEntry, ConnectionStatus};
 use crate::erase::person::tenant_key;
 use crate::erase::purge::Purger;
 use crate::erase::service::{EraseError, Eraser};
-use crate::erase::{EraseInput, IdentifierError};
-use crate::ports::{SecretStore, StoreError};
+use crate::erase::{EraseInput, ErasureStore, IdentifierError};
+use crate::ports::{CallStore, ConnectionStore, LeaseStore, RecordStore, SecretStore, StoreError};
 
 /// Time allowed for the one Salesforce request of an erasure.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);
@@ -48,7 +48,10 @@ fn invalid(e: &IdentifierError) -> ApiError {
 }
 
 /// `POST erasures`.
-pub async fn erase<S: Store, K: SecretStore>(
+pub async fn erase<
+    S: ErasureStore + RecordStore + CallStore + ConnectionStore + LeaseStore,
+    K: SecretStore,
+>(
     app: &App<S, K>,
     actor: &Actor,
     request: &Request,
@@ -73,7 +76,7 @@ pub async fn erase<S: Store, K: SecretStore>(
 }
 
 /// `DELETE connection`, with `?purge=true` the tenant's items too.
-pub async fn disconnect<S: Store, K: SecretStore>(
+pub async fn disconnect<S: ConnectStore + ErasureStore, K: SecretStore>(
     app: &App<S, K>,
     actor: &Actor,
     purge: bool,

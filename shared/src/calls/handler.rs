@@ -6,14 +6,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
-use super::{CallLogger, Settled};
-use crate::app::{App, Store};
+use super::{CallLogger, CallLoggerStore, Settled};
+use crate::app::App;
 use crate::batch::Batch;
 use crate::domain::CallState;
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{JobQueue, SecretStore, StoreRequests};
 
 /// `source_queue` is the queue the batch came from (for the back-off).
-pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+pub async fn handle<S: CallLoggerStore + StoreRequests, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     logger: &CallLogger<'_, S, K, Q>,
     source_queue: &Q,

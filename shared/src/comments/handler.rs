@@ -4,12 +4,12 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
-use super::CommentSync;
-use crate::app::{App, Store};
+use super::{CommentSync, CommentSyncStore};
+use crate::app::App;
 use crate::batch::Batch;
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{JobQueue, SecretStore, StoreRequests};
 
-pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+pub async fn handle<S: CommentSyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     sync: &CommentSync<'_, S, K, Q>,
     source_queue: &Q,

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{JobOutcome, SyncJob, Syncer, fan_out};
-use crate::app::{App, Store};
+use super::{JobOutcome, SyncJob, SyncStore, Syncer, fan_out};
+use crate::app::App;
 use crate::batch::deadline_instant;
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{JobQueue, SecretStore, StoreRequests};
 use crate::telemetry::Metrics;
 
 /// How close to the Lambda deadline a job may go.
@@ -42,7 +42,7 @@ pub enum HandlerError {
     FanOut(#[from] crate::ports::StoreError),
 }
 
-pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
+pub async fn handle<S: SyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     syncer: &Syncer<'_, S, K, Q>,
     event: LambdaEvent<Value>,
@@ -75,11 +75,11 @@ pub async fn handle<S: Store, K: SecretStore, Q: JobQueue>(
     Ok(json!({ "queued": tally.queued, "skipped": tally.skipped }))
 }
 
-fn metrics<S: Store, K: SecretStore>(app: &App<S, K>) -> Metrics {
+fn metrics<S, K: SecretStore>(app: &App<S, K>) -> Metrics {
     app.metrics("scheduled-sync")
 }
 
-async fn run_jobs<S: Store, K: SecretStore, Q: JobQueue>(
+async fn run_jobs<S: SyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     syncer: &Syncer<'_, S, K, Q>,
     event: SqsEvent,
