@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::salesforce::instance::HostPolicy;
-use crate::salesforce::pubsub::PubSubEndpoint;
+use crate::domain::hosts::{self, HostPolicy, PubSubEndpoint};
 use url::Url;
 
 /// A configuration problem. The message always names the variable.
@@ -250,7 +249,7 @@ fn pubsub_endpoint(
     match non_empty(env, name).as_deref() {
         Some("none") => Ok(None),
         raw => {
-            let raw = raw.unwrap_or(crate::salesforce::pubsub::DEFAULT_ENDPOINT);
+            let raw = raw.unwrap_or(hosts::PUBSUB_ENDPOINT);
             PubSubEndpoint::parse(raw, &HostPolicy::new(extra_origins))
                 .map(Some)
                 .map_err(|e| ConfigError::Invalid {

@@ -12,14 +12,14 @@
 //! | use cases | `connect`, `sync`, `calls`, `comments`, `erase`, `read` | what the product does. [`connect::Connect`], [`calls::CallLogger`], [`comments::CommentSync`], [`sync::Syncer`] and [`erase::service::Eraser`] hold only what they touch: the storage ports they use (one named set per use case, e.g. [`calls::CallLoggerStore`]), the Salesforce port ([`salesforce::Sessions`]), the budget, their queues; `App` builds each with only its ports, and only the integration API's router, which serves them all, asks for the combined [`app::Store`] |
 //! | ports | `ports` | the traits the use cases need, the refusals of a tenant's Salesforce access among them (connect decides what they mean) |
 //! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS), `aws`, `salesforce` | the AWS side of the ports; the one Salesforce client (transport, token lifecycle, queries, writes, SOQL/SOSL escaping) |
-//! | domain | `domain` | pure types and rules: tenants, connections, records, the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
+//! | domain | `domain` | pure types and rules: tenants, connections, records, the Salesforce hosts the product may talk to (no SSRF), the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
 //! | foundations | `config`, `error`, `telemetry`, `backoff` | configuration from the environment (one place), the error classes, JSON logs and EMF metrics, the one back-off |
 //!
-//! The domain, `error` and `ports` import nothing above them. Not yet as the
-//! rest: the Salesforce port is a concrete client rather than a trait (use
-//! cases are tested against the emulator, not a fake), and `config` names two
-//! Salesforce types (the instance host policy and the Pub/Sub endpoint) so
-//! that a bad value stops the function at cold start.
+//! The domain, `config`, `error` and `ports` import nothing above them (`config`
+//! validates the Salesforce hosts it is given with the domain's host policy, so
+//! that a bad value stops the function at cold start). Not yet as the rest: the
+//! Salesforce port is a concrete client rather than a trait (use cases are
+//! tested against the emulator, not a fake).
 //!
 //! # Where to start reading, per function
 //!

@@ -9,11 +9,10 @@ use sf_emulator::{
     AppSpec, ConnectedApp, Emulator, Options, OrgSpec, SeedRecord, UserInfo, UserSpec,
 };
 use shared::config::{DEFAULT_API_VERSION, SalesforceConfig};
+use shared::domain::hosts::{HostPolicy, PubSubEndpoint};
 use shared::domain::{Connection, ConnectionStatus, TenantId};
 use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
 use shared::salesforce::SalesforceClient;
-use shared::salesforce::instance::HostPolicy;
-use shared::salesforce::pubsub::PubSubEndpoint;
 use url::Url;
 
 use crate::moto::AwsEnv;

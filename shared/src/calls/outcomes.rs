@@ -155,7 +155,7 @@ pub(super) fn outcome_of(w: &Claimed, body: &str, retention_days: u16) -> CallOu
     let mut outcome = CallOutcome {
         message: Some(body.to_string()),
         started_at: Some(w.call.started_at),
-        expires_at: Some(crate::erase::retention::expires_at(
+        expires_at: Some(crate::domain::retention::expires_at(
             w.call.started_at,
             retention_days,
         )),
@@ -371,7 +371,7 @@ impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
                 let outcome = CallOutcome {
                     reason: Some(format!("invalid message: {}", invalid.reason)),
                     message: Some(d.body.clone()),
-                    expires_at: Some(crate::erase::retention::expires_at(
+                    expires_at: Some(crate::domain::retention::expires_at(
                         Utc::now(),
                         connection.retention_days,
                     )),

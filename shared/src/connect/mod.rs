@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::app::update_connection;
 use crate::config::OAuthConfig;
+use crate::domain::hosts::{InstanceUrlError, SANDBOX_LOGIN_HOST, SalesforceOrigin};
 use crate::domain::normalize;
 use crate::domain::{
     AuditEntry, Connection, ConnectionStatus, MappingSource, ModjoUser, PendingAuthorization,
@@ -42,10 +43,9 @@ use crate::ports::{
     CallStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore, SecretStore,
     StoreError, TenantCredentials, TenantMessage, UserMappingStore,
 };
+use crate::salesforce::SalesforceError;
 use crate::salesforce::id::same_id;
-use crate::salesforce::instance::SANDBOX_LOGIN_HOST;
 use crate::salesforce::soql::{Cond, Order, Select};
-use crate::salesforce::{InstanceUrlError, SalesforceError, SalesforceOrigin};
 use crate::salesforce::{Session, Sessions};
 use state::SigningKeyCache;
 use state::{StateClaims, StateError};

@@ -183,15 +183,15 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
         }
         if input
             .retention_days
-            .is_some_and(|d| !crate::erase::retention::valid_days(d))
+            .is_some_and(|d| !crate::domain::retention::valid_days(d))
         {
             return Err(ConnectError::invalid(
                 "retentionDays",
                 "range",
                 format!(
                     "stored calls are kept for {} to {} days",
-                    crate::erase::retention::MIN_RETENTION_DAYS,
-                    crate::erase::retention::MAX_RETENTION_DAYS
+                    crate::domain::retention::MIN_RETENTION_DAYS,
+                    crate::domain::retention::MAX_RETENTION_DAYS
                 ),
             ));
         }

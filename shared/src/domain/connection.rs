@@ -144,7 +144,7 @@ fn default_rematch_days() -> u16 {
 }
 
 fn default_retention_days() -> u16 {
-    crate::erase::retention::DEFAULT_RETENTION_DAYS
+    crate::domain::retention::DEFAULT_RETENTION_DAYS
 }
 
 /// A re-matching pass over the tenant's calls that can still improve, owed since

@@ -1,5 +1,5 @@
-//! Erasing a person (GDPR), a tenant's purge, and the retention of stored calls
-//! (issue 19).
+//! Erasing a person (GDPR) and a tenant's purge (issue 19). How long stored
+//! calls are kept is the domain's [`crate::domain::retention`].
 //!
 //! - [`service::Eraser`] erases a person from Modjo's store: index entries, stored
 //!   records and email-timeline items go; stored calls are kept with the person
@@ -7,12 +7,10 @@
 //! - [`tombstones::without_erased`] is the sync's check that an erased person does
 //!   not come back.
 //! - [`purge`] removes every item of a tenant but its audit trail.
-//! - [`retention`]: how long stored calls are kept.
 
 pub mod person;
 pub mod purge;
 pub mod redact;
-pub mod retention;
 pub mod service;
 pub mod store;
 pub mod tombstones;

@@ -20,12 +20,12 @@ use url::Url;
 
 use super::counters::{ApiCounters, ApiKind, Usage};
 use super::error::SalesforceError;
-use super::instance::{HostPolicy, SalesforceOrigin};
 use super::limits::parse_limit_info;
 use super::oauth::OAuthApp;
 use super::tokens::{CachedToken, TenantTokens, Tokens};
 use crate::backoff::Backoff;
 use crate::config::SalesforceConfig;
+use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
 use crate::domain::{TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{AccessRefusal, AccessRefusals, LeaseStore, SecretStore, TenantCredentials};

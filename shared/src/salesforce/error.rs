@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::instance::InstanceUrlError;
 use super::soql::SoqlError;
+use crate::domain::hosts::InstanceUrlError;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::StoreError;
 

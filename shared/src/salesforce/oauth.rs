@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::error::{SalesforceError, body_excerpt};
-use super::instance::{HostPolicy, SalesforceOrigin};
+use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
 
 /// Scopes requested at authorisation: REST access, the identity URL, and a refresh
 /// token for offline work.

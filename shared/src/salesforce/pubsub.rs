@@ -12,50 +12,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
-use url::Url;
 
-use super::instance::{HostPolicy, InstanceUrlError};
-
-/// Salesforce's Pub/Sub API endpoint.
-pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+use crate::domain::hosts::PubSubEndpoint;
 
 /// The longest a topic or schema call may take before the API is treated as
 /// unavailable (and the sync polls instead).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A validated Pub/Sub endpoint: Salesforce's own host (`*.pubsub.salesforce.com`
-/// over https), or an origin allowed explicitly by configuration (the emulator).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PubSubEndpoint(Url);
-
-impl PubSubEndpoint {
-    pub fn parse(raw: &str, hosts: &HostPolicy) -> Result<Self, InstanceUrlError> {
-        let url = Url::parse(raw).map_err(|_| InstanceUrlError::Unparseable)?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(InstanceUrlError::HasCredentials);
-        }
-        if hosts.is_extra_origin(&url) {
-            return Ok(Self(url));
-        }
-        if url.scheme() != "https" {
-            return Err(InstanceUrlError::NotHttps);
-        }
-        match url.host() {
-            Some(url::Host::Domain(h))
-                if h == "api.pubsub.salesforce.com" || h.ends_with(".pubsub.salesforce.com") =>
-            {
-                Ok(Self(url))
-            }
-            Some(url::Host::Domain(h)) => Err(InstanceUrlError::NotSalesforce(h.to_string())),
-            Some(_) => Err(InstanceUrlError::IpLiteral),
-            None => Err(InstanceUrlError::Unparseable),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
 
 /// What the Pub/Sub API needs to know who is calling.
 #[derive(Debug, Clone)]
@@ -138,7 +100,7 @@ impl PubSubClient {
             .map_err(|e| PubSubError::Other(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30));
-        if endpoint.0.scheme() == "https" {
+        if endpoint.is_https() {
             builder = builder
                 .tls_config(ClientTlsConfig::new().with_webpki_roots())
                 .map_err(|e| PubSubError::Other(e.to_string()))?;
@@ -263,29 +225,6 @@ pub fn more(topic: &str, num_requested: i32) -> FetchRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_are_salesforce_or_explicitly_allowed() {
-        let hosts = HostPolicy::default();
-        assert!(PubSubEndpoint::parse(DEFAULT_ENDPOINT, &hosts).is_ok());
-        assert!(
-            PubSubEndpoint::parse("https://api.deu.pubsub.salesforce.com:7443", &hosts).is_ok()
-        );
-        for bad in [
-            "http://api.pubsub.salesforce.com:7443",
-            "https://evil.com:7443",
-            "https://api.pubsub.salesforce.com.evil.com",
-            "https://10.0.0.1:7443",
-            "https://x@api.pubsub.salesforce.com",
-            "http://127.0.0.1:7443",
-        ] {
-            assert!(PubSubEndpoint::parse(bad, &hosts).is_err(), "{bad}");
-        }
-        let emulator = HostPolicy::new(&[Url::parse("http://127.0.0.1:7443").unwrap()]);
-        assert!(PubSubEndpoint::parse("http://127.0.0.1:7443", &emulator).is_ok());
-        assert!(PubSubEndpoint::parse("http://127.0.0.1:7444", &emulator).is_err());
-        assert!(PubSubEndpoint::parse("http://u:p@127.0.0.1:7443", &emulator).is_err());
-    }
 
     #[test]
     fn statuses_are_classified() {

@@ -16,9 +16,9 @@ use url::Url;
 
 use super::client::SalesforceClient;
 use super::error::SalesforceError;
-use super::instance::SalesforceOrigin;
 use crate::backoff::Backoff;
 use crate::domain::TenantId;
+use crate::domain::hosts::SalesforceOrigin;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{AccessRefusal, AccessRefusals, LeaseStore, SecretStore, TenantCredentials};
 

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use crate::app::WorkError;
 use crate::app::update_connection;
 use crate::config::BudgetThresholds;
+use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{
     ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
@@ -49,7 +50,6 @@ use crate::ports::{
 };
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
-use crate::salesforce::pubsub::PubSubEndpoint;
 use crate::salesforce::{Session, Sessions};
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;

@@ -24,6 +24,7 @@ use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
 
 use crate::app::WorkError;
+use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
 use crate::erase::ErasureStore;
 use crate::ports::{
@@ -31,9 +32,7 @@ use crate::ports::{
 };
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
-use crate::salesforce::pubsub::{
-    PubSubAuth, PubSubClient, PubSubEndpoint, PubSubError, Subscription, fetch, more,
-};
+use crate::salesforce::pubsub::{PubSubAuth, PubSubClient, PubSubError, Subscription, fetch, more};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{SalesforceError, Session};
 

@@ -1,4 +1,5 @@
-//! Salesforce host validation and normalisation (DESIGN §4).
+//! Which hosts the product may talk to (DESIGN §4): Salesforce instance and login
+//! hosts, validated and normalised, and the Pub/Sub API endpoint.
 //!
 //! The consumer secret and the tokens are only ever sent to a host that passes
 //! these checks, which closes the SSRF hole of "post our client secret to
@@ -282,9 +283,74 @@ fn map_lightning_host(host: &str) -> String {
     }
 }
 
+/// Salesforce's Pub/Sub API endpoint.
+pub const PUBSUB_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+
+/// A validated Pub/Sub endpoint: Salesforce's own host (`*.pubsub.salesforce.com`
+/// over https), or an origin allowed explicitly by configuration (the emulator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubEndpoint(Url);
+
+impl PubSubEndpoint {
+    pub fn parse(raw: &str, hosts: &HostPolicy) -> Result<Self, InstanceUrlError> {
+        let url = Url::parse(raw).map_err(|_| InstanceUrlError::Unparseable)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InstanceUrlError::HasCredentials);
+        }
+        if hosts.is_extra_origin(&url) {
+            return Ok(Self(url));
+        }
+        if url.scheme() != "https" {
+            return Err(InstanceUrlError::NotHttps);
+        }
+        match url.host() {
+            Some(Host::Domain(h))
+                if h == "api.pubsub.salesforce.com" || h.ends_with(".pubsub.salesforce.com") =>
+            {
+                Ok(Self(url))
+            }
+            Some(Host::Domain(h)) => Err(InstanceUrlError::NotSalesforce(h.to_string())),
+            Some(_) => Err(InstanceUrlError::IpLiteral),
+            None => Err(InstanceUrlError::Unparseable),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Over TLS: every endpoint but an emulator allowed by configuration.
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_salesforce_or_explicitly_allowed() {
+        let hosts = HostPolicy::default();
+        assert!(PubSubEndpoint::parse(PUBSUB_ENDPOINT, &hosts).is_ok());
+        assert!(
+            PubSubEndpoint::parse("https://api.deu.pubsub.salesforce.com:7443", &hosts).is_ok()
+        );
+        for bad in [
+            "http://api.pubsub.salesforce.com:7443",
+            "https://evil.com:7443",
+            "https://api.pubsub.salesforce.com.evil.com",
+            "https://10.0.0.1:7443",
+            "https://x@api.pubsub.salesforce.com",
+            "http://127.0.0.1:7443",
+        ] {
+            assert!(PubSubEndpoint::parse(bad, &hosts).is_err(), "{bad}");
+        }
+        let emulator = HostPolicy::new(&[Url::parse("http://127.0.0.1:7443").unwrap()]);
+        assert!(PubSubEndpoint::parse("http://127.0.0.1:7443", &emulator).is_ok());
+        assert!(PubSubEndpoint::parse("http://127.0.0.1:7444", &emulator).is_err());
+        assert!(PubSubEndpoint::parse("http://u:p@127.0.0.1:7443", &emulator).is_err());
+    }
 
     fn policy() -> HostPolicy {
         HostPolicy::default()
