@@ -273,6 +273,19 @@ pub async fn outcome(w: &World, call_id: &str) -> shared::domain::CallOutcome {
         .expect("an outcome")
 }
 
+/// The call's claim, expired: as when SQS redelivers a call whose invocation
+/// died (its claim outlives no invocation).
+pub async fn expire_claim(w: &World, call_id: &str) {
+    let mut o = outcome(w, call_id).await;
+    o.claimed_until = Some(Utc::now() - chrono::Duration::seconds(1));
+    w.stack
+        .aws
+        .store()
+        .save_outcome(&w.tenant, &o)
+        .await
+        .unwrap();
+}
+
 /// A comment event on `call_id`, updated at 11:`updated_minute` on 28 Nov 2026.
 pub fn comment(
     w: &World,

@@ -13,6 +13,7 @@ use shared::app::App;
 use shared::config::{BudgetThresholds, Config, OAuthConfig};
 use url::Url;
 
+use crate::faulty::FaultyStore;
 use crate::moto::AwsEnv;
 use crate::sf::{SfWorld, WorldOptions};
 
@@ -92,6 +93,23 @@ pub fn build_app_with<S: shared::app::Store>(
         state_ttl,
     };
     App::new(config, store, aws.secrets(), Some(oauth)).expect("app")
+}
+
+/// An app over a [`FaultyStore`] in front of the stack's table: the store, to
+/// arm its faults and hooks, and the app that goes through it.
+pub fn faulty_app(
+    aws: &AwsEnv,
+    sf: &SfWorld,
+) -> (FaultyStore, App<FaultyStore, SecretsManagerStore>) {
+    let faulty = FaultyStore::new(aws.store());
+    let app = build_app_with(
+        aws,
+        sf,
+        faulty.clone(),
+        Duration::from_secs(600),
+        CALLBACK_URL,
+    );
+    (faulty, app)
 }
 
 /// A scheduled sync job of `tenant` (as the fan-out sends it) delivered by the

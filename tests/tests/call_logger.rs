@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use e2e::faulty::FaultyStore;
 use e2e::scenario::*;
 use e2e::sf::ORG;
-use e2e::stack::{Claims, api_event, body_json, build_app_with};
+use e2e::stack::{Claims, api_event, body_json, build_app_with, faulty_app};
 use serde_json::{Value, json};
 use sf_emulator::{FailureKind, Fault};
 use shared::calls::Settled;
@@ -211,14 +210,7 @@ async fn three_concurrent_deliveries_give_one_task() {
 #[tokio::test]
 async fn a_crash_after_the_salesforce_write_makes_no_duplicate() {
     let w = world().await;
-    let faulty = FaultyStore::new(w.stack.aws.store());
-    let app = build_app_with(
-        &w.stack.aws,
-        &w.stack.sf,
-        faulty.clone(),
-        Duration::from_secs(600),
-        e2e::stack::CALLBACK_URL,
-    );
+    let (faulty, app) = faulty_app(&w.stack.aws, &w.stack.sf);
     let body = phone_call(&w.tenant, "call_crash", "+33612345678");
     faulty.crash_on_outcome_write(1);
     let first = log_with(&app, &w.stack.aws, std::slice::from_ref(&body)).await;
@@ -233,14 +225,7 @@ async fn a_crash_after_the_salesforce_write_makes_no_duplicate() {
         "the Task exists in Salesforce"
     );
     // The redelivery (after the claim expired) finds the Task by CallObject.
-    let mut o = outcome(&w, "call_crash").await;
-    o.claimed_until = Some(Utc::now() - chrono::Duration::seconds(1));
-    w.stack
-        .aws
-        .store()
-        .save_outcome(&w.tenant, &o)
-        .await
-        .unwrap();
+    expire_claim(&w, "call_crash").await;
     let second = log_with(&app, &w.stack.aws, &[body]).await;
     assert!(second.batch_item_failures.is_empty());
     assert_eq!(

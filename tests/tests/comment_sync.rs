@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use e2e::faulty::{After, FaultyStore};
+use e2e::faulty::After;
 use e2e::scenario::*;
 use e2e::sf::ORG;
-use e2e::stack::{CALLBACK_URL, build_app_with};
+use e2e::stack::{CALLBACK_URL, build_app_with, faulty_app};
 use local_stack::latency::LatencyProxy;
 use serde_json::json;
 use sf_emulator::{FailureKind, Fault};
@@ -142,6 +142,20 @@ async fn a_comment_before_its_call_appears_when_the_call_is_logged() {
     );
 }
 
+/// A comment stored straight into the store, as comment-sync stores it, while
+/// the call logger is at work on `call_id`.
+fn late_comment(call_id: &str) -> StoredComment {
+    StoredComment {
+        call_id: call_id.into(),
+        comment_id: "cmt_late".into(),
+        author_name: "Alice Martin".into(),
+        text: "Stored while the call was logged".into(),
+        at_second: 7,
+        updated_at: chrono::Utc::now(),
+        deleted: false,
+    }
+}
+
 /// A comment stored while its call was being logged, which the logger cannot
 /// show (Salesforce stops answering once the Task is written), waits as pending
 /// on the outcome as it is by then: another write of the outcome in between (the
@@ -150,30 +164,17 @@ async fn a_comment_before_its_call_appears_when_the_call_is_logged() {
 #[tokio::test]
 async fn a_comment_the_logger_cannot_show_waits_even_if_the_outcome_changed_meanwhile() {
     let w = world().await;
-    let faulty = FaultyStore::new(w.stack.aws.store());
-    let app = build_app_with(
-        &w.stack.aws,
-        &w.stack.sf,
-        faulty.clone(),
-        Duration::from_secs(600),
-        CALLBACK_URL,
-    );
+    let (faulty, app) = faulty_app(&w.stack.aws, &w.stack.sf);
     let (store, tenant, emu) = (
         w.stack.aws.store(),
         w.tenant.clone(),
         w.stack.sf.emu.clone(),
     );
     faulty.after(After::OutcomesWritten, move || async move {
-        let late = StoredComment {
-            call_id: "call_c12".into(),
-            comment_id: "cmt_late".into(),
-            author_name: "Alice Martin".into(),
-            text: "Stored while the call was logged".into(),
-            at_second: 7,
-            updated_at: chrono::Utc::now(),
-            deleted: false,
-        };
-        store.upsert_comment(&tenant, &late).await.unwrap();
+        store
+            .upsert_comment(&tenant, &late_comment("call_c12"))
+            .await
+            .unwrap();
         let query_fails = Fault::FailNextOf {
             api: "query".into(),
             count: 5,
@@ -229,26 +230,13 @@ async fn a_comment_the_logger_cannot_show_waits_even_if_the_outcome_changed_mean
 #[tokio::test]
 async fn a_comment_left_by_a_logger_that_died_after_recording_its_call_is_shown_on_redelivery() {
     let w = world().await;
-    let faulty = FaultyStore::new(w.stack.aws.store());
-    let app = build_app_with(
-        &w.stack.aws,
-        &w.stack.sf,
-        faulty.clone(),
-        Duration::from_secs(600),
-        CALLBACK_URL,
-    );
+    let (faulty, app) = faulty_app(&w.stack.aws, &w.stack.sf);
     let (store, tenant) = (w.stack.aws.store(), w.tenant.clone());
     faulty.after(After::OutcomesAboutToBeWritten, move || async move {
-        let late = StoredComment {
-            call_id: "call_c13".into(),
-            comment_id: "cmt_late".into(),
-            author_name: "Alice Martin".into(),
-            text: "Stored while the call was logged".into(),
-            at_second: 7,
-            updated_at: chrono::Utc::now(),
-            deleted: false,
-        };
-        store.upsert_comment(&tenant, &late).await.unwrap();
+        store
+            .upsert_comment(&tenant, &late_comment("call_c13"))
+            .await
+            .unwrap();
     });
     faulty.die_after_outcome_write(1);
     let call = phone_call(&w.tenant, "call_c13", "+33612345678");

@@ -150,11 +150,9 @@ async fn the_emulator_refuses_events_salesforce_refuses() {
 // ------------------------------------------------------------ meetings → Events
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use e2e::faulty::FaultyStore;
 use e2e::sf::ORG;
-use e2e::stack::build_app_with;
+use e2e::stack::faulty_app;
 use shared::domain::{Activity, CallState};
-use shared::ports::CallStore;
 
 /// The calendar event's start: two hours ago, on the minute.
 fn calendar_start() -> DateTime<Utc> {
@@ -296,14 +294,7 @@ async fn a_meeting_without_its_event_creates_it() {
 #[tokio::test]
 async fn a_crash_between_the_event_and_the_outcome_still_gives_one_event() {
     let w = world().await;
-    let faulty = FaultyStore::new(w.stack.aws.store());
-    let app = build_app_with(
-        &w.stack.aws,
-        &w.stack.sf,
-        faulty.clone(),
-        std::time::Duration::from_secs(600),
-        e2e::stack::CALLBACK_URL,
-    );
+    let (faulty, app) = faulty_app(&w.stack.aws, &w.stack.sf);
     let body = meeting(
         &w,
         "meet_crash",
@@ -316,14 +307,7 @@ async fn a_crash_between_the_event_and_the_outcome_still_gives_one_event() {
     assert_eq!(events(&w).len(), 1, "the Event exists in Salesforce");
     // SQS redelivers once the claim has expired: the Event is recognised by the
     // call's link in its block, not created again.
-    let mut o = outcome(&w, "meet_crash").await;
-    o.claimed_until = Some(Utc::now() - Duration::seconds(1));
-    w.stack
-        .aws
-        .store()
-        .save_outcome(&w.tenant, &o)
-        .await
-        .unwrap();
+    expire_claim(&w, "meet_crash").await;
     let second = log_with(&app, &w.stack.aws, &[body]).await;
     assert!(second.batch_item_failures.is_empty());
     let all = events(&w);

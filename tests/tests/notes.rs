@@ -5,15 +5,12 @@
 //! stop a call from being logged. Against the emulator and moto.
 
 use base64::Engine;
-use chrono::{Duration, Utc};
-use e2e::faulty::FaultyStore;
 use e2e::scenario::*;
 use e2e::sf::{ORG, WorldOptions};
-use e2e::stack::{Claims, Stack, api_event, body_json, build_app_with};
+use e2e::stack::{Claims, Stack, api_event, body_json, faulty_app};
 use serde_json::{Value, json};
 use sf_emulator::access::AccessChange;
 use shared::domain::CallState;
-use shared::ports::CallStore;
 
 /// The tenant's "summaries as Notes" setting.
 async fn notes_setting(w: &World, on: bool) {
@@ -69,18 +66,6 @@ fn jane_and_opportunity(w: &World) -> Vec<String> {
     let mut v = vec![w.ids["jane"].clone(), w.ids["opp_main"].clone()];
     v.sort();
     v
-}
-
-/// The call's outcome, made claimable again: SQS redelivering after a crash.
-async fn expire_claim(w: &World, call_id: &str) {
-    let mut o = outcome(w, call_id).await;
-    o.claimed_until = Some(Utc::now() - Duration::seconds(1));
-    w.stack
-        .aws
-        .store()
-        .save_outcome(&w.tenant, &o)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -192,14 +177,7 @@ async fn turning_the_setting_off_removes_the_note_when_the_call_comes_again() {
 async fn a_crash_between_the_note_and_the_outcome_still_gives_one_note() {
     let w = world().await;
     notes_setting(&w, true).await;
-    let faulty = FaultyStore::new(w.stack.aws.store());
-    let app = build_app_with(
-        &w.stack.aws,
-        &w.stack.sf,
-        faulty.clone(),
-        std::time::Duration::from_secs(600),
-        e2e::stack::CALLBACK_URL,
-    );
+    let (faulty, app) = faulty_app(&w.stack.aws, &w.stack.sf);
     let body = with_insights(&w, "call_crash", "Summary");
     faulty.crash_on_outcome_write(1);
     let first = log_with(&app, &w.stack.aws, std::slice::from_ref(&body)).await;
