@@ -222,14 +222,15 @@ impl<'a, S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q
                 deliveries,
             )
             .await;
-            verdicts.extend(
-                refreshed
-                    .into_iter()
-                    .map(|(i, v)| match again.contains(&i) {
-                        true => (i, Verdict::Retry),
-                        false => (i, v),
-                    }),
-            );
+            // A delivery whose comments are neither shown nor pending comes again.
+            verdicts.extend(refreshed.into_iter().map(|(i, v)| {
+                let v = if again.contains(&i) {
+                    Verdict::Retry
+                } else {
+                    v
+                };
+                (i, v)
+            }));
         }
         if claimed.is_empty() {
             return verdicts;
