@@ -309,12 +309,7 @@ impl Session<'_> {
             t == w.saved
         })
         .await?;
-        let stored = self
-            .stack_store()
-            .get_connection(&self.tenant)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no connection")?;
+        let stored = self.stored_connection().await?;
         if !stored.summaries_as_notes {
             return Err("the ticked Notes setting was not saved".into());
         }
@@ -346,11 +341,9 @@ impl Session<'_> {
             })
             .await?;
         let org_id = self
-            .stack_store()
-            .get_connection(&self.tenant)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|c| c.org_id)
+            .stored_connection()
+            .await?
+            .org_id
             .ok_or("no org id stored after linking")?;
         if !banner.contains(&org_id) {
             return Err(format!(
@@ -534,12 +527,7 @@ impl Session<'_> {
             t == w.disconnected_badge
         })
         .await?;
-        let stored = self
-            .stack_store()
-            .get_connection(&self.tenant)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no connection")?;
+        let stored = self.stored_connection().await?;
         if stored.status != ConnectionStatus::Disconnected {
             return Err(format!("stored status {:?}", stored.status));
         }
@@ -552,6 +540,15 @@ impl Session<'_> {
             self.stack.aws.dynamodb.clone(),
             &self.stack.resources.table,
         )
+    }
+
+    /// The tenant's connection as DynamoDB holds it.
+    async fn stored_connection(&self) -> Step<shared::domain::Connection> {
+        self.stack_store()
+            .get_connection(&self.tenant)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no connection".to_string())
     }
 
     /// Keyboard: the tabs answer the arrow keys, and the page reads on a phone.
