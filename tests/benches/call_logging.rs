@@ -16,8 +16,6 @@
 //! `infra/scripts/bench.sh calls` (`BENCH_BATCHES=100,10`, `BENCH_CALLS=1000`)
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -46,7 +44,8 @@ fn main() {
         .split(',')
         .filter_map(|b| b.trim().parse().ok())
         .collect();
-    let binary = build_call_logger();
+    // The call-logger binary, optimised as benchmarks are.
+    let binary = local_stack::functions::build(&["call-logger"], "bench").join("call-logger");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!(
         "call logging: {calls} calls, the call-logger binary, +50 ms per Salesforce request, +5 ms per DynamoDB request\n"
@@ -58,33 +57,6 @@ fn main() {
     for batch in batches {
         runtime.block_on(run(&binary, calls, batch));
     }
-}
-
-/// The call-logger binary, optimised as benchmarks are.
-fn build_call_logger() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("target").to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "bench",
-            "-p",
-            "call-logger",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .current_dir(e2e::repo_root())
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building call-logger failed");
-    profile_dir.join("call-logger")
 }
 
 struct Org {

@@ -25,33 +25,39 @@ pub const FUNCTIONS: [&str; 5] = [
     "comment-sync",
 ];
 
-/// The function binaries for a test process: built (a no-op when they are up
-/// to date) into the target directory the running test lives in, and that
-/// directory returned. Built every time, not only when missing, so that a test
-/// run alone never drives binaries older than the code it tests.
-pub fn built_for_tests() -> PathBuf {
+/// Builds the function binaries `names` with cargo's `profile` (a no-op when
+/// they are up to date) into the target directory the running test or bench
+/// lives in; returns the directory that holds them. Built every time, not only
+/// when missing, so that a run never drives binaries older than its code.
+pub fn build(names: &[&str], profile: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
+    let target_dir = exe
+        .ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<exe>")
         .to_path_buf();
     let mut build = std::process::Command::new(env!("CARGO"));
     build
-        .args(["build", "--quiet", "--target-dir"])
-        .arg(profile_dir.parent().expect("target"));
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    for name in FUNCTIONS {
+        .args(["build", "--quiet", "--profile", profile, "--target-dir"])
+        .arg(&target_dir);
+    for name in names {
         build.args(["-p", name]);
     }
     let status = build
         .current_dir(crate::repo_root())
         .status()
         .expect("cargo build");
-    assert!(status.success(), "building the functions failed");
-    profile_dir
+    assert!(status.success(), "building {names:?} failed");
+    target_dir.join(match profile {
+        "dev" | "test" => "debug",
+        "release" | "bench" => "release",
+        other => other,
+    })
+}
+
+/// The five function binaries as the tests drive them (the `dev` profile).
+pub fn built_for_tests() -> PathBuf {
+    build(&FUNCTIONS, "dev")
 }
 
 /// A process that dies sooner than this after starting is restarted after a
