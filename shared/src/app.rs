@@ -112,7 +112,7 @@ impl<S, K: SecretStore> App<S, K> {
         &'a self,
         calls: &'a Q,
         dead_letters: &'a Q,
-    ) -> CallLogger<'a, S, K, Q>
+    ) -> CallLogger<'a, S, Sessions<'a, K, S>, Q>
     where
         S: CallLoggerStore,
     {
@@ -126,7 +126,10 @@ impl<S, K: SecretStore> App<S, K> {
     }
 
     /// The comment propagation use case on this wiring.
-    pub fn comment_sync<'a, Q: JobQueue>(&'a self, dead_letters: &'a Q) -> CommentSync<'a, S, K, Q>
+    pub fn comment_sync<'a, Q: JobQueue>(
+        &'a self,
+        dead_letters: &'a Q,
+    ) -> CommentSync<'a, S, Sessions<'a, K, S>, Q>
     where
         S: CommentSyncStore,
     {
@@ -135,7 +138,7 @@ impl<S, K: SecretStore> App<S, K> {
 
     /// The sync use case on this wiring (Change Data Capture when the Pub/Sub
     /// API is configured).
-    pub fn syncer<'a, Q: JobQueue>(&'a self, jobs: &'a Q) -> Syncer<'a, S, K, Q>
+    pub fn syncer<'a, Q: JobQueue>(&'a self, jobs: &'a Q) -> Syncer<'a, S, Sessions<'a, K, S>, Q>
     where
         S: SyncStore,
     {

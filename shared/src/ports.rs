@@ -1,6 +1,13 @@
 //! Ports: the small traits through which domain logic reaches the outside world.
-//! One adapter implements each (DynamoDB, Secrets Manager, SQS); tests run the
-//! same adapters against moto.
+//! One adapter implements each (DynamoDB, Secrets Manager, SQS, Salesforce);
+//! tests run the same adapters against moto and the Salesforce emulator.
+
+mod salesforce;
+
+pub use salesforce::{
+    SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult, SalesforceSessions,
+    SalesforceWrites,
+};
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -15,7 +15,9 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::aws::AwsClients;
 use shared::domain::block::{BEGIN, DESCRIPTION_LIMIT, END, sf_len};
 use shared::domain::{ConnectionStatus, StoredComment};
-use shared::ports::{CallStore, CommentStore, ConnectionStore};
+use shared::ports::{
+    CallStore, CommentStore, ConnectionStore, SalesforceSessions, SalesforceWrites,
+};
 
 #[tokio::test]
 async fn add_edit_and_delete_a_comment() {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sf_emulator::{FailureKind, Fault};
 use shared::domain::ConnectionStatus;
 use shared::error::{Classify, ErrorClass};
-use shared::ports::{ConnectionStore, SecretStore};
+use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites, SecretStore};
 use shared::salesforce::soql::{Cond, Like, Order, Select};
 use shared::salesforce::{ApiKind, KeysetQuery, NewRecord, RecordUpdate, SalesforceError};
 use tokio::time::Instant;

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 use shared::domain::{ConnectionStatus, TenantId};
 use shared::error::{Classify, ErrorClass};
-use shared::ports::ConnectionStore;
+use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites};
 use shared::salesforce::limits::Counter;
 use shared::salesforce::{NewRecord, SalesforceClient, SalesforceError};
 use tokio::time::Instant;

@@ -19,7 +19,7 @@ use shared::config::SalesforceConfig;
 use shared::domain::ConnectionStatus;
 use shared::domain::text::utf16_len;
 use shared::error::{Classify, ErrorClass};
-use shared::ports::ConnectionStore;
+use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites};
 use shared::salesforce::soql::{Cond, Select};
 use shared::salesforce::sosl::PhoneSearch;
 use shared::salesforce::{

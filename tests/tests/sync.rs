@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use sf_emulator::{Fault, SeedRecord};
 use shared::app::{App, Store};
 use shared::domain::{ConnectionStatus, IndexKey, IndexKind, SyncState, TenantId};
-use shared::ports::{ConnectionStore, CursorStore, RecordStore};
+use shared::ports::{
+    ConnectionStore, CursorStore, RecordStore, SalesforceSessions, SalesforceWrites,
+};
 use shared::sync::SyncJob;
 use shared::sync::handler::{SyncOptions, handle};
 

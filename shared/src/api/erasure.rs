@@ -15,7 +15,10 @@ use crate::erase::person::tenant_key;
 use crate::erase::purge::Purger;
 use crate::erase::service::{EraseError, Eraser};
 use crate::erase::{EraseInput, ErasureStore, IdentifierError};
-use crate::ports::{CallStore, ConnectionStore, LeaseStore, RecordStore, SecretStore, StoreError};
+use crate::ports::{
+    CallStore, ConnectionStore, LeaseStore, RecordStore, SalesforceSessions, SecretStore,
+    StoreError,
+};
 
 /// Time allowed for the one Salesforce request of an erasure.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);

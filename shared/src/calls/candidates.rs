@@ -15,8 +15,7 @@ use crate::domain::matching::{self, Candidate, Decision, Kind, OpportunityCandid
 use crate::domain::normalize;
 use crate::domain::{CONTACT_PHONES, LEAD_PHONES};
 use crate::domain::{Connection, CrmRecord, IndexEntry, IndexKey, IndexKind, TenantId};
-use crate::ports::{AccessRefusals, LeaseStore, RecordStore, SecretStore, UserMappingStore};
-use crate::salesforce::Session;
+use crate::ports::{RecordStore, SalesforceApi, UserMappingStore};
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::sosl::PhoneSearch;
 
@@ -120,12 +119,9 @@ pub(super) enum Lookup {
 }
 
 /// Decides Who, What and the owner of every claimed call still being worked.
-pub(super) async fn decide<
-    S: RecordStore + UserMappingStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
->(
+pub(super) async fn decide<S: RecordStore + UserMappingStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     connection: &Connection,
     work: &mut [Claimed],
     lookup: Lookup,
@@ -446,8 +442,8 @@ fn opportunity(r: &CrmRecord, primary_role: bool) -> OpportunityCandidate {
 
 /// SOSL searches for every variant of every number (a few per request); the
 /// contacts and open leads found, by E.164 number.
-async fn search_numbers<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+async fn search_numbers<C: SalesforceApi>(
+    session: &C,
     numbers: &[String],
     region: &str,
 ) -> Result<HashMap<String, Vec<Candidate>>, WorkError> {

@@ -12,7 +12,7 @@ use super::{CallLogger, CallLoggerStore, Delivery, Verdict};
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{ApiUsage, Connection, ConnectionStatus, StoredComment, TenantId};
-use crate::ports::{CallClaim, CallStore, ClaimResult, JobQueue, SecretStore};
+use crate::ports::{CallClaim, CallStore, ClaimResult, JobQueue, SalesforceSessions};
 use crate::salesforce::Usage;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 
@@ -197,7 +197,7 @@ fn claim_version(now: DateTime<Utc>) -> u64 {
     u64::try_from(now.timestamp_micros()).unwrap_or(1)
 }
 
-impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
+impl<S: CallLoggerStore, C: SalesforceSessions, Q: JobQueue> CallLogger<'_, S, C, Q> {
     /// How the calls end when the tenant cannot log now: parked until it can, or
     /// refused. `None` when it can.
     pub(super) fn blocked(&self, tenant: &TenantId, connection: &Connection) -> Option<End> {
@@ -219,11 +219,7 @@ impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
     /// The reason to defer, when the org's usage is at or above the call-logging threshold.
     fn over_budget(&self, tenant: &TenantId, connection: &Connection) -> Option<String> {
         // The most recent fresh reading: this container's, or the one a job stored.
-        let live = self
-            .salesforce
-            .client()
-            .usage(tenant)
-            .map(Usage::to_api_usage);
+        let live = self.salesforce.fresh_usage(tenant).map(Usage::to_api_usage);
         let usage = [live, connection.api_usage]
             .into_iter()
             .flatten()

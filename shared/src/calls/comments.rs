@@ -26,8 +26,7 @@ use crate::app::WorkError;
 use crate::batch::Verdict;
 use crate::comments::render::{mark_pending, render_calls};
 use crate::domain::{CallOutcome, StoredComment, TenantId};
-use crate::ports::{AccessRefusals, CallStore, CommentStore, LeaseStore, SecretStore};
-use crate::salesforce::Session;
+use crate::ports::{CallStore, CommentStore, SalesforceApi};
 
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;
@@ -71,12 +70,9 @@ pub(super) async fn load<S: CommentStore>(
 /// the activities just written are rendered again, and what cannot be shown now
 /// waits as pending comments. Returns the calls left with comments neither shown
 /// nor pending: their deliveries must not be acknowledged.
-pub(super) async fn since_logging<
-    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
->(
+pub(super) async fn since_logging<S: CallStore + CommentStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     claimed: &[Claimed],
     logged: Vec<CallOutcome>,
 ) -> HashSet<String> {
@@ -119,12 +115,9 @@ pub(super) async fn since_logging<
 /// Calls delivered again after they were logged: those with comments have them
 /// rendered again (or marked pending when Salesforce cannot be used now). Returns
 /// the deliveries to retry.
-pub(super) async fn of_redelivered<
-    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
->(
+pub(super) async fn of_redelivered<S: CallStore + CommentStore, C: SalesforceApi>(
     store: &S,
-    session: Option<&Session<'_, K, S>>,
+    session: Option<&C>,
     tenant: &TenantId,
     finals: &[Final],
 ) -> HashSet<usize> {
@@ -171,9 +164,9 @@ pub(super) async fn of_redelivered<
 
 /// Renders the comments of `outcomes` (with a session), and marks pending those
 /// it could not show. Returns the calls left neither shown nor pending.
-async fn show_or_pend<S: CallStore + CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
+async fn show_or_pend<S: CallStore + CommentStore, C: SalesforceApi>(
     store: &S,
-    session: Option<&Session<'_, K, S>>,
+    session: Option<&C>,
     tenant: &TenantId,
     outcomes: Vec<CallOutcome>,
     reason: &str,

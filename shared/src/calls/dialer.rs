@@ -13,8 +13,7 @@ use crate::domain::block;
 use crate::domain::call_event::Role;
 use crate::domain::matching::Decision;
 use crate::domain::normalize;
-use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
-use crate::salesforce::Session;
+use crate::ports::SalesforceApi;
 use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Literal, Select};
@@ -47,8 +46,8 @@ pub(super) fn text<'t>(task: &'t Task, key: &str) -> Option<&'t str> {
 
 /// One query for the batch (cut into several when its URI would exceed
 /// Salesforce's limit): our Tasks (CallObject) and candidate dialer Tasks.
-pub(super) async fn existing_tasks<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+pub(super) async fn existing_tasks<C: SalesforceApi>(
+    session: &C,
     work: &[&Claimed],
 ) -> Result<Vec<Task>, WorkError> {
     let call_objects: Vec<String> = work.iter().map(|w| w.call.call_object()).collect();

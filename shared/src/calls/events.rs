@@ -21,9 +21,9 @@ use crate::domain::block;
 use crate::domain::call_event::{CalendarEvent, Direction};
 use crate::domain::text;
 use crate::domain::{Activity, CallState};
-use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
+use crate::ports::SalesforceApi;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{NewRecord, RecordUpdate, Session};
+use crate::salesforce::{NewRecord, RecordUpdate};
 
 /// What a meeting's Event write will be.
 enum Write {
@@ -45,8 +45,8 @@ fn calendar_of(w: &Claimed) -> Option<&CalendarEvent> {
         .flatten()
 }
 
-pub(super) async fn write<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+pub(super) async fn write<C: SalesforceApi>(
+    session: &C,
     work: &mut [Claimed],
 ) -> Result<(), WorkError> {
     let open: Vec<usize> = (0..work.len())
@@ -186,8 +186,8 @@ pub(super) async fn write<S: LeaseStore + AccessRefusals, K: SecretStore>(
 
 /// One query: the Events of the batch's meetings' owners that start within the
 /// tolerance of any of their calendar events.
-async fn existing_events<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+async fn existing_events<C: SalesforceApi>(
+    session: &C,
     work: &[&Claimed],
 ) -> Result<Vec<SfEvent>, WorkError> {
     let owners = super::claim::owners(work);

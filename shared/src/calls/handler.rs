@@ -10,12 +10,17 @@ use super::{CallLogger, CallLoggerStore, Settled};
 use crate::app::App;
 use crate::batch::Batch;
 use crate::domain::CallState;
-use crate::ports::{JobQueue, SecretStore, StoreRequests};
+use crate::ports::{JobQueue, SalesforceSessions, SecretStore, StoreRequests};
 
 /// `source_queue` is the queue the batch came from (for the back-off).
-pub async fn handle<S: CallLoggerStore + StoreRequests, K: SecretStore, Q: JobQueue>(
+pub async fn handle<
+    S: CallLoggerStore + StoreRequests,
+    K: SecretStore,
+    C: SalesforceSessions,
+    Q: JobQueue,
+>(
     app: &App<S, K>,
-    logger: &CallLogger<'_, S, K, Q>,
+    logger: &CallLogger<'_, S, C, Q>,
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {

@@ -20,9 +20,8 @@ use crate::domain::matching::{Candidate, Decision, Kind};
 use crate::domain::{
     AuditEntry, CallOutcome, CallState, ConnectionStatus, LinkedRecord, ManualLink,
 };
-use crate::ports::{SecretStore, StoreError};
+use crate::ports::{SalesforceSessions, SalesforceWrites, StoreError};
 use crate::salesforce::RecordUpdate;
-use crate::salesforce::Sessions;
 
 /// How long the Salesforce writes of one link may take.
 const LINK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -97,9 +96,9 @@ fn checked(
 }
 
 /// Links the call by hand; the outcome as recorded.
-pub async fn link<S: CallLoggerStore, K: SecretStore>(
+pub async fn link<S: CallLoggerStore, C: SalesforceSessions>(
     store: &S,
-    salesforce: Sessions<'_, K, S>,
+    salesforce: C,
     actor: &Actor,
     is_admin: bool,
     call_id: &str,

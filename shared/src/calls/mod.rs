@@ -60,10 +60,9 @@ use crate::config::BudgetThresholds;
 use crate::domain::TenantId;
 use crate::domain::call_event::CallEvent;
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, RecordStore, SecretStore,
-    UserMappingStore,
+    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, RecordStore, SalesforceApi,
+    SalesforceSessions, UserMappingStore,
 };
-use crate::salesforce::{Session, Sessions};
 use claim::Claimed;
 
 /// Where a call was left: the state recorded for it, or the dead-letter queue.
@@ -87,9 +86,9 @@ impl<T> CallLoggerStore for T where
 }
 
 /// The call logging use case: what it touches is what it holds.
-pub struct CallLogger<'a, S, K, Q> {
+pub struct CallLogger<'a, S, C, Q> {
     store: &'a S,
-    salesforce: Sessions<'a, K, S>,
+    salesforce: C,
     /// The API budget's thresholds (calls wait when the org is near its limit).
     budget: &'a BudgetThresholds,
     /// The call-events queue: parked calls are replayed onto it.
@@ -101,10 +100,10 @@ pub struct CallLogger<'a, S, K, Q> {
     settled: std::sync::Mutex<HashMap<Settled, u64>>,
 }
 
-impl<'a, S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q> {
+impl<'a, S: CallLoggerStore, C: SalesforceSessions, Q: JobQueue> CallLogger<'a, S, C, Q> {
     pub fn new(
         store: &'a S,
-        salesforce: Sessions<'a, K, S>,
+        salesforce: C,
         budget: &'a BudgetThresholds,
         calls: &'a Q,
         dead_letters: &'a Q,
@@ -287,7 +286,7 @@ impl<'a, S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'a, S, K, Q
     /// The work that needs Salesforce: candidates, comments, Tasks.
     async fn work(
         &self,
-        session: &Session<'_, K, S>,
+        session: &C::Session,
         connection: &crate::domain::Connection,
         claimed: &mut [Claimed],
     ) -> Result<(), WorkError> {

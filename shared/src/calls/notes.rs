@@ -25,9 +25,9 @@ use super::{Delivery, Verdict};
 use crate::app::update_connection;
 use crate::domain::note::NoteContent;
 use crate::domain::{CallNote, CallOutcome, CallState, Connection, TenantId};
-use crate::ports::{CallStore, ConnectionStore, LeaseStore, SecretStore};
+use crate::ports::{CallStore, ConnectionStore, SalesforceApi};
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{ApiError, NoteWrite, NoteWritten, SalesforceError, Session};
+use crate::salesforce::{ApiError, NoteWrite, NoteWritten, SalesforceError};
 
 /// The status line when the org's Notes are off: the permissions check's words
 /// and the guide's step 4.
@@ -77,9 +77,9 @@ impl Done {
 }
 
 /// The Notes of the calls logged in this invocation.
-pub(super) async fn write<S: ConnectionStore + LeaseStore, K: SecretStore>(
+pub(super) async fn write<S: ConnectionStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     connection: &Connection,
     work: &mut [Claimed],
 ) {
@@ -120,9 +120,9 @@ pub(super) async fn write<S: ConnectionStore + LeaseStore, K: SecretStore>(
 
 /// Calls delivered again after they were logged whose Note must change: the
 /// verdict of each final call, once its Note and outcome are up to date.
-pub(super) async fn refresh<S: CallStore + ConnectionStore + LeaseStore, K: SecretStore>(
+pub(super) async fn refresh<S: CallStore + ConnectionStore, C: SalesforceApi>(
     store: &S,
-    session: Option<&Session<'_, K, S>>,
+    session: Option<&C>,
     connection: &Connection,
     finals: Vec<Final>,
     deliveries: &[Delivery],
@@ -209,10 +209,7 @@ fn needs_change(connection: &Connection, f: &Final) -> bool {
 
 /// The Salesforce work of `jobs`: look-ups where needed, then one set of
 /// composite requests. How each job ended, by its call.
-async fn run<S: ConnectionStore + LeaseStore, K: SecretStore>(
-    session: &Session<'_, K, S>,
-    mut jobs: Vec<Job>,
-) -> Vec<(usize, Done)> {
+async fn run<C: SalesforceApi>(session: &C, mut jobs: Vec<Job>) -> Vec<(usize, Done)> {
     let mut ended: Vec<(usize, Done)> = Vec::new();
     // Notes written before this invocation knew of them: found by title.
     let titles: Vec<String> = jobs
@@ -384,8 +381,8 @@ fn short(id: &str) -> String {
 
 /// Our Notes among `titles`, by title, and the records each is linked to
 /// (15-character ids): two queries.
-async fn earlier_notes<S: ConnectionStore + LeaseStore, K: SecretStore>(
-    session: &Session<'_, K, S>,
+async fn earlier_notes<C: SalesforceApi>(
+    session: &C,
     titles: &[String],
 ) -> Result<(HashMap<String, String>, HashSet<(String, String)>), SalesforceError> {
     let select =

@@ -12,7 +12,9 @@ use crate::app::update_connection;
 use crate::domain::call_event::Invalid;
 use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{CallStore, ConnectionStore, JobQueue, SecretStore, StoreError, TenantMessage};
+use crate::ports::{
+    CallStore, ConnectionStore, JobQueue, SalesforceSessions, StoreError, TenantMessage,
+};
 use crate::salesforce::id::same_id;
 use crate::salesforce::{ApiError, RecordResult, Written};
 
@@ -360,7 +362,7 @@ async fn dead_letter<Q: JobQueue>(queue: &Q, d: &Delivery, reason: &str) -> Verd
     }
 }
 
-impl<S: CallLoggerStore, K: SecretStore, Q: JobQueue> CallLogger<'_, S, K, Q> {
+impl<S: CallLoggerStore, C: SalesforceSessions, Q: JobQueue> CallLogger<'_, S, C, Q> {
     /// A message that cannot be a valid call goes to the dead-letter queue with its
     /// reason. It changes no call already recorded: a failed outcome is written only
     /// where the call has none (and the tenant exists).

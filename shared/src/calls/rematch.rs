@@ -39,10 +39,10 @@ use crate::domain::{
     CallOutcome, CallState, Connection, LinkedRecord, MatchLevel, ModjoMatch, Rematch,
     RematchProgress,
 };
-use crate::ports::{CallStore, CommentStore, ConnectionStore, LeaseStore, SecretStore, StoreError};
+use crate::ports::{CallStore, CommentStore, ConnectionStore, SalesforceApi, StoreError};
+use crate::salesforce::RecordUpdate;
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{RecordUpdate, Session};
 
 /// Calls per page of the listing: each page is one Task query and at most one
 /// collections create and one update (200 records each).
@@ -86,9 +86,9 @@ pub async fn request<S: ConnectionStore>(
 
 /// Re-matches the calls owed a pass, page by page, until the pass is done, the
 /// deadline passes or the budget is spent (`over_budget`).
-pub async fn run<S: CallLoggerStore, K: SecretStore>(
+pub async fn run<S: CallLoggerStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     stop_at: Instant,
     over_budget: impl Fn() -> bool,
 ) -> Result<RematchRun, WorkError> {
@@ -155,9 +155,9 @@ struct Candidate {
     decision: Decision,
 }
 
-async fn rematch_page<S: CallLoggerStore, K: SecretStore>(
+async fn rematch_page<S: CallLoggerStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     connection: &Connection,
     outcomes: Vec<CallOutcome>,
     run: &mut RematchRun,
@@ -210,9 +210,9 @@ async fn rematch_page<S: CallLoggerStore, K: SecretStore>(
 }
 
 /// Unmatched calls that now match: their Tasks, as the call logger writes them.
-async fn create_tasks<S: CommentStore + ConnectionStore + LeaseStore, K: SecretStore>(
+async fn create_tasks<S: CommentStore + ConnectionStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     connection: &Connection,
     calls: Vec<Candidate>,
 ) -> Result<Vec<(CallOutcome, CallOutcome)>, WorkError> {
@@ -251,8 +251,8 @@ async fn create_tasks<S: CommentStore + ConnectionStore + LeaseStore, K: SecretS
 
 /// Tasks Modjo created on an account or a lead, re-pointed to the better match
 /// when Salesforce still has the Who and What Modjo wrote.
-async fn repoint_tasks<S: ConnectionStore + LeaseStore, K: SecretStore>(
-    session: &Session<'_, K, S>,
+async fn repoint_tasks<C: SalesforceApi>(
+    session: &C,
     calls: Vec<Candidate>,
     run: &mut RematchRun,
 ) -> Result<Vec<(CallOutcome, CallOutcome)>, WorkError> {

@@ -16,8 +16,8 @@ use crate::domain::block;
 use crate::domain::matching::Decision;
 use crate::domain::text;
 use crate::domain::{Activity, CallState, Connection};
-use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
-use crate::salesforce::{NewRecord, RecordUpdate, Session};
+use crate::ports::SalesforceApi;
+use crate::salesforce::{NewRecord, RecordUpdate};
 
 /// A write planned for one call.
 struct Planned {
@@ -27,8 +27,8 @@ struct Planned {
     task: TaskLinks,
 }
 
-pub(super) async fn write<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+pub(super) async fn write<C: SalesforceApi>(
+    session: &C,
     connection: &Connection,
     work: &mut [Claimed],
 ) -> Result<(), WorkError> {

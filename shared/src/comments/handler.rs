@@ -7,11 +7,16 @@ use lambda_runtime::LambdaEvent;
 use super::{CommentSync, CommentSyncStore};
 use crate::app::App;
 use crate::batch::Batch;
-use crate::ports::{JobQueue, SecretStore, StoreRequests};
+use crate::ports::{JobQueue, SalesforceSessions, SecretStore, StoreRequests};
 
-pub async fn handle<S: CommentSyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
+pub async fn handle<
+    S: CommentSyncStore + StoreRequests,
+    K: SecretStore,
+    C: SalesforceSessions,
+    Q: JobQueue,
+>(
     app: &App<S, K>,
-    sync: &CommentSync<'_, S, K, Q>,
+    sync: &CommentSync<'_, S, C, Q>,
     source_queue: &Q,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {

@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
-use crate::ports::{CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, SecretStore};
-use crate::salesforce::Sessions;
+use crate::ports::{
+    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, SalesforceSessions,
+};
 pub use render::{render_calls, render_pending};
 
 /// Comments stored at once.
@@ -111,15 +112,15 @@ pub trait CommentSyncStore: CallStore + CommentStore + ConnectionStore + LeaseSt
 impl<T> CommentSyncStore for T where T: CallStore + CommentStore + ConnectionStore + LeaseStore {}
 
 /// The comment propagation use case: what it touches is what it holds.
-pub struct CommentSync<'a, S, K, Q> {
+pub struct CommentSync<'a, S, C, Q> {
     store: &'a S,
-    salesforce: Sessions<'a, K, S>,
+    salesforce: C,
     /// The comment-events dead-letter queue, for messages that cannot be comments.
     pub dead_letters: &'a Q,
 }
 
-impl<'a, S: CommentSyncStore, K: SecretStore, Q: JobQueue> CommentSync<'a, S, K, Q> {
-    pub fn new(store: &'a S, salesforce: Sessions<'a, K, S>, dead_letters: &'a Q) -> Self {
+impl<'a, S: CommentSyncStore, C: SalesforceSessions, Q: JobQueue> CommentSync<'a, S, C, Q> {
+    pub fn new(store: &'a S, salesforce: C, dead_letters: &'a Q) -> Self {
         Self {
             store,
             salesforce,

@@ -25,11 +25,11 @@ use crate::domain::block::merge_description;
 use crate::domain::call_event::CallEvent;
 use crate::domain::{Activity, CallOutcome, StoredComment, TenantId};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{AccessRefusals, CallStore, CommentStore, LeaseStore, SecretStore, StoreError};
+use crate::ports::{CallStore, CommentStore, SalesforceApi, StoreError};
 use crate::salesforce::id::id15;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{ConditionalOutcome, ConditionalUpdate, SalesforceError, Session};
+use crate::salesforce::{ConditionalOutcome, ConditionalUpdate, SalesforceError};
 
 /// Rounds of rendering a call whose comments keep changing, before SQS retries it.
 const MAX_ROUNDS: usize = 3;
@@ -54,12 +54,9 @@ enum Round {
 }
 
 /// Rebuilds the Modjo block of each logged call's Task; the verdict of each.
-pub async fn render_calls<
-    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
->(
+pub async fn render_calls<S: CallStore + CommentStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     outcomes: &[CallOutcome],
 ) -> Vec<Verdict> {
     let tenant = session.tenant().clone();
@@ -89,10 +86,10 @@ pub async fn render_calls<
 
 /// When a round fails as a whole: the calls it left wait for the reconnect or for
 /// Salesforce to answer (comments pending, shown by the next sync), or come back.
-async fn failed_round<S: CallStore + LeaseStore + AccessRefusals, K: SecretStore>(
+async fn failed_round<S: CallStore, C: SalesforceApi>(
     store: &S,
     tenant: &TenantId,
-    session: &Session<'_, K, S>,
+    session: &C,
     outcomes: &[CallOutcome],
     ends: &[Option<Round>],
     e: &WorkError,
@@ -130,9 +127,9 @@ async fn failed_round<S: CallStore + LeaseStore + AccessRefusals, K: SecretStore
 
 /// One round: the comment states, the comments, the Tasks' descriptions, the
 /// writes, and the comment states again.
-async fn render_round<S: CommentStore + LeaseStore + AccessRefusals, K: SecretStore>(
+async fn render_round<S: CommentStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
     outcomes: &[&CallOutcome],
 ) -> Result<Vec<Round>, WorkError> {
     let tenant = session.tenant();
@@ -239,8 +236,8 @@ struct TaskNow {
 }
 
 /// The current description of each Task, by 15-character id; a deleted Task is absent.
-async fn task_descriptions<S: LeaseStore + AccessRefusals, K: SecretStore>(
-    session: &Session<'_, K, S>,
+async fn task_descriptions<C: SalesforceApi>(
+    session: &C,
     outcomes: &[&CallOutcome],
 ) -> Result<HashMap<String, TaskNow>, WorkError> {
     // One query per kind of activity present (Tasks; Events for meetings).
@@ -398,12 +395,9 @@ pub(crate) async fn mark_pending<S: CallStore>(
 }
 
 /// The sync's share: calls whose comments waited (reconnect, outage) are rendered.
-pub async fn render_pending<
-    S: CallStore + CommentStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
->(
+pub async fn render_pending<S: CallStore + CommentStore, C: SalesforceApi>(
     store: &S,
-    session: &Session<'_, K, S>,
+    session: &C,
 ) -> Result<usize, StoreError> {
     let tenant = session.tenant().clone();
     let mut rendered = 0;

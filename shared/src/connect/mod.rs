@@ -40,8 +40,9 @@ use crate::domain::{
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
-    CallStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore, SecretStore,
-    StoreError, TenantCredentials, TenantMessage, UserMappingStore,
+    CallStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
+    SalesforceReads, SalesforceSessions, SecretStore, StoreError, TenantCredentials, TenantMessage,
+    UserMappingStore,
 };
 use crate::salesforce::SalesforceError;
 use crate::salesforce::id::same_id;

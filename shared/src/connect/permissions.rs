@@ -7,6 +7,7 @@ use super::{Connect, ConnectError, ConnectStore};
 use crate::app::update_connection;
 use crate::domain::TenantId;
 use crate::domain::permissions::{PermissionCheck, api_disabled, from_describe, from_sync};
+use crate::ports::SalesforceReads;
 use crate::ports::SecretStore;
 
 /// Salesforce API calls one check spends.

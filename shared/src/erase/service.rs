@@ -26,12 +26,12 @@ use crate::config::BudgetThresholds;
 use crate::domain::{AuditEntry, CrmRecord, IndexKey, IndexKind, TenantId};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
-    CallStore, ConnectionStore, LeaseStore, RecordChange, RecordStore, SecretStore, StoreError,
+    CallStore, ConnectionStore, RecordChange, RecordStore, SalesforceReads, StoreError,
 };
+use crate::salesforce::SalesforceError;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::sosl::{PhoneSearch, email_holders};
-use crate::salesforce::{SalesforceError, Session};
 
 /// Calls read from the listing per page.
 const CALLS_PER_PAGE: usize = 100;
@@ -70,11 +70,7 @@ pub trait SalesforceHolders: Send + Sync {
     ) -> impl Future<Output = Result<Vec<String>, SalesforceError>> + Send;
 }
 
-impl<S, D> SalesforceHolders for Session<'_, S, D>
-where
-    S: SecretStore,
-    D: LeaseStore + ConnectionStore,
-{
+impl<C: SalesforceReads> SalesforceHolders for C {
     async fn holders(&self, identifier: &Identifier) -> Result<Vec<String>, SalesforceError> {
         let rows = match identifier {
             Identifier::Email(email) => self.search(&email_holders(email)).await?,

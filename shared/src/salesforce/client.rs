@@ -28,7 +28,10 @@ use crate::config::SalesforceConfig;
 use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
 use crate::domain::{TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{AccessRefusal, AccessRefusals, LeaseStore, SecretStore, TenantCredentials};
+use crate::ports::{
+    AccessRefusal, AccessRefusals, LeaseStore, SalesforceApi, SalesforceSessions, SecretStore,
+    TenantCredentials,
+};
 
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
@@ -223,15 +226,34 @@ where
         }
     }
 
-    /// A session for `tenant`'s work, bounded by `deadline`.
-    pub fn open(&self, tenant: &TenantId, deadline: Instant) -> Session<'a, S, D> {
+    /// The client shared by the container (API usage seen, calls counted).
+    pub fn client(&self) -> &'a SalesforceClient {
+        self.client
+    }
+}
+
+impl<'a, S, D> SalesforceSessions for Sessions<'a, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
+    type Session = Session<'a, S, D>;
+
+    fn open(&self, tenant: &TenantId, deadline: Instant) -> Session<'a, S, D> {
         self.client
             .session(tenant, self.secrets, self.store, deadline)
     }
 
-    /// The client shared by the container (API usage seen, calls counted).
-    pub fn client(&self) -> &'a SalesforceClient {
-        self.client
+    fn forget(&self, tenant: &TenantId) {
+        self.client.forget(tenant);
+    }
+
+    fn fresh_usage(&self, tenant: &TenantId) -> Option<Usage> {
+        self.client.fresh_usage(tenant)
+    }
+
+    fn calls_made(&self) -> u64 {
+        self.client.counters().total()
     }
 }
 
@@ -261,35 +283,6 @@ where
     S: SecretStore,
     D: LeaseStore + AccessRefusals,
 {
-    pub fn tenant(&self) -> &TenantId {
-        &self.tenant
-    }
-
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// Whether Salesforce answered any request of this session (a status below 500):
-    /// if not, whatever failed was an outage, not this work's own fault.
-    pub fn was_answered(&self) -> bool {
-        self.answered.load(Ordering::Relaxed) > 0
-    }
-
-    /// The current access token and instance, for other Salesforce APIs (Pub/Sub).
-    pub async fn bearer(&self) -> Result<(SecretString, SalesforceOrigin), SalesforceError> {
-        let t = self.tokens.current().await?;
-        Ok((t.access.clone(), t.origin.clone()))
-    }
-
-    /// Another API refused `expired`: refresh it (single-flight, as for REST).
-    pub async fn renew(&self, expired: &SecretString) -> Result<(), SalesforceError> {
-        let current = self.tokens.current().await?;
-        if current.access.expose_secret() != expired.expose_secret() {
-            return Ok(()); // already replaced
-        }
-        self.tokens.refresh(Some(&current)).await
-    }
-
     /// The tenant's API origin (loads credentials if needed).
     pub async fn instance(&self) -> Result<SalesforceOrigin, SalesforceError> {
         Ok(self.tokens.current().await?.origin.clone())
@@ -393,6 +386,41 @@ where
         } else {
             Err(SalesforceError::from_response(status.as_u16(), &body))
         }
+    }
+}
+
+impl<S, D> SalesforceApi for Session<'_, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether Salesforce answered any request of this session (a status below 500):
+    /// if not, whatever failed was an outage, not this work's own fault.
+    fn was_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed) > 0
+    }
+
+    /// The current access token and instance, for other Salesforce APIs (Pub/Sub).
+    async fn bearer(&self) -> Result<(SecretString, SalesforceOrigin), SalesforceError> {
+        let t = self.tokens.current().await?;
+        Ok((t.access.clone(), t.origin.clone()))
+    }
+
+    /// Another API refused `expired`: refresh it (single-flight, as for REST).
+    async fn renew(&self, expired: &SecretString) -> Result<(), SalesforceError> {
+        let current = self.tokens.current().await?;
+        if current.access.expose_secret() != expired.expose_secret() {
+            return Ok(()); // already replaced
+        }
+        self.tokens.refresh(Some(&current)).await
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::client::{Session, checked_id};
 use super::error::{ApiError, SalesforceError};
 use super::writes::{COMPOSITE_LIMIT, SubRequest, SubResponse};
-use crate::ports::{ConnectionStore, LeaseStore, SecretStore};
+use crate::ports::{AccessRefusals, LeaseStore, SalesforceNotes, SalesforceWrites, SecretStore};
 
 /// One Note write.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,34 +70,8 @@ const VISIBILITY: &str = "AllUsers";
 impl<S, D> Session<'_, S, D>
 where
     S: SecretStore,
-    D: LeaseStore + ConnectionStore,
+    D: LeaseStore + AccessRefusals,
 {
-    /// Writes the Notes, a Note's subrequests always in the same composite
-    /// request (`allOrNone: false`: one Note's refusal leaves the others).
-    /// Results in input order.
-    pub async fn write_notes(
-        &self,
-        writes: &[NoteWrite],
-    ) -> Result<Vec<NoteWritten>, SalesforceError> {
-        let mut results = Vec::with_capacity(writes.len());
-        let mut chunk: Vec<(usize, &NoteWrite)> = Vec::new();
-        let mut size = 0;
-        for (i, w) in writes.iter().enumerate() {
-            let needs = 1 + w.links().len();
-            if size + needs > COMPOSITE_LIMIT && !chunk.is_empty() {
-                results.extend(self.note_chunk(&chunk).await?);
-                chunk.clear();
-                size = 0;
-            }
-            chunk.push((i, w));
-            size += needs;
-        }
-        if !chunk.is_empty() {
-            results.extend(self.note_chunk(&chunk).await?);
-        }
-        Ok(results)
-    }
-
     async fn note_chunk(
         &self,
         chunk: &[(usize, &NoteWrite)],
@@ -196,6 +170,35 @@ where
             });
         }
         Ok(out)
+    }
+}
+
+impl<S, D> SalesforceNotes for Session<'_, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
+    /// Writes the Notes, a Note's subrequests always in the same composite
+    /// request (`allOrNone: false`: one Note's refusal leaves the others).
+    /// Results in input order.
+    async fn write_notes(&self, writes: &[NoteWrite]) -> Result<Vec<NoteWritten>, SalesforceError> {
+        let mut results = Vec::with_capacity(writes.len());
+        let mut chunk: Vec<(usize, &NoteWrite)> = Vec::new();
+        let mut size = 0;
+        for (i, w) in writes.iter().enumerate() {
+            let needs = 1 + w.links().len();
+            if size + needs > COMPOSITE_LIMIT && !chunk.is_empty() {
+                results.extend(self.note_chunk(&chunk).await?);
+                chunk.clear();
+                size = 0;
+            }
+            chunk.push((i, w));
+            size += needs;
+        }
+        if !chunk.is_empty() {
+            results.extend(self.note_chunk(&chunk).await?);
+        }
+        Ok(results)
     }
 }
 

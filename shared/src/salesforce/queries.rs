@@ -20,7 +20,7 @@ use super::keyset::{KeysetQuery, Position};
 use super::oauth::Identity;
 use super::soql::Select;
 use super::sosl::PhoneSearch;
-use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
+use crate::ports::{AccessRefusals, LeaseStore, SalesforceReads, SecretStore};
 
 /// One page of a keyset read, and the position after its last record.
 #[derive(Debug, Clone)]
@@ -75,15 +75,75 @@ where
         })
     }
 
+    /// The path of a first page, and its kind of call.
+    fn query_path(&self, soql: &str, all: bool) -> (String, ApiKind) {
+        let (endpoint, kind) = if all {
+            ("queryAll", ApiKind::QueryAll)
+        } else {
+            ("query", ApiKind::Query)
+        };
+        let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        (
+            self.client.data_path(&format!("{endpoint}?q={encoded}")),
+            kind,
+        )
+    }
+
+    /// One page, and the `nextRecordsUrl` to follow when there is more.
+    async fn fetch_page<T: DeserializeOwned>(
+        &self,
+        path: String,
+        kind: ApiKind,
+    ) -> Result<(QueryPage<T>, Option<String>), SalesforceError> {
+        let bytes = self
+            .send(Request {
+                kind,
+                method: Method::GET,
+                path,
+                body: None,
+                batch_size: Some(MAX_BATCH_SIZE),
+            })
+            .await?;
+        let page: RawPage<T> = decode(&bytes)?;
+        let next = match (page.done, page.next_records_url) {
+            (false, Some(url)) => Some(checked_next_url(&url)?),
+            (false, None) => {
+                return Err(SalesforceError::Decode(
+                    "done=false without nextRecordsUrl".into(),
+                ));
+            }
+            (true, _) => None,
+        };
+        Ok((
+            QueryPage {
+                total_size: page.total_size,
+                done: page.done,
+                records: page.records,
+            },
+            next,
+        ))
+    }
+
+    fn search_path(&self, sosl: &str) -> String {
+        let encoded: String = url::form_urlencoded::byte_serialize(sosl.as_bytes()).collect();
+        self.client.data_path(&format!("search/?q={encoded}"))
+    }
+}
+
+impl<S, D> SalesforceReads for Session<'_, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
     /// Reads `query` in `(SystemModstamp, Id)` order from just after `after`, one page
     /// at a time. When Salesforce drops the query locator (it belongs to the session,
     /// so a token refresh kills it; it also expires), the query is issued again from
     /// just after the last record returned: nothing is lost or repeated.
-    pub fn keyset_pages<'s>(
-        &'s self,
+    fn keyset_pages(
+        &self,
         query: KeysetQuery,
         after: Option<Position>,
-    ) -> impl Stream<Item = Result<KeysetPage, SalesforceError>> + 's {
+    ) -> impl Stream<Item = Result<KeysetPage, SalesforceError>> + Send + '_ {
         struct State {
             query: KeysetQuery,
             last: Option<Position>,
@@ -142,57 +202,8 @@ where
         })
     }
 
-    /// The path of a first page, and its kind of call.
-    fn query_path(&self, soql: &str, all: bool) -> (String, ApiKind) {
-        let (endpoint, kind) = if all {
-            ("queryAll", ApiKind::QueryAll)
-        } else {
-            ("query", ApiKind::Query)
-        };
-        let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
-        (
-            self.client.data_path(&format!("{endpoint}?q={encoded}")),
-            kind,
-        )
-    }
-
-    /// One page, and the `nextRecordsUrl` to follow when there is more.
-    async fn fetch_page<T: DeserializeOwned>(
-        &self,
-        path: String,
-        kind: ApiKind,
-    ) -> Result<(QueryPage<T>, Option<String>), SalesforceError> {
-        let bytes = self
-            .send(Request {
-                kind,
-                method: Method::GET,
-                path,
-                body: None,
-                batch_size: Some(MAX_BATCH_SIZE),
-            })
-            .await?;
-        let page: RawPage<T> = decode(&bytes)?;
-        let next = match (page.done, page.next_records_url) {
-            (false, Some(url)) => Some(checked_next_url(&url)?),
-            (false, None) => {
-                return Err(SalesforceError::Decode(
-                    "done=false without nextRecordsUrl".into(),
-                ));
-            }
-            (true, _) => None,
-        };
-        Ok((
-            QueryPage {
-                total_size: page.total_size,
-                done: page.done,
-                records: page.records,
-            },
-            next,
-        ))
-    }
-
     /// Every record of a (small) query, all pages collected.
-    pub async fn query_all_pages<T>(&self, soql: &str, all: bool) -> Result<Vec<T>, SalesforceError>
+    async fn query_all_pages<T>(&self, soql: &str, all: bool) -> Result<Vec<T>, SalesforceError>
     where
         T: DeserializeOwned + Send,
     {
@@ -206,7 +217,7 @@ where
     /// encoded, else its `IN` lists cut across several (each one API call, counted
     /// and recorded like any other) and their rows merged, each record once (by Id).
     /// Rows come in no particular order across parts.
-    pub async fn query_select(
+    async fn query_select(
         &self,
         select: &Select,
         all: bool,
@@ -236,7 +247,7 @@ where
     /// Every record a phone search finds, in as few SOSL requests as Salesforce's
     /// limits allow (URI length, and 4,000 characters of search query), each
     /// record once (by Id).
-    pub async fn search_phones(
+    async fn search_phones(
         &self,
         search: &PhoneSearch,
     ) -> Result<Vec<Map<String, Value>>, SalesforceError> {
@@ -258,15 +269,10 @@ where
         Ok(found)
     }
 
-    fn search_path(&self, sosl: &str) -> String {
-        let encoded: String = url::form_urlencoded::byte_serialize(sosl.as_bytes()).collect();
-        self.client.data_path(&format!("search/?q={encoded}"))
-    }
-
     /// `GET …/search?q=` (SOSL): the found records, whichever object they belong to.
     /// Both shapes Salesforce answered over the versions are read: `searchRecords`,
     /// and the bare array of API 35.0 and before.
-    pub async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+    async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
         let bytes = self
             .send(Request {
                 kind: ApiKind::Search,
@@ -292,7 +298,7 @@ where
     }
 
     /// `GET …/sobjects/<object>/<id>?fields=…`
-    pub async fn read(
+    async fn read(
         &self,
         object: &str,
         id: &str,
@@ -316,7 +322,7 @@ where
     }
 
     /// `GET …/limits/` (costs one call).
-    pub async fn limits(&self) -> Result<Value, SalesforceError> {
+    async fn limits(&self) -> Result<Value, SalesforceError> {
         let bytes = self
             .send(Request {
                 kind: ApiKind::Limits,
@@ -331,7 +337,7 @@ where
 
     /// `GET …/sobjects/` (Describe Global: the objects available to the connected
     /// user, with what they may do; costs one call).
-    pub async fn describe_global(&self) -> Result<Value, SalesforceError> {
+    async fn describe_global(&self) -> Result<Value, SalesforceError> {
         let bytes = self
             .send(Request {
                 kind: ApiKind::Describe,
@@ -345,7 +351,7 @@ where
     }
 
     /// Reads the identity service (`id` URL from the token response).
-    pub async fn identity(&self, identity_url: &str) -> Result<Identity, SalesforceError> {
+    async fn identity(&self, identity_url: &str) -> Result<Identity, SalesforceError> {
         let url = self.client.hosts().check_url(identity_url)?;
         let mut refreshed = false;
         loop {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::client::{Request, Session, checked_id, checked_name, decode};
 use super::counters::ApiKind;
 use super::error::{ApiError, SalesforceError};
-use crate::ports::{AccessRefusals, LeaseStore, SecretStore};
+use crate::ports::{AccessRefusals, LeaseStore, SalesforceWrites, SecretStore};
 
 /// sObject Collections take at most 200 records per request.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -109,8 +109,52 @@ where
     S: SecretStore,
     D: LeaseStore + AccessRefusals,
 {
+    /// `composite/sobjects` in chunks of 200, results in input order.
+    async fn collections(
+        &self,
+        kind: ApiKind,
+        method: Method,
+        records: Vec<Value>,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = json!({ "allOrNone": false, "records": chunk });
+            let bytes = self
+                .send(Request {
+                    kind,
+                    method: method.clone(),
+                    path: self.client.data_path("composite/sobjects"),
+                    body: Some(&body),
+                    batch_size: None,
+                })
+                .await?;
+            results.extend(collection_results(&bytes, chunk.len())?);
+        }
+        Ok(results)
+    }
+
+    /// Independent subrequests (`allOrNone` false) in one composite request:
+    /// their answers by reference id.
+    async fn composite_by_reference(
+        &self,
+        requests: &[SubRequest],
+    ) -> Result<HashMap<String, SubResponse>, SalesforceError> {
+        Ok(self
+            .composite(false, requests)
+            .await?
+            .into_iter()
+            .map(|r| (r.reference_id.clone(), r))
+            .collect())
+    }
+}
+
+impl<S, D> SalesforceWrites for Session<'_, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
     /// `POST …/sobjects/<object>/`: the new record's id.
-    pub async fn create(
+    async fn create(
         &self,
         object: &str,
         fields: &Map<String, Value>,
@@ -139,7 +183,7 @@ where
     }
 
     /// `PATCH …/sobjects/<object>/<id>`.
-    pub async fn update(
+    async fn update(
         &self,
         object: &str,
         id: &str,
@@ -162,7 +206,7 @@ where
     }
 
     /// `DELETE …/sobjects/<object>/<id>`.
-    pub async fn delete(&self, object: &str, id: &str) -> Result<(), SalesforceError> {
+    async fn delete(&self, object: &str, id: &str) -> Result<(), SalesforceError> {
         self.send(Request {
             kind: ApiKind::Delete,
             method: Method::DELETE,
@@ -180,7 +224,7 @@ where
 
     /// sObject Collections create, 200 records per request, `allOrNone: false`.
     /// Results are in input order: result `i` belongs to `records[i]`.
-    pub async fn create_many(
+    async fn create_many(
         &self,
         records: &[NewRecord],
     ) -> Result<Vec<RecordResult>, SalesforceError> {
@@ -193,7 +237,7 @@ where
     }
 
     /// sObject Collections update, as [`Self::create_many`].
-    pub async fn update_many(
+    async fn update_many(
         &self,
         records: &[RecordUpdate],
     ) -> Result<Vec<RecordResult>, SalesforceError> {
@@ -212,7 +256,7 @@ where
     /// alone. Each side answers its results in input order, or the error of a
     /// collection Salesforce refused as a whole (the whole side then: with the
     /// call logger's batches of at most 100, a side is one collection).
-    pub async fn write_many(
+    async fn write_many(
         &self,
         creates: &[NewRecord],
         updates: &[RecordUpdate],
@@ -298,30 +342,6 @@ where
         Ok(written)
     }
 
-    /// `composite/sobjects` in chunks of 200, results in input order.
-    async fn collections(
-        &self,
-        kind: ApiKind,
-        method: Method,
-        records: Vec<Value>,
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = json!({ "allOrNone": false, "records": chunk });
-            let bytes = self
-                .send(Request {
-                    kind,
-                    method: method.clone(),
-                    path: self.client.data_path("composite/sobjects"),
-                    body: Some(&body),
-                    batch_size: None,
-                })
-                .await?;
-            results.extend(collection_results(&bytes, chunk.len())?);
-        }
-        Ok(results)
-    }
-
     /// Updates each record only if it was not modified after its
     /// `unmodified_since`: `If-Unmodified-Since` on each subrequest of composite
     /// requests, 25 records per API call. The REST API guide documents the header
@@ -334,7 +354,7 @@ where
     /// name fails alone, without a request. Sending again is safe: a request retried
     /// after a lost answer finds its own write and says `Modified` for that record,
     /// which a re-read shows already done.
-    pub async fn update_if_unmodified(
+    async fn update_if_unmodified(
         &self,
         updates: &[ConditionalUpdate],
     ) -> Result<Vec<ConditionalOutcome>, SalesforceError> {
@@ -391,22 +411,8 @@ where
             .collect())
     }
 
-    /// Independent subrequests (`allOrNone` false) in one composite request:
-    /// their answers by reference id.
-    async fn composite_by_reference(
-        &self,
-        requests: &[SubRequest],
-    ) -> Result<HashMap<String, SubResponse>, SalesforceError> {
-        Ok(self
-            .composite(false, requests)
-            .await?
-            .into_iter()
-            .map(|r| (r.reference_id.clone(), r))
-            .collect())
-    }
-
     /// `POST …/composite` (≤ 25 subrequests, one API call).
-    pub async fn composite(
+    async fn composite(
         &self,
         all_or_none: bool,
         requests: &[SubRequest],

@@ -5,10 +5,10 @@
 
 use super::*;
 
-impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, C: SalesforceSessions, Q: JobQueue> Syncer<'a, S, C, Q> {
     pub(super) async fn sync_object(
         &self,
-        session: &Session<'_, K, S>,
+        session: &C::Session,
         object: &SyncObject,
         phone_region: &str,
         stop_at: Instant,
@@ -81,7 +81,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
 
     /// The live usage, when it is at or above the sync's pause threshold.
     pub(super) fn over_budget(&self, tenant: &TenantId) -> Option<u8> {
-        let u = self.salesforce.client().fresh_usage(tenant)?;
+        let u = self.salesforce.fresh_usage(tenant)?;
         match decide(self.budget, Work::Sync, u.used, u.max) {
             BudgetDecision::Wait { used_percent, .. } => Some(used_percent),
             BudgetDecision::Proceed => None,
@@ -196,14 +196,14 @@ fn same_record(stored: &CrmRecord, read: &CrmRecord) -> bool {
 }
 
 /// The SOQL cursor path, which Change Data Capture falls back on.
-pub(super) struct CursorResync<'r, 'a, 's, S, K, Q> {
-    pub(super) syncer: &'r Syncer<'a, S, K, Q>,
-    pub(super) session: &'r Session<'s, K, S>,
+pub(super) struct CursorResync<'r, 'a, S, C: SalesforceSessions, Q> {
+    pub(super) syncer: &'r Syncer<'a, S, C, Q>,
+    pub(super) session: &'r C::Session,
     pub(super) phone_region: &'r str,
     pub(super) stop_at: Instant,
 }
 
-impl<S: SyncStore, K: SecretStore, Q: JobQueue> Resync for CursorResync<'_, '_, '_, S, K, Q> {
+impl<S: SyncStore, C: SalesforceSessions, Q: JobQueue> Resync for CursorResync<'_, '_, S, C, Q> {
     async fn resync(&self, object: &SyncObject) -> Result<ObjectRun, WorkError> {
         self.syncer
             .sync_object(self.session, object, self.phone_region, self.stop_at)

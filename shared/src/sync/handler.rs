@@ -13,7 +13,7 @@ use super::{JobOutcome, SyncJob, SyncStore, Syncer, fan_out};
 use crate::app::App;
 use crate::batch::deadline_instant;
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{JobQueue, SecretStore, StoreRequests};
+use crate::ports::{JobQueue, SalesforceSessions, SecretStore, StoreRequests};
 use crate::telemetry::Metrics;
 
 /// How close to the Lambda deadline a job may go.
@@ -42,9 +42,14 @@ pub enum HandlerError {
     FanOut(#[from] crate::ports::StoreError),
 }
 
-pub async fn handle<S: SyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
+pub async fn handle<
+    S: SyncStore + StoreRequests,
+    K: SecretStore,
+    C: SalesforceSessions,
+    Q: JobQueue,
+>(
     app: &App<S, K>,
-    syncer: &Syncer<'_, S, K, Q>,
+    syncer: &Syncer<'_, S, C, Q>,
     event: LambdaEvent<Value>,
     options: SyncOptions,
 ) -> Result<Value, HandlerError> {
@@ -79,9 +84,14 @@ fn metrics<S, K: SecretStore>(app: &App<S, K>) -> Metrics {
     app.metrics("scheduled-sync")
 }
 
-async fn run_jobs<S: SyncStore + StoreRequests, K: SecretStore, Q: JobQueue>(
+async fn run_jobs<
+    S: SyncStore + StoreRequests,
+    K: SecretStore,
+    C: SalesforceSessions,
+    Q: JobQueue,
+>(
     app: &App<S, K>,
-    syncer: &Syncer<'_, S, K, Q>,
+    syncer: &Syncer<'_, S, C, Q>,
     event: SqsEvent,
     deadline: Instant,
     options: SyncOptions,

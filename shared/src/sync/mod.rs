@@ -46,11 +46,11 @@ use crate::erase::ErasureStore;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
     CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, RecordChange,
-    RecordStore, SecretStore, StoreError, TenantMessage, UserMappingStore,
+    RecordStore, SalesforceApi, SalesforceReads, SalesforceSessions, StoreError, TenantMessage,
+    UserMappingStore,
 };
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
-use crate::salesforce::{Session, Sessions};
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 
@@ -167,9 +167,9 @@ impl<T> SyncStore for T where
 }
 
 /// Runs sync jobs for one function invocation.
-pub struct Syncer<'a, S, K, Q> {
+pub struct Syncer<'a, S, C, Q> {
     store: &'a S,
-    salesforce: Sessions<'a, K, S>,
+    salesforce: C,
     /// The API budget's thresholds: the sync pauses first, calls wait last.
     budget: &'a BudgetThresholds,
     pub jobs: &'a Q,
@@ -183,11 +183,11 @@ pub struct Syncer<'a, S, K, Q> {
     pub cdc: Option<CdcFeed>,
 }
 
-impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, C: SalesforceSessions, Q: JobQueue> Syncer<'a, S, C, Q> {
     /// `pubsub`: the Pub/Sub API, when Change Data Capture feeds the sync.
     pub fn new(
         store: &'a S,
-        salesforce: Sessions<'a, K, S>,
+        salesforce: C,
         budget: &'a BudgetThresholds,
         pubsub: Option<PubSubEndpoint>,
         jobs: &'a Q,
@@ -268,7 +268,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let Some(calls) = self.calls else {
             return Ok(());
         };
-        if let Some(u) = self.salesforce.client().fresh_usage(tenant) {
+        if let Some(u) = self.salesforce.fresh_usage(tenant) {
             if matches!(
                 decide(self.budget, Work::CallLogging, u.used, u.max),
                 BudgetDecision::Wait { .. }
@@ -329,7 +329,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
         let mut matchable_changed = false;
         for (object, source) in &self.plan.objects {
             let started = Instant::now();
-            let calls_before = self.salesforce.client().counters().total();
+            let calls_before = self.salesforce.calls_made();
             let mut fed_by = (
                 ChangeSource::Polling,
                 match (&self.cdc, CDC_OBJECTS.contains(&object.key)) {
@@ -351,7 +351,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                     .await
                     .map(|run| (run, None)),
             };
-            let calls = self.salesforce.client().counters().total() - calls_before;
+            let calls = self.salesforce.calls_made() - calls_before;
             let duration_ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok((run, note)) => {
@@ -433,7 +433,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
                 .rematch(&session, previous.get(REMATCH_STATUS), stop_at)
                 .await?;
         }
-        let usage = self.salesforce.client().fresh_usage(tenant);
+        let usage = self.salesforce.fresh_usage(tenant);
         update_connection(self.store, tenant, |c| {
             if outcome == JobOutcome::Completed {
                 c.last_sync_at = Some(Utc::now());
@@ -452,7 +452,7 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
     async fn sync_by_cdc(
         &self,
         feed: &CdcFeed,
-        session: &Session<'_, K, S>,
+        session: &C::Session,
         org_id: &str,
         object: &SyncObject,
         phone_region: &str,

@@ -11,13 +11,13 @@ pub(super) const REMATCH_ON: [&str; 3] = [
     objects::ACCOUNT.key,
 ];
 
-impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, C: SalesforceSessions, Q: JobQueue> Syncer<'a, S, C, Q> {
     /// Re-matches the calls owed a pass (issue 19) with what is left of the job's
     /// time and budget; its API calls are reported in the sync status, under
     /// `rematch`. A pass cut short carries on in a continuation job.
     pub(super) async fn rematch(
         &self,
-        session: &Session<'_, K, S>,
+        session: &C::Session,
         previous: Option<&SyncStatus>,
         stop_at: Instant,
     ) -> Result<JobOutcome, WorkError> {
@@ -31,12 +31,12 @@ impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
             return Ok(JobOutcome::Completed);
         }
         let started = Instant::now();
-        let calls_before = self.salesforce.client().counters().total();
+        let calls_before = self.salesforce.calls_made();
         let result = crate::calls::rematch::run(self.store, session, stop_at, || {
             self.over_budget(tenant).is_some()
         })
         .await;
-        let calls = self.salesforce.client().counters().total() - calls_before;
+        let calls = self.salesforce.calls_made() - calls_before;
         let duration_ms = started.elapsed().as_millis() as u64;
         let mut status = SyncStatus {
             api_calls: calls,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'a, S: SyncStore, K: SecretStore, Q: JobQueue> Syncer<'a, S, K, Q> {
+impl<'a, S: SyncStore, C: SalesforceSessions, Q: JobQueue> Syncer<'a, S, C, Q> {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn save_status(
         &self,

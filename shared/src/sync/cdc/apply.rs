@@ -4,9 +4,7 @@
 
 use super::*;
 
-impl<S: ErasureStore + RecordStore + LeaseStore + AccessRefusals, K: SecretStore, R: Resync>
-    Drain<'_, '_, S, K, R>
-{
+impl<S: ErasureStore + RecordStore, C: SalesforceApi, R: Resync> Drain<'_, S, C, R> {
     /// Applies a batch of events to the stored records and their index entries.
     /// `false` when a re-sync (GAP_OVERFLOW, or an event that could not be read)
     /// stopped before the end.

@@ -27,14 +27,12 @@ use crate::app::WorkError;
 use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
 use crate::erase::ErasureStore;
-use crate::ports::{
-    AccessRefusals, CursorStore, LeaseStore, RecordChange, RecordStore, SecretStore, StoreError,
-};
+use crate::ports::{CursorStore, RecordChange, RecordStore, SalesforceApi, StoreError};
+use crate::salesforce::SalesforceError;
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
 use crate::salesforce::pubsub::{PubSubAuth, PubSubClient, PubSubError, Subscription, fetch, more};
 use crate::salesforce::soql::{Cond, Select};
-use crate::salesforce::{SalesforceError, Session};
 
 mod apply;
 
@@ -138,13 +136,13 @@ impl CdcFeed {
     /// Brings `object` up to date from its change events.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn sync<
-        S: CursorStore + ErasureStore + RecordStore + LeaseStore + AccessRefusals,
-        K: SecretStore,
+        S: CursorStore + ErasureStore + RecordStore,
+        C: SalesforceApi,
         R: Resync,
     >(
         &self,
         store: &S,
-        session: &Session<'_, K, S>,
+        session: &C,
         org_id: &str,
         object: &SyncObject,
         phone_region: &str,
@@ -329,10 +327,10 @@ fn unavailable(object: &SyncObject, e: PubSubError) -> CdcFailure {
 }
 
 /// One object's subscription within a job.
-struct Drain<'a, 's, S, K, R> {
+struct Drain<'a, S, C, R> {
     feed: &'a CdcFeed,
     store: &'a S,
-    session: &'a Session<'s, K, S>,
+    session: &'a C,
     org_id: &'a str,
     object: &'a SyncObject,
     topic: &'a str,
@@ -345,12 +343,7 @@ struct Drain<'a, 's, S, K, R> {
     renewed: bool,
 }
 
-impl<
-    S: CursorStore + ErasureStore + RecordStore + LeaseStore + AccessRefusals,
-    K: SecretStore,
-    R: Resync,
-> Drain<'_, '_, S, K, R>
-{
+impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> Drain<'_, S, C, R> {
     /// A client that has seen the topic (so CDC is enabled for the object).
     async fn connect(&mut self) -> Result<PubSubClient, CdcFailure> {
         loop {

@@ -1,0 +1,192 @@
+//! The Salesforce port: what the use cases ask of a tenant's org. The REST
+//! client (`crate::salesforce::client`, with its token lifecycle in `tokens.rs`)
+//! is its adapter; tests may put a fake behind it.
+//!
+//! The port speaks Salesforce's own vocabulary (SOQL selects, SOSL phone
+//! searches, sObject Collections, composite requests), defined as pure values in
+//! `crate::salesforce` (`soql`, `sosl`, `keyset`, `writes`, `notes`): the
+//! product's frugality with the customer's API allocation lives in how the use
+//! cases combine those requests, so the port keeps them visible.
+
+use std::future::Future;
+
+use futures::Stream;
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::domain::TenantId;
+use crate::domain::hosts::SalesforceOrigin;
+use crate::salesforce::oauth::Identity;
+use crate::salesforce::soql::Select;
+use crate::salesforce::sosl::PhoneSearch;
+use crate::salesforce::{
+    ConditionalOutcome, ConditionalUpdate, KeysetPage, KeysetQuery, NewRecord, NoteWrite,
+    NoteWritten, Position, RecordResult, RecordUpdate, SalesforceError, SubRequest, SubResponse,
+    Usage, Written,
+};
+
+pub type SalesforceResult<T> = Result<T, SalesforceError>;
+
+/// Opens a tenant's sessions; what the container has seen of every tenant's
+/// API usage.
+pub trait SalesforceSessions: Copy + Send + Sync {
+    type Session: SalesforceApi;
+
+    /// A session for `tenant`'s work, bounded by `deadline`.
+    fn open(&self, tenant: &TenantId, deadline: Instant) -> Self::Session;
+
+    /// Drops what is cached of the tenant's access (after a disconnect or a new
+    /// connection).
+    fn forget(&self, tenant: &TenantId);
+
+    /// The tenant's API usage as Salesforce last reported it, if recent.
+    fn fresh_usage(&self, tenant: &TenantId) -> Option<Usage>;
+
+    /// API calls this container has made, every tenant together (a use case
+    /// reads it before and after a piece of work to know what the work cost).
+    fn calls_made(&self) -> u64;
+}
+
+/// One tenant's requests, within one deadline: reads, writes and Notes. Each
+/// method is one Salesforce API request unless it says otherwise; every failure
+/// is a classified [`SalesforceError`].
+pub trait SalesforceApi: SalesforceReads + SalesforceWrites + SalesforceNotes {
+    fn tenant(&self) -> &TenantId;
+
+    fn deadline(&self) -> Instant;
+
+    /// Whether Salesforce answered any request of this session (a status below
+    /// 500): if not, whatever failed was an outage, not this work's own fault.
+    fn was_answered(&self) -> bool;
+
+    /// The current access token and instance, for Salesforce's other APIs (Pub/Sub).
+    fn bearer(
+        &self,
+    ) -> impl Future<Output = SalesforceResult<(SecretString, SalesforceOrigin)>> + Send;
+
+    /// Another API refused `expired`: replace it (single-flight).
+    fn renew(&self, expired: &SecretString) -> impl Future<Output = SalesforceResult<()>> + Send;
+}
+
+/// Queries, searches and reads.
+pub trait SalesforceReads: Send + Sync {
+    /// Every row of a SOQL query (`queryAll` when `all`), page after page.
+    fn query_all_pages<T>(
+        &self,
+        soql: &str,
+        all: bool,
+    ) -> impl Future<Output = SalesforceResult<Vec<T>>> + Send
+    where
+        T: DeserializeOwned + Send;
+
+    /// Every row of `select`, cut into as many statements as Salesforce's URI
+    /// limit needs; a row found by two statements comes once.
+    fn query_select(
+        &self,
+        select: &Select,
+        all: bool,
+    ) -> impl Future<Output = SalesforceResult<Vec<Map<String, Value>>>> + Send;
+
+    /// Reads `query` in `(SystemModstamp, Id)` order from just after `after`,
+    /// one page at a time, surviving a dead query locator.
+    fn keyset_pages(
+        &self,
+        query: KeysetQuery,
+        after: Option<Position>,
+    ) -> impl Stream<Item = SalesforceResult<KeysetPage>> + Send + '_;
+
+    /// Records whose phone fields match, cut as [`Self::query_select`] is.
+    fn search_phones(
+        &self,
+        search: &PhoneSearch,
+    ) -> impl Future<Output = SalesforceResult<Vec<Map<String, Value>>>> + Send;
+
+    /// One SOSL statement.
+    fn search(
+        &self,
+        sosl: &str,
+    ) -> impl Future<Output = SalesforceResult<Vec<Map<String, Value>>>> + Send;
+
+    /// One record's `fields`.
+    fn read(
+        &self,
+        object: &str,
+        id: &str,
+        fields: &[&str],
+    ) -> impl Future<Output = SalesforceResult<Map<String, Value>>> + Send;
+
+    /// The org's limits (`/limits`).
+    fn limits(&self) -> impl Future<Output = SalesforceResult<Value>> + Send;
+
+    /// Every sObject of the org and what the user may do with it.
+    fn describe_global(&self) -> impl Future<Output = SalesforceResult<Value>> + Send;
+
+    /// The connected user, from the identity URL of the token response.
+    fn identity(
+        &self,
+        identity_url: &str,
+    ) -> impl Future<Output = SalesforceResult<Identity>> + Send;
+}
+
+/// Creates, updates and deletes of records.
+pub trait SalesforceWrites: Send + Sync {
+    /// The new record's id.
+    fn create(
+        &self,
+        object: &str,
+        fields: &Map<String, Value>,
+    ) -> impl Future<Output = SalesforceResult<String>> + Send;
+
+    fn update(
+        &self,
+        object: &str,
+        id: &str,
+        fields: &Map<String, Value>,
+    ) -> impl Future<Output = SalesforceResult<()>> + Send;
+
+    fn delete(&self, object: &str, id: &str) -> impl Future<Output = SalesforceResult<()>> + Send;
+
+    /// sObject Collections (200 records per request), results in input order.
+    fn create_many(
+        &self,
+        records: &[NewRecord],
+    ) -> impl Future<Output = SalesforceResult<Vec<RecordResult>>> + Send;
+
+    /// As [`Self::create_many`].
+    fn update_many(
+        &self,
+        records: &[RecordUpdate],
+    ) -> impl Future<Output = SalesforceResult<Vec<RecordResult>>> + Send;
+
+    /// Creates and updates together, in as few requests as Salesforce allows.
+    fn write_many(
+        &self,
+        creates: &[NewRecord],
+        updates: &[RecordUpdate],
+    ) -> impl Future<Output = SalesforceResult<Written>> + Send;
+
+    /// Each update applied only if its record was not modified since it was read.
+    fn update_if_unmodified(
+        &self,
+        updates: &[ConditionalUpdate],
+    ) -> impl Future<Output = SalesforceResult<Vec<ConditionalOutcome>>> + Send;
+
+    /// One composite request (at most 25 subrequests).
+    fn composite(
+        &self,
+        all_or_none: bool,
+        requests: &[SubRequest],
+    ) -> impl Future<Output = SalesforceResult<Vec<SubResponse>>> + Send;
+}
+
+/// A call's Notes (`ContentNote`) and their links to its records.
+pub trait SalesforceNotes: Send + Sync {
+    /// Notes and their links, a Note's subrequests always in the same composite
+    /// request. Results in input order.
+    fn write_notes(
+        &self,
+        writes: &[NoteWrite],
+    ) -> impl Future<Output = SalesforceResult<Vec<NoteWritten>>> + Send;
+}
