@@ -4,6 +4,9 @@
 
 mod salesforce;
 
+#[cfg(test)]
+pub(crate) use salesforce::fake;
+
 pub use salesforce::{
     SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult, SalesforceSessions,
     SalesforceWrites,

@@ -197,3 +197,223 @@ fn task_fields(w: &Claimed, decision: &Decision, description: String) -> Map<Str
     fields.insert("Description".into(), json!(description));
     fields
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::TenantId;
+    use crate::domain::call_event::CallEvent;
+    use crate::domain::matching::{Candidate, Kind};
+    use crate::ports::fake::{FakeSalesforce, Reply, Sent};
+    use crate::salesforce::{ApiError, RecordResult, SalesforceError, Written};
+
+    fn call(id: &str) -> CallEvent {
+        CallEvent::parse(
+            &json!({
+                "version": 1, "tenantId": "acme", "callId": id,
+                "url": format!("https://app.modjo.ai/calls/{id}"), "title": "Discovery call",
+                "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z",
+                "durationSeconds": 754, "hostUserId": "usr_12",
+                "participants": [{"role": "external", "name": "Jane Doe", "phone": "+33 6 12 34 56 78"}]
+            })
+            .to_string(),
+        )
+        .expect("a valid call event")
+    }
+
+    /// A call claimed and matched to `contact`.
+    fn matched(id: &str, contact: &str) -> Claimed {
+        let mut w = Claimed::rematching(call(id), 1);
+        w.decision = Some(Decision {
+            who: Some(Candidate {
+                id: contact.into(),
+                kind: Kind::Contact,
+                name: Some("Jane Doe".into()),
+                account_id: None,
+                owner_id: None,
+                last_modified: None,
+            }),
+            what: None,
+            reason: "one contact has the number".into(),
+            others: Vec::new(),
+        });
+        w
+    }
+
+    fn connection() -> Connection {
+        Connection::new(TenantId::parse("acme").expect("valid"), Utc::now())
+    }
+
+    fn ok(id: &str) -> RecordResult {
+        RecordResult {
+            id: Some(id.into()),
+            success: true,
+            errors: Vec::new(),
+        }
+    }
+
+    fn refused(code: &str) -> RecordResult {
+        RecordResult {
+            id: None,
+            success: false,
+            errors: vec![ApiError {
+                message: "refused".into(),
+                code: code.into(),
+                fields: Vec::new(),
+            }],
+        }
+    }
+
+    const JANE: &str = "003000000000001AAA";
+    const JOHN: &str = "003000000000002AAA";
+    const JIM: &str = "003000000000003AAA";
+
+    #[tokio::test]
+    async fn each_row_of_the_batch_write_ends_its_own_call() {
+        let sf = FakeSalesforce::new(
+            "acme",
+            [
+                Reply::Rows(Vec::new()),
+                Reply::Written(Written {
+                    created: Ok(vec![
+                        ok("00T000000000001AAA"),
+                        refused("UNABLE_TO_LOCK_ROW"),
+                        refused("FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+                    ]),
+                    updated: Ok(Vec::new()),
+                }),
+            ],
+        );
+        let mut work = [matched("c1", JANE), matched("c2", JOHN), matched("c3", JIM)];
+
+        write(&sf, &connection(), &mut work).await.expect("written");
+
+        assert_eq!(
+            work[0].end,
+            Some(End::Logged {
+                state: CallState::Created,
+                task: TaskLinks {
+                    id: "00T000000000001AAA".into(),
+                    who_id: Some(JANE.into()),
+                    what_id: None,
+                },
+            })
+        );
+        assert_eq!(
+            work[1].end,
+            Some(End::Released("UNABLE_TO_LOCK_ROW: refused".into()))
+        );
+        assert_eq!(
+            work[2].end,
+            Some(End::Failed {
+                reason: "Salesforce refused the Task: FIELD_CUSTOM_VALIDATION_EXCEPTION: refused"
+                    .into(),
+                dead_letter: true,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn the_batch_costs_one_query_and_one_write() {
+        let sf = FakeSalesforce::new(
+            "acme",
+            [
+                Reply::Rows(Vec::new()),
+                Reply::Written(Written {
+                    created: Ok(vec![ok("00T000000000001AAA"), ok("00T000000000002AAA")]),
+                    updated: Ok(Vec::new()),
+                }),
+            ],
+        );
+        let mut work = [matched("c1", JANE), matched("c2", JOHN)];
+
+        write(&sf, &connection(), &mut work).await.expect("written");
+
+        let sent = sf.sent();
+        assert!(
+            matches!(&sent[..], [Sent::Query(_), Sent::WriteMany { creates, updates }]
+            if creates.len() == 2 && updates.is_empty()),
+            "{sent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_written_before_a_crash_is_refreshed_not_created_again() {
+        let ours = json!({
+            "Id": "00T000000000009AAA", "WhoId": JANE, "WhatId": null,
+            "CallObject": "modjo:c1", "Description": "the rep's words",
+            "Subject": "Discovery call", "CreatedDate": "2026-11-28T10:13:00.000+0000"
+        });
+        let Value::Object(ours) = ours else {
+            unreachable!()
+        };
+        let sf = FakeSalesforce::new(
+            "acme",
+            [
+                Reply::Rows(vec![ours]),
+                Reply::Written(Written {
+                    created: Ok(Vec::new()),
+                    updated: Ok(vec![ok("00T000000000009AAA")]),
+                }),
+            ],
+        );
+        let mut work = [matched("c1", JANE)];
+
+        write(&sf, &connection(), &mut work).await.expect("written");
+
+        let sent = sf.sent();
+        let Some(Sent::WriteMany { creates, updates }) = sent.get(1) else {
+            panic!("no write: {sent:?}");
+        };
+        assert!(creates.is_empty(), "{creates:?}");
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].id, "00T000000000009AAA");
+        let description = updates[0].fields["Description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.starts_with("the rep's words"),
+            "the rep's text comes first, kept: {description}"
+        );
+        assert!(work[0].written_before);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_as_a_whole_leaves_its_calls_to_the_batch() {
+        let busy = SalesforceError::from_response(
+            503,
+            br#"[{"errorCode":"SERVER_UNAVAILABLE","message":"busy"}]"#,
+        );
+        let sf = FakeSalesforce::new("acme", [Reply::Rows(Vec::new()), Reply::Error(busy)]);
+        let mut work = [matched("c1", JANE)];
+
+        let e = write(&sf, &connection(), &mut work)
+            .await
+            .expect_err("the write failed");
+
+        assert!(
+            matches!(&e, WorkError::Salesforce(sf) if sf.code() == Some("SERVER_UNAVAILABLE")),
+            "{e:?}"
+        );
+        assert_eq!(work[0].end, None, "ended by the batch's error, not here");
+    }
+
+    #[tokio::test]
+    async fn an_unmatched_call_costs_no_request() {
+        let sf = FakeSalesforce::new("acme", []);
+        let mut work = [Claimed::rematching(call("c1"), 1)];
+
+        write(&sf, &connection(), &mut work)
+            .await
+            .expect("nothing to write");
+
+        assert_eq!(
+            work[0].end,
+            Some(End::Unmatched("no participant to match".into()))
+        );
+        assert_eq!(sf.sent(), Vec::new());
+    }
+}

@@ -27,6 +27,9 @@ use crate::salesforce::{
     Usage, Written,
 };
 
+#[cfg(test)]
+pub(crate) mod fake;
+
 pub type SalesforceResult<T> = Result<T, SalesforceError>;
 
 /// Opens a tenant's sessions; what the container has seen of every tenant's
