@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::salesforce::{SalesforceClient, Sessions};
 use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::aws::AwsClients;
@@ -17,7 +18,7 @@ use crate::ports::{
     AccessRefusals, CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore,
     OAuthStateStore, RecordStore, SecretStore, StoreError, StoreRequests, UserMappingStore,
 };
-use crate::salesforce::{SalesforceClient, SalesforceError, Sessions};
+use crate::salesforce::SalesforceError;
 use crate::sync::{SyncStore, Syncer};
 use crate::telemetry::Metrics;
 

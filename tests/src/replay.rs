@@ -13,10 +13,10 @@ use axum::response::Response;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{DEFAULT_API_VERSION, SalesforceConfig};
 use shared::domain::{Connection, ConnectionStatus, TenantId};
 use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
-use shared::salesforce::SalesforceClient;
 use tokio::sync::oneshot;
 use url::Url;
 
@@ -205,9 +205,12 @@ impl ReplayServer {
         }
         let id = body["id"].as_str().unwrap_or_default().to_string();
         let issued_at = body["issued_at"].as_str().unwrap_or_default().to_string();
-        let signature =
-            shared::salesforce::oauth::sign(&SecretString::from(CONSUMER_SECRET), &id, &issued_at)
-                .expect("signature");
+        let signature = shared::adapters::salesforce::oauth::sign(
+            &SecretString::from(CONSUMER_SECRET),
+            &id,
+            &issued_at,
+        )
+        .expect("signature");
         body["signature"] = json!(signature);
         Reply::json(200, body.to_string())
     }

@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 use sf_emulator::{
     AppSpec, ConnectedApp, Emulator, Options, OrgSpec, SeedRecord, UserInfo, UserSpec,
 };
+use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{DEFAULT_API_VERSION, SalesforceConfig};
 use shared::domain::hosts::{HostPolicy, PubSubEndpoint};
 use shared::domain::{Connection, ConnectionStatus, TenantId};
 use shared::ports::{ConnectionStore, SecretStore, TenantCredentials};
-use shared::salesforce::SalesforceClient;
 use url::Url;
 
 use crate::moto::AwsEnv;

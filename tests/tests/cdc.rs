@@ -9,12 +9,12 @@ use e2e::sf::{ORG, OrgUser, SfWorld, WorldOptions, fields};
 use e2e::stack::{CALLBACK_URL, Stack, build_app_with, sync_job_event};
 use serde_json::{Value, json};
 use sf_emulator::{EventType, Fault, SeedRecord};
+use shared::adapters::salesforce::pubsub::{PubSubAuth, PubSubClient, ReplayPreset, fetch};
 use shared::adapters::secrets::SecretsManagerStore;
 use shared::app::{App, Store};
 use shared::domain::{IndexKey, IndexKind, SyncState, SyncStatus, TenantId};
 use shared::ports::{CursorStore, RecordStore};
 use shared::salesforce::cdc::EventSchema;
-use shared::salesforce::pubsub::{PubSubAuth, PubSubClient, ReplayPreset, fetch};
 use shared::sync::SyncJob;
 use shared::sync::handler::{SyncOptions, handle};
 

@@ -9,11 +9,12 @@ use futures::TryStreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use sf_emulator::{FailureKind, Fault};
+use shared::adapters::salesforce::ApiKind;
 use shared::domain::ConnectionStatus;
 use shared::error::{Classify, ErrorClass};
 use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites, SecretStore};
 use shared::salesforce::soql::{Cond, Like, Order, Select};
-use shared::salesforce::{ApiKind, KeysetQuery, NewRecord, RecordUpdate, SalesforceError};
+use shared::salesforce::{KeysetQuery, NewRecord, RecordUpdate, SalesforceError};
 use tokio::time::Instant;
 
 fn deadline() -> Instant {

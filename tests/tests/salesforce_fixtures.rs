@@ -10,11 +10,12 @@ use e2e::moto::AwsEnv;
 use e2e::replay::{ReplayServer, Reply};
 use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
+use shared::adapters::salesforce::SalesforceClient;
 use shared::domain::{ConnectionStatus, TenantId};
 use shared::error::{Classify, ErrorClass};
 use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites};
 use shared::salesforce::limits::Counter;
-use shared::salesforce::{NewRecord, SalesforceClient, SalesforceError};
+use shared::salesforce::{NewRecord, SalesforceError};
 use tokio::time::Instant;
 
 const QUERY: &str = "SELECT Id FROM Whizbang";

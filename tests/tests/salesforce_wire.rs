@@ -15,6 +15,7 @@ use e2e::stack::{Claims, Stack, api_event, body_json, status};
 use e2e::{repo_root, unique};
 use serde_json::{Map, Value, json};
 use sf_emulator::{FailureKind, Fault};
+use shared::adapters::salesforce::SalesforceClient;
 use shared::config::SalesforceConfig;
 use shared::domain::ConnectionStatus;
 use shared::domain::text::utf16_len;
@@ -22,9 +23,7 @@ use shared::error::{Classify, ErrorClass};
 use shared::ports::{ConnectionStore, SalesforceReads, SalesforceWrites};
 use shared::salesforce::soql::{Cond, Select};
 use shared::salesforce::sosl::PhoneSearch;
-use shared::salesforce::{
-    ConditionalOutcome, ConditionalUpdate, NewRecord, RecordUpdate, SalesforceClient,
-};
+use shared::salesforce::{ConditionalOutcome, ConditionalUpdate, NewRecord, RecordUpdate};
 use tokio::time::Instant;
 use url::Url;
 

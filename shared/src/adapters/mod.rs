@@ -1,6 +1,7 @@
 //! Adapters: one per external system, each implementing the ports of [`crate::ports`].
 
 pub mod dynamo;
+pub mod salesforce;
 pub mod secrets;
 pub mod sqs;
 

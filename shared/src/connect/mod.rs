@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::adapters::salesforce::{Session, Sessions};
 use crate::app::update_connection;
 use crate::config::OAuthConfig;
 use crate::domain::hosts::{InstanceUrlError, SANDBOX_LOGIN_HOST, SalesforceOrigin};
@@ -47,7 +48,6 @@ use crate::ports::{
 use crate::salesforce::SalesforceError;
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Order, Select};
-use crate::salesforce::{Session, Sessions};
 use state::SigningKeyCache;
 use state::{StateClaims, StateError};
 

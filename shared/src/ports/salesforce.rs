@@ -1,12 +1,13 @@
-//! The Salesforce port: what the use cases ask of a tenant's org. The REST
-//! client (`crate::salesforce::client`, with its token lifecycle in `tokens.rs`)
-//! is its adapter; tests may put a fake behind it.
+//! The Salesforce port: what the use cases ask of a tenant's org. Its adapter
+//! is the REST client in `crate::adapters::salesforce` (transport in
+//! `client.rs`, the token lifecycle in `tokens.rs`); `fake` is a scripted one
+//! for unit tests.
 //!
-//! The port speaks Salesforce's own vocabulary (SOQL selects, SOSL phone
-//! searches, sObject Collections, composite requests), defined as pure values in
-//! `crate::salesforce` (`soql`, `sosl`, `keyset`, `writes`, `notes`): the
-//! product's frugality with the customer's API allocation lives in how the use
-//! cases combine those requests, so the port keeps them visible.
+//! The port speaks Salesforce's own language, the pure values of
+//! `crate::salesforce` (SOQL selects, SOSL phone searches, sObject Collections,
+//! composite requests, Notes): the product's frugality with the customer's API
+//! allocation lives in how the use cases combine those requests, so the port
+//! keeps them visible.
 
 use std::future::Future;
 
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::domain::TenantId;
 use crate::domain::hosts::SalesforceOrigin;
-use crate::salesforce::oauth::Identity;
+use crate::salesforce::Identity;
 use crate::salesforce::soql::Select;
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{

@@ -1,29 +1,22 @@
-//! Everything that talks to Salesforce: one client, one SOQL builder and escaper,
-//! one SOSL escaper, one error type, host validation and the API budget.
+//! Salesforce's language, without I/O: the API's values (`api`), the one SOQL
+//! builder and escaper (`soql`), the SOSL escaper (`sosl`), keyset reads, record
+//! ids, change events, the error type with its classification, and the API
+//! budget. The Salesforce port ([`crate::ports::SalesforceApi`]) speaks it; the
+//! REST client that implements the port is in `crate::adapters::salesforce`.
 
+pub mod api;
 pub mod cdc;
-pub mod client;
-mod counters;
 pub mod error;
 pub mod id;
 pub mod keyset;
 pub mod limits;
-mod notes;
-pub mod oauth;
-pub mod pubsub;
-mod queries;
 pub mod soql;
 pub mod sosl;
-mod tokens;
-mod writes;
 
-pub use client::{SalesforceClient, Session, Sessions};
-pub use counters::{ApiCounters, ApiKind, Usage};
+pub use api::{
+    COLLECTION_LIMIT, COMPOSITE_COLLECTIONS_LIMIT, COMPOSITE_LIMIT, ConditionalOutcome,
+    ConditionalUpdate, Identity, KeysetPage, NewRecord, NoteWrite, NoteWritten, QueryPage,
+    RecordResult, RecordUpdate, SubRequest, SubResponse, Usage, Written,
+};
 pub use error::{ApiError, SalesforceError};
 pub use keyset::{KeysetQuery, Position};
-pub use notes::{NoteWrite, NoteWritten};
-pub use queries::{KeysetPage, QueryPage};
-pub use writes::{
-    ConditionalOutcome, ConditionalUpdate, NewRecord, RecordResult, RecordUpdate, SubRequest,
-    SubResponse, Written,
-};

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::{SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult, SalesforceWrites};
 use crate::domain::TenantId;
 use crate::domain::hosts::SalesforceOrigin;
-use crate::salesforce::oauth::Identity;
+use crate::salesforce::Identity;
 use crate::salesforce::soql::Select;
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{

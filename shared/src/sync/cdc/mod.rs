@@ -23,6 +23,9 @@ use tokio::time::Instant;
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
 
+use crate::adapters::salesforce::pubsub::{
+    PubSubAuth, PubSubClient, PubSubError, Subscription, fetch, more,
+};
 use crate::app::WorkError;
 use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
@@ -31,7 +34,6 @@ use crate::ports::{CursorStore, RecordChange, RecordStore, SalesforceApi, StoreE
 use crate::salesforce::SalesforceError;
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
-use crate::salesforce::pubsub::{PubSubAuth, PubSubClient, PubSubError, Subscription, fetch, more};
 use crate::salesforce::soql::{Cond, Select};
 
 mod apply;

@@ -10,57 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::client::{Session, checked_id};
-use super::error::{ApiError, SalesforceError};
-use super::writes::{COMPOSITE_LIMIT, SubRequest, SubResponse};
 use crate::ports::{AccessRefusals, LeaseStore, SalesforceNotes, SalesforceWrites, SecretStore};
-
-/// One Note write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoteWrite {
-    /// A new Note (`Content` already base64), linked to `link_to`.
-    Create {
-        title: String,
-        content: String,
-        link_to: Vec<String>,
-    },
-    /// New title and content for an existing Note; links added to `link_to`.
-    Update {
-        id: String,
-        title: String,
-        content: String,
-        link_to: Vec<String>,
-    },
-    /// The Note removed; Salesforce removes its links with it.
-    Delete { id: String },
-}
-
-impl NoteWrite {
-    fn links(&self) -> &[String] {
-        match self {
-            NoteWrite::Create { link_to, .. } | NoteWrite::Update { link_to, .. } => link_to,
-            NoteWrite::Delete { .. } => &[],
-        }
-    }
-}
-
-/// What became of one [`NoteWrite`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct NoteWritten {
-    /// The Note's id: the new one for a create, the given one otherwise.
-    pub id: Option<String>,
-    /// Why the Note itself was refused (empty: written).
-    pub errors: Vec<ApiError>,
-    /// HTTP status of the Note's subrequest.
-    pub status: u16,
-    /// Each link that was refused: the record, and why.
-    pub unlinked: Vec<(String, Vec<ApiError>)>,
-}
-
-impl NoteWritten {
-    pub fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
+use crate::salesforce::error::{ApiError, SalesforceError};
+use crate::salesforce::{COMPOSITE_LIMIT, NoteWrite, NoteWritten, SubRequest, SubResponse};
 
 /// `ContentDocumentLink.ShareType` of our links: Viewer. `Visibility`: all
 /// users who can see the record.

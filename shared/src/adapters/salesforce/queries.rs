@@ -15,29 +15,12 @@ use super::client::{
     MAX_BATCH_SIZE, MAX_URI_BYTES, Request, Session, checked_id, checked_name, decode, transport,
 };
 use super::counters::ApiKind;
-use super::error::SalesforceError;
-use super::keyset::{KeysetQuery, Position};
-use super::oauth::Identity;
-use super::soql::Select;
-use super::sosl::PhoneSearch;
 use crate::ports::{AccessRefusals, LeaseStore, SalesforceReads, SecretStore};
-
-/// One page of a keyset read, and the position after its last record.
-#[derive(Debug, Clone)]
-pub struct KeysetPage {
-    pub records: Vec<Map<String, Value>>,
-    /// Where the next read starts: the last record's `(SystemModstamp, Id)`.
-    pub position: Option<Position>,
-    pub done: bool,
-}
-
-/// One page of a query.
-#[derive(Debug, Clone)]
-pub struct QueryPage<T> {
-    pub total_size: u64,
-    pub done: bool,
-    pub records: Vec<T>,
-}
+use crate::salesforce::error::SalesforceError;
+use crate::salesforce::keyset::{KeysetQuery, Position};
+use crate::salesforce::soql::Select;
+use crate::salesforce::sosl::PhoneSearch;
+use crate::salesforce::{Identity, KeysetPage, QueryPage};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,12 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
-use tokio::time::Instant;
-
-use super::limits::Counter;
-use crate::domain::ApiUsage;
-
 /// The kinds of API call, counted separately (DESIGN §6: frugality is measured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ApiKind {
@@ -100,30 +94,6 @@ impl ApiCounters {
             .map(|k| (k.as_str(), self.get(*k)))
             .filter(|(_, n)| *n > 0)
             .collect()
-    }
-}
-
-/// The last API usage seen for a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
-    /// The org's daily allocation (`api-usage`).
-    pub used: u64,
-    pub max: u64,
-    /// The connected app's own cap (`per-app-api-usage`), when the org set one.
-    pub per_app: Option<Counter>,
-    /// When the response carrying it arrived.
-    pub observed_at: Instant,
-}
-
-impl Usage {
-    /// As stored and shown: observed at a wall-clock time.
-    pub fn to_api_usage(self) -> ApiUsage {
-        let age = chrono::Duration::from_std(self.observed_at.elapsed()).unwrap_or_default();
-        ApiUsage {
-            used: self.used,
-            max: self.max,
-            observed_at: Utc::now() - age,
-        }
     }
 }
 

@@ -21,8 +21,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::error::{SalesforceError, body_excerpt};
 use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
+use crate::salesforce::error::{SalesforceError, body_excerpt};
 
 /// Scopes requested at authorisation: REST access, the identity URL, and a refresh
 /// token for offline work.
@@ -114,22 +114,6 @@ pub struct TokenGrant {
     pub org_id: String,
     pub user_id: String,
     pub scope: Option<String>,
-}
-
-/// The identity service's answer (the fields the product uses).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-pub struct Identity {
-    pub user_id: String,
-    pub organization_id: String,
-    pub username: String,
-    #[serde(default)]
-    pub display_name: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub active: bool,
-    #[serde(default)]
-    pub user_type: String,
 }
 
 /// A tenant's connected app, bound to its login host and our callback URL.

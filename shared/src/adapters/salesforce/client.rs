@@ -18,9 +18,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::counters::{ApiCounters, ApiKind, Usage};
-use super::error::SalesforceError;
-use super::limits::parse_limit_info;
+use super::counters::{ApiCounters, ApiKind};
 use super::oauth::OAuthApp;
 use super::tokens::{CachedToken, TenantTokens, Tokens};
 use crate::backoff::Backoff;
@@ -32,6 +30,9 @@ use crate::ports::{
     AccessRefusal, AccessRefusals, LeaseStore, SalesforceApi, SalesforceSessions, SecretStore,
     TenantCredentials,
 };
+use crate::salesforce::Usage;
+use crate::salesforce::error::SalesforceError;
+use crate::salesforce::limits::parse_limit_info;
 
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
@@ -475,7 +476,7 @@ pub(super) fn checked_name(name: &str) -> Result<&str, SalesforceError> {
 }
 
 pub(super) fn checked_id(id: &str) -> Result<&str, SalesforceError> {
-    if super::id::is_record_id(id) {
+    if crate::salesforce::id::is_record_id(id) {
         Ok(id)
     } else {
         Err(SalesforceError::Decode(format!(

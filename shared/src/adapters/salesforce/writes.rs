@@ -5,103 +5,22 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::client::{Request, Session, checked_id, checked_name, decode};
 use super::counters::ApiKind;
-use super::error::{ApiError, SalesforceError};
 use crate::ports::{AccessRefusals, LeaseStore, SalesforceWrites, SecretStore};
-
-/// sObject Collections take at most 200 records per request.
-pub const COLLECTION_LIMIT: usize = 200;
-/// A composite request takes at most 25 subrequests.
-pub const COMPOSITE_LIMIT: usize = 25;
-/// Query and sObject Collections subrequests per composite request.
-pub const COMPOSITE_COLLECTIONS_LIMIT: usize = 5;
-
-/// A record to create: its sObject type and fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRecord {
-    pub object: &'static str,
-    pub fields: Map<String, Value>,
-}
-
-/// A record to update: its sObject type, id and the fields to set (`null` clears).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordUpdate {
-    pub object: &'static str,
-    pub id: String,
-    pub fields: Map<String, Value>,
-}
-
-/// The result of one record in a collections request, in request order.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RecordResult {
-    #[serde(default)]
-    pub id: Option<String>,
-    pub success: bool,
-    #[serde(default)]
-    pub errors: Vec<ApiError>,
-}
-
-/// What [`Session::write_many`] wrote: per side, one result per record in input
-/// order, or why Salesforce refused that side.
-#[derive(Debug)]
-pub struct Written {
-    pub created: Result<Vec<RecordResult>, SalesforceError>,
-    pub updated: Result<Vec<RecordResult>, SalesforceError>,
-}
+use crate::salesforce::error::SalesforceError;
+use crate::salesforce::{
+    COLLECTION_LIMIT, COMPOSITE_COLLECTIONS_LIMIT, COMPOSITE_LIMIT, ConditionalOutcome,
+    ConditionalUpdate, NewRecord, RecordResult, RecordUpdate, SubRequest, SubResponse, Written,
+};
 
 #[derive(Debug, Clone, Copy)]
 enum Side {
     Create,
     Update,
-}
-
-/// A composite subrequest.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubRequest {
-    pub method: String,
-    pub url: String,
-    pub reference_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-    /// Headers of the subrequest (any the resource supports but `Accept`,
-    /// `Authorization` and `Content-Type`, which come from the composite request).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub http_headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubResponse {
-    #[serde(default)]
-    pub body: Value,
-    pub http_status_code: u16,
-    pub reference_id: String,
-}
-
-/// A record update applied only if the record was not modified after
-/// `unmodified_since` (its `LastModifiedDate` when it was read).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConditionalUpdate {
-    pub object: &'static str,
-    pub id: String,
-    pub fields: Map<String, Value>,
-    pub unmodified_since: DateTime<Utc>,
-}
-
-/// What became of one [`ConditionalUpdate`].
-#[derive(Debug)]
-pub enum ConditionalOutcome {
-    Updated,
-    /// 412 Precondition Failed: the record changed after it was read. Nothing was
-    /// written: read it again and rebuild the update.
-    Modified,
-    /// Refused for another reason, classified.
-    Failed(SalesforceError),
 }
 
 impl<S, D> Session<'_, S, D>

@@ -15,12 +15,12 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::client::SalesforceClient;
-use super::error::SalesforceError;
 use crate::backoff::Backoff;
 use crate::domain::TenantId;
 use crate::domain::hosts::SalesforceOrigin;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{AccessRefusal, AccessRefusals, LeaseStore, SecretStore, TenantCredentials};
+use crate::salesforce::error::SalesforceError;
 
 /// Lease that serialises token refreshes of one tenant across Lambda containers.
 const REFRESH_LEASE: &str = "token-refresh";
