@@ -158,9 +158,9 @@ impl<S, K: SecretStore> App<S, K> {
     }
 
     /// The connect use case on this wiring.
-    pub fn connect(&self) -> Connect<'_, S, K>
+    pub fn connect(&self) -> Connect<'_, S, K, Sessions<'_, K, S>>
     where
-        S: ConnectStore,
+        S: ConnectStore + LeaseStore,
     {
         Connect::new(
             &self.store,

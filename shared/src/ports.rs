@@ -8,8 +8,8 @@ mod salesforce;
 pub(crate) use salesforce::fake;
 
 pub use salesforce::{
-    SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult, SalesforceSessions,
-    SalesforceWrites,
+    SalesforceApi, SalesforceLogin, SalesforceNotes, SalesforceReads, SalesforceResult,
+    SalesforceSessions, SalesforceWrites,
 };
 
 use std::collections::HashMap;

@@ -6,9 +6,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
 use crate::connect::{CallbackParams, CallbackResult, ConnectStore};
-use crate::ports::{JobQueue, SecretStore};
+use crate::ports::{JobQueue, LeaseStore, SecretStore};
 
-pub async fn handle<S: ConnectStore, K: SecretStore, Q: JobQueue>(
+pub async fn handle<S: ConnectStore + LeaseStore, K: SecretStore, Q: JobQueue>(
     app: &App<S, K>,
     call_queue: &Q,
     request: Request,

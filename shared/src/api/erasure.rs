@@ -79,7 +79,7 @@ pub async fn erase<
 }
 
 /// `DELETE connection`, with `?purge=true` the tenant's items too.
-pub async fn disconnect<S: ConnectStore + ErasureStore, K: SecretStore>(
+pub async fn disconnect<S: ConnectStore + ErasureStore + LeaseStore, K: SecretStore>(
     app: &App<S, K>,
     actor: &Actor,
     purge: bool,

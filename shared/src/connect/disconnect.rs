@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// `DELETE connection`: revoke at Salesforce, delete the secret, mark
     /// disconnected, keep the audit trail (and the imported data's history).
     pub async fn disconnect(&self, actor: &Actor) -> Result<(), ConnectError> {
@@ -16,11 +16,12 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
             if let Some(refresh) = &credentials.refresh_token {
                 let placeholder = Url::parse("https://invalid.invalid/")
                     .map_err(|e| SalesforceError::Decode(e.to_string()))?;
-                let app = self
+                let callback_url = self.callback_url().unwrap_or(&placeholder);
+                match self
                     .salesforce
-                    .client()
-                    .oauth_app(&credentials, self.callback_url().unwrap_or(&placeholder))?;
-                match app.revoke(self.salesforce.client().http(), refresh).await {
+                    .revoke(&credentials, callback_url, refresh)
+                    .await
+                {
                     Ok(()) => {}
                     // Already revoked or expired: nothing left to revoke.
                     Err(SalesforceError::OAuth { error, .. })
@@ -31,7 +32,7 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
             }
             self.secrets.delete_credentials(&actor.tenant).await?;
         }
-        self.salesforce.client().forget(&actor.tenant);
+        self.salesforce.forget(&actor.tenant);
         update_connection(self.store, &actor.tenant, |c| {
             c.status = ConnectionStatus::Disconnected;
             c.status_reason = Some("disconnected by an admin".into());

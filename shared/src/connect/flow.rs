@@ -60,7 +60,7 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// `POST connect`: the URL to send the admin's browser to. Refuses while a
     /// stored authorisation still works (Salesforce keeps 5 per user and app).
     pub async fn start_connect(&self, actor: &Actor, force: bool) -> Result<Url, ConnectError> {
@@ -89,18 +89,16 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
             expires_at: expires_at.timestamp(),
         };
         let token = state::sign(&*self.keys.current(self.secrets).await?, &claims);
-        let app = self
-            .salesforce
-            .client()
-            .oauth_app(&credentials, &oauth.callback_url)?;
-        let (url, verifier) = app.authorize_url(&token);
+        let (url, verifier) =
+            self.salesforce
+                .authorize_url(&credentials, &oauth.callback_url, &token)?;
         self.store
             .put_pending(
                 &actor.tenant,
                 &PendingAuthorization {
                     nonce,
                     user_id: actor.user_id.clone(),
-                    pkce_verifier: SecretString::from(verifier.secret().clone()),
+                    pkce_verifier: verifier,
                     expires_at,
                 },
             )
@@ -218,16 +216,10 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
         let Some(mut credentials) = self.secrets.get_credentials(tenant).await? else {
             return Ok(CallbackResult::NotConfigured);
         };
-        let app = self
+        let callback_url = self.callback_url()?;
+        let grant = match self
             .salesforce
-            .client()
-            .oauth_app(&credentials, self.callback_url()?)?;
-        let grant = match app
-            .exchange_code(
-                self.salesforce.client().http(),
-                code,
-                &pending.pkce_verifier,
-            )
+            .exchange_code(&credentials, callback_url, code, &pending.pkce_verifier)
             .await
         {
             Ok(g) => g,
@@ -257,9 +249,11 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
                 .is_some_and(|org| !same_id(org, &grant.org_id))
         {
             // Revoke what we were just given: it belongs to another org.
-            let _ = app
+            let _ = self
+                .salesforce
                 .revoke(
-                    self.salesforce.client().http(),
+                    &credentials,
+                    callback_url,
                     &grant
                         .refresh_token
                         .clone()
@@ -276,7 +270,11 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
         // not eaten by reconnects.
         if let Some(old) = credentials.refresh_token.take() {
             if old.expose_secret() != refresh_token.expose_secret() {
-                if let Err(e) = app.revoke(self.salesforce.client().http(), &old).await {
+                if let Err(e) = self
+                    .salesforce
+                    .revoke(&credentials, callback_url, &old)
+                    .await
+                {
                     tracing::info!(tenant_id = %tenant, error = %e, "previous refresh token not revoked (probably already dead)");
                 }
             }
@@ -285,7 +283,7 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
         credentials.access_token = Some(grant.access_token.clone());
         credentials.instance_url = grant.instance.as_str().to_string();
         self.secrets.put_credentials(tenant, &credentials).await?;
-        self.salesforce.client().forget(tenant);
+        self.salesforce.forget(tenant);
 
         let identity = match self
             .session(tenant)

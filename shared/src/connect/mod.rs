@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::adapters::salesforce::{Session, Sessions};
 use crate::app::update_connection;
 use crate::config::OAuthConfig;
 use crate::domain::hosts::{InstanceUrlError, SANDBOX_LOGIN_HOST, SalesforceOrigin};
@@ -41,7 +40,7 @@ use crate::domain::{
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
-    CallStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, OAuthStateStore,
+    CallStore, ConnectionStore, CursorStore, JobQueue, OAuthStateStore, SalesforceLogin,
     SalesforceReads, SalesforceSessions, SecretStore, StoreError, TenantCredentials, TenantMessage,
     UserMappingStore,
 };
@@ -138,35 +137,40 @@ fn valid_sf_id(id: &str, prefix: &str) -> bool {
 
 /// The storage ports the connect use case touches: the tenant's connection and
 /// audit trail, the pending OAuth states, the user mapping, the sync statuses
-/// (the permissions report), the leases of the Salesforce sessions, and the
-/// parked calls it replays once connected.
+/// (the permissions report), and the parked calls it replays once connected.
 pub trait ConnectStore:
-    ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + LeaseStore + CallStore
+    ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + CallStore
 {
 }
 
 impl<T> ConnectStore for T where
-    T: ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + LeaseStore + CallStore
+    T: ConnectionStore + OAuthStateStore + UserMappingStore + CursorStore + CallStore
 {
 }
 
+/// What connect asks of Salesforce: tenants' sessions (users, permissions, the
+/// identity) and the OAuth flow.
+pub trait ConnectSalesforce: SalesforceSessions + SalesforceLogin {}
+
+impl<T: SalesforceSessions + SalesforceLogin> ConnectSalesforce for T {}
+
 /// The connect use case: settings, the OAuth flow, status, Salesforce users
 /// and the user mapping, disconnect. What it touches is what it holds.
-pub struct Connect<'a, S, K> {
+pub struct Connect<'a, S, K, C> {
     store: &'a S,
     secrets: &'a K,
-    salesforce: Sessions<'a, K, S>,
+    salesforce: C,
     /// Present in the functions that run the OAuth flow.
     oauth: Option<&'a OAuthConfig>,
     /// The OAuth state-signing keys.
     keys: &'a SigningKeyCache,
 }
 
-impl<'a, S: ConnectStore, K: SecretStore> Connect<'a, S, K> {
+impl<'a, S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'a, S, K, C> {
     pub fn new(
         store: &'a S,
         secrets: &'a K,
-        salesforce: Sessions<'a, K, S>,
+        salesforce: C,
         oauth: Option<&'a OAuthConfig>,
         keys: &'a SigningKeyCache,
     ) -> Self {
@@ -180,7 +184,7 @@ impl<'a, S: ConnectStore, K: SecretStore> Connect<'a, S, K> {
     }
 
     /// A session for an admin request's Salesforce calls.
-    fn session(&self, tenant: &TenantId) -> Session<'a, K, S> {
+    fn session(&self, tenant: &TenantId) -> C::Session {
         self.salesforce
             .open(tenant, tokio::time::Instant::now() + API_BUDGET)
     }

@@ -3,17 +3,16 @@
 
 use chrono::Utc;
 
-use super::{Connect, ConnectError, ConnectStore};
+use super::{Connect, ConnectError, ConnectSalesforce, ConnectStore};
 use crate::app::update_connection;
 use crate::domain::TenantId;
 use crate::domain::permissions::{PermissionCheck, api_disabled, from_describe, from_sync};
-use crate::ports::SalesforceReads;
-use crate::ports::SecretStore;
+use crate::ports::{SalesforceReads, SecretStore};
 
 /// Salesforce API calls one check spends.
 pub const API_CALLS: u32 = 1;
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// Checks what the connected user may do, and keeps the result on the connection.
     pub(super) async fn run_permissions_check(
         &self,

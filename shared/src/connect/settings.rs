@@ -111,14 +111,14 @@ pub fn normalisation_notice(
     })
 }
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// `PUT settings`: validated, normalised, stored in Secrets Manager.
     pub async fn save_settings(
         &self,
         actor: &Actor,
         input: SettingsInput,
     ) -> Result<SettingsView, ConnectError> {
-        let hosts = self.salesforce.client().hosts();
+        let hosts = self.salesforce.hosts();
         let consumer_key = input.consumer_key.trim().to_string();
         if consumer_key.is_empty()
             || consumer_key.len() > 256
@@ -233,7 +233,7 @@ impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
         self.secrets
             .put_credentials(&actor.tenant, &credentials)
             .await?;
-        self.salesforce.client().forget(&actor.tenant);
+        self.salesforce.forget(&actor.tenant);
 
         let mut connection = self.connection_or_new(&actor.tenant).await?;
         if let Some(region) = phone_region {

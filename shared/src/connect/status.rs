@@ -48,7 +48,7 @@ impl From<crate::domain::ApiUsage> for ApiUsageView {
     }
 }
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// `POST permissions/check`: checks again what the connected user may do.
     pub async fn check_permissions(
         &self,

@@ -56,7 +56,7 @@ fn check_modjo_user_id(id: &str) -> Result<(), ConnectError> {
     }
 }
 
-impl<S: ConnectStore, K: SecretStore> Connect<'_, S, K> {
+impl<S: ConnectStore, K: SecretStore, C: ConnectSalesforce> Connect<'_, S, K, C> {
     /// `GET users`: the org's active standard users (one API call).
     pub async fn salesforce_users(
         &self,

@@ -18,15 +18,17 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::domain::TenantId;
-use crate::domain::hosts::SalesforceOrigin;
+use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
+use crate::ports::TenantCredentials;
 use crate::salesforce::Identity;
 use crate::salesforce::soql::Select;
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{
     ConditionalOutcome, ConditionalUpdate, KeysetPage, KeysetQuery, NewRecord, NoteWrite,
     NoteWritten, Position, RecordResult, RecordUpdate, SalesforceError, SubRequest, SubResponse,
-    Usage, Written,
+    TokenGrant, Usage, Written,
 };
+use url::Url;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -51,6 +53,40 @@ pub trait SalesforceSessions: Copy + Send + Sync {
     /// API calls this container has made, every tenant together (a use case
     /// reads it before and after a piece of work to know what the work cost).
     fn calls_made(&self) -> u64;
+}
+
+/// The OAuth 2.0 web-server flow against a tenant's org, through its connected
+/// app (`credentials`: consumer key and secret, login host) and our callback URL.
+pub trait SalesforceLogin: Send + Sync {
+    /// The hosts the product accepts as Salesforce's (no SSRF).
+    fn hosts(&self) -> &HostPolicy;
+
+    /// The URL the admin's browser is sent to, carrying `state` and a PKCE
+    /// challenge, and the verifier to keep server-side for the callback.
+    fn authorize_url(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        state: &str,
+    ) -> SalesforceResult<(Url, SecretString)>;
+
+    /// Exchanges the callback's code (with the PKCE verifier); the answer's
+    /// signature verified.
+    fn exchange_code(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        code: &str,
+        verifier: &SecretString,
+    ) -> impl Future<Output = SalesforceResult<TokenGrant>> + Send;
+
+    /// Revokes a refresh token, and with it its access tokens.
+    fn revoke(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        refresh_token: &SecretString,
+    ) -> impl Future<Output = SalesforceResult<()>> + Send;
 }
 
 /// One tenant's requests, within one deadline: reads, writes and Notes. Each

@@ -1,20 +1,23 @@
 //! The values Salesforce's REST API takes and gives, as the Salesforce port
 //! ([`crate::ports::SalesforceApi`]) speaks them: records to write and their
 //! results, composite subrequests, conditional updates, query pages, Notes, the
-//! API usage and the connected user's identity. Pure data: the REST adapter
+//! API usage, the connected user's identity and the OAuth token grant. Pure data: the REST adapter
 //! (`crate::adapters::salesforce`) turns them into requests.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use url::Url;
 
 use super::error::{ApiError, SalesforceError};
 use super::keyset::Position;
 use super::limits::Counter;
 use crate::domain::ApiUsage;
+use crate::domain::hosts::SalesforceOrigin;
 
 /// sObject Collections take at most 200 records per request.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -207,4 +210,18 @@ pub struct Identity {
     pub active: bool,
     #[serde(default)]
     pub user_type: String,
+}
+
+/// What a successful token request gives, verified.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    /// Present after the code exchange, and after a refresh when the app rotates tokens.
+    pub refresh_token: Option<SecretString>,
+    pub instance: SalesforceOrigin,
+    /// `https://login.salesforce.com/id/<orgId>/<userId>`
+    pub identity_url: Url,
+    pub org_id: String,
+    pub user_id: String,
+    pub scope: Option<String>,
 }

@@ -16,7 +16,7 @@ pub mod sosl;
 pub use api::{
     COLLECTION_LIMIT, COMPOSITE_COLLECTIONS_LIMIT, COMPOSITE_LIMIT, ConditionalOutcome,
     ConditionalUpdate, Identity, KeysetPage, NewRecord, NoteWrite, NoteWritten, QueryPage,
-    RecordResult, RecordUpdate, SubRequest, SubResponse, Usage, Written,
+    RecordResult, RecordUpdate, SubRequest, SubResponse, TokenGrant, Usage, Written,
 };
 pub use error::{ApiError, SalesforceError};
 pub use keyset::{KeysetQuery, Position};

@@ -21,7 +21,10 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use url::Url;
 
+use super::client::Sessions;
 use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
+use crate::ports::{AccessRefusals, LeaseStore, SalesforceLogin, SecretStore, TenantCredentials};
+use crate::salesforce::TokenGrant;
 use crate::salesforce::error::{SalesforceError, body_excerpt};
 
 /// Scopes requested at authorisation: REST access, the identity URL, and a refresh
@@ -101,20 +104,6 @@ type OAuthClient = oauth2::Client<
     EndpointNotSet,
     EndpointSet,
 >;
-
-/// What a successful token request gives, verified.
-#[derive(Debug, Clone)]
-pub struct TokenGrant {
-    pub access_token: SecretString,
-    /// Present after the code exchange, and after a refresh when the app rotates tokens.
-    pub refresh_token: Option<SecretString>,
-    pub instance: SalesforceOrigin,
-    /// `https://login.salesforce.com/id/<orgId>/<userId>`
-    pub identity_url: Url,
-    pub org_id: String,
-    pub user_id: String,
-    pub scope: Option<String>,
-}
 
 /// A tenant's connected app, bound to its login host and our callback URL.
 pub struct OAuthApp {
@@ -388,6 +377,56 @@ fn oauth_error<RE: std::error::Error + 'static>(
         // An error with an empty body.
         (RequestTokenError::Other(e), Some(status)) => token_endpoint_error(status, e.as_bytes()),
         (RequestTokenError::Other(e), None) => SalesforceError::Transport(e),
+    }
+}
+
+/// The login port on the container's client: each step builds the tenant's
+/// connected app (no I/O) and sends its request on the shared HTTP client.
+impl<S, D> SalesforceLogin for Sessions<'_, S, D>
+where
+    S: SecretStore,
+    D: LeaseStore + AccessRefusals,
+{
+    fn hosts(&self) -> &HostPolicy {
+        self.client().hosts()
+    }
+
+    fn authorize_url(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        state: &str,
+    ) -> Result<(Url, SecretString), SalesforceError> {
+        let app = self.client().oauth_app(credentials, callback_url)?;
+        let (url, verifier) = app.authorize_url(state);
+        Ok((url, SecretString::from(verifier.secret().clone())))
+    }
+
+    async fn exchange_code(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        code: &str,
+        verifier: &SecretString,
+    ) -> Result<TokenGrant, SalesforceError> {
+        let client = self.client();
+        client
+            .oauth_app(credentials, callback_url)?
+            .exchange_code(client.http(), code, verifier)
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        credentials: &TenantCredentials,
+        callback_url: &Url,
+        refresh_token: &SecretString,
+    ) -> Result<(), SalesforceError> {
+        let client = self.client();
+        client
+            .oauth_app(credentials, callback_url)?
+            .revoke(client.http(), refresh_token)
+            .await
     }
 }
 
