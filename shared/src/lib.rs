@@ -10,7 +10,7 @@
 //! | wiring | `app` | `App`: the configuration and one adapter per port, built by each `main.rs`; it builds the use cases |
 //! | handlers | `calls::handler`, `comments::handler`, `sync::handler`, `api`, `batch` | Lambda events in, responses and metrics out; the SQS batch frame |
 //! | use cases | `connect`, `sync`, `calls`, `comments`, `erase`, `read` | what the product does. [`connect::Connect`], [`calls::CallLogger`], [`comments::CommentSync`], [`sync::Syncer`] and [`erase::service::Eraser`] hold only what they touch: the storage ports they use (one named set per use case, e.g. [`calls::CallLoggerStore`]), the Salesforce port ([`ports::SalesforceSessions`], which opens a tenant's [`ports::SalesforceApi`] session; connect also holds [`ports::SalesforceLogin`], the OAuth flow), the budget, their queues; `App` builds each with only its ports, and only the integration API's router, which serves them all, asks for the combined [`app::Store`] |
-//! | ports | `ports` | the traits the use cases need, the refusals of a tenant's Salesforce access among them (connect decides what they mean), and Salesforce's (`ports/salesforce.rs`); `ports::fake` is a scripted Salesforce for unit tests |
+//! | ports | `ports` | the traits the use cases need, the refusals of a tenant's Salesforce access among them (connect decides what they mean), and Salesforce's (`ports/salesforce.rs`: REST, Pub/Sub, OAuth); `ports::fake` is a scripted Salesforce for unit tests |
 //! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS, Salesforce), `aws` | one per external system; the one Salesforce REST client (transport, token lifecycle, reads, writes, Notes), the OAuth flow, the Pub/Sub client |
 //! | Salesforce's language | `salesforce` | pure: the API's values, the one SOQL builder and escaper, SOSL, keyset reads, ids, change events, the error type, the API budget |
 //! | domain | `domain` | pure types and rules: tenants, connections, records, the Salesforce hosts the product may talk to (no SSRF), the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
@@ -18,9 +18,8 @@
 //!
 //! The domain, `config`, `error` and `ports` import nothing above them (`config`
 //! validates the Salesforce hosts it is given with the domain's host policy, so
-//! that a bad value stops the function at cold start). One use case still reaches
-//! an adapter itself: the sync's Change Data Capture feed subscribes with the
-//! Pub/Sub client (a gRPC stream with flow control), not through a port.
+//! that a bad value stops the function at cold start). No use case names an
+//! adapter: the one place that does is `app`.
 //!
 //! # Where to start reading, per function
 //!

@@ -8,8 +8,8 @@ mod salesforce;
 pub(crate) use salesforce::fake;
 
 pub use salesforce::{
-    SalesforceApi, SalesforceLogin, SalesforceNotes, SalesforceReads, SalesforceResult,
-    SalesforceSessions, SalesforceWrites,
+    PubSubApi, PubSubEvents, SalesforceApi, SalesforceLogin, SalesforceNotes, SalesforceReads,
+    SalesforceResult, SalesforceSessions, SalesforceWrites,
 };
 
 use std::collections::HashMap;

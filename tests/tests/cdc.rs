@@ -9,12 +9,13 @@ use e2e::sf::{ORG, OrgUser, SfWorld, WorldOptions, fields};
 use e2e::stack::{CALLBACK_URL, Stack, build_app_with, sync_job_event};
 use serde_json::{Value, json};
 use sf_emulator::{EventType, Fault, SeedRecord};
-use shared::adapters::salesforce::pubsub::{PubSubAuth, PubSubClient, ReplayPreset, fetch};
+use shared::adapters::salesforce::pubsub::PubSubClient;
 use shared::adapters::secrets::SecretsManagerStore;
 use shared::app::{App, Store};
 use shared::domain::{IndexKey, IndexKind, SyncState, SyncStatus, TenantId};
-use shared::ports::{CursorStore, RecordStore};
+use shared::ports::{CursorStore, PubSubApi, PubSubEvents, RecordStore};
 use shared::salesforce::cdc::EventSchema;
+use shared::salesforce::pubsub::{PubSubAuth, ReplayPreset, fetch};
 use shared::sync::SyncJob;
 use shared::sync::handler::{SyncOptions, handle};
 
@@ -811,7 +812,7 @@ async fn nested_fields_of_a_compound_address_are_decoded() {
         tenant_id: sf.org_id.clone(),
     };
     let mut client = PubSubClient::connect(endpoint, auth).await.unwrap();
-    let (_requests, mut stream) = client
+    let mut subscription = client
         .subscribe(fetch(
             "/data/ContactChangeEvent",
             ReplayPreset::Earliest,
@@ -822,7 +823,7 @@ async fn nested_fields_of_a_compound_address_are_decoded() {
         .unwrap();
     let mut events = Vec::new();
     while events.len() < 2 {
-        let response = stream.message().await.unwrap().unwrap();
+        let response = subscription.message().await.unwrap().unwrap();
         events.extend(response.events.into_iter().filter_map(|e| e.event));
     }
     let update = &events[1];

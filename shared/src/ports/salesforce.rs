@@ -12,15 +12,17 @@
 use std::future::Future;
 
 use futures::Stream;
+use pubsub_proto::{FetchRequest, FetchResponse, SchemaInfo, TopicInfo};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::domain::TenantId;
-use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
+use crate::domain::hosts::{HostPolicy, PubSubEndpoint, SalesforceOrigin};
 use crate::ports::TenantCredentials;
 use crate::salesforce::Identity;
+use crate::salesforce::pubsub::{PubSubAuth, PubSubError};
 use crate::salesforce::soql::Select;
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{
@@ -108,6 +110,54 @@ pub trait SalesforceApi: SalesforceReads + SalesforceWrites + SalesforceNotes {
 
     /// Another API refused `expired`: replace it (single-flight).
     fn renew(&self, expired: &SecretString) -> impl Future<Output = SalesforceResult<()>> + Send;
+
+    /// The Pub/Sub API client Change Data Capture events come through.
+    type PubSub: PubSubApi;
+
+    /// A Pub/Sub API client at `endpoint`, presenting `auth` (see [`Self::bearer`]).
+    fn pubsub(
+        &self,
+        endpoint: &PubSubEndpoint,
+        auth: PubSubAuth,
+    ) -> impl Future<Output = Result<Self::PubSub, PubSubError>> + Send;
+}
+
+/// Salesforce's Pub/Sub API (gRPC): topics, their schemas, subscriptions.
+pub trait PubSubApi: Send {
+    type Subscription: PubSubEvents;
+
+    /// The topic; [`PubSubError::TopicNotFound`] when Change Data Capture is not
+    /// enabled for its object.
+    fn get_topic(
+        &mut self,
+        topic: &str,
+    ) -> impl Future<Output = Result<TopicInfo, PubSubError>> + Send;
+
+    /// The Avro schema events of `schema_id` are written in.
+    fn get_schema(
+        &mut self,
+        schema_id: &str,
+    ) -> impl Future<Output = Result<SchemaInfo, PubSubError>> + Send;
+
+    /// Opens a subscription and sends `first`. Not bounded: a server may hold
+    /// its response headers until its first answer (an event, or a keepalive
+    /// within 270 s), so the caller decides how long to wait.
+    fn subscribe(
+        &mut self,
+        first: FetchRequest,
+    ) -> impl Future<Output = Result<Self::Subscription, PubSubError>> + Send;
+}
+
+/// An open subscription: the server's answers, and the flow-control requests
+/// sent back.
+pub trait PubSubEvents: Send {
+    /// The next answer (events, or a keepalive); `None` when the stream ended.
+    fn message(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<FetchResponse>, PubSubError>> + Send;
+
+    /// Asks for more events; `false` when the stream is already closed.
+    fn request(&mut self, more: FetchRequest) -> bool;
 }
 
 /// Queries, searches and reads.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod id;
 pub mod keyset;
 pub mod limits;
+pub mod pubsub;
 pub mod soql;
 pub mod sosl;
 

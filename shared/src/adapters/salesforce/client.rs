@@ -20,10 +20,11 @@ use url::Url;
 
 use super::counters::{ApiCounters, ApiKind};
 use super::oauth::OAuthApp;
+use super::pubsub::PubSubClient;
 use super::tokens::{CachedToken, TenantTokens, Tokens};
 use crate::backoff::Backoff;
 use crate::config::SalesforceConfig;
-use crate::domain::hosts::{HostPolicy, SalesforceOrigin};
+use crate::domain::hosts::{HostPolicy, PubSubEndpoint, SalesforceOrigin};
 use crate::domain::{TenantId, USAGE_FRESHNESS};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
@@ -33,6 +34,7 @@ use crate::ports::{
 use crate::salesforce::Usage;
 use crate::salesforce::error::SalesforceError;
 use crate::salesforce::limits::parse_limit_info;
+use crate::salesforce::pubsub::{PubSubAuth, PubSubError};
 
 /// Salesforce refuses a request whose URI and headers together exceed 16,384
 /// bytes (414 when the URI alone does, 431 otherwise).
@@ -422,6 +424,16 @@ where
             return Ok(()); // already replaced
         }
         self.tokens.refresh(Some(&current)).await
+    }
+
+    type PubSub = PubSubClient;
+
+    async fn pubsub(
+        &self,
+        endpoint: &PubSubEndpoint,
+        auth: PubSubAuth,
+    ) -> Result<PubSubClient, PubSubError> {
+        PubSubClient::connect(endpoint, auth).await
     }
 }
 

@@ -4,55 +4,23 @@
 use std::future::Future;
 use std::time::Duration;
 
-pub use pubsub_proto::ReplayPreset;
 use pubsub_proto::{
     FetchRequest, FetchResponse, SchemaInfo, SchemaRequest, TopicInfo, TopicRequest,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
 
 use crate::domain::hosts::PubSubEndpoint;
+use crate::ports::{PubSubApi, PubSubEvents};
+use crate::salesforce::pubsub::{PubSubAuth, PubSubError};
 
 /// The longest a topic or schema call may take before the API is treated as
 /// unavailable (and the sync polls instead).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the Pub/Sub API needs to know who is calling.
-#[derive(Debug, Clone)]
-pub struct PubSubAuth {
-    pub access_token: SecretString,
-    /// The org's instance URL.
-    pub instance_url: String,
-    /// The org id.
-    pub tenant_id: String,
-}
-
-/// A gRPC failure, classified the way the subscriber acts on it.
-#[derive(Debug, thiserror::Error)]
-pub enum PubSubError {
-    /// The access token is expired or invalid: refresh it and subscribe again.
-    #[error("Pub/Sub API authentication failed: {0}")]
-    Unauthenticated(String),
-    /// The topic does not exist for this org (Change Data Capture not enabled for
-    /// the object).
-    #[error("Pub/Sub topic not found: {0}")]
-    TopicNotFound(String),
-    /// The connected user may not read the topic (a missing permission, not an
-    /// expired token: renewing the token would not help).
-    #[error("Pub/Sub API permission denied: {0}")]
-    PermissionDenied(String),
-    /// The replay id is no longer retained (older than 72 hours) or invalid.
-    #[error("replay id refused: {0}")]
-    ReplayIdInvalid(String),
-    /// The Pub/Sub API could not be reached or failed transiently.
-    #[error("Pub/Sub API unavailable: {0}")]
-    Unavailable(String),
-    #[error("Pub/Sub API error: {0}")]
-    Other(String),
-}
-
+/// How a gRPC status is acted on.
 impl PubSubError {
     pub fn from_status(status: &Status) -> Self {
         let code = status
@@ -131,20 +99,6 @@ impl PubSubClient {
         Ok(r)
     }
 
-    pub async fn get_topic(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
-        let request = TopicRequest {
-            topic_name: topic.to_string(),
-        };
-        bounded(self.unary(pubsub_proto::GET_TOPIC, request)).await
-    }
-
-    pub async fn get_schema(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
-        let request = SchemaRequest {
-            schema_id: schema_id.to_string(),
-        };
-        bounded(self.unary(pubsub_proto::GET_SCHEMA, request)).await
-    }
-
     async fn unary<Q, R>(&mut self, path: &'static str, message: Q) -> Result<R, PubSubError>
     where
         Q: prost::Message + Send + Sync + 'static,
@@ -162,12 +116,30 @@ impl PubSubClient {
             .map(tonic::Response::into_inner)
             .map_err(|s| PubSubError::from_status(&s))
     }
+}
+
+impl PubSubApi for PubSubClient {
+    type Subscription = Subscription;
+
+    async fn get_topic(&mut self, topic: &str) -> Result<TopicInfo, PubSubError> {
+        let request = TopicRequest {
+            topic_name: topic.to_string(),
+        };
+        bounded(self.unary(pubsub_proto::GET_TOPIC, request)).await
+    }
+
+    async fn get_schema(&mut self, schema_id: &str) -> Result<SchemaInfo, PubSubError> {
+        let request = SchemaRequest {
+            schema_id: schema_id.to_string(),
+        };
+        bounded(self.unary(pubsub_proto::GET_SCHEMA, request)).await
+    }
 
     /// Opens a subscription and sends `first`; further flow-control requests
-    /// ([`more`]) go through the returned sender. Not bounded here: a server may
+    /// go through [`PubSubEvents::request`]. Not bounded here: a server may
     /// hold its response headers until its first answer (an event, or a
     /// keepalive within 270 s), so the caller decides how long to wait.
-    pub async fn subscribe(&mut self, first: FetchRequest) -> Result<Subscription, PubSubError> {
+    async fn subscribe(&mut self, first: FetchRequest) -> Result<Subscription, PubSubError> {
         self.grpc
             .ready()
             .await
@@ -184,41 +156,29 @@ impl PubSubClient {
             .streaming(request, path, tonic_prost::ProstCodec::default())
             .await
             .map_err(|s| PubSubError::from_status(&s))?;
-        Ok((tx, response.into_inner()))
+        Ok(Subscription {
+            requests: tx,
+            answers: response.into_inner(),
+        })
     }
 }
 
-/// The request side (flow control) and the response stream of a subscription.
-pub type Subscription = (
-    tokio::sync::mpsc::UnboundedSender<FetchRequest>,
-    Streaming<FetchResponse>,
-);
-
-/// The first `FetchRequest` of a subscription: where to start, and how many
-/// events to send.
-pub fn fetch(
-    topic: &str,
-    preset: ReplayPreset,
-    replay_id: Vec<u8>,
-    num_requested: i32,
-) -> FetchRequest {
-    FetchRequest {
-        topic_name: topic.to_string(),
-        replay_preset: preset as i32,
-        replay_id,
-        num_requested,
-        auth_refresh: String::new(),
-    }
+/// An open subscription: the request side (flow control) and the server's answers.
+pub struct Subscription {
+    requests: tokio::sync::mpsc::UnboundedSender<FetchRequest>,
+    answers: Streaming<FetchResponse>,
 }
 
-/// A follow-up `FetchRequest` asking for `num_requested` more events. The server
-/// reads only `num_requested` after the first request (the position is the
-/// stream's); the topic is repeated as Salesforce's examples do.
-pub fn more(topic: &str, num_requested: i32) -> FetchRequest {
-    FetchRequest {
-        topic_name: topic.to_string(),
-        num_requested,
-        ..FetchRequest::default()
+impl PubSubEvents for Subscription {
+    async fn message(&mut self) -> Result<Option<FetchResponse>, PubSubError> {
+        self.answers
+            .message()
+            .await
+            .map_err(|status| PubSubError::from_status(&status))
+    }
+
+    fn request(&mut self, more: FetchRequest) -> bool {
+        self.requests.send(more).is_ok()
     }
 }
 

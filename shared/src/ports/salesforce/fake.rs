@@ -6,15 +6,20 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use futures::Stream;
+use pubsub_proto::{FetchRequest, FetchResponse, SchemaInfo, TopicInfo};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use super::{SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult, SalesforceWrites};
+use super::{
+    PubSubApi, PubSubEvents, SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult,
+    SalesforceWrites,
+};
 use crate::domain::TenantId;
-use crate::domain::hosts::SalesforceOrigin;
+use crate::domain::hosts::{PubSubEndpoint, SalesforceOrigin};
 use crate::salesforce::Identity;
+use crate::salesforce::pubsub::{PubSubAuth, PubSubError};
 use crate::salesforce::soql::Select;
 use crate::salesforce::sosl::PhoneSearch;
 use crate::salesforce::{
@@ -81,8 +86,37 @@ impl FakeSalesforce {
     }
 }
 
+/// The fake has no Pub/Sub API: no value of this type exists.
+pub enum NoPubSub {}
+
+impl PubSubApi for NoPubSub {
+    type Subscription = NoPubSub;
+
+    async fn get_topic(&mut self, _topic: &str) -> Result<TopicInfo, PubSubError> {
+        match *self {}
+    }
+
+    async fn get_schema(&mut self, _schema_id: &str) -> Result<SchemaInfo, PubSubError> {
+        match *self {}
+    }
+
+    async fn subscribe(&mut self, _first: FetchRequest) -> Result<NoPubSub, PubSubError> {
+        match *self {}
+    }
+}
+
+impl PubSubEvents for NoPubSub {
+    async fn message(&mut self) -> Result<Option<FetchResponse>, PubSubError> {
+        match *self {}
+    }
+
+    fn request(&mut self, _more: FetchRequest) -> bool {
+        match *self {}
+    }
+}
+
 /// A request the use case under test was not expected to make.
-fn unexpected<T>(what: &str) -> SalesforceResult<T> {
+fn unexpected<T>(what: &str) -> T {
     panic!("the fake Salesforce was not scripted for {what}")
 }
 
@@ -105,6 +139,16 @@ impl SalesforceApi for FakeSalesforce {
 
     async fn renew(&self, _expired: &SecretString) -> SalesforceResult<()> {
         unexpected("a token renewal")
+    }
+
+    type PubSub = NoPubSub;
+
+    async fn pubsub(
+        &self,
+        _endpoint: &PubSubEndpoint,
+        _auth: PubSubAuth,
+    ) -> Result<NoPubSub, PubSubError> {
+        unexpected("a Pub/Sub client")
     }
 }
 

@@ -23,17 +23,17 @@ use tokio::time::Instant;
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
 
-use crate::adapters::salesforce::pubsub::{
-    PubSubAuth, PubSubClient, PubSubError, Subscription, fetch, more,
-};
 use crate::app::WorkError;
 use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
 use crate::erase::ErasureStore;
-use crate::ports::{CursorStore, RecordChange, RecordStore, SalesforceApi, StoreError};
+use crate::ports::{
+    CursorStore, PubSubApi, PubSubEvents, RecordChange, RecordStore, SalesforceApi, StoreError,
+};
 use crate::salesforce::SalesforceError;
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
+use crate::salesforce::pubsub::{PubSubAuth, PubSubError, fetch, more};
 use crate::salesforce::soql::{Cond, Select};
 
 mod apply;
@@ -238,9 +238,9 @@ impl CdcFeed {
 
     /// The decoded event; `Ok(Err(reason))` when this event cannot be read (its
     /// schema or its payload is not what we understand).
-    async fn decode(
+    async fn decode<P: PubSubApi>(
         &self,
-        client: &mut PubSubClient,
+        client: &mut P,
         object: &SyncObject,
         event: &ProducerEvent,
     ) -> Result<Result<ChangeEvent, String>, CdcFailure> {
@@ -328,6 +328,9 @@ fn unavailable(object: &SyncObject, e: PubSubError) -> CdcFailure {
     }
 }
 
+/// A subscription through the session's Pub/Sub client.
+type Subscription<C> = <<C as SalesforceApi>::PubSub as PubSubApi>::Subscription;
+
 /// One object's subscription within a job.
 struct Drain<'a, S, C, R> {
     feed: &'a CdcFeed,
@@ -347,7 +350,7 @@ struct Drain<'a, S, C, R> {
 
 impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> Drain<'_, S, C, R> {
     /// A client that has seen the topic (so CDC is enabled for the object).
-    async fn connect(&mut self) -> Result<PubSubClient, CdcFailure> {
+    async fn connect(&mut self) -> Result<C::PubSub, CdcFailure> {
         loop {
             let mut client = self.client().await?;
             match client.get_topic(self.topic).await {
@@ -358,7 +361,7 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
         }
     }
 
-    async fn client(&mut self) -> Result<PubSubClient, CdcFailure> {
+    async fn client(&mut self) -> Result<C::PubSub, CdcFailure> {
         let (access_token, instance) = self.session.bearer().await?;
         self.token = Some(access_token.clone());
         let auth = PubSubAuth {
@@ -366,7 +369,8 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
             instance_url: instance.as_str().to_string(),
             tenant_id: self.org_id.to_string(),
         };
-        PubSubClient::connect(&self.feed.endpoint, auth)
+        self.session
+            .pubsub(&self.feed.endpoint, auth)
             .await
             .map_err(|e| unavailable(self.object, e))
     }
@@ -399,12 +403,12 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
     /// token renewal, which must not be cut short.
     async fn open(
         &mut self,
-        client: &mut PubSubClient,
+        client: &mut C::PubSub,
         preset: ReplayPreset,
         from: Vec<u8>,
         wait: Option<Duration>,
         sent: &SentAt,
-    ) -> Result<Option<Subscription>, Interrupted> {
+    ) -> Result<Option<Subscription<C>>, Interrupted> {
         loop {
             sent.mark();
             let attempt = client.subscribe(fetch(self.topic, preset, from.clone(), BATCH));
@@ -433,9 +437,9 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
     /// has said nothing for `idle`: nothing new (caught up).
     async fn open_after(
         &mut self,
-        client: &mut PubSubClient,
+        client: &mut C::PubSub,
         from: Vec<u8>,
-    ) -> Result<Option<Subscription>, Interrupted> {
+    ) -> Result<Option<Subscription<C>>, Interrupted> {
         let idle = self.feed.idle;
         self.open(
             client,
@@ -451,30 +455,30 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
     /// the position is fixed (`None`: the stream ended without one).
     async fn open_fresh(
         &mut self,
-        client: &mut PubSubClient,
+        client: &mut C::PubSub,
         sent: &SentAt,
-    ) -> Result<(Subscription, Option<FetchResponse>), Interrupted> {
+    ) -> Result<(Subscription<C>, Option<FetchResponse>), Interrupted> {
         let opened = self
             .open(client, ReplayPreset::Latest, Vec::new(), None, sent)
             .await?;
         // An untimed attempt always answers; this is only a guard.
-        let (requests, mut stream) = opened.ok_or_else(|| {
+        let mut subscription = opened.ok_or_else(|| {
             unavailable(
                 self.object,
                 PubSubError::Unavailable("no subscription".into()),
             )
         })?;
-        let first = stream
+        let first = subscription
             .message()
             .await
-            .map_err(|status| unavailable(self.object, PubSubError::from_status(&status)))?;
-        Ok(((requests, stream), first))
+            .map_err(|e| unavailable(self.object, e))?;
+        Ok((subscription, first))
     }
 
     /// Subscribes after the stored replay id and drains.
     async fn resume(
         &mut self,
-        client: &mut PubSubClient,
+        client: &mut C::PubSub,
         from: Vec<u8>,
         run: &mut CdcRun,
     ) -> Result<(), Interrupted> {
@@ -492,14 +496,13 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
     /// response already read from the stream.
     async fn drain(
         &mut self,
-        client: &mut PubSubClient,
-        subscription: Subscription,
+        client: &mut C::PubSub,
+        mut subscription: Subscription<C>,
         mut position: Option<Vec<u8>>,
         mut held: Option<FetchResponse>,
         run: &mut CdcRun,
     ) -> Result<(), Interrupted> {
         let tenant = self.session.tenant().clone();
-        let (mut requests, mut stream) = subscription;
         loop {
             if Instant::now() >= self.stop_at {
                 run.totals.stop = Some(Stop::Deadline);
@@ -508,23 +511,23 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
             let was_held = held.is_some();
             let next = match held.take() {
                 Some(response) => Ok(Ok(Some(response))),
-                None => tokio::time::timeout(self.feed.idle, stream.message()).await,
+                None => tokio::time::timeout(self.feed.idle, subscription.message()).await,
             };
             let response = match next {
                 // Nothing for a while: caught up.
                 Err(_) | Ok(Ok(None)) => return Ok(()),
                 Ok(Ok(Some(response))) => response,
-                Ok(Err(status)) => {
+                Ok(Err(e)) => {
                     // The token expired mid-subscription: renew it and resume after
                     // what is stored. With nothing stored yet, the next job
                     // subscribes afresh (and its re-sync covers what was missed).
-                    self.on_error(PubSubError::from_status(&status)).await?;
+                    self.on_error(e).await?;
                     let Some(from) = position.clone() else {
                         return Ok(());
                     };
                     *client = self.client().await?;
                     match self.open_after(client, from).await? {
-                        Some(reopened) => (requests, stream) = reopened,
+                        Some(reopened) => subscription = reopened,
                         None => return Ok(()),
                     }
                     continue;
@@ -577,7 +580,7 @@ impl<S: CursorStore + ErasureStore + RecordStore, C: SalesforceApi, R: Resync> D
             if pending_num_requested <= 0 {
                 // A closed request channel means the stream is over; the next
                 // read says so.
-                let _ = requests.send(more(self.topic, BATCH));
+                subscription.request(more(self.topic, BATCH));
             }
         }
     }
