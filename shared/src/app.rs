@@ -73,7 +73,8 @@ pub struct App<S, K> {
 /// The production wiring.
 pub type AwsApp = App<DynamoStore, SecretsManagerStore>;
 
-/// Each builder asks of the store only the ports of the use case it builds.
+/// Each builder asks of the store the ports of the use case it builds, and the
+/// leases its Salesforce sessions need (token refreshes are single-flight).
 impl<S, K: SecretStore> App<S, K> {
     /// Embedded-format metrics of `function`, in this stage's namespace.
     pub fn metrics(&self, function: &str) -> Metrics {
@@ -115,7 +116,7 @@ impl<S, K: SecretStore> App<S, K> {
         dead_letters: &'a Q,
     ) -> CallLogger<'a, S, Sessions<'a, K, S>, Q>
     where
-        S: CallLoggerStore,
+        S: CallLoggerStore + LeaseStore,
     {
         CallLogger::new(
             &self.store,
@@ -132,7 +133,7 @@ impl<S, K: SecretStore> App<S, K> {
         dead_letters: &'a Q,
     ) -> CommentSync<'a, S, Sessions<'a, K, S>, Q>
     where
-        S: CommentSyncStore,
+        S: CommentSyncStore + LeaseStore,
     {
         CommentSync::new(&self.store, self.sessions(), dead_letters)
     }

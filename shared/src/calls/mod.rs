@@ -60,7 +60,7 @@ use crate::config::BudgetThresholds;
 use crate::domain::TenantId;
 use crate::domain::call_event::CallEvent;
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, RecordStore, SalesforceApi,
+    CallStore, CommentStore, ConnectionStore, JobQueue, RecordStore, SalesforceApi,
     SalesforceSessions, UserMappingStore,
 };
 use claim::Claimed;
@@ -73,15 +73,14 @@ pub enum Settled {
 }
 
 /// The storage ports the call logger touches: calls and their comments, the
-/// tenant's connection, the record index and user mappings (matching), and the
-/// leases of the Salesforce sessions.
+/// tenant's connection, and the record index and user mappings (matching).
 pub trait CallLoggerStore:
-    CallStore + CommentStore + ConnectionStore + LeaseStore + RecordStore + UserMappingStore
+    CallStore + CommentStore + ConnectionStore + RecordStore + UserMappingStore
 {
 }
 
 impl<T> CallLoggerStore for T where
-    T: CallStore + CommentStore + ConnectionStore + LeaseStore + RecordStore + UserMappingStore
+    T: CallStore + CommentStore + ConnectionStore + RecordStore + UserMappingStore
 {
 }
 

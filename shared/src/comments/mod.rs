@@ -19,9 +19,7 @@ use serde_json::Value;
 
 use crate::batch::{Delivery, Verdict};
 use crate::domain::{CallOutcome, ConnectionStatus, StoredComment, TenantId, validate_external_id};
-use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, JobQueue, LeaseStore, SalesforceSessions,
-};
+use crate::ports::{CallStore, CommentStore, ConnectionStore, JobQueue, SalesforceSessions};
 pub use render::{render_calls, render_pending};
 
 /// Comments stored at once.
@@ -106,10 +104,10 @@ impl CommentEvent {
 }
 
 /// The storage ports comment propagation touches: calls and their comments,
-/// the tenant's connection, and the leases of the Salesforce sessions.
-pub trait CommentSyncStore: CallStore + CommentStore + ConnectionStore + LeaseStore {}
+/// and the tenant's connection.
+pub trait CommentSyncStore: CallStore + CommentStore + ConnectionStore {}
 
-impl<T> CommentSyncStore for T where T: CallStore + CommentStore + ConnectionStore + LeaseStore {}
+impl<T> CommentSyncStore for T where T: CallStore + CommentStore + ConnectionStore {}
 
 /// The comment propagation use case: what it touches is what it holds.
 pub struct CommentSync<'a, S, C, Q> {

@@ -139,8 +139,8 @@ impl Plan {
 }
 
 /// The storage ports the sync touches: cursors and statuses, the record index
-/// (without erased people), the tenant's connection, the leases of the
-/// Salesforce sessions, and, for the calls it re-matches and the comments it
+/// (without erased people), the tenant's connection, the leases (one job per
+/// tenant at a time), and, for the calls it re-matches and the comments it
 /// renders, those of call logging.
 pub trait SyncStore:
     CursorStore
