@@ -211,11 +211,15 @@ mod tests {
     use crate::salesforce::{ApiError, RecordResult, SalesforceError, Written};
 
     fn call(id: &str) -> CallEvent {
+        call_at(id, "2026-11-28T10:00:00Z")
+    }
+
+    fn call_at(id: &str, started_at: &str) -> CallEvent {
         CallEvent::parse(
             &json!({
                 "version": 1, "tenantId": "acme", "callId": id,
                 "url": format!("https://app.modjo.ai/calls/{id}"), "title": "Discovery call",
-                "direction": "outbound", "startedAt": "2026-11-28T10:00:00Z",
+                "direction": "outbound", "startedAt": started_at,
                 "durationSeconds": 754, "hostUserId": "usr_12",
                 "participants": [{"role": "external", "name": "Jane Doe", "phone": "+33 6 12 34 56 78"}]
             })
@@ -226,7 +230,11 @@ mod tests {
 
     /// A call claimed and matched to `contact`.
     fn matched(id: &str, contact: &str) -> Claimed {
-        let mut w = Claimed::rematching(call(id), 1);
+        matched_call(call(id), contact)
+    }
+
+    fn matched_call(call: CallEvent, contact: &str) -> Claimed {
+        let mut w = Claimed::rematching(call, 1);
         w.decision = Some(Decision {
             who: Some(Candidate {
                 id: contact.into(),
@@ -399,6 +407,49 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(work[0].end, None, "ended by the batch's error, not here");
+    }
+
+    #[tokio::test]
+    async fn two_calls_with_one_contact_never_share_the_dialers_task() {
+        let dialer = json!({
+            "Id": "00T00000000000DAAA", "WhoId": JANE, "CallType": "Outbound",
+            "Subject": "Call", "Description": "Aircall: outbound call",
+            "CreatedDate": "2026-11-28T10:13:00.000+0000"
+        });
+        let Value::Object(dialer) = dialer else {
+            unreachable!()
+        };
+        let sf = FakeSalesforce::new(
+            "acme",
+            [
+                Reply::Rows(vec![dialer]),
+                Reply::Written(Written {
+                    created: Ok(vec![ok("00T000000000002AAA")]),
+                    updated: Ok(vec![ok("00T00000000000DAAA")]),
+                }),
+            ],
+        );
+        let mut work = [
+            matched_call(call_at("c1", "2026-11-28T10:00:00Z"), JANE),
+            matched_call(call_at("c2", "2026-11-28T10:05:00Z"), JANE),
+        ];
+
+        write(&sf, &connection(), &mut work).await.expect("written");
+
+        let ends: Vec<_> = work
+            .iter()
+            .map(|w| match &w.end {
+                Some(End::Logged { state, task }) => (*state, task.id.clone()),
+                other => panic!("not logged: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (CallState::Enriched, "00T00000000000DAAA".to_string()),
+                (CallState::Created, "00T000000000002AAA".to_string()),
+            ]
+        );
     }
 
     #[tokio::test]
