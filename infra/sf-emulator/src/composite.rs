@@ -2,32 +2,38 @@
 //! references to earlier results and optional all-or-none.
 
 use crate::http::Resp;
-use crate::json::Json;
 use crate::rest::{ApiCtx, MAX_COMPOSITE, dispatch, kind};
 use crate::world::World;
 use http::Method;
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 const MAX_QUERY_OR_COLLECTION: usize = 5;
 
-fn halted(message: &str) -> Json {
-    Json::Arr(vec![
-        Json::obj()
-            .with("errorCode", "PROCESSING_HALTED")
-            .with("message", message),
-    ])
+fn halted(message: &str) -> Value {
+    json!([{ "errorCode": "PROCESSING_HALTED", "message": message }])
+}
+
+/// One entry of `compositeResponse`, keys in Salesforce's order.
+fn sub_response(body: Value, headers: Map<String, Value>, status: u16, reference: &str) -> Value {
+    let mut entry = Map::with_capacity(4);
+    entry.insert("body".into(), body);
+    entry.insert("httpHeaders".into(), Value::Object(headers));
+    entry.insert("httpStatusCode".into(), status.into());
+    entry.insert("referenceId".into(), reference.into());
+    Value::Object(entry)
 }
 
 const ROLLED_BACK: &str =
     "The transaction was rolled back since another operation in the same transaction failed.";
 
 /// True for an sObject Collections result with a failed record.
-fn has_failed_record(body: &Json) -> bool {
-    matches!(body, Json::Arr(rows) if rows.iter().any(|r| r.get("success") == Some(&Json::Bool(false))))
+fn has_failed_record(body: &Value) -> bool {
+    matches!(body, Value::Array(rows) if rows.iter().any(|r| r.get("success") == Some(&Value::Bool(false))))
 }
 
 /// Follows `a.b[0].c` in a JSON value.
-fn lookup<'a>(mut v: &'a Json, path: &[&str]) -> Option<&'a Json> {
+fn lookup<'a>(mut v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     for seg in path {
         let (name, rest) = match seg.find('[') {
             Some(i) => (&seg[..i], &seg[i..]),
@@ -41,7 +47,7 @@ fn lookup<'a>(mut v: &'a Json, path: &[&str]) -> Option<&'a Json> {
             let close = stripped.find(']')?;
             let n: usize = stripped[..close].parse().ok()?;
             v = match v {
-                Json::Arr(a) => a.get(n)?,
+                Value::Array(a) => a.get(n)?,
                 _ => return None,
             };
             idx_text = &stripped[close + 1..];
@@ -52,13 +58,13 @@ fn lookup<'a>(mut v: &'a Json, path: &[&str]) -> Option<&'a Json> {
 
 /// Replaces `@{ref.path}` in a string. A string that is exactly one reference
 /// takes the referenced JSON value.
-fn resolve_text(s: &str, results: &HashMap<String, Json>) -> Result<Json, String> {
+fn resolve_text(s: &str, results: &HashMap<String, Value>) -> Result<Value, String> {
     if !s.contains("@{") {
-        return Ok(Json::Str(s.to_string()));
+        return Ok(Value::String(s.to_string()));
     }
     let mut out = String::new();
     let mut rest = s;
-    let mut whole: Option<Json> = None;
+    let mut whole: Option<Value> = None;
     while let Some(start) = rest.find("@{") {
         let Some(end) = rest[start..].find('}') else {
             break;
@@ -80,31 +86,28 @@ fn resolve_text(s: &str, results: &HashMap<String, Json>) -> Result<Json, String
         }
         out.push_str(&rest[..start]);
         match value {
-            Json::Str(t) => out.push_str(t),
-            Json::Null => out.push_str("null"),
-            other => out.push_str(&other.to_string_compact()),
+            Value::String(t) => out.push_str(t),
+            Value::Null => out.push_str("null"),
+            other => out.push_str(&other.to_string()),
         }
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
     match whole {
         Some(v) if rest.is_empty() => Ok(v),
-        _ => Ok(Json::Str(out)),
+        _ => Ok(Value::String(out)),
     }
 }
 
-fn resolve_json(
-    v: &serde_json::Value,
-    results: &HashMap<String, Json>,
-) -> Result<serde_json::Value, String> {
+fn resolve_json(v: &Value, results: &HashMap<String, Value>) -> Result<Value, String> {
     Ok(match v {
-        serde_json::Value::String(s) => resolve_text(s, results)?.to_value(),
-        serde_json::Value::Array(a) => serde_json::Value::Array(
+        Value::String(s) => resolve_text(s, results)?,
+        Value::Array(a) => Value::Array(
             a.iter()
                 .map(|x| resolve_json(x, results))
                 .collect::<Result<_, _>>()?,
         ),
-        serde_json::Value::Object(o) => serde_json::Value::Object(
+        Value::Object(o) => Value::Object(
             o.iter()
                 .map(|(k, x)| Ok((k.clone(), resolve_json(x, results)?)))
                 .collect::<Result<_, String>>()?,
@@ -311,13 +314,13 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
         );
     }
     let sp = world.orgs[ctx.org].savepoint();
-    let mut results: HashMap<String, Json> = HashMap::new();
-    let mut out: Vec<Json> = Vec::new();
+    let mut results: HashMap<String, Value> = HashMap::new();
+    let mut out: Vec<Value> = Vec::new();
     let mut failed_at: Option<usize> = None;
     for (i, sub) in subs.iter().enumerate() {
         let resolved = resolve_text(&sub.url, &results).map(|u| match u {
-            Json::Str(s) => s,
-            other => other.to_string_compact(),
+            Value::String(s) => s,
+            other => other.to_string(),
         });
         let resolved_body = match &sub.body {
             Some(b) => resolve_json(b, &results).map(Some),
@@ -368,22 +371,22 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
         };
         let body = match &resp.body {
             crate::http::Body_::Json(j) => j.clone(),
-            _ => Json::Null,
+            _ => Value::Null,
         };
-        let mut headers = Json::obj();
+        let mut headers = Map::new();
         if resp.status == 201
-            && let Some(id) = body.get("id").and_then(Json::as_str)
+            && let Some(id) = body.get("id").and_then(Value::as_str)
             && let Some((version, segs, _)) = split_url(&sub.url)
             && segs.len() >= 2
         {
-            headers.push(
-                "Location",
-                format!("/services/data/v{version}/sobjects/{}/{id}", segs[1]),
+            headers.insert(
+                "Location".into(),
+                format!("/services/data/v{version}/sobjects/{}/{id}", segs[1]).into(),
             );
         }
         for (k, v) in &resp.headers {
             if k.eq_ignore_ascii_case("ETag") {
-                headers.push("ETag", v.as_str());
+                headers.insert("ETag".into(), v.as_str().into());
             }
         }
         let ok = resp.status < 400;
@@ -392,13 +395,12 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
         // and Collections Requests", outer true / inner false): the later
         // subrequests are halted and everything is rolled back.
         let failed = !ok || (all_or_none && has_failed_record(&body));
-        out.push(
-            Json::obj()
-                .with("body", body.clone())
-                .with("httpHeaders", headers)
-                .with("httpStatusCode", i64::from(resp.status))
-                .with("referenceId", sub.reference.as_str()),
-        );
+        out.push(sub_response(
+            body.clone(),
+            headers,
+            resp.status,
+            &sub.reference,
+        ));
         if ok {
             results.insert(sub.reference.clone(), body);
         }
@@ -416,19 +418,21 @@ pub fn composite(world: &mut World, ctx: &ApiCtx, body: Option<&serde_json::Valu
                 fixed.push(out[i].clone());
                 continue;
             }
-            fixed.push(
-                Json::obj()
-                    .with("body", halted(ROLLED_BACK))
-                    .with("httpHeaders", Json::obj())
-                    .with("httpStatusCode", 400i64)
-                    .with("referenceId", sub.reference.as_str()),
-            );
+            fixed.push(sub_response(
+                halted(ROLLED_BACK),
+                Map::new(),
+                400,
+                &sub.reference,
+            ));
         }
         out = fixed;
     } else {
         o.release(sp);
     }
-    Resp::json(200, Json::obj().with("compositeResponse", Json::Arr(out)))
+    Resp::json(
+        200,
+        Value::from_iter([("compositeResponse", Value::Array(out))]),
+    )
 }
 
 #[cfg(test)]
@@ -440,17 +444,15 @@ mod tests {
         let mut results = HashMap::new();
         results.insert(
             "acc".to_string(),
-            Json::obj()
-                .with("id", "001xx")
-                .with("records", Json::Arr(vec![Json::obj().with("Id", "003yy")])),
+            json!({ "id": "001xx", "records": [{ "Id": "003yy" }] }),
         );
         assert_eq!(
             resolve_text("/services/data/v62.0/sobjects/Account/@{acc.id}", &results).unwrap(),
-            Json::Str("/services/data/v62.0/sobjects/Account/001xx".into())
+            Value::String("/services/data/v62.0/sobjects/Account/001xx".into())
         );
         assert_eq!(
             resolve_text("@{acc.records[0].Id}", &results).unwrap(),
-            Json::Str("003yy".into())
+            Value::String("003yy".into())
         );
         assert!(resolve_text("@{nope.id}", &results).is_err());
         assert!(resolve_text("@{acc.missing}", &results).is_err());

@@ -2,18 +2,18 @@
 //! can use the same operations in-process through [`crate::Emulator`]).
 
 use crate::http::{Req, Resp, Shared};
-use crate::json::Json;
 use crate::time::{fmt_datetime, parse_datetime};
 use crate::world::{AppSpec, ControlError, Fault, OrgSpec, SeedFile, SeedRecord, UserSpec, World};
 use http::Method;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 fn ok<T: serde::Serialize>(status: u16, v: &T) -> Resp {
     match serde_json::to_value(v) {
-        Ok(j) => Resp::json(status, Json::from_value(&j)),
-        Err(e) => Resp::json(500, Json::obj().with("error", e.to_string())),
+        Ok(j) => Resp::json(status, j),
+        Err(e) => Resp::json(500, json!({ "error": e.to_string() })),
     }
 }
 
@@ -26,7 +26,7 @@ fn control_error(e: &ControlError) -> Resp {
         ControlError::Duplicate(_) => 409,
         _ => 400,
     };
-    Resp::json(status, Json::obj().with("error", e.to_string()))
+    Resp::json(status, json!({ "error": e.to_string() }))
 }
 
 fn body<T: DeserializeOwned>(req: &Req) -> Result<T, Resp> {
@@ -35,12 +35,8 @@ fn body<T: DeserializeOwned>(req: &Req) -> Result<T, Resp> {
     } else {
         &req.body
     };
-    serde_json::from_slice(bytes).map_err(|e| {
-        Resp::json(
-            400,
-            Json::obj().with("error", format!("bad JSON body: {e}")),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| Resp::json(400, json!({ "error": format!("bad JSON body: {e}") })))
 }
 
 #[derive(Deserialize)]
@@ -94,46 +90,46 @@ fn clock_json(world: &World) -> Resp {
     let now = world.now();
     Resp::json(
         200,
-        Json::obj()
-            .with("now", fmt_datetime(now))
-            .with("now_ms", now)
-            .with("frozen", world.clock.is_frozen()),
+        json!({
+            "now": fmt_datetime(now),
+            "now_ms": now,
+            "frozen": world.clock.is_frozen(),
+        }),
     )
 }
 
-fn org_json(world: &World, org: usize) -> Json {
+fn org_json(world: &World, org: usize) -> Value {
     let o = &world.orgs[org];
     let apps = o
         .apps
         .iter()
-        .map(|a| match serde_json::to_value(a) {
-            Ok(v) => Json::from_value(&v),
-            Err(_) => Json::Null,
-        })
+        .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
     let users = world
         .records(org, "User", false)
         .unwrap_or_default()
         .iter()
         .map(|u| {
-            Json::obj()
-                .with("id", Json::from_value(&u["Id"]))
-                .with("username", Json::from_value(&u["Username"]))
-                .with("email", Json::from_value(&u["Email"]))
-                .with("name", Json::from_value(&u["Name"]))
-                .with("active", Json::from_value(&u["IsActive"]))
-                .with("user_type", Json::from_value(&u["UserType"]))
+            json!({
+                "id": u["Id"],
+                "username": u["Username"],
+                "email": u["Email"],
+                "name": u["Name"],
+                "active": u["IsActive"],
+                "user_type": u["UserType"],
+            })
         })
         .collect();
-    Json::obj()
-        .with("org_id", o.id.as_str())
-        .with("key", world.keys[org].as_str())
-        .with("name", o.name.as_str())
-        .with("instance_url", world.base_url.as_str())
-        .with("api_used", o.api_used)
-        .with("api_limit", o.api_limit)
-        .with("apps", Json::Arr(apps))
-        .with("users", Json::Arr(users))
+    json!({
+        "org_id": o.id.as_str(),
+        "key": world.keys[org].as_str(),
+        "name": o.name.as_str(),
+        "instance_url": world.base_url.as_str(),
+        "api_used": o.api_used,
+        "api_limit": o.api_limit,
+        "apps": Value::Array(apps),
+        "users": Value::Array(users),
+    })
 }
 
 /// Routes `/__emulator/...`.
@@ -153,7 +149,7 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
     let m = &req.method;
     let mut world = shared.lock();
     match (m.as_str(), s.as_slice()) {
-        ("GET", ["health"]) => Resp::json(200, Json::obj().with("ok", true)),
+        ("GET", ["health"]) => Resp::json(200, json!({ "ok": true })),
         ("GET", ["clock"]) => clock_json(&world),
         ("POST", ["clock"]) => {
             let b: ClockBody = match body(req) {
@@ -171,10 +167,7 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
                 match parse_datetime(&t) {
                     Some(ms) => world.clock.set(ms),
                     None => {
-                        return Resp::json(
-                            400,
-                            Json::obj().with("error", format!("bad datetime: {t}")),
-                        );
+                        return Resp::json(400, json!({ "error": format!("bad datetime: {t}") }));
                     }
                 }
             }
@@ -199,7 +192,7 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
         }
         ("GET", ["orgs"]) => {
             let list = (0..world.orgs.len()).map(|i| org_json(&world, i)).collect();
-            Resp::json(200, Json::Arr(list))
+            Resp::json(200, Value::Array(list))
         }
         ("POST", ["orgs"]) => {
             let spec: OrgSpec = match body(req) {
@@ -218,7 +211,7 @@ pub fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
             };
             org_route(&mut world, org, m, rest, req)
         }
-        _ => Resp::json(404, Json::obj().with("error", "unknown control route")),
+        _ => Resp::json(404, json!({ "error": "unknown control route" })),
     }
 }
 
@@ -342,7 +335,7 @@ fn org_route(world: &mut World, org: usize, m: &Method, rest: &[&str], req: &Req
                 .mint_tokens(org, &b.consumer_key, &b.username)
                 .map(|t| ok(200, &t))
         }
-        _ => return Resp::json(404, Json::obj().with("error", "unknown control route")),
+        _ => return Resp::json(404, json!({ "error": "unknown control route" })),
     };
     match result {
         Ok(r) => r,

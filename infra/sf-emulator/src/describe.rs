@@ -8,8 +8,8 @@
 //! every key of an object and of a field, in Salesforce's (alphabetical) order.
 
 use crate::access::Perm;
-use crate::json::Json;
 use crate::schema::{FieldDef, FieldType, ObjectDef, Schema};
+use serde_json::{Map, Value, json};
 
 /// Label of an object.
 fn label(obj: &ObjectDef) -> &'static str {
@@ -23,27 +23,29 @@ fn label(obj: &ObjectDef) -> &'static str {
     }
 }
 
-fn urls(obj: &ObjectDef, version: &str, ui_base: Option<&str>) -> Json {
+fn urls(obj: &ObjectDef, version: &str, ui_base: Option<&str>) -> Value {
     let base = format!("/services/data/v{version}/sobjects/{}", obj.name);
-    let mut u = Json::obj()
-        .with("compactLayouts", format!("{base}/describe/compactLayouts"))
-        .with("rowTemplate", format!("{base}/{{ID}}"))
-        .with(
-            "approvalLayouts",
-            format!("{base}/describe/approvalLayouts"),
-        );
+    let mut u = Map::new();
+    let mut url = |key: &str, value: String| u.insert(key.into(), value.into());
+    url("compactLayouts", format!("{base}/describe/compactLayouts"));
+    url("rowTemplate", format!("{base}/{{ID}}"));
+    url(
+        "approvalLayouts",
+        format!("{base}/describe/approvalLayouts"),
+    );
     if let Some(ui) = ui_base {
-        u.push("uiDetailTemplate", format!("{ui}/{{ID}}"));
-        u.push("uiEditTemplate", format!("{ui}/{{ID}}/e"));
+        url("uiDetailTemplate", format!("{ui}/{{ID}}"));
+        url("uiEditTemplate", format!("{ui}/{{ID}}/e"));
     }
-    u.push("listviews", format!("{base}/listviews"));
-    u.push("describe", format!("{base}/describe"));
+    url("listviews", format!("{base}/listviews"));
+    url("describe", format!("{base}/describe"));
     if let Some(ui) = ui_base {
-        u.push("uiNewRecord", format!("{ui}/{}/e", obj.key_prefix));
+        url("uiNewRecord", format!("{ui}/{}/e", obj.key_prefix));
     }
-    u.push("quickActions", format!("{base}/quickActions"));
-    u.push("layouts", format!("{base}/describe/layouts"));
-    u.with("sobject", base)
+    url("quickActions", format!("{base}/quickActions"));
+    url("layouts", format!("{base}/describe/layouts"));
+    url("sobject", base);
+    Value::Object(u)
 }
 
 fn deletable(obj: &ObjectDef) -> bool {
@@ -52,74 +54,70 @@ fn deletable(obj: &ObjectDef) -> bool {
 
 /// One entry of Describe Global's `sobjects`, also the `objectDescribe` of
 /// sObject Basic Information.
-pub fn summary(obj: &ObjectDef, version: &str) -> Json {
+pub fn summary(obj: &ObjectDef, version: &str) -> Value {
     summary_as(obj, version, obj.api_writable, obj.api_writable)
 }
 
 /// [`summary`] as a user who may create and edit as said.
-fn summary_as(obj: &ObjectDef, version: &str, createable: bool, updateable: bool) -> Json {
-    Json::obj()
-        .with("activateable", false)
-        .with("associateEntityType", Json::Null)
-        .with("associateParentEntity", Json::Null)
-        .with("createable", createable)
-        .with("custom", false)
-        .with("customSetting", false)
-        .with("deepCloneable", false)
-        .with("deletable", deletable(obj))
-        .with("deprecatedAndHidden", false)
-        .with("feedEnabled", obj.has_owner())
-        .with("hasSubtypes", false)
-        .with("isInterface", false)
-        .with("isSubtype", false)
-        .with("keyPrefix", obj.key_prefix)
-        .with("label", label(obj))
-        .with("labelPlural", obj.label_plural)
-        .with("layoutable", true)
-        .with(
-            "mergeable",
-            matches!(obj.name, "Account" | "Contact" | "Lead"),
-        )
-        .with("mruEnabled", true)
-        .with("name", obj.name)
-        .with("queryable", true)
-        .with("replicateable", obj.replicable)
-        .with("retrieveable", true)
-        .with("searchable", obj.searchable)
-        .with("triggerable", true)
-        .with("undeletable", deletable(obj))
-        .with("updateable", updateable)
-        .with("urls", urls(obj, version, None))
+fn summary_as(obj: &ObjectDef, version: &str, createable: bool, updateable: bool) -> Value {
+    json!({
+        "activateable": false,
+        "associateEntityType": null,
+        "associateParentEntity": null,
+        "createable": createable,
+        "custom": false,
+        "customSetting": false,
+        "deepCloneable": false,
+        "deletable": deletable(obj),
+        "deprecatedAndHidden": false,
+        "feedEnabled": obj.has_owner(),
+        "hasSubtypes": false,
+        "isInterface": false,
+        "isSubtype": false,
+        "keyPrefix": obj.key_prefix,
+        "label": label(obj),
+        "labelPlural": obj.label_plural,
+        "layoutable": true,
+        "mergeable": matches!(obj.name, "Account" | "Contact" | "Lead"),
+        "mruEnabled": true,
+        "name": obj.name,
+        "queryable": true,
+        "replicateable": obj.replicable,
+        "retrieveable": true,
+        "searchable": obj.searchable,
+        "triggerable": true,
+        "undeletable": deletable(obj),
+        "updateable": updateable,
+        "urls": urls(obj, version, None),
+    })
 }
 
 /// `GET sobjects` as seen by a user with the permissions `may` grants: the
 /// objects they cannot read are not listed.
-pub fn global(version: &str, may: impl Fn(&ObjectDef, Perm) -> bool) -> Json {
-    Json::obj()
-        .with("encoding", "UTF-8")
-        .with("maxBatchSize", 200i64)
-        .with(
-            "sobjects",
-            Json::Arr(
-                Schema::get()
-                    .objects
-                    .iter()
-                    .filter(|o| may(o, Perm::Read))
-                    .map(|o| {
-                        summary_as(
-                            o,
-                            version,
-                            o.api_writable && may(o, Perm::Create),
-                            o.api_writable && may(o, Perm::Edit),
-                        )
-                    })
-                    .collect(),
-            ),
-        )
+pub fn global(version: &str, may: impl Fn(&ObjectDef, Perm) -> bool) -> Value {
+    json!({
+        "encoding": "UTF-8",
+        "maxBatchSize": 200,
+        "sobjects": Value::Array(
+            Schema::get()
+                .objects
+                .iter()
+                .filter(|o| may(o, Perm::Read))
+                .map(|o| {
+                    summary_as(
+                        o,
+                        version,
+                        o.api_writable && may(o, Perm::Create),
+                        o.api_writable && may(o, Perm::Edit),
+                    )
+                })
+                .collect(),
+        ),
+    })
 }
 
 /// Every reference to `obj` from any object, as `childRelationships`.
-fn child_relationships(obj: &ObjectDef) -> Json {
+fn child_relationships(obj: &ObjectDef) -> Value {
     let schema = Schema::get();
     let mut out = Vec::new();
     for child in &schema.objects {
@@ -132,25 +130,22 @@ fn child_relationships(obj: &ObjectDef) -> Json {
                 .iter()
                 .find(|c| c.child == child.index && c.field == fi)
                 .map(|c| c.name);
-            out.push(
-                Json::obj()
-                    .with(
-                        "cascadeDelete",
-                        obj.cascade
-                            .iter()
-                            .any(|(c, fld)| *c == child.name && *fld == f.name),
-                    )
-                    .with("childSObject", child.name)
-                    .with("deprecatedAndHidden", false)
-                    .with("field", f.name)
-                    .with("junctionIdListNames", Json::Arr(vec![]))
-                    .with("junctionReferenceTo", Json::Arr(vec![]))
-                    .with("relationshipName", name)
-                    .with("restrictedDelete", false),
-            );
+            out.push(json!({
+                "cascadeDelete": obj
+                    .cascade
+                    .iter()
+                    .any(|(c, fld)| *c == child.name && *fld == f.name),
+                "childSObject": child.name,
+                "deprecatedAndHidden": false,
+                "field": f.name,
+                "junctionIdListNames": [],
+                "junctionReferenceTo": [],
+                "relationshipName": name,
+                "restrictedDelete": false,
+            }));
         }
     }
-    Json::Arr(out)
+    Value::Array(out)
 }
 
 fn soap_type(t: FieldType) -> &'static str {
@@ -176,7 +171,7 @@ fn compound(obj: &ObjectDef, f: &FieldDef) -> Option<&'static str> {
     }
 }
 
-fn field(obj: &ObjectDef, f: &FieldDef) -> Json {
+fn field(obj: &ObjectDef, f: &FieldDef) -> Value {
     let t = f.ftype;
     let long_text = t == FieldType::TextArea && f.length > 255;
     let text = t.is_text() && t != FieldType::Base64;
@@ -209,17 +204,18 @@ fn field(obj: &ObjectDef, f: &FieldDef) -> Json {
         _ if text => i64::from(f.length) * 3,
         _ => 0,
     };
-    let picklist: Vec<Json> = f
+    let picklist: Vec<Value> = f
         .restricted
         .map(|vals| {
             vals.iter()
                 .map(|v| {
-                    Json::obj()
-                        .with("active", true)
-                        .with("defaultValue", false)
-                        .with("label", *v)
-                        .with("validFor", Json::Null)
-                        .with("value", *v)
+                    json!({
+                        "active": true,
+                        "defaultValue": false,
+                        "label": *v,
+                        "validFor": null,
+                        "value": *v,
+                    })
                 })
                 .collect()
         })
@@ -231,192 +227,149 @@ fn field(obj: &ObjectDef, f: &FieldDef) -> Json {
                 .any(|(c, fld)| *c == obj.name && *fld == f.name)
         })
     });
-    Json::obj()
-        .with("aggregatable", !long_text && t != FieldType::Base64)
-        .with("aiPredictionField", false)
-        .with("autoNumber", false)
-        .with("byteLength", byte_length)
-        .with("calculated", f.computed.is_some())
-        .with("calculatedFormula", Json::Null)
-        .with("cascadeDelete", cascade)
-        .with("caseSensitive", false)
-        .with("compoundFieldName", compound(obj, f))
-        .with("controllerName", Json::Null)
-        .with("createable", f.createable)
-        .with("custom", false)
-        .with(
-            "defaultValue",
-            if t == FieldType::Boolean {
-                Json::Bool(false)
-            } else {
-                Json::Null
-            },
-        )
-        .with("defaultValueFormula", Json::Null)
-        .with("defaultedOnCreate", defaulted)
-        .with("dependentPicklist", false)
-        .with("deprecatedAndHidden", false)
-        .with("digits", i64::from(digits))
-        .with("displayLocationInDecimal", false)
-        .with("encrypted", false)
-        .with("externalId", false)
-        .with(
-            "extraTypeInfo",
-            match (t, f.name) {
-                (FieldType::TextArea, _) => Json::from("plaintextarea"),
-                (_, "Name") if f.computed.is_some() => Json::from("personname"),
-                _ => Json::Null,
-            },
-        )
-        .with("filterable", !long_text && t != FieldType::Base64)
-        .with("filteredLookupInfo", Json::Null)
-        .with("formulaTreatNullNumberAsZero", false)
-        .with(
-            "groupable",
-            !long_text
-                && !matches!(
-                    t,
-                    FieldType::Base64
-                        | FieldType::Double
-                        | FieldType::Currency
-                        | FieldType::Percent
-                        | FieldType::DateTime
-                ),
-        )
-        .with("highScaleNumber", false)
-        .with("htmlFormatted", false)
-        .with(
-            "idLookup",
-            f.name == "Id" || f.name == "Username" || t == FieldType::Email,
-        )
-        .with("inlineHelpText", Json::Null)
-        .with("label", f.label)
-        .with("length", if text { i64::from(f.length) } else { 0 })
-        .with("mask", Json::Null)
-        .with("maskType", Json::Null)
-        .with("name", f.name)
-        .with(
-            "nameField",
-            f.name == "Name" || (obj.name == "ContentNote" && f.name == "Title"),
-        )
-        .with("namePointing", f.polymorphic)
-        .with("nillable", f.nillable)
-        .with(
-            "permissionable",
-            !system && !f.required && f.computed.is_none(),
-        )
-        .with("picklistValues", Json::Arr(picklist))
-        .with("polymorphicForeignKey", f.polymorphic)
-        .with("precision", i64::from(precision))
-        .with("queryByDistance", false)
-        .with("referenceTargetField", Json::Null)
-        .with(
-            "referenceTo",
-            Json::Arr(f.refs.iter().map(|r| Json::from(*r)).collect()),
-        )
-        .with("relationshipName", f.rel_name)
-        .with("relationshipOrder", Json::Null)
-        .with("restrictedDelete", false)
-        .with("restrictedPicklist", f.restricted.is_some())
-        .with("scale", i64::from(scale))
-        .with("searchPrefilterable", false)
-        .with("soapType", soap_type(t))
-        .with("sortable", !long_text && t != FieldType::Base64)
-        .with("type", t.describe_name())
-        .with("unique", f.name == "Username")
-        .with("updateable", f.updateable)
-        .with("writeRequiresMasterRead", false)
+    json!({
+        "aggregatable": !long_text && t != FieldType::Base64,
+        "aiPredictionField": false,
+        "autoNumber": false,
+        "byteLength": byte_length,
+        "calculated": f.computed.is_some(),
+        "calculatedFormula": null,
+        "cascadeDelete": cascade,
+        "caseSensitive": false,
+        "compoundFieldName": compound(obj, f),
+        "controllerName": null,
+        "createable": f.createable,
+        "custom": false,
+        "defaultValue": (t == FieldType::Boolean).then_some(false),
+        "defaultValueFormula": null,
+        "defaultedOnCreate": defaulted,
+        "dependentPicklist": false,
+        "deprecatedAndHidden": false,
+        "digits": i64::from(digits),
+        "displayLocationInDecimal": false,
+        "encrypted": false,
+        "externalId": false,
+        "extraTypeInfo": match (t, f.name) {
+            (FieldType::TextArea, _) => Some("plaintextarea"),
+            (_, "Name") if f.computed.is_some() => Some("personname"),
+            _ => None,
+        },
+        "filterable": !long_text && t != FieldType::Base64,
+        "filteredLookupInfo": null,
+        "formulaTreatNullNumberAsZero": false,
+        "groupable": !long_text
+            && !matches!(
+                t,
+                FieldType::Base64
+                    | FieldType::Double
+                    | FieldType::Currency
+                    | FieldType::Percent
+                    | FieldType::DateTime
+            ),
+        "highScaleNumber": false,
+        "htmlFormatted": false,
+        "idLookup": f.name == "Id" || f.name == "Username" || t == FieldType::Email,
+        "inlineHelpText": null,
+        "label": f.label,
+        "length": if text { i64::from(f.length) } else { 0 },
+        "mask": null,
+        "maskType": null,
+        "name": f.name,
+        "nameField": f.name == "Name" || (obj.name == "ContentNote" && f.name == "Title"),
+        "namePointing": f.polymorphic,
+        "nillable": f.nillable,
+        "permissionable": !system && !f.required && f.computed.is_none(),
+        "picklistValues": picklist,
+        "polymorphicForeignKey": f.polymorphic,
+        "precision": i64::from(precision),
+        "queryByDistance": false,
+        "referenceTargetField": null,
+        "referenceTo": f.refs,
+        "relationshipName": f.rel_name,
+        "relationshipOrder": null,
+        "restrictedDelete": false,
+        "restrictedPicklist": f.restricted.is_some(),
+        "scale": i64::from(scale),
+        "searchPrefilterable": false,
+        "soapType": soap_type(t),
+        "sortable": !long_text && t != FieldType::Base64,
+        "type": t.describe_name(),
+        "unique": f.name == "Username",
+        "updateable": f.updateable,
+        "writeRequiresMasterRead": false,
+    })
 }
 
 /// `GET sobjects/X/describe`. `base_url` is the instance URL (for the UI
 /// templates).
-pub fn object(obj: &ObjectDef, version: &str, base_url: &str) -> Json {
+pub fn object(obj: &ObjectDef, version: &str, base_url: &str) -> Value {
     let plural = obj.label_plural.to_ascii_lowercase();
-    let mut scopes = vec![
-        Json::obj()
-            .with("label", format!("All {plural}"))
-            .with("name", "everything"),
-    ];
+    let mut scopes = vec![json!({ "label": format!("All {plural}"), "name": "everything" })];
     if obj.has_owner() {
-        scopes.push(
-            Json::obj()
-                .with("label", format!("My {plural}"))
-                .with("name", "mine"),
-        );
+        scopes.push(json!({ "label": format!("My {plural}"), "name": "mine" }));
     }
     let master = "012000000000000AAA";
-    Json::obj()
-        .with("actionOverrides", Json::Arr(vec![]))
-        .with("activateable", false)
-        .with("associateEntityType", Json::Null)
-        .with("associateParentEntity", Json::Null)
-        .with("childRelationships", child_relationships(obj))
-        .with("compactLayoutable", true)
-        .with("createable", obj.api_writable)
-        .with("custom", false)
-        .with("customSetting", false)
-        .with("deepCloneable", false)
-        .with("defaultImplementation", Json::Null)
-        .with("deletable", deletable(obj))
-        .with("deprecatedAndHidden", false)
-        .with("extendedBy", Json::Null)
-        .with("extendsInterfaces", Json::Null)
-        .with("feedEnabled", obj.has_owner())
-        .with(
-            "fields",
-            Json::Arr(obj.fields.iter().map(|f| field(obj, f)).collect()),
-        )
-        .with("hasSubtypes", false)
-        .with("implementedBy", Json::Null)
-        .with("implementsInterfaces", Json::Null)
-        .with("isInterface", false)
-        .with("isSubtype", false)
-        .with("keyPrefix", obj.key_prefix)
-        .with("label", label(obj))
-        .with("labelPlural", obj.label_plural)
-        .with("layoutable", true)
-        .with("listviewable", Json::Null)
-        .with("lookupLayoutable", Json::Null)
-        .with(
-            "mergeable",
-            matches!(obj.name, "Account" | "Contact" | "Lead"),
-        )
-        .with("mruEnabled", true)
-        .with("name", obj.name)
-        .with("namedLayoutInfos", Json::Arr(vec![]))
-        .with("networkScopeFieldName", Json::Null)
-        .with("queryable", true)
-        .with(
-            "recordTypeInfos",
-            Json::Arr(vec![
-                Json::obj()
-                    .with("active", true)
-                    .with("available", true)
-                    .with("defaultRecordTypeMapping", true)
-                    .with("developerName", "Master")
-                    .with("master", true)
-                    .with("name", "Master")
-                    .with("recordTypeId", master)
-                    .with(
-                        "urls",
-                        Json::obj().with(
-                            "layout",
-                            format!(
-                                "/services/data/v{version}/sobjects/{}/describe/layouts/{master}",
-                                obj.name
-                            ),
-                        ),
+    json!({
+        "actionOverrides": [],
+        "activateable": false,
+        "associateEntityType": null,
+        "associateParentEntity": null,
+        "childRelationships": child_relationships(obj),
+        "compactLayoutable": true,
+        "createable": obj.api_writable,
+        "custom": false,
+        "customSetting": false,
+        "deepCloneable": false,
+        "defaultImplementation": null,
+        "deletable": deletable(obj),
+        "deprecatedAndHidden": false,
+        "extendedBy": null,
+        "extendsInterfaces": null,
+        "feedEnabled": obj.has_owner(),
+        "fields": obj.fields.iter().map(|f| field(obj, f)).collect::<Vec<_>>(),
+        "hasSubtypes": false,
+        "implementedBy": null,
+        "implementsInterfaces": null,
+        "isInterface": false,
+        "isSubtype": false,
+        "keyPrefix": obj.key_prefix,
+        "label": label(obj),
+        "labelPlural": obj.label_plural,
+        "layoutable": true,
+        "listviewable": null,
+        "lookupLayoutable": null,
+        "mergeable": matches!(obj.name, "Account" | "Contact" | "Lead"),
+        "mruEnabled": true,
+        "name": obj.name,
+        "namedLayoutInfos": [],
+        "networkScopeFieldName": null,
+        "queryable": true,
+        "recordTypeInfos": [
+            {
+                "active": true,
+                "available": true,
+                "defaultRecordTypeMapping": true,
+                "developerName": "Master",
+                "master": true,
+                "name": "Master",
+                "recordTypeId": master,
+                "urls": {
+                    "layout": format!(
+                        "/services/data/v{version}/sobjects/{}/describe/layouts/{master}",
+                        obj.name
                     ),
-            ]),
-        )
-        .with("replicateable", obj.replicable)
-        .with("retrieveable", true)
-        .with("searchLayoutable", obj.searchable)
-        .with("searchable", obj.searchable)
-        .with("sobjectDescribeOption", "FULL")
-        .with("supportedScopes", Json::Arr(scopes))
-        .with("triggerable", true)
-        .with("undeletable", deletable(obj))
-        .with("updateable", obj.api_writable)
-        .with("urls", urls(obj, version, Some(base_url)))
+                },
+            },
+        ],
+        "replicateable": obj.replicable,
+        "retrieveable": true,
+        "searchLayoutable": obj.searchable,
+        "searchable": obj.searchable,
+        "sobjectDescribeOption": "FULL",
+        "supportedScopes": scopes,
+        "triggerable": true,
+        "undeletable": deletable(obj),
+        "updateable": obj.api_writable,
+        "urls": urls(obj, version, Some(base_url)),
+    })
 }

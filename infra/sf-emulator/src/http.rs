@@ -1,12 +1,12 @@
 //! HTTP plumbing: one axum handler that routes by path, and the response type.
 
-use crate::json::Json;
 use crate::world::World;
 use crate::{control, oauth, rest};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -53,7 +53,7 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub enum Body_ {
     /// JSON.
-    Json(Json),
+    Json(Value),
     /// HTML page.
     Html(String),
     /// Plain text.
@@ -75,7 +75,7 @@ pub struct Resp {
 
 impl Resp {
     /// JSON response.
-    pub fn json(status: u16, body: Json) -> Resp {
+    pub fn json(status: u16, body: Value) -> Resp {
         Resp {
             status,
             headers: Vec::new(),
@@ -117,20 +117,13 @@ impl Resp {
     }
     /// `[{"message","errorCode"}]` with a status.
     pub fn error(status: u16, code: &str, message: &str) -> Resp {
-        Resp::json(
-            status,
-            Json::Arr(vec![
-                Json::obj().with("message", message).with("errorCode", code),
-            ]),
-        )
+        Resp::json(status, json!([{ "message": message, "errorCode": code }]))
     }
     /// OAuth error `{"error","error_description"}`.
     pub fn oauth_error(status: u16, error: &str, description: &str) -> Resp {
         Resp::json(
             status,
-            Json::obj()
-                .with("error", error)
-                .with("error_description", description),
+            json!({ "error": error, "error_description": description }),
         )
     }
     /// 404 NOT_FOUND as Salesforce words it.
@@ -140,7 +133,7 @@ impl Resp {
 
     fn into_response(self) -> Response {
         let (content_type, body) = match self.body {
-            Body_::Json(j) => ("application/json;charset=UTF-8", j.to_string_compact()),
+            Body_::Json(j) => ("application/json;charset=UTF-8", j.to_string()),
             Body_::Html(h) if self.status == 414 || self.status == 431 => {
                 ("text/html;charset=iso-8859-1", h)
             }
@@ -314,11 +307,12 @@ fn versions(_shared: &Arc<Shared>, req: &Req) -> Resp {
     }
     let list = crate::versions::served()
         .map(|v| {
-            Json::obj()
-                .with("label", crate::versions::label(v))
-                .with("url", format!("/services/data/v{v}.0"))
-                .with("version", format!("{v}.0"))
+            json!({
+                "label": crate::versions::label(v),
+                "url": format!("/services/data/v{v}.0"),
+                "version": format!("{v}.0"),
+            })
         })
         .collect();
-    Resp::json(200, Json::Arr(list))
+    Resp::json(200, Value::Array(list))
 }

@@ -21,6 +21,15 @@
 //! emu.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Answers are `serde_json::Value`s built with `json!` or a `Map`: the workspace
+//! turns on serde_json's `preserve_order`, so keys come out in the order they
+//! were inserted, as Salesforce writes them (`attributes` first, then the fields
+//! in SELECT order).
+
+// A field's describe is one `json!` object of some sixty keys, deeper than
+// the default limit of macro recursion.
+#![recursion_limit = "256"]
 
 pub mod access;
 pub mod cdc;
@@ -32,7 +41,6 @@ pub mod describe;
 pub mod event;
 pub mod http;
 pub mod ids;
-pub mod json;
 pub mod oauth;
 pub mod org;
 pub mod pubsub;
@@ -503,11 +511,11 @@ impl Emulator {
                         usize::MAX,
                         include_deleted,
                     );
-                    rows.iter().map(json::Json::to_value).collect()
+                    rows
                 }
                 soql::Shape::Count => Vec::new(),
                 soql::Shape::Aggregate(_) => {
-                    vec![soql::plan::aggregate_row(&plan, &view, &ids).to_value()]
+                    vec![soql::plan::aggregate_row(&plan, &view, &ids)]
                 }
             })
         })

@@ -6,11 +6,11 @@
 //! `scope`, `code_challenge`, `code_challenge_method`, `response_type`.
 
 use crate::http::{Req, Resp, Shared};
-use crate::json::Json;
 use crate::store::RecordId;
 use crate::world::{AuthCode, CODE_TTL_MS, World, random_token};
 use base64::Engine;
 use http::Method;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -459,109 +459,68 @@ pub fn identity(shared: &Arc<Shared>, req: &Req) -> Resp {
     let urls = {
         let b = &base;
         let oid = &o.id;
-        Json::obj()
-            .with(
-                "enterprise",
-                format!("{b}/services/Soap/c/{{version}}/{}", &oid[..15]),
-            )
-            .with(
-                "metadata",
-                format!("{b}/services/Soap/m/{{version}}/{}", &oid[..15]),
-            )
-            .with(
-                "partner",
-                format!("{b}/services/Soap/u/{{version}}/{}", &oid[..15]),
-            )
-            .with("rest", format!("{b}/services/data/v{{version}}/"))
-            .with(
-                "sobjects",
-                format!("{b}/services/data/v{{version}}/sobjects/"),
-            )
-            .with("search", format!("{b}/services/data/v{{version}}/search/"))
-            .with("query", format!("{b}/services/data/v{{version}}/query/"))
-            .with("recent", format!("{b}/services/data/v{{version}}/recent/"))
-            .with(
-                "tooling_soap",
-                format!("{b}/services/Soap/T/{{version}}/{}", &oid[..15]),
-            )
-            .with(
-                "tooling_rest",
-                format!("{b}/services/data/v{{version}}/tooling/"),
-            )
-            .with("profile", format!("{b}/{uid}"))
-            .with(
-                "feeds",
-                format!("{b}/services/data/v{{version}}/chatter/feeds"),
-            )
-            .with(
-                "groups",
-                format!("{b}/services/data/v{{version}}/chatter/groups"),
-            )
-            .with(
-                "users",
-                format!("{b}/services/data/v{{version}}/chatter/users"),
-            )
-            .with(
-                "feed_items",
-                format!("{b}/services/data/v{{version}}/chatter/feed-items"),
-            )
-            .with(
-                "feed_elements",
-                format!("{b}/services/data/v{{version}}/chatter/feed-elements"),
-            )
-            .with("custom_domain", b.as_str())
+        json!({
+            "enterprise": format!("{b}/services/Soap/c/{{version}}/{}", &oid[..15]),
+            "metadata": format!("{b}/services/Soap/m/{{version}}/{}", &oid[..15]),
+            "partner": format!("{b}/services/Soap/u/{{version}}/{}", &oid[..15]),
+            "rest": format!("{b}/services/data/v{{version}}/"),
+            "sobjects": format!("{b}/services/data/v{{version}}/sobjects/"),
+            "search": format!("{b}/services/data/v{{version}}/search/"),
+            "query": format!("{b}/services/data/v{{version}}/query/"),
+            "recent": format!("{b}/services/data/v{{version}}/recent/"),
+            "tooling_soap": format!("{b}/services/Soap/T/{{version}}/{}", &oid[..15]),
+            "tooling_rest": format!("{b}/services/data/v{{version}}/tooling/"),
+            "profile": format!("{b}/{uid}"),
+            "feeds": format!("{b}/services/data/v{{version}}/chatter/feeds"),
+            "groups": format!("{b}/services/data/v{{version}}/chatter/groups"),
+            "users": format!("{b}/services/data/v{{version}}/chatter/users"),
+            "feed_items": format!("{b}/services/data/v{{version}}/chatter/feed-items"),
+            "feed_elements": format!("{b}/services/data/v{{version}}/chatter/feed-elements"),
+            "custom_domain": b.as_str(),
+        })
     };
-    let body = Json::obj()
-        .with("id", format!("{base}/id/{}/{uid}", o.id))
-        .with("asserted_user", true)
-        .with("user_id", uid.as_str())
-        .with("organization_id", o.id.as_str())
-        .with("username", username.as_str())
-        .with("nick_name", username.split('@').next().unwrap_or(""))
-        .with("display_name", display)
-        .with("email", o.text(u, "Email"))
-        .with("email_verified", true)
-        .with("first_name", first)
-        .with("last_name", last)
-        .with("timezone", o.text(u, "TimeZoneSidKey"))
-        .with(
-            "photos",
-            Json::obj()
-                .with("picture", format!("{base}/profilephoto/005/F"))
-                .with("thumbnail", format!("{base}/profilephoto/005/T")),
-        )
-        .with("addr_street", Json::Null)
-        .with("addr_city", Json::Null)
-        .with("addr_state", Json::Null)
-        .with("addr_country", Json::Null)
-        .with("addr_zip", Json::Null)
-        .with("mobile_phone", o.text(u, "MobilePhone"))
-        .with("mobile_phone_verified", false)
-        .with("is_lightning_login_user", false)
-        .with(
-            "status",
-            Json::obj()
-                .with("created_date", Json::Null)
-                .with("body", Json::Null),
-        )
-        .with("urls", urls)
-        .with("active", active)
-        .with("user_type", identity_user_type(user_type))
-        .with("language", "en_US")
-        .with("locale", "en_US")
-        .with("utcOffset", 3_600_000i64)
-        .with(
-            "last_modified_date",
-            match o.get(u, "LastModifiedDate") {
-                // The identity service writes `2022-02-15T23:21:10Z`
-                // (SwiftlySalesforce's recorded MockIdentity).
-                crate::store::ValueRef::DateTime(t) => {
-                    Json::Str(crate::time::fmt_datetime(t).replace(".000+0000", "Z"))
-                }
-                _ => Json::Null,
-            },
-        )
-        .with("is_app_installed", true);
+    let body = json!({
+        "id": format!("{base}/id/{}/{uid}", o.id),
+        "asserted_user": true,
+        "user_id": uid.as_str(),
+        "organization_id": o.id.as_str(),
+        "username": username.as_str(),
+        "nick_name": username.split('@').next().unwrap_or(""),
+        "display_name": display,
+        "email": o.text(u, "Email"),
+        "email_verified": true,
+        "first_name": first,
+        "last_name": last,
+        "timezone": o.text(u, "TimeZoneSidKey"),
+        "photos": {
+            "picture": format!("{base}/profilephoto/005/F"),
+            "thumbnail": format!("{base}/profilephoto/005/T"),
+        },
+        "addr_street": null,
+        "addr_city": null,
+        "addr_state": null,
+        "addr_country": null,
+        "addr_zip": null,
+        "mobile_phone": o.text(u, "MobilePhone"),
+        "mobile_phone_verified": false,
+        "is_lightning_login_user": false,
+        "status": { "created_date": null, "body": null },
+        "urls": urls,
+        "active": active,
+        "user_type": identity_user_type(user_type),
+        "language": "en_US",
+        "locale": "en_US",
+        "utcOffset": 3_600_000,
+        "last_modified_date": match o.get(u, "LastModifiedDate") {
+            // The identity service writes `2022-02-15T23:21:10Z`
+            // (SwiftlySalesforce's recorded MockIdentity).
+            crate::store::ValueRef::DateTime(t) => {
+                Some(crate::time::fmt_datetime(t).replace(".000+0000", "Z"))
+            }
+            _ => None,
+        },
+        "is_app_installed": true,
+    });
     Resp::json(200, body)
 }
 

@@ -6,13 +6,13 @@ mod merge;
 pub use merge::Converted;
 
 use crate::ids;
-use crate::json::Json;
 use crate::schema::{CLOSED_TASK_STATUSES, FieldDef, FieldType, ObjectDef, Schema};
 use crate::soql::Plan;
-use crate::soql::plan::{DataView, attributes, value_json};
+use crate::soql::plan::{DataView, attributes, record_map, value_json};
 use crate::store::{RecordId, Table, Value, ValueRef};
 use crate::time::{Millis, fmt_datetime, parse_date, parse_datetime, to_second};
 use serde::Serialize;
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -37,24 +37,20 @@ impl RecError {
         }
     }
     /// `{"statusCode","message","fields"}` (collections and composite results).
-    pub fn to_status_json(&self) -> Json {
-        Json::obj()
-            .with("statusCode", self.code)
-            .with("message", self.message.as_str())
-            .with(
-                "fields",
-                Json::Arr(self.fields.iter().map(|f| Json::from(f.as_str())).collect()),
-            )
+    pub fn to_status_json(&self) -> serde_json::Value {
+        json!({
+            "statusCode": self.code,
+            "message": self.message.as_str(),
+            "fields": self.fields,
+        })
     }
     /// `{"message","errorCode","fields"}` (top-level error arrays).
-    pub fn to_error_json(&self) -> Json {
-        Json::obj()
-            .with("message", self.message.as_str())
-            .with("errorCode", self.code)
-            .with(
-                "fields",
-                Json::Arr(self.fields.iter().map(|f| Json::from(f.as_str())).collect()),
-            )
+    pub fn to_error_json(&self) -> serde_json::Value {
+        json!({
+            "message": self.message.as_str(),
+            "errorCode": self.code,
+            "fields": self.fields,
+        })
     }
 }
 
@@ -691,18 +687,24 @@ impl Org {
     }
 
     /// All fields (or the given ones) of a record as JSON, attributes first.
-    pub fn record_json(&self, r: RecordId, fields: Option<&[usize]>, version: &str) -> Json {
+    pub fn record_json(
+        &self,
+        r: RecordId,
+        fields: Option<&[usize]>,
+        version: &str,
+    ) -> serde_json::Value {
         let obj = Schema::get().at(r.obj());
         let view = self.view();
-        let mut rec = Json::obj().with("attributes", attributes(&view, version, r, obj.name));
         let all: Vec<usize> = (0..obj.fields.len()).collect();
-        for fi in fields.unwrap_or(&all) {
+        let fields = fields.unwrap_or(&all);
+        let mut rec = record_map(attributes(&view, version, r, obj.name), fields.len());
+        for fi in fields {
             let f = &obj.fields[*fi];
             let acc = field_accessor_for(obj, f);
             let got = view.get(&acc, r);
-            rec.push(f.name, value_json(&view, got.as_ref()));
+            rec.insert(f.name.into(), value_json(&view, got.as_ref()));
         }
-        rec
+        serde_json::Value::Object(rec)
     }
 
     /// Opens a savepoint; writes after it can be rolled back.

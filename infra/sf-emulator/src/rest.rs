@@ -4,7 +4,6 @@
 
 use crate::conditional::{self, Conditions, Outcome};
 use crate::http::{Req, Resp, Shared};
-use crate::json::Json;
 use crate::oauth::{bearer, session};
 use crate::org::{
     FailureKind, LOCATOR_IDLE_MS, Locator, Mutation, RecError, WriteCtx, parse_fields,
@@ -15,6 +14,7 @@ use crate::store::RecordId;
 use crate::time::{Millis, fmt_datetime, parse_datetime, to_minute};
 use crate::world::World;
 use http::Method;
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -282,13 +282,9 @@ fn lock_failure_for_collection(body: &[u8]) -> Resp {
         vec![],
     );
     let rows = (0..n)
-        .map(|_| {
-            Json::obj()
-                .with("success", false)
-                .with("errors", Json::Arr(vec![err.to_status_json()]))
-        })
+        .map(|_| json!({ "success": false, "errors": [err.to_status_json()] }))
         .collect();
-    Resp::json(200, Json::Arr(rows))
+    Resp::json(200, Value::Array(rows))
 }
 
 fn method_not_allowed(method: &Method, allowed: &str) -> Resp {
@@ -389,12 +385,10 @@ pub fn dispatch(
                 Method::POST => create(world, ctx, obj, body),
                 Method::GET => Resp::json(
                     200,
-                    Json::obj()
-                        .with(
-                            "objectDescribe",
-                            crate::describe::summary(obj, &ctx.version),
-                        )
-                        .with("recentItems", Json::Arr(vec![])),
+                    json!({
+                        "objectDescribe": crate::describe::summary(obj, &ctx.version),
+                        "recentItems": [],
+                    }),
                 ),
                 _ => method_not_allowed(method, "GET, POST"),
             }
@@ -537,18 +531,15 @@ pub const RESOURCES: &[&str] = &[
 fn resources(world: &World, ctx: &ApiCtx) -> Resp {
     let o = &world.orgs[ctx.org];
     let v = &ctx.version;
-    let mut j = Json::obj();
-    for r in RESOURCES {
-        if *r == "identity" {
-            j.push(
-                r,
-                format!("{}/id/{}/{}", world.base_url, o.id, o.id18(ctx.user)),
-            );
+    let j = RESOURCES.iter().map(|r| {
+        let url = if *r == "identity" {
+            format!("{}/id/{}/{}", world.base_url, o.id, o.id18(ctx.user))
         } else {
-            j.push(r, format!("/services/data/v{v}/{r}"));
-        }
-    }
-    Resp::json(200, j)
+            format!("/services/data/v{v}/{r}")
+        };
+        (*r, url)
+    });
+    Resp::json(200, Value::from_iter(j))
 }
 
 /// `If-Modified-Since` / `If-Unmodified-Since` on describes: the emulated
@@ -565,14 +556,16 @@ fn soql_error(e: &soql::SoqlError) -> Resp {
     Resp::error(400, e.code, &e.message)
 }
 
-fn page_json(total: usize, next: Option<String>, records: Vec<Json>) -> Json {
-    let mut j = Json::obj()
-        .with("totalSize", total)
-        .with("done", next.is_none());
+/// `{"totalSize","done","nextRecordsUrl"?,"records"}`, in that order.
+fn page_json(total: usize, next: Option<String>, records: Vec<Value>) -> Value {
+    let mut j = Map::with_capacity(4);
+    j.insert("totalSize".into(), total.into());
+    j.insert("done".into(), next.is_none().into());
     if let Some(n) = next {
-        j.push("nextRecordsUrl", n);
+        j.insert("nextRecordsUrl".into(), n.into());
     }
-    j.with("records", Json::Arr(records))
+    j.insert("records".into(), Value::Array(records));
+    Value::Object(j)
 }
 
 /// GET query / queryAll.
@@ -726,12 +719,12 @@ fn create(
         );
     };
     if !obj.api_writable {
-        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+        return Resp::json(400, json!([not_writable(obj).to_error_json()]));
     }
     if map.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
         return Resp::json(
             400,
-            Json::Arr(vec![
+            Value::Array(vec![
                 RecError::new(
                     "INVALID_FIELD",
                     "cannot specify Id in an insert call",
@@ -756,12 +749,9 @@ fn create(
     ) {
         Ok(id) => Resp::json(
             201,
-            Json::obj()
-                .with("id", o.id18(id))
-                .with("success", true)
-                .with("errors", Json::Arr(vec![])),
+            json!({ "id": o.id18(id), "success": true, "errors": [] }),
         ),
-        Err(e) => Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+        Err(e) => Resp::json(400, json!([e.to_error_json()])),
     }
 }
 
@@ -777,7 +767,7 @@ fn path_record(world: &World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Result
 fn entity_deleted() -> Resp {
     Resp::json(
         404,
-        Json::Arr(vec![
+        Value::Array(vec![
             RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]).to_error_json(),
         ]),
     )
@@ -840,7 +830,7 @@ fn last_modified(o: &crate::org::Org, r: RecordId) -> Millis {
 /// Rows (Account records only)"), a hash of every field.
 fn record_etag(o: &crate::org::Org, r: RecordId, version: &str) -> Option<String> {
     (Schema::get().at(r.obj()).name == "Account")
-        .then(|| conditional::etag(&o.record_json(r, None, version).to_string_compact()))
+        .then(|| conditional::etag(&o.record_json(r, None, version).to_string()))
 }
 
 fn update(
@@ -862,7 +852,7 @@ fn update(
         );
     };
     if !obj.api_writable {
-        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+        return Resp::json(400, json!([not_writable(obj).to_error_json()]));
     }
     let fields = match parse_fields(obj, map) {
         Ok(f) => f,
@@ -888,10 +878,8 @@ fn update(
                 None => resp,
             }
         }
-        Err(e) if e.code == "ENTITY_IS_DELETED" => {
-            Resp::json(404, Json::Arr(vec![e.to_error_json()]))
-        }
-        Err(e) => Resp::json(400, Json::Arr(vec![e.to_error_json()])),
+        Err(e) if e.code == "ENTITY_IS_DELETED" => Resp::json(404, json!([e.to_error_json()])),
+        Err(e) => Resp::json(400, json!([e.to_error_json()])),
     }
 }
 
@@ -901,7 +889,7 @@ fn delete(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Resp {
         Err(resp) => return resp,
     };
     if !obj.api_writable {
-        return Resp::json(400, Json::Arr(vec![not_writable(obj).to_error_json()]));
+        return Resp::json(400, json!([not_writable(obj).to_error_json()]));
     }
     let wctx = write_ctx(world, ctx);
     let o = &mut world.orgs[ctx.org];
@@ -914,9 +902,9 @@ fn delete(world: &mut World, ctx: &ApiCtx, obj: &ObjectDef, id: &str) -> Resp {
         Err(e) => {
             o.rollback(sp);
             if e.code == "ENTITY_IS_DELETED" {
-                Resp::json(404, Json::Arr(vec![e.to_error_json()]))
+                Resp::json(404, json!([e.to_error_json()]))
             } else {
-                Resp::json(400, Json::Arr(vec![e.to_error_json()]))
+                Resp::json(400, json!([e.to_error_json()]))
             }
         }
     }
@@ -1010,7 +998,7 @@ pub fn collection_write(
             .find(|(k, _)| k.eq_ignore_ascii_case("id"))
             .map(|(k, v)| (k.clone(), v.clone()));
         if let Some((k, _)) = &id {
-            m.remove(k);
+            m.shift_remove(k);
         }
         let fields = match parse_fields(obj, &m) {
             Ok(f) => f,
@@ -1088,16 +1076,11 @@ pub fn collection_write(
     let rows = results
         .into_iter()
         .map(|r| match r {
-            Ok(id) => Json::obj()
-                .with("id", o.id18(id))
-                .with("success", true)
-                .with("errors", Json::Arr(vec![])),
-            Err(e) => Json::obj()
-                .with("success", false)
-                .with("errors", Json::Arr(vec![e.to_status_json()])),
+            Ok(id) => json!({ "id": o.id18(id), "success": true, "errors": [] }),
+            Err(e) => json!({ "success": false, "errors": [e.to_status_json()] }),
         })
         .collect();
-    Resp::json(200, Json::Arr(rows))
+    Resp::json(200, Value::Array(rows))
 }
 
 fn collection_retrieve(
@@ -1144,33 +1127,28 @@ fn collection_retrieve(
             Some(r) if r.obj() == obj.index && o.is_live(r) => {
                 o.record_json(r, Some(&cols), &ctx.version)
             }
-            _ => Json::Null,
+            _ => Value::Null,
         })
         .collect();
-    Resp::json(200, Json::Arr(rows))
+    Resp::json(200, Value::Array(rows))
 }
 
 fn limits(world: &World, ctx: &ApiCtx) -> Resp {
     let o = &world.orgs[ctx.org];
     let rows: usize = o.tables.iter().map(|t| t.len()).sum();
     let storage_used = (rows * 2 / 1024) as u64;
-    let pair = |max: u64, rem: u64| Json::obj().with("Max", max).with("Remaining", rem);
-    let body = Json::obj()
-        .with("ConcurrentAsyncGetReportInstances", pair(200, 200))
-        .with(
-            "DailyApiRequests",
-            pair(o.api_limit, o.api_limit.saturating_sub(o.api_used)),
-        )
-        .with("DailyAsyncApexExecutions", pair(250_000, 250_000))
-        .with("DailyBulkApiBatches", pair(15_000, 15_000))
-        .with("DailyBulkV2QueryJobs", pair(10_000, 10_000))
-        .with("DailyStreamingApiEvents", pair(1_000_000, 1_000_000))
-        .with(
-            "DataStorageMB",
-            pair(1024, 1024u64.saturating_sub(storage_used)),
-        )
-        .with("HourlyPublishedPlatformEvents", pair(250_000, 250_000))
-        .with("MonthlyPlatformEventsUsageEntitlement", pair(0, 0));
+    let pair = |max: u64, rem: u64| json!({ "Max": max, "Remaining": rem });
+    let body = json!({
+        "ConcurrentAsyncGetReportInstances": pair(200, 200),
+        "DailyApiRequests": pair(o.api_limit, o.api_limit.saturating_sub(o.api_used)),
+        "DailyAsyncApexExecutions": pair(250_000, 250_000),
+        "DailyBulkApiBatches": pair(15_000, 15_000),
+        "DailyBulkV2QueryJobs": pair(10_000, 10_000),
+        "DailyStreamingApiEvents": pair(1_000_000, 1_000_000),
+        "DataStorageMB": pair(1024, 1024u64.saturating_sub(storage_used)),
+        "HourlyPublishedPlatformEvents": pair(250_000, 250_000),
+        "MonthlyPlatformEventsUsageEntitlement": pair(0, 0),
+    });
     Resp::json(200, body)
 }
 
@@ -1237,7 +1215,9 @@ fn replication(
                 && ts >= start
                 && ts < latest
             {
-                ids.push(Json::Str(o.id18(RecordId::new(obj.index, row as u64 + 1))));
+                ids.push(Value::String(
+                    o.id18(RecordId::new(obj.index, row as u64 + 1)),
+                ));
             }
         }
         if ids.len() > MAX_REPLICATION_IDS {
@@ -1249,9 +1229,10 @@ fn replication(
         }
         return Resp::json(
             200,
-            Json::obj()
-                .with("ids", Json::Arr(ids))
-                .with("latestDateCovered", fmt_datetime(latest)),
+            Value::from_iter([
+                ("ids", Value::Array(ids)),
+                ("latestDateCovered", fmt_datetime(latest).into()),
+            ]),
         );
     }
     let earliest = to_minute(o.created_at.max(now - DELETED_KEPT_MS));
@@ -1265,16 +1246,18 @@ fn replication(
     let list = rows
         .into_iter()
         .map(|(row, at)| {
-            Json::obj()
-                .with("deletedDate", fmt_datetime(at))
-                .with("id", o.id18(RecordId::new(obj.index, row as u64 + 1)))
+            json!({
+                "deletedDate": fmt_datetime(at),
+                "id": o.id18(RecordId::new(obj.index, row as u64 + 1)),
+            })
         })
         .collect();
     Resp::json(
         200,
-        Json::obj()
-            .with("deletedRecords", Json::Arr(list))
-            .with("earliestDateAvailable", fmt_datetime(earliest))
-            .with("latestDateCovered", fmt_datetime(latest)),
+        Value::from_iter([
+            ("deletedRecords", Value::Array(list)),
+            ("earliestDateAvailable", fmt_datetime(earliest).into()),
+            ("latestDateCovered", fmt_datetime(latest).into()),
+        ]),
     )
 }

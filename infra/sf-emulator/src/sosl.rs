@@ -10,12 +10,12 @@
 //! phone).
 
 use crate::http::Resp;
-use crate::json::Json;
 use crate::rest::ApiCtx;
 use crate::schema::{FieldType, ObjectDef, Schema};
 use crate::soql;
 use crate::store::{RecordId, ValueRef};
 use crate::world::World;
+use serde_json::Value;
 
 /// Characters that must be escaped with a backslash in a SOSL term.
 pub const RESERVED: &[char] = &[
@@ -821,9 +821,12 @@ pub fn search(world: &mut World, ctx: &ApiCtx, q: Option<&str>) -> Resp {
         .and_then(|m| m.parse().ok())
         .unwrap_or(crate::versions::MAX_VERSION);
     if major <= 35 {
-        return Resp::json(200, Json::Arr(out));
+        return Resp::json(200, Value::Array(out));
     }
-    Resp::json(200, Json::obj().with("searchRecords", Json::Arr(out)))
+    Resp::json(
+        200,
+        Value::from_iter([("searchRecords", Value::Array(out))]),
+    )
 }
 
 #[cfg(test)]

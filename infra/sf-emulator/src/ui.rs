@@ -145,7 +145,7 @@ pub fn record_page(shared: &Arc<Shared>, req: &Req) -> Resp {
     let Some(r) = org.parse_id(id) else {
         return missing();
     };
-    let record = org.record_json(r, None, crate::API_VERSION).to_value();
+    let record = org.record_json(r, None, crate::API_VERSION);
     let actual = record["attributes"]["type"].as_str().unwrap_or_default();
     if !actual.eq_ignore_ascii_case(object) {
         return missing();

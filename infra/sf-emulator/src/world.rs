@@ -1,7 +1,6 @@
 //! Everything the server holds: orgs, the clock, OAuth codes and tokens, and the
 //! control operations shared by the Rust API and the HTTP control API.
 
-use crate::json::Json;
 use crate::org::{
     ChangeEntry, ConnectedApp, FailureKind, Mutation, Org, RecError, WriteCtx, parse_fields,
 };
@@ -222,6 +221,10 @@ pub struct Footprint {
 /// A fault to inject.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "fault", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few faults per test, built by hand: boxing RecordFault would cost every caller a Box::new for nothing"
+)]
 pub enum Fault {
     /// Every access token of the org dies; refresh still works.
     ExpireSessions,
@@ -955,7 +958,6 @@ impl World {
                     None,
                     crate::API_VERSION,
                 )
-                .to_value()
             })
             .collect())
     }
@@ -1079,7 +1081,7 @@ impl World {
         let r = o
             .parse_id(id)
             .ok_or_else(|| ControlError::UnknownRecord(id.to_string()))?;
-        Ok(o.record_json(r, None, crate::API_VERSION).to_value())
+        Ok(o.record_json(r, None, crate::API_VERSION))
     }
 
     /// API usage.
@@ -1388,7 +1390,7 @@ impl World {
         app: usize,
         user: RecordId,
         scopes: Vec<String>,
-    ) -> Json {
+    ) -> serde_json::Value {
         let wants_refresh = scopes
             .iter()
             .any(|s| s == "refresh_token" || s == "offline_access");
@@ -1452,24 +1454,24 @@ impl World {
         scopes: Vec<String>,
         refresh: Option<String>,
         include_refresh: bool,
-    ) -> Json {
+    ) -> serde_json::Value {
         let now = self.now();
         let o = &self.orgs[org];
         let access = format!("{}!AQ{}", &o.id[..15], random_token(94));
         let id_url = format!("{}/id/{}/{}", self.base_url, o.id, o.id18(user));
         let issued_at = now.to_string();
         let signature = sign(&o.apps[app].consumer_secret, &id_url, &issued_at);
-        let mut body = Json::obj().with("access_token", access.as_str());
+        let mut body = serde_json::Map::new();
+        body.insert("access_token".into(), access.as_str().into());
         if include_refresh && let Some(r) = &refresh {
-            body.push("refresh_token", r.as_str());
+            body.insert("refresh_token".into(), r.as_str().into());
         }
-        body = body
-            .with("signature", signature)
-            .with("scope", scopes.join(" "))
-            .with("instance_url", self.base_url.as_str())
-            .with("id", id_url)
-            .with("token_type", "Bearer")
-            .with("issued_at", issued_at);
+        body.insert("signature".into(), signature.into());
+        body.insert("scope".into(), scopes.join(" ").into());
+        body.insert("instance_url".into(), self.base_url.as_str().into());
+        body.insert("id".into(), id_url.into());
+        body.insert("token_type".into(), "Bearer".into());
+        body.insert("issued_at".into(), issued_at.into());
         self.access.insert(
             access,
             AccessToken {
@@ -1481,7 +1483,7 @@ impl World {
                 last_used: now,
             },
         );
-        body
+        serde_json::Value::Object(body)
     }
 
     /// A session without the browser dance (for product tests that do not test OAuth).
@@ -1500,9 +1502,7 @@ impl World {
         let user = self.orgs[org]
             .user_by_username(username)
             .ok_or_else(|| ControlError::UnknownUser(username.to_string()))?;
-        Ok(self
-            .issue_tokens(org, app, user, vec!["refresh_token".into(), "api".into()])
-            .to_value())
+        Ok(self.issue_tokens(org, app, user, vec!["refresh_token".into(), "api".into()]))
     }
 
     /// True when the user is active.

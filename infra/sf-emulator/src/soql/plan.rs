@@ -5,10 +5,10 @@ use super::lexer::{CmpOp, PatChar};
 use super::parser::{Cond, FieldPath, Lit, Literal, Query, SelectItem};
 use super::{MAX_WHERE_STRING, SoqlError};
 use crate::ids;
-use crate::json::Json;
 use crate::schema::{Computed, FieldDef, FieldType, ObjectDef, Schema};
 use crate::store::{RecordId, Table, ValueRef};
 use crate::time::{fmt_date, fmt_datetime};
+use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -1190,7 +1190,7 @@ pub fn page(
     offset: usize,
     cap: usize,
     include_deleted: bool,
-) -> (usize, Vec<Json>) {
+) -> (usize, Vec<Value>) {
     let start = offset.min(ids.len());
     let candidates = &ids[start..start.saturating_add(cap.max(1)).min(ids.len())];
     let kids = children_of(plan, view, candidates, include_deleted);
@@ -1215,8 +1215,9 @@ pub fn page(
 }
 
 /// The single `AggregateResult` row of an aggregate query over `ids`.
-pub fn aggregate_row(plan: &Plan, view: &DataView, ids: &[RecordId]) -> Json {
-    let mut row = Json::obj().with("attributes", Json::obj().with("type", "AggregateResult"));
+pub fn aggregate_row(plan: &Plan, view: &DataView, ids: &[RecordId]) -> Value {
+    let mut row = Map::new();
+    row.insert("attributes".into(), json!({ "type": "AggregateResult" }));
     if let Shape::Aggregate(items) = &plan.shape {
         for (name, acc) in items {
             let n = match acc {
@@ -1226,55 +1227,64 @@ pub fn aggregate_row(plan: &Plan, view: &DataView, ids: &[RecordId]) -> Json {
                     .filter(|r| !view.get(acc, **r).as_ref().is_null())
                     .count(),
             };
-            row.push(name, n);
+            row.insert(name.clone(), n.into());
         }
     }
-    row
+    Value::Object(row)
 }
 
-/// JSON of a stored value.
-pub fn value_json(view: &DataView, v: ValueRef) -> Json {
+/// JSON of a stored value: an integer field renders as an integer (`50`), a
+/// double, currency or percent keeps its fraction (`12000.0`).
+pub fn value_json(view: &DataView, v: ValueRef) -> Value {
     match v {
-        ValueRef::Null => Json::Null,
-        ValueRef::Text(s) => Json::Str(s.to_string()),
-        ValueRef::Bool(b) => Json::Bool(b),
-        ValueRef::Int(i) => Json::Int(i),
-        ValueRef::Float(f) => Json::Float(f),
-        ValueRef::Date(d) => Json::Str(fmt_date(d)),
-        ValueRef::DateTime(t) => Json::Str(fmt_datetime(t)),
-        ValueRef::Ref(r) => Json::Str(view.id18(r)),
+        ValueRef::Null => Value::Null,
+        ValueRef::Text(s) => Value::String(s.to_string()),
+        ValueRef::Bool(b) => Value::Bool(b),
+        ValueRef::Int(i) => Value::from(i),
+        ValueRef::Float(f) => Value::from(f),
+        ValueRef::Date(d) => Value::String(fmt_date(d)),
+        ValueRef::DateTime(t) => Value::String(fmt_datetime(t)),
+        ValueRef::Ref(r) => Value::String(view.id18(r)),
     }
 }
 
 /// `{"type":…,"url":…}`.
-pub fn attributes(view: &DataView, version: &str, r: RecordId, type_name: &str) -> Json {
+pub fn attributes(view: &DataView, version: &str, r: RecordId, type_name: &str) -> Value {
     let obj = Schema::get().at(r.obj()).name;
-    Json::obj().with("type", type_name).with(
-        "url",
-        format!("/services/data/v{version}/sobjects/{obj}/{}", view.id18(r)),
-    )
+    json!({
+        "type": type_name,
+        "url": format!("/services/data/v{version}/sobjects/{obj}/{}", view.id18(r)),
+    })
+}
+
+/// A record's object, `attributes` first (the fields follow in insertion order).
+pub fn record_map(attributes: Value, fields: usize) -> Map<String, Value> {
+    let mut rec = Map::with_capacity(fields + 1);
+    rec.insert("attributes".into(), attributes);
+    rec
 }
 
 /// Renders one record as a query result row (subqueries render as null: use
 /// [`page`] for queries that have some).
-pub fn render(plan: &Plan, view: &DataView, version: &str, r: RecordId) -> Json {
+pub fn render(plan: &Plan, view: &DataView, version: &str, r: RecordId) -> Value {
     render_with(plan, view, version, r, &Vec::new())
 }
 
-/// Renders one record, its subqueries' rows taken from `kids`.
-pub fn render_with(plan: &Plan, view: &DataView, version: &str, r: RecordId, kids: &Kids) -> Json {
+/// Renders one record, its subqueries' rows taken from `kids`: `attributes`,
+/// then the fields in SELECT order.
+pub fn render_with(plan: &Plan, view: &DataView, version: &str, r: RecordId, kids: &Kids) -> Value {
     let schema = Schema::get();
     let mut child_index = 0usize;
-    let mut rec = Json::obj().with(
-        "attributes",
+    let mut rec = record_map(
         attributes(view, version, r, schema.at(r.obj()).name),
+        plan.out.len(),
     );
     let table = view.tables.get(r.obj());
     for item in &plan.out {
         match item {
             OutItem::Field { name, acc } => {
                 let got = view.get(acc, r);
-                rec.push(name, value_json(view, got.as_ref()));
+                rec.insert((*name).into(), value_json(view, got.as_ref()));
             }
             OutItem::Rel {
                 name,
@@ -1291,37 +1301,37 @@ pub fn render_with(plan: &Plan, view: &DataView, version: &str, r: RecordId, kid
                             schema.at(p.obj()).name
                         };
                         let mut n =
-                            Json::obj().with("attributes", attributes(view, version, p, type_name));
+                            record_map(attributes(view, version, p, type_name), fields.len());
                         for (fname, acc) in fields {
                             let got = view.get(acc, r);
-                            n.push(fname, value_json(view, got.as_ref()));
+                            n.insert((*fname).into(), value_json(view, got.as_ref()));
                         }
-                        n
+                        Value::Object(n)
                     }
-                    _ => Json::Null,
+                    _ => Value::Null,
                 };
-                rec.push(name, nested);
+                rec.insert((*name).into(), nested);
             }
             OutItem::Children(c) => {
                 let rows = kids.get(child_index).and_then(|m| m.get(&r));
                 child_index += 1;
                 let nested = match rows {
-                    Some(rows) if !rows.is_empty() => Json::obj()
-                        .with("totalSize", rows.len())
-                        .with("done", true)
-                        .with(
-                            "records",
-                            Json::Arr(
-                                rows.iter()
-                                    .map(|k| render(&c.plan, view, version, *k))
-                                    .collect(),
-                            ),
-                        ),
-                    _ => Json::Null,
+                    Some(rows) if !rows.is_empty() => {
+                        let records: Vec<Value> = rows
+                            .iter()
+                            .map(|k| render(&c.plan, view, version, *k))
+                            .collect();
+                        Value::from_iter([
+                            ("totalSize", Value::from(rows.len())),
+                            ("done", Value::Bool(true)),
+                            ("records", Value::Array(records)),
+                        ])
+                    }
+                    _ => Value::Null,
                 };
-                rec.push(c.name, nested);
+                rec.insert(c.name.into(), nested);
             }
         }
     }
-    rec
+    Value::Object(rec)
 }

@@ -99,7 +99,7 @@ fn run(w: &World, q: &str, all: bool) -> Vec<serde_json::Value> {
     let view = w.orgs[0].view();
     execute(&p, &view, all)
         .into_iter()
-        .map(|r| render(&p, &view, "62.0", r).to_value())
+        .map(|r| render(&p, &view, "62.0", r))
         .collect()
 }
 
@@ -514,13 +514,32 @@ fn output_order_and_json_order() {
     let p = plan("SELECT Email, Id, LastName FROM Contact WHERE LastName = 'Doe'");
     let view = w.orgs[0].view();
     let ids = execute(&p, &view, false);
-    let text = render(&p, &view, "62.0", ids[0]).to_string_compact();
+    let text = render(&p, &view, "62.0", ids[0]).to_string();
     let a = text.find("\"attributes\"").unwrap();
     let e = text.find("\"Email\"").unwrap();
     let i = text.find("\"Id\"").unwrap();
     let l = text.find("\"LastName\"").unwrap();
     assert!(a < e && e < i && i < l, "{text}");
     assert!(text.contains("\"url\":\"/services/data/v62.0/sobjects/Contact/003"));
+}
+
+#[test]
+fn numbers_render_as_their_field_type() {
+    let mut w = world();
+    let deal = rec(
+        "Opportunity",
+        "deal",
+        serde_json::json!({"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-06-30", "Amount": 12000, "AccountId": "@globex"}),
+    );
+    w.seed_records(0, &[deal]).unwrap();
+    let p = plan("SELECT Amount, Account.NumberOfEmployees FROM Opportunity");
+    let view = w.orgs[0].view();
+    let ids = execute(&p, &view, false);
+    let text = render(&p, &view, "62.0", ids[0]).to_string();
+    // A currency sent as 12000 is a double: it keeps its fraction. An integer
+    // field stays an integer.
+    assert!(text.contains("\"Amount\":12000.0,"), "{text}");
+    assert!(text.ends_with("\"NumberOfEmployees\":50}}"), "{text}");
 }
 
 #[test]
@@ -653,7 +672,7 @@ fn page_rows(w: &World, q: &str) -> Vec<serde_json::Value> {
     let ids = execute(&p, &view, false);
     let (end, rows) = super::plan::page(&p, &view, "62.0", &ids, 0, 2000, false);
     assert_eq!(end, ids.len());
-    rows.iter().map(crate::json::Json::to_value).collect()
+    rows
 }
 
 #[test]
@@ -723,7 +742,7 @@ fn count_and_aggregates() {
     let p = plan("SELECT COUNT(Id), COUNT(Email) withEmail, COUNT(Account.Name) FROM Contact");
     let ids = execute(&p, &view, false);
     assert_eq!(
-        super::plan::aggregate_row(&p, &view, &ids).to_string_compact(),
+        super::plan::aggregate_row(&p, &view, &ids).to_string(),
         r#"{"attributes":{"type":"AggregateResult"},"expr0":3,"withEmail":1,"expr1":2}"#
     );
     let e = err("SELECT LastName, COUNT(Id) FROM Contact");
