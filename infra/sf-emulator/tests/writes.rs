@@ -237,6 +237,21 @@ async fn validation_rules() {
     assert_eq!((s, error_code(&resp)), (400, "INVALID_FIELD"));
     let (s, resp) = create(&env, &at, "Task", json!({"CallDurationInSeconds": "12"})).await;
     assert_eq!((s, error_code(&resp)), (400, "JSON_PARSER_ERROR"));
+    // Salesforce reads the body as a stream (its parser errors carry a line
+    // and column): of two bad fields, the first in the body is reported, not
+    // the first in alphabetical order (unconfirmed for unknown fields).
+    let (s, resp) = create(
+        &env,
+        &at,
+        "Task",
+        json!({"Zeta": 1, "Subject": "s", "Alpha": 2}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        resp[0]["message"],
+        "No such column 'Zeta' on sobject of type Task"
+    );
     // Inactive owner.
     env.emu.set_user_active("acme", REP, false).unwrap();
     let (s, resp) = create(&env, &at, "Task", json!({"OwnerId": r("rita")})).await;
