@@ -14,7 +14,7 @@
 //! | adapters | `adapters` (DynamoDB, Secrets Manager, SQS, Salesforce), `aws` | one per external system; the one Salesforce REST client (transport, token lifecycle, reads, writes, Notes), the OAuth flow, the Pub/Sub client |
 //! | Salesforce's language | `salesforce` | pure: the API's values, the one SOQL builder and escaper, SOSL, keyset reads, ids, change events, the error type, the API budget |
 //! | domain | `domain` | pure types and rules: tenants, connections, records, the Salesforce hosts the product may talk to (no SSRF), the call contract, the matching policy, the managed Task block and its insights, Salesforce's text limits, the permissions report |
-//! | foundations | `config`, `error`, `telemetry`, `backoff` | configuration from the environment (one place), the error classes, JSON logs and EMF metrics, the one back-off |
+//! | foundations | `config`, `error`, `telemetry`, `backoff` | configuration from the environment (one place), the error classes and the storage error, JSON logs and EMF metrics, the one back-off |
 //!
 //! The domain, `config`, `error` and `ports` import nothing above them (`config`
 //! validates the Salesforce hosts it is given with the domain's host policy, so

@@ -25,35 +25,8 @@ use crate::domain::{
     IndexKey, Lease, ModjoUser, PendingAuthorization, SigningKeys, StoredComment, SyncCursor,
     SyncStatus, TenantId, UserMapping,
 };
-use crate::error::{Classify, ErrorClass};
 
-/// The error of every storage adapter (DynamoDB, Secrets Manager, SQS).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A conditional write lost: someone else changed the item first.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// Throttling, timeouts, 5xx, connection failures.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// The request is wrong and will stay wrong (validation, missing table, item too large).
-    #[error("storage rejected the request: {0}")]
-    Rejected(String),
-    /// A stored item or secret could not be decoded.
-    #[error("stored data is malformed: {0}")]
-    Corrupt(String),
-}
-
-impl Classify for StoreError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            StoreError::Conflict(_) | StoreError::Unavailable(_) => ErrorClass::Retryable,
-            StoreError::Rejected(_) | StoreError::Corrupt(_) => ErrorClass::Permanent,
-        }
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::{StoreError, StoreResult};
 
 /// A page of results and the token to ask for the next one.
 #[derive(Debug, Clone, PartialEq)]
@@ -577,25 +550,5 @@ mod tests {
         assert_eq!(json["refreshToken"], "5Aep861-refresh");
         let back: TenantCredentials = serde_json::from_value(json).unwrap();
         assert_eq!(back.consumer_key, creds.consumer_key);
-    }
-
-    #[test]
-    fn store_errors_are_classified() {
-        assert_eq!(
-            StoreError::Conflict("x".into()).class(),
-            ErrorClass::Retryable
-        );
-        assert_eq!(
-            StoreError::Unavailable("x".into()).class(),
-            ErrorClass::Retryable
-        );
-        assert_eq!(
-            StoreError::Rejected("x".into()).class(),
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            StoreError::Corrupt("x".into()).class(),
-            ErrorClass::Permanent
-        );
     }
 }

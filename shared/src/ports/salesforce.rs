@@ -91,13 +91,12 @@ pub trait SalesforceLogin: Send + Sync {
     ) -> impl Future<Output = SalesforceResult<()>> + Send;
 }
 
-/// One tenant's requests, within one deadline: reads, writes and Notes. Each
-/// method is one Salesforce API request unless it says otherwise; every failure
-/// is a classified [`SalesforceError`].
+/// One tenant's requests, within one deadline: reads, writes, Notes, and the
+/// Pub/Sub client of Change Data Capture. Each method is one Salesforce API
+/// request unless it says otherwise; every failure is a classified
+/// [`SalesforceError`].
 pub trait SalesforceApi: SalesforceReads + SalesforceWrites + SalesforceNotes {
     fn tenant(&self) -> &TenantId;
-
-    fn deadline(&self) -> Instant;
 
     /// Whether Salesforce answered any request of this session (a status below
     /// 500): if not, whatever failed was an outage, not this work's own fault.

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::soql::SoqlError;
 use crate::domain::hosts::InstanceUrlError;
+use crate::error::StoreError;
 use crate::error::{Classify, ErrorClass};
-use crate::ports::StoreError;
 
 /// One entry of a REST error body (`errorCode`), or of a collection result (`statusCode`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,7 +1,7 @@
 //! Salesforce's language, without I/O: the API's values (`api`), the one SOQL
 //! builder and escaper (`soql`), the SOSL escaper (`sosl`), keyset reads, record
-//! ids, change events, the error type with its classification, and the API
-//! budget. The Salesforce port ([`crate::ports::SalesforceApi`]) speaks it; the
+//! ids, change events, the Pub/Sub API's requests and failures, the error type
+//! with its classification, and the API budget. The Salesforce port ([`crate::ports::SalesforceApi`]) speaks it; the
 //! REST client that implements the port is in `crate::adapters::salesforce`.
 
 pub mod api;

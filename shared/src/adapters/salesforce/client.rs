@@ -401,10 +401,6 @@ where
         &self.tenant
     }
 
-    fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
     /// Whether Salesforce answered any request of this session (a status below 500):
     /// if not, whatever failed was an outage, not this work's own fault.
     fn was_answered(&self) -> bool {

@@ -10,7 +10,6 @@ use pubsub_proto::{FetchRequest, FetchResponse, SchemaInfo, TopicInfo};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
 use super::{
     PubSubApi, PubSubEvents, SalesforceApi, SalesforceNotes, SalesforceReads, SalesforceResult,
@@ -123,10 +122,6 @@ fn unexpected<T>(what: &str) -> T {
 impl SalesforceApi for FakeSalesforce {
     fn tenant(&self) -> &TenantId {
         &self.tenant
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + std::time::Duration::from_secs(60)
     }
 
     fn was_answered(&self) -> bool {
