@@ -2,7 +2,7 @@
 //!
 //! Every layer has its own error type (store, secrets, queue, Salesforce, …);
 //! each says which [`ErrorClass`] it belongs to ([`Classify`]); the use
-//! cases' own error, which holds either, is `app::WorkError`. Handlers map the class once, at
+//! cases' own error, which holds either, is `work::WorkError`. Handlers map the class once, at
 //! the boundary: a retryable error becomes an SQS item failure, a permanent one
 //! is recorded and acknowledged, a needs-reauth one parks the work.
 //!

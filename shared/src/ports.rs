@@ -1,12 +1,16 @@
 //! Ports: the small traits through which domain logic reaches the outside world.
 //! One adapter implements each (DynamoDB, Secrets Manager, SQS, Salesforce);
-//! tests run the same adapters against moto and the Salesforce emulator.
+//! tests run the same adapters against moto and the Salesforce emulator, and
+//! unit tests of use-case logic put a scripted Salesforce (`fake`) behind the
+//! Salesforce port.
 
+mod erasure;
 mod salesforce;
 
 #[cfg(test)]
 pub(crate) use salesforce::fake;
 
+pub use erasure::{ErasureStore, PurgeProgress};
 pub use salesforce::{
     PubSubApi, PubSubEvents, SalesforceApi, SalesforceLogin, SalesforceNotes, SalesforceReads,
     SalesforceResult, SalesforceSessions, SalesforceWrites,
@@ -284,6 +288,9 @@ pub enum ClaimResult {
 /// Record ids one [`CallStore::calls_linked_to`] looks for (a DynamoDB `IN`
 /// takes at most 100 operands).
 pub const MAX_LINKED_IDS: usize = 50;
+
+/// Most calls one page of a call listing returns.
+pub const MAX_CALLS_PAGE: usize = 100;
 
 /// Per-call outcomes.
 pub trait CallStore: Send + Sync {

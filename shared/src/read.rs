@@ -11,7 +11,9 @@ use crate::connect::ApiUsageView;
 use crate::domain::{
     CallOutcome, CallState, ConnectionStatus, SyncStatus, TenantId, validate_external_id,
 };
-use crate::ports::{CallStore, ConnectionStore, CursorStore, Page, RecordStore, StoreError};
+use crate::ports::{
+    CallStore, ConnectionStore, CursorStore, MAX_CALLS_PAGE, Page, RecordStore, StoreError,
+};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,9 +138,6 @@ pub async fn call_view<S: CallStore + ConnectionStore>(
     Some(outcome_view(outcome, instance.as_deref())).transpose()
 }
 
-/// Most calls one page of the listing returns.
-pub const MAX_CALLS_PAGE: usize = 100;
-
 /// The tenant's calls, most recently updated first (only those in `state` when
 /// given), each as [`call_view`] shows it, and the cursor of the next page.
 pub async fn calls_view<S: CallStore + ConnectionStore>(
@@ -217,7 +216,7 @@ fn outcome_view(mut outcome: CallOutcome, instance_url: Option<&str>) -> Result<
     let mut view =
         serde_json::to_value(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if let Some(map) = view.as_object_mut() {
-        map.remove("version");
+        map.shift_remove("version");
         if let Some(url) = task_url {
             map.insert("taskUrl".into(), Value::String(url));
         }

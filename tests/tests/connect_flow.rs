@@ -665,7 +665,7 @@ async fn redirect_uri_mismatch_never_reaches_the_callback() {
     start(&stack, &tenant).await;
     // The same tenant, but our configured callback differs from the connected app's.
     let other = stack.app_with_callback("https://app.modjo.test/elsewhere/callback");
-    let actor = shared::connect::Actor {
+    let actor = shared::domain::Actor {
         tenant: TenantId::parse(&tenant).unwrap(),
         user_id: "usr_admin".into(),
     };

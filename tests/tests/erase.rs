@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::scenario::*;
 use e2e::stack::{Claims, api_event, body_json, status};
 use serde_json::{Value, json};
-use shared::app::update_connection;
 use shared::domain::{ApiUsage, CallState, IndexKey, IndexKind};
 use shared::ports::{
     CallStore as _, ConnectionStore as _, RecordStore as _, SalesforceSessions, SecretStore as _,
 };
+use shared::work::update_connection;
 
 /// Every item of the table, as text (binary attributes gunzipped).
 async fn scan(w: &World) -> Vec<(String, String, String)> {

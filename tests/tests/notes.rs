@@ -14,7 +14,7 @@ use shared::domain::CallState;
 
 /// The tenant's "summaries as Notes" setting.
 async fn notes_setting(w: &World, on: bool) {
-    shared::app::update_connection(&w.stack.aws.store(), &w.tenant, |c| {
+    shared::work::update_connection(&w.stack.aws.store(), &w.tenant, |c| {
         c.summaries_as_notes = on;
         true
     })

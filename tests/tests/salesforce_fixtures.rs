@@ -906,7 +906,8 @@ async fn recorded_limits_and_identity_bodies_are_read() {
 async fn a_token_endpoint_outage_during_the_callback_says_try_again() {
     use shared::app::App;
     use shared::config::{BudgetThresholds, Config, OAuthConfig};
-    use shared::connect::{Actor, CallbackParams, CallbackResult, SettingsInput};
+    use shared::connect::{CallbackParams, CallbackResult, SettingsInput};
+    use shared::domain::Actor;
 
     let aws = AwsEnv::new().await;
     let server = ReplayServer::start().await;

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::{ApiError, json_body, json_response};
 use crate::app::App;
-use crate::connect::{Actor, ConnectError, ConnectStore};
+use crate::connect::{ConnectError, ConnectStore};
+use crate::domain::Actor;
 use crate::domain::{AuditEntry, ConnectionStatus};
 use crate::erase::person::tenant_key;
 use crate::erase::purge::Purger;

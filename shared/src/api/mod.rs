@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::connect::{Actor, ConnectError};
+use crate::connect::ConnectError;
+use crate::domain::Actor;
 use crate::domain::TenantId;
 use crate::error::{Classify, ErrorClass};
 

@@ -393,21 +393,21 @@ fn cursor_error(e: crate::ports::StoreError) -> ApiError {
     }
 }
 
-/// A listing's `limit`: 25 by default, 1 to [`crate::read::MAX_CALLS_PAGE`].
+/// A listing's `limit`: 25 by default, 1 to [`crate::ports::MAX_CALLS_PAGE`].
 fn page_limit(given: Option<&str>) -> Result<usize, ApiError> {
     match given {
         None => Ok(25),
         Some(l) => l
             .parse::<usize>()
             .ok()
-            .filter(|l| (1..=crate::read::MAX_CALLS_PAGE).contains(l))
+            .filter(|l| (1..=crate::ports::MAX_CALLS_PAGE).contains(l))
             .ok_or_else(|| ApiError {
                 field: Some("limit"),
                 reason: Some("format"),
                 ..ApiError::new(
                     400,
                     "invalid_request",
-                    format!("limit is 1 to {}", crate::read::MAX_CALLS_PAGE),
+                    format!("limit is 1 to {}", crate::ports::MAX_CALLS_PAGE),
                 )
             }),
     }
@@ -430,10 +430,10 @@ impl From<crate::calls::link::LinkError> for ApiError {
             LinkError::NotFound => ApiError::new(404, "not_found", e.to_string()),
             LinkError::Conflict(m) => ApiError::new(409, "conflict", m),
             LinkError::Refused(_) => ApiError::new(400, "invalid_request", e.to_string()),
-            LinkError::Work(crate::app::WorkError::Salesforce(sf)) => {
+            LinkError::Work(crate::work::WorkError::Salesforce(sf)) => {
                 ApiError::from(ConnectError::Salesforce(sf))
             }
-            LinkError::Work(crate::app::WorkError::Store(st)) => store_error(st),
+            LinkError::Work(crate::work::WorkError::Store(st)) => store_error(st),
         }
     }
 }

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::claim::{Claimed, Owner, OwnerSource};
-use crate::app::WorkError;
 use crate::domain::call_event::{Direction, Role};
 use crate::domain::matching::{self, Candidate, Decision, Kind, OpportunityCandidate, WhatTarget};
 use crate::domain::normalize;
@@ -18,6 +17,7 @@ use crate::domain::{Connection, CrmRecord, IndexEntry, IndexKey, IndexKind, Tena
 use crate::ports::{RecordStore, SalesforceApi, UserMappingStore};
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::sosl::PhoneSearch;
+use crate::work::WorkError;
 
 /// Numbers per SOSL search (each brings several spelling variants).
 const NUMBERS_PER_SEARCH: usize = 50;

@@ -22,11 +22,11 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 
 use super::claim::{Claimed, Final};
-use crate::app::WorkError;
 use crate::batch::Verdict;
 use crate::comments::render::{mark_pending, render_calls};
 use crate::domain::{CallOutcome, StoredComment, TenantId};
 use crate::ports::{CallStore, CommentStore, SalesforceApi};
+use crate::work::WorkError;
 
 /// Calls whose comments are read at once.
 const COMMENT_READS: usize = 16;

@@ -8,7 +8,6 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::claim::Claimed;
-use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::call_event::Role;
 use crate::domain::matching::Decision;
@@ -17,6 +16,7 @@ use crate::ports::SalesforceApi;
 use crate::salesforce::id::same_id;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Literal, Select};
+use crate::work::WorkError;
 
 /// Dialer Tasks are looked for from this long before the call starts...
 const DIALER_BEFORE: i64 = 10 * 60;

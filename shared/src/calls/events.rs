@@ -16,7 +16,6 @@ use serde_json::{Map, Value, json};
 use super::calendar::{self, EVENT_FIELDS, SfEvent};
 use super::claim::Claimed;
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::call_event::{CalendarEvent, Direction};
 use crate::domain::text;
@@ -24,6 +23,7 @@ use crate::domain::{Activity, CallState};
 use crate::ports::SalesforceApi;
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{NewRecord, RecordUpdate};
+use crate::work::WorkError;
 
 /// What a meeting's Event write will be.
 enum Write {

@@ -13,8 +13,7 @@ use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
 use super::{CallLoggerStore, comments, events, tasks};
-use crate::app::WorkError;
-use crate::connect::Actor;
+use crate::domain::Actor;
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::{Candidate, Decision, Kind};
 use crate::domain::{
@@ -22,6 +21,7 @@ use crate::domain::{
 };
 use crate::ports::{SalesforceSessions, SalesforceWrites, StoreError};
 use crate::salesforce::RecordUpdate;
+use crate::work::WorkError;
 
 /// How long the Salesforce writes of one link may take.
 const LINK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);

@@ -54,7 +54,6 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::time::Instant;
 
-use crate::app::WorkError;
 pub use crate::batch::{Delivery, Verdict};
 use crate::config::BudgetThresholds;
 use crate::domain::TenantId;
@@ -63,6 +62,7 @@ use crate::ports::{
     CallStore, CommentStore, ConnectionStore, JobQueue, RecordStore, SalesforceApi,
     SalesforceSessions, UserMappingStore,
 };
+use crate::work::WorkError;
 use claim::Claimed;
 
 /// Where a call was left: the state recorded for it, or the dead-letter queue.

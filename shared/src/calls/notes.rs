@@ -22,12 +22,12 @@ use std::collections::{HashMap, HashSet};
 use super::claim::{Claimed, Final};
 use super::outcomes::End;
 use super::{Delivery, Verdict};
-use crate::app::update_connection;
 use crate::domain::note::NoteContent;
 use crate::domain::{CallNote, CallOutcome, CallState, Connection, TenantId};
 use crate::ports::{CallStore, ConnectionStore, SalesforceApi};
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{ApiError, NoteWrite, NoteWritten, SalesforceError};
+use crate::work::update_connection;
 
 /// The status line when the org's Notes are off: the permissions check's words
 /// and the guide's step 4.

@@ -7,8 +7,6 @@ use chrono::Utc;
 
 use super::claim::Claimed;
 use super::{CallLogger, CallLoggerStore, Delivery, Settled, Verdict};
-use crate::app::WorkError;
-use crate::app::update_connection;
 use crate::domain::call_event::Invalid;
 use crate::domain::{Activity, CallOutcome, CallState, LinkedRecord, ModjoMatch, TenantId};
 use crate::error::{Classify, ErrorClass};
@@ -17,6 +15,8 @@ use crate::ports::{
 };
 use crate::salesforce::id::same_id;
 use crate::salesforce::{ApiError, RecordResult, Written};
+use crate::work::WorkError;
+use crate::work::update_connection;
 
 /// A call failing for a transient reason on this receive (or later) is parked
 /// instead of retried: its remaining receives are kept for what a retry can fix,

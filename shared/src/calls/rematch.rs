@@ -31,8 +31,6 @@ use super::candidates::{self, Lookup};
 use super::claim::Claimed;
 use super::outcomes::{self, End};
 use super::{CallLoggerStore, comments, events, tasks};
-use crate::app::WorkError;
-use crate::app::update_connection;
 use crate::domain::call_event::CallEvent;
 use crate::domain::matching::Decision;
 use crate::domain::{
@@ -43,6 +41,8 @@ use crate::ports::{CallStore, CommentStore, ConnectionStore, SalesforceApi, Stor
 use crate::salesforce::RecordUpdate;
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Select};
+use crate::work::WorkError;
+use crate::work::update_connection;
 
 /// Calls per page of the listing: each page is one Task query and at most one
 /// collections create and one update (200 records each).

@@ -11,13 +11,13 @@ use serde_json::{Map, Value, json};
 use super::claim::Claimed;
 use super::dialer::{self, Task};
 use super::outcomes::{End, Row, TaskLinks, end_rows};
-use crate::app::WorkError;
 use crate::domain::block;
 use crate::domain::matching::Decision;
 use crate::domain::text;
 use crate::domain::{Activity, CallState, Connection};
 use crate::ports::SalesforceApi;
 use crate::salesforce::{NewRecord, RecordUpdate};
+use crate::work::WorkError;
 
 /// A write planned for one call.
 struct Planned {

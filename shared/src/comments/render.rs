@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
-use crate::app::WorkError;
 use crate::batch::Verdict;
 use crate::domain::block::merge_description;
 use crate::domain::call_event::CallEvent;
@@ -30,6 +29,7 @@ use crate::salesforce::id::id15;
 use crate::salesforce::keyset::parse_datetime;
 use crate::salesforce::soql::{Cond, Select};
 use crate::salesforce::{ConditionalOutcome, ConditionalUpdate, SalesforceError};
+use crate::work::WorkError;
 
 /// Rounds of rendering a call whose comments keep changing, before SQS retries it.
 const MAX_ROUNDS: usize = 3;

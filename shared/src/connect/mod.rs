@@ -30,13 +30,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::app::update_connection;
 use crate::config::OAuthConfig;
 use crate::domain::hosts::{InstanceUrlError, SANDBOX_LOGIN_HOST, SalesforceOrigin};
 use crate::domain::normalize;
 use crate::domain::{
-    AuditEntry, Connection, ConnectionStatus, MappingSource, ModjoUser, PendingAuthorization,
-    TenantId, UserMapping,
+    Actor, AuditEntry, Connection, ConnectionStatus, MappingSource, ModjoUser,
+    PendingAuthorization, TenantId, UserMapping,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
@@ -47,18 +46,12 @@ use crate::ports::{
 use crate::salesforce::SalesforceError;
 use crate::salesforce::id::same_id;
 use crate::salesforce::soql::{Cond, Order, Select};
+use crate::work::update_connection;
 use state::SigningKeyCache;
 use state::{StateClaims, StateError};
 
 /// Time allowed for Salesforce calls made while serving an admin request.
 const API_BUDGET: Duration = Duration::from_secs(20);
-
-/// Who is asking: from verified JWT claims, never from the path or the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub tenant: TenantId,
-    pub user_id: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

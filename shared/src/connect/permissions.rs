@@ -4,10 +4,10 @@
 use chrono::Utc;
 
 use super::{Connect, ConnectError, ConnectSalesforce, ConnectStore};
-use crate::app::update_connection;
 use crate::domain::TenantId;
 use crate::domain::permissions::{PermissionCheck, api_disabled, from_describe, from_sync};
 use crate::ports::{SalesforceReads, SecretStore};
+use crate::work::update_connection;
 
 /// Salesforce API calls one check spends.
 pub const API_CALLS: u32 = 1;

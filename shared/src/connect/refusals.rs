@@ -4,9 +4,9 @@
 //! report refusals through [`AccessRefusals`]; this is the one place that
 //! decides.
 
-use crate::app::update_connection;
 use crate::domain::{ConnectionStatus, TenantId};
 use crate::ports::{AccessRefusal, AccessRefusals, ConnectionStore, StoreResult};
+use crate::work::update_connection;
 
 impl<T: ConnectionStore> AccessRefusals for T {
     async fn access_refused(&self, tenant: &TenantId, refusal: &AccessRefusal) -> StoreResult<()> {

@@ -31,5 +31,5 @@ pub use connection::{
 pub use oauth::{PendingAuthorization, SigningKeys};
 pub use records::{CONTACT_PHONES, CrmRecord, IndexEntry, IndexKey, IndexKind, LEAD_PHONES};
 pub use sync::{ChangeSource, Lease, SourceReason, SyncCursor, SyncState, SyncStatus};
-pub use tenant::{InvalidTenantId, TenantId, validate_external_id};
+pub use tenant::{Actor, InvalidTenantId, TenantId, validate_external_id};
 pub use users::{MappingSource, ModjoUser, UserMapping};

@@ -67,6 +67,13 @@ pub fn validate_external_id(raw: &str) -> bool {
     !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control)
 }
 
+/// Who is asking: from verified JWT claims, never from the path or the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub tenant: TenantId,
+    pub user_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

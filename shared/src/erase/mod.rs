@@ -12,8 +12,7 @@ pub mod person;
 pub mod purge;
 pub mod redact;
 pub mod service;
-pub mod store;
 pub mod tombstones;
 
+pub use crate::ports::{ErasureStore, PurgeProgress};
 pub use person::{EraseInput, Identifier, IdentifierError};
-pub use store::{ErasureStore, PurgeProgress};

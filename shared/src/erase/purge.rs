@@ -4,9 +4,9 @@
 //! a recovery window: the refresh token is revoked first, and a reconnect must be
 //! able to create the secret again).
 
-use super::store::{ErasureStore, PurgeProgress};
 use crate::domain::TenantId;
 use crate::ports::StoreResult;
+use crate::ports::{ErasureStore, PurgeProgress};
 
 /// Reads one purge request spends at most (each deletes up to a page of items).
 pub const READS_PER_REQUEST: usize = 40;

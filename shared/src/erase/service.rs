@@ -21,10 +21,10 @@ use tokio::time::Instant;
 
 use super::person::{EraseInput, Identifier, IdentifierError, Person};
 use super::redact::redact_outcome;
-use super::store::ErasureStore;
 use crate::config::BudgetThresholds;
 use crate::domain::{AuditEntry, CrmRecord, IndexKey, IndexKind, TenantId};
 use crate::error::{Classify, ErrorClass};
+use crate::ports::ErasureStore;
 use crate::ports::{
     CallStore, ConnectionStore, RecordChange, RecordStore, SalesforceReads, StoreError,
 };

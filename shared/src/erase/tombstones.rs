@@ -5,7 +5,7 @@
 use crate::domain::{IndexKind, TenantId};
 use crate::ports::{RecordChange, StoreResult};
 
-use super::store::ErasureStore;
+use crate::ports::ErasureStore;
 
 /// `changes` without the upserts of erased people and of records pointing at
 /// them. One read of the tenant's tombstones, only when there is an upsert.
@@ -52,7 +52,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{CrmRecord, IndexKey};
-    use crate::erase::store::PurgeProgress;
+    use crate::ports::PurgeProgress;
 
     struct Erased(HashSet<String>);
 

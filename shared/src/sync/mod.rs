@@ -34,23 +34,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::app::WorkError;
-use crate::app::update_connection;
 use crate::config::BudgetThresholds;
 use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{
     ApiUsage, ChangeSource, Connection, ConnectionStatus, CrmRecord, IndexEntry, IndexKey,
     SourceReason, SyncCursor, SyncState, SyncStatus, TenantId,
 };
-use crate::erase::ErasureStore;
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
-    CallStore, CommentStore, ConnectionStore, CursorStore, JobQueue, LeaseStore, RecordChange,
-    RecordStore, SalesforceApi, SalesforceReads, SalesforceSessions, StoreError, TenantMessage,
-    UserMappingStore,
+    CallStore, CommentStore, ConnectionStore, CursorStore, ErasureStore, JobQueue, LeaseStore,
+    RecordChange, RecordStore, SalesforceApi, SalesforceReads, SalesforceSessions, StoreError,
+    TenantMessage, UserMappingStore,
 };
 use crate::salesforce::keyset::Position;
 use crate::salesforce::limits::{BudgetDecision, Work, decide};
+use crate::work::WorkError;
+use crate::work::update_connection;
 use cdc::{CdcFailure, CdcFeed, Resync};
 use objects::SyncObject;
 

@@ -297,7 +297,7 @@ pub fn derive(
 ) -> Option<(CrmRecord, Vec<IndexEntry>)> {
     let position = Position::of(raw)?;
     let mut fields = raw.clone();
-    fields.remove("attributes");
+    fields.shift_remove("attributes");
     let mut entries: Vec<IndexEntry> = Vec::new();
     let mut add = |kind: IndexKind, value: String, data: Map<String, Value>| {
         let key = IndexKey { kind, value };

@@ -354,7 +354,7 @@ impl CallStore for DynamoStore {
         self.call_listing_page(
             tenant,
             Some(ListFilter::LinkedTo(record_ids)),
-            crate::read::MAX_CALLS_PAGE,
+            crate::ports::MAX_CALLS_PAGE,
             cursor,
         )
         .await

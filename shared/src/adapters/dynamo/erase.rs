@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::erase::store::{ErasureStore, PurgeProgress};
+use crate::ports::{ErasureStore, PurgeProgress};
 
 const ERASED_PREFIX: &str = "ERASED#";
 /// Calls read from the listing per request.

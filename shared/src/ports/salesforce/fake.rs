@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::Stream;
 use pubsub_proto::{FetchRequest, FetchResponse, SchemaInfo, TopicInfo};
@@ -51,6 +52,9 @@ pub struct FakeSalesforce {
     tenant: TenantId,
     replies: Mutex<VecDeque<Reply>>,
     sent: Mutex<Vec<Sent>>,
+    /// A reply other than an outage was given (as the client counts statuses
+    /// below 500).
+    answered: AtomicBool,
 }
 
 impl FakeSalesforce {
@@ -59,6 +63,7 @@ impl FakeSalesforce {
             tenant: TenantId::parse(tenant).expect("a valid tenant id"),
             replies: Mutex::new(replies.into_iter().collect()),
             sent: Mutex::new(Vec::new()),
+            answered: AtomicBool::new(false),
         }
     }
 
@@ -69,11 +74,16 @@ impl FakeSalesforce {
 
     fn answer(&self, sent: Sent) -> Reply {
         self.sent.lock().expect("not poisoned").push(sent.clone());
-        self.replies
+        let reply = self
+            .replies
             .lock()
             .expect("not poisoned")
             .pop_front()
-            .unwrap_or_else(|| panic!("no reply scripted for {sent:?}"))
+            .unwrap_or_else(|| panic!("no reply scripted for {sent:?}"));
+        if !matches!(&reply, Reply::Error(e) if e.is_unavailability()) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        reply
     }
 
     fn rows(&self, sent: Sent) -> SalesforceResult<Vec<Map<String, Value>>> {
@@ -125,7 +135,7 @@ impl SalesforceApi for FakeSalesforce {
     }
 
     fn was_answered(&self) -> bool {
-        !self.sent.lock().expect("not poisoned").is_empty()
+        self.answered.load(Ordering::Relaxed)
     }
 
     async fn bearer(&self) -> SalesforceResult<(SecretString, SalesforceOrigin)> {

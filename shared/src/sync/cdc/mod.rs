@@ -23,18 +23,18 @@ use tokio::time::Instant;
 use super::objects::{self, SyncObject};
 use super::{ObjectRun, Stop};
 
-use crate::app::WorkError;
 use crate::domain::hosts::PubSubEndpoint;
 use crate::domain::{CrmRecord, IndexEntry, IndexKey};
-use crate::erase::ErasureStore;
 use crate::ports::{
-    CursorStore, PubSubApi, PubSubEvents, RecordChange, RecordStore, SalesforceApi, StoreError,
+    CursorStore, ErasureStore, PubSubApi, PubSubEvents, RecordChange, RecordStore, SalesforceApi,
+    StoreError,
 };
 use crate::salesforce::SalesforceError;
 use crate::salesforce::cdc::{ChangeEvent, ChangeType, EventSchema};
 use crate::salesforce::id::{id18, is_record_id};
 use crate::salesforce::pubsub::{PubSubAuth, PubSubError, fetch, more};
 use crate::salesforce::soql::{Cond, Select};
+use crate::work::WorkError;
 
 mod apply;
 

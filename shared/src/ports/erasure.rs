@@ -1,4 +1,5 @@
-//! The port erasure, purge and the sync's tombstone check use from the store.
+//! The erasure port: what erasure, the purge and the sync's tombstone check
+//! ask of the store.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
