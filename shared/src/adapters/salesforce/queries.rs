@@ -107,6 +107,24 @@ where
         ))
     }
 
+    /// `GET path`, one API call of `kind`, its body decoded.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        kind: ApiKind,
+        path: String,
+    ) -> Result<T, SalesforceError> {
+        let bytes = self
+            .send(Request {
+                kind,
+                method: Method::GET,
+                path,
+                body: None,
+                batch_size: None,
+            })
+            .await?;
+        decode(&bytes)
+    }
+
     fn search_path(&self, sosl: &str) -> String {
         let encoded: String = url::form_urlencoded::byte_serialize(sosl.as_bytes()).collect();
         self.client.data_path(&format!("search/?q={encoded}"))
@@ -210,21 +228,11 @@ where
         if statements.len() > 1 {
             tracing::info!(tenant_id = %self.tenant, queries = statements.len(), "a lookup cut into several queries to fit Salesforce's URI limit");
         }
-        let mut rows = Vec::new();
-        let mut seen = HashSet::new();
+        let mut rows = OncePerId::default();
         for soql in &statements {
-            let page: Vec<Map<String, Value>> = self.query_all_pages(soql, all).await?;
-            for row in page {
-                let first = match row.get("Id").and_then(Value::as_str) {
-                    Some(id) => seen.insert(id.to_string()),
-                    None => true,
-                };
-                if first {
-                    rows.push(row);
-                }
-            }
+            rows.extend(self.query_all_pages(soql, all).await?);
         }
-        Ok(rows)
+        Ok(rows.found)
     }
 
     /// Every record a phone search finds, in as few SOSL requests as Salesforce's
@@ -236,35 +244,17 @@ where
     ) -> Result<Vec<Map<String, Value>>, SalesforceError> {
         let statements =
             search.render_within(|sosl| self.search_path(sosl).len() <= MAX_URI_BYTES)?;
-        let mut found = Vec::new();
-        let mut seen = HashSet::new();
+        let mut found = OncePerId::default();
         for sosl in &statements {
-            for record in self.search(sosl).await? {
-                let first = match record.get("Id").and_then(Value::as_str) {
-                    Some(id) => seen.insert(id.to_string()),
-                    None => true,
-                };
-                if first {
-                    found.push(record);
-                }
-            }
+            found.extend(self.search(sosl).await?);
         }
-        Ok(found)
+        Ok(found.found)
     }
 
     /// `GET …/search?q=` (SOSL): the found records, whichever object they belong to.
     /// Both shapes Salesforce answered over the versions are read: `searchRecords`,
     /// and the bare array of API 35.0 and before.
     async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Search,
-                method: Method::GET,
-                path: self.search_path(sosl),
-                body: None,
-                batch_size: None,
-            })
-            .await?;
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum SearchShape {
@@ -274,7 +264,8 @@ where
             },
             Bare(Vec<Map<String, Value>>),
         }
-        Ok(match decode::<SearchShape>(&bytes)? {
+        let shape: SearchShape = self.get(ApiKind::Search, self.search_path(sosl)).await?;
+        Ok(match shape {
             SearchShape::Wrapped { search_records } => search_records,
             SearchShape::Bare(v) => v,
         })
@@ -287,50 +278,29 @@ where
         id: &str,
         fields: &[&str],
     ) -> Result<Map<String, Value>, SalesforceError> {
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Read,
-                method: Method::GET,
-                path: self.client.data_path(&format!(
-                    "sobjects/{}/{}?fields={}",
-                    checked_name(object)?,
-                    checked_id(id)?,
-                    fields.join(",")
-                )),
-                body: None,
-                batch_size: None,
-            })
-            .await?;
-        decode(&bytes)
+        self.get(
+            ApiKind::Read,
+            self.client.data_path(&format!(
+                "sobjects/{}/{}?fields={}",
+                checked_name(object)?,
+                checked_id(id)?,
+                fields.join(",")
+            )),
+        )
+        .await
     }
 
     /// `GET …/limits/` (costs one call).
     async fn limits(&self) -> Result<Value, SalesforceError> {
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Limits,
-                method: Method::GET,
-                path: self.client.data_path("limits/"),
-                body: None,
-                batch_size: None,
-            })
-            .await?;
-        decode(&bytes)
+        self.get(ApiKind::Limits, self.client.data_path("limits/"))
+            .await
     }
 
     /// `GET …/sobjects/` (Describe Global: the objects available to the connected
     /// user, with what they may do; costs one call).
     async fn describe_global(&self) -> Result<Value, SalesforceError> {
-        let bytes = self
-            .send(Request {
-                kind: ApiKind::Describe,
-                method: Method::GET,
-                path: self.client.data_path("sobjects/"),
-                body: None,
-                batch_size: None,
-            })
-            .await?;
-        decode(&bytes)
+        self.get(ApiKind::Describe, self.client.data_path("sobjects/"))
+            .await
     }
 
     /// Reads the identity service (`id` URL from the token response).
@@ -367,6 +337,28 @@ where
 }
 
 /// `nextRecordsUrl` is relative to the instance; anything else is refused.
+/// Records gathered from the parts of a statement cut to fit Salesforce's
+/// limits: each record once, by Id (a record without one is kept).
+#[derive(Default)]
+struct OncePerId {
+    found: Vec<Map<String, Value>>,
+    seen: HashSet<String>,
+}
+
+impl OncePerId {
+    fn extend(&mut self, records: Vec<Map<String, Value>>) {
+        for record in records {
+            let first = match record.get("Id").and_then(Value::as_str) {
+                Some(id) => self.seen.insert(id.to_string()),
+                None => true,
+            };
+            if first {
+                self.found.push(record);
+            }
+        }
+    }
+}
+
 fn checked_next_url(url: &str) -> Result<String, SalesforceError> {
     let ok = url.starts_with("/services/data/")
         && !url.contains("..")
